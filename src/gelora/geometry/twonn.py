@@ -1,0 +1,113 @@
+"""TwoNN intrinsic-dimension estimator (Facco, d'Errico, Rodriguez & Laio, Sci. Rep. 7, 2017).
+
+For every point, ``mu = r2 / r1`` is the ratio of the distances to its second and first nearest
+neighbours. Under locally uniform density ``mu`` is Pareto distributed, ``F(mu) = 1 - mu^-d``, so
+``-log(1 - F(mu)) = d log(mu)``. The ``fit`` method sorts ``mu``, discards the largest
+``discard_fraction`` (10% by default: the tail is the most sensitive to density changes), sets the
+empirical CDF ``F_i = i / N`` with the full ``N`` and fits that line through the origin by least
+squares; ``d`` is its slope. The ``mle`` method is the maximum-likelihood form
+``d = (N - 1) / sum(log mu_i)``.
+
+Exact duplicates give ``r1 = 0`` and an infinite ``mu``; they are dropped and counted in
+``n_duplicates_`` instead of turning the estimate into nan.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+
+from gelora.geometry.neighbors import nearest_neighbor_distances
+
+_METHODS = ("fit", "mle")
+
+
+def twonn_from_ratios(
+    mu: np.ndarray, *, discard_fraction: float = 0.1, method: str = "fit"
+) -> float:
+    """Intrinsic dimension from the neighbour-distance ratios ``mu = r2 / r1`` (all finite, >= 1)."""
+    mu = np.sort(np.asarray(mu, dtype=np.float64))
+    n = mu.size
+    if method == "mle":
+        return float((n - 1) / np.log(mu).sum())
+    n_kept = min(int(np.floor(n * (1.0 - discard_fraction))), n - 1)  # F_N = 1 has -log(0) = inf
+    if n_kept < 2:
+        raise ValueError(f"too few ratios ({n}) for discard_fraction={discard_fraction}")
+    log_mu = np.log(mu[:n_kept])
+    empirical_cdf = np.arange(1, n_kept + 1, dtype=np.float64) / n
+    target = -np.log1p(-empirical_cdf)
+    denominator = float(log_mu @ log_mu)
+    if denominator == 0.0:
+        raise ValueError("every kept ratio r2/r1 equals 1: the data have no measurable dimension")
+    return float(log_mu @ target / denominator)
+
+
+def as_point_tensor(points, *, min_points: int = 3) -> torch.Tensor:
+    """Validate ``(N, D)`` finite points and return them as a float tensor (no copy if possible)."""
+    tensor = torch.as_tensor(points)
+    if tensor.ndim != 2:
+        raise ValueError(f"expected a 2-D array of points (N, D), got shape {tuple(tensor.shape)}")
+    if not tensor.is_floating_point():
+        tensor = tensor.float()
+    if tensor.shape[0] < min_points:
+        raise ValueError(f"need at least {min_points} points, got {tensor.shape[0]}")
+    if not torch.isfinite(tensor).all():
+        raise ValueError("points contain NaN or infinite values")
+    return tensor
+
+
+class TwoNN(BaseEstimator):
+    """TwoNN intrinsic dimension, scikit-learn style: settings in ``__init__``, ``fit`` fills ``*_``.
+
+    Args:
+        discard_fraction: share of the largest ``mu`` left out of the ``fit`` regression.
+        method: ``"fit"`` (Facco's regression) or ``"mle"`` (maximum likelihood).
+        device: torch device for the neighbour search (``None``: where the data already are).
+        block_size: query rows per neighbour-search block (``None``: about 128 MiB of distances).
+
+    Attributes:
+        dimension_: the estimate.
+        n_points_: points given.
+        n_used_: points whose ratio entered the estimate.
+        n_duplicates_: points dropped because a duplicate of them exists (``r1 = 0``).
+    """
+
+    def __init__(
+        self,
+        discard_fraction: float = 0.1,
+        method: str = "fit",
+        device: str | None = None,
+        block_size: int | None = None,
+    ):
+        self.discard_fraction = discard_fraction
+        self.method = method
+        self.device = device
+        self.block_size = block_size
+
+    def fit(self, X, y=None) -> TwoNN:
+        if self.method not in _METHODS:
+            raise ValueError(f"method must be one of {_METHODS}, got {self.method!r}")
+        if not 0.0 <= self.discard_fraction < 1.0:
+            raise ValueError(f"discard_fraction must lie in [0, 1), got {self.discard_fraction}")
+        points = as_point_tensor(X)
+        if self.device is not None:
+            points = points.to(self.device)
+        distances, _ = nearest_neighbor_distances(points, k=2, block_size=self.block_size)
+        r1, r2 = distances[:, 0].double().cpu().numpy(), distances[:, 1].double().cpu().numpy()
+        valid = r1 > 0
+        if valid.sum() < 3:
+            raise ValueError(
+                f"only {int(valid.sum())} of {len(r1)} points have a non-zero nearest-neighbour "
+                "distance: the data are (almost) constant"
+            )
+        self.n_points_ = len(r1)
+        self.n_duplicates_ = int((~valid).sum())
+        self.n_used_ = int(valid.sum())
+        self.dimension_ = twonn_from_ratios(
+            r2[valid] / r1[valid], discard_fraction=self.discard_fraction, method=self.method
+        )
+        return self
+
+    def fit_transform(self, X, y=None) -> float:
+        return self.fit(X).dimension_

@@ -1,0 +1,21 @@
+"""Our LoRA layer and the injector that applies a rank plan to a model."""
+
+from gelora.lora.inject import (
+    count_lora_parameters,
+    count_parameters,
+    inject_lora,
+    lora_layers,
+    mark_trainable,
+    set_merged,
+)
+from gelora.lora.layer import LoRALinear
+
+__all__ = [
+    "LoRALinear",
+    "count_lora_parameters",
+    "count_parameters",
+    "inject_lora",
+    "lora_layers",
+    "mark_trainable",
+    "set_merged",
+]

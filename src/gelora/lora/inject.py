@@ -1,0 +1,75 @@
+"""Apply a rank plan: swap each planned ``nn.Linear`` for a ``LoRALinear`` and freeze the rest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from torch import nn
+
+from gelora.lora.layer import LoRALinear
+from gelora.ranks.plan import RankPlan
+
+
+def _parent_and_attr(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    parent_name, _, attr = name.rpartition(".")
+    return (model.get_submodule(parent_name) if parent_name else model), attr
+
+
+def inject_lora(model: nn.Module, plan: RankPlan, *, dropout: float = 0.0) -> nn.Module:
+    """Replace every module the plan names by a ``LoRALinear`` of its rank and alpha, in place.
+
+    Raises:
+        KeyError: a planned module does not exist.
+        TypeError: a planned module is not an ``nn.Linear`` (or is already adapted).
+    """
+    for spec in plan.adapters:
+        try:
+            base = model.get_submodule(spec.module_name)
+        except AttributeError as error:
+            raise KeyError(
+                f"rank plan names {spec.module_name!r}, which the model lacks"
+            ) from error
+        if not isinstance(base, nn.Linear):
+            raise TypeError(f"{spec.module_name} is a {type(base).__name__}, not an nn.Linear")
+        parent, attr = _parent_and_attr(model, spec.module_name)
+        setattr(parent, attr, LoRALinear(base, rank=spec.rank, alpha=spec.alpha, dropout=dropout))
+    return model
+
+
+def lora_layers(model: nn.Module) -> dict[str, LoRALinear]:
+    return {
+        name: module for name, module in model.named_modules() if isinstance(module, LoRALinear)
+    }
+
+
+def mark_trainable(model: nn.Module, head_modules: Iterable[str] = ()) -> None:
+    """Freeze everything, then unfreeze LoRA factors (by module type) and the named head modules."""
+    model.requires_grad_(False)
+    for layer in lora_layers(model).values():
+        layer.lora_A.requires_grad_(True)
+        layer.lora_B.requires_grad_(True)
+    for name in head_modules:
+        try:
+            model.get_submodule(name).requires_grad_(True)
+        except AttributeError as error:
+            raise KeyError(f"head module {name!r} not found in the model") from error
+
+
+def count_lora_parameters(model: nn.Module, *, trainable_only: bool = True) -> int:
+    total = 0
+    for layer in lora_layers(model).values():
+        for factor in (layer.lora_A, layer.lora_B):
+            for parameter in factor.parameters():
+                if parameter.requires_grad or not trainable_only:
+                    total += parameter.numel()
+    return total
+
+
+def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def set_merged(model: nn.Module, merged: bool) -> None:
+    """Merge (``True``) or unmerge (``False``) every LoRA layer of the model."""
+    for layer in lora_layers(model).values():
+        layer.merge() if merged else layer.unmerge()

@@ -1,0 +1,310 @@
+"""One run, step by step: config -> model and data -> hidden states -> IDs -> rank plan ->
+injected model -> training -> results. Each step is one function; ``run`` wires them.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import random
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from gelora.data.datamodule import TextClassificationDataModule
+from gelora.data.task_data import TaskData, stratified_subsample
+from gelora.geometry.hidden_states import POOLINGS, collect_hidden_states
+from gelora.geometry.profile import IDProfile, estimate_id_profile
+from gelora.lora.inject import count_lora_parameters, count_parameters, inject_lora, mark_trainable
+from gelora.models import find_target_modules, load_classifier
+from gelora.ranks.plan import RankPlan
+from gelora.ranks.policies import RankPolicy
+from gelora.reporting.console import format_id_profile, format_parameter_budget, format_rank_plan
+from gelora.reporting.plots import plot_id_profile, plot_rank_plan
+from gelora.reporting.results import write_json_atomic
+from gelora.training.metrics import METRICS
+from gelora.training.module import LoRAClassifierModule
+
+
+class ConfigError(ValueError):
+    """A config value a user can fix; reported as one line naming the key."""
+
+
+@dataclass
+class Timer:
+    """Wall-clock seconds of named phases."""
+
+    started: float = field(default_factory=time.perf_counter)
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def add(self, name: str, since: float) -> None:
+        self.phases[name] = round(self.phases.get(name, 0.0) + time.perf_counter() - since, 3)
+
+    def as_dict(self) -> dict[str, float]:
+        return {**self.phases, "total_s": round(time.perf_counter() - self.started, 3)}
+
+
+def _instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` with the underlying error surfaced as a ``ConfigError``."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__ or error
+        raise ConfigError(f"{key}: {cause}") from error
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Catch what would otherwise fail late (after loading a model) with a one-line error."""
+    n_samples = cfg.estimator.n_samples
+    if not isinstance(n_samples, int) or n_samples < 3:
+        raise ConfigError(f"estimator.n_samples must be an integer >= 3, got {n_samples!r}")
+    if cfg.estimator.pooling not in POOLINGS:
+        raise ConfigError(
+            f"estimator.pooling must be one of {', '.join(POOLINGS)}, got {cfg.estimator.pooling!r}"
+        )
+    if cfg.task.metric not in METRICS:
+        raise ConfigError(
+            f"task.metric must be one of {', '.join(METRICS)}, got {cfg.task.metric!r}"
+        )
+    for key in ("max_train_samples", "max_eval_samples"):
+        value = cfg.task.get(key)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ConfigError(f"task.{key} must be a positive integer or null, got {value!r}")
+    for key in ("batch_size", "eval_batch_size", "max_length"):
+        value = cfg.task.get(key)
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"task.{key} must be a positive integer, got {value!r}")
+    if not cfg.optimizer.lr > 0:
+        raise ConfigError(f"optimizer.lr must be > 0, got {cfg.optimizer.lr}")
+
+
+def load_task(task_cfg: DictConfig, seed: int) -> TaskData:
+    """The task's splits, shrunk for smoke runs by ``max_train_samples``/``max_eval_samples``."""
+    task: TaskData = _instantiate(task_cfg.loader, "task.loader")
+    return TaskData(
+        name=task.name,
+        train=stratified_subsample(task.train, task_cfg.max_train_samples, seed=seed),
+        validation=stratified_subsample(task.validation, task_cfg.max_eval_samples, seed=seed),
+        test=stratified_subsample(task.test, task_cfg.max_eval_samples, seed=seed),
+        label_names=task.label_names,
+        notes=task.notes,
+    )
+
+
+def sample_texts(texts: list[str], n_samples: int, seed: int) -> list[str]:
+    """``n_samples`` texts drawn without replacement with ``seed`` (all of them if fewer)."""
+    if n_samples >= len(texts):
+        return list(texts)
+    return [texts[i] for i in sorted(random.Random(seed).sample(range(len(texts)), n_samples))]
+
+
+def estimate_profile(model, tokenizer, task: TaskData, cfg: DictConfig) -> IDProfile:
+    """Hidden states of a training sample through the frozen pretrained model, then their IDs."""
+    texts = sample_texts(task.train.texts, cfg.estimator.n_samples, cfg.seed)
+    if len(texts) < cfg.estimator.n_samples:
+        print(
+            f"[gelora] estimator.n_samples={cfg.estimator.n_samples} > {len(texts)} training "
+            f"examples: using all {len(texts)}"
+        )
+    device = (
+        "cuda"
+        if torch.cuda.is_available() and cfg.trainer.accelerator in ("auto", "gpu", "cuda")
+        else "cpu"
+    )
+    model.to(device)
+    hidden = collect_hidden_states(
+        model,
+        tokenizer,
+        texts,
+        pooling=cfg.estimator.pooling,
+        batch_size=cfg.estimator.batch_size,
+        max_length=cfg.task.max_length,
+        seed=cfg.seed,
+    )
+    model.to("cpu")
+    estimator = _instantiate(cfg.estimator.id, "estimator.id")
+    return estimate_id_profile(hidden, estimator)
+
+
+def build_loggers(cfg: DictConfig) -> list:
+    return [
+        _instantiate(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()
+    ]
+
+
+def log_plan(
+    loggers: list, profile: IDProfile, plan: RankPlan, n_blocks: int, cfg: DictConfig
+) -> None:
+    if not loggers:
+        return
+    scalars = {f"id/layer_{i:02d}": d for i, d in enumerate(profile.dimensions)}
+    scalars |= {f"rank/layer_{i:02d}": r for i, r in enumerate(plan.block_ranks(n_blocks))}
+    scalars["rank/total"] = sum(a.rank for a in plan.adapters)
+    scalars["params/adapter"] = plan.trainable_adapter_params
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_metrics(scalars, step=0)
+
+
+def _finish_wandb() -> None:
+    try:
+        import wandb
+    except ImportError:
+        return
+    if wandb.run is not None:
+        wandb.finish()
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Run one fine-tune and return its results; ``results.json`` records success or failure."""
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    timer = Timer()
+    record: dict[str, Any] = {
+        "status": "running",
+        "model": cfg.model.name,
+        "task": cfg.task.name,
+        "seed": cfg.seed,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    try:
+        _run(cfg, out_dir, timer, record)
+        record["status"] = "completed"
+    except BaseException as error:
+        record["status"] = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        record["error"] = f"{type(error).__name__}: {error}"
+        record["traceback"] = traceback.format_exc()
+        raise
+    finally:
+        record["timings"] = timer.as_dict()
+        write_json_atomic(out_dir / "results.json", record)
+        _finish_wandb()
+    return record
+
+
+def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -> None:
+    validate_config(cfg)
+    policy: RankPolicy = _instantiate(cfg.rank_policy, "rank_policy")
+    record["method"] = policy.name
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    task = load_task(cfg.task, cfg.seed)
+    record["task_sizes"] = task.sizes()
+    print(f"[gelora] task {task.name}: {task.sizes()}; " + "; ".join(task.notes))
+    model, tokenizer = load_classifier(
+        asset=cfg.model.asset,
+        pretrained=cfg.model.pretrained,
+        num_labels=task.num_labels,
+        trust_remote_code=cfg.model.trust_remote_code,
+    )
+    try:
+        targets = find_target_modules(model, cfg.model.blocks, cfg.model.target_modules)
+    except ValueError as error:
+        raise ConfigError(f"model: {error}") from error
+    n_blocks = len(model.get_submodule(cfg.model.blocks))
+
+    since = time.perf_counter()
+    profile = estimate_profile(model, tokenizer, task, cfg)
+    timer.add("id_estimation_s", since)
+    record["intrinsic_dims"] = profile.dimensions
+    record["id_profile"] = profile.to_dict()
+    record["pooling"] = cfg.estimator.pooling
+    print(format_id_profile(profile))
+
+    plan = policy.plan(targets, profile.dimensions)
+    print(format_rank_plan(plan, n_blocks))
+    inject_lora(model, plan, dropout=cfg.lora.dropout)
+    mark_trainable(model, cfg.model.head_modules)
+    adapter_params = count_lora_parameters(model)
+    if adapter_params != plan.trainable_adapter_params:
+        raise RuntimeError(
+            f"injected {adapter_params} LoRA parameters, plan says {plan.trainable_adapter_params}"
+        )
+    trainable, total = count_parameters(model, trainable_only=True), count_parameters(model)
+    print(format_parameter_budget(adapter_params, trainable, total))
+    record |= {
+        "ranks": plan.ranks,
+        "alphas": plan.alphas,
+        "block_ranks": plan.block_ranks(n_blocks),
+        "trainable_adapter_params": adapter_params,
+        "trainable_params": trainable,
+        "total_params": total,
+        "metric": cfg.task.metric,
+    }
+    write_json_atomic(out_dir / "rank_plan.json", plan.to_dict())
+    plot_id_profile(
+        profile,
+        out_dir / "id_profile.png",
+        title=f"ID profile: {cfg.model.name} on {task.name} ({cfg.estimator.pooling} pooling)",
+    )
+    plot_rank_plan(plan, n_blocks, out_dir / "rank_plan.png")
+
+    datamodule = TextClassificationDataModule(
+        task,
+        tokenizer,
+        max_length=cfg.task.max_length,
+        batch_size=cfg.task.batch_size,
+        eval_batch_size=cfg.task.eval_batch_size,
+        seed=cfg.seed,
+        group_by_length=cfg.task.group_by_length,
+    )
+    module = LoRAClassifierModule(
+        model,
+        rank_plan=plan,
+        num_labels=task.num_labels,
+        metric=cfg.task.metric,
+        lr=cfg.optimizer.lr,
+        head_lr=cfg.optimizer.head_lr,
+        weight_decay=cfg.optimizer.weight_decay,
+        warmup_ratio=cfg.optimizer.warmup_ratio,
+    )
+    loggers = build_loggers(cfg)
+    log_plan(loggers, profile, plan, n_blocks, cfg)
+    checkpoint = ModelCheckpoint(
+        dirpath=out_dir / "checkpoints",
+        filename="best",
+        monitor=f"val/{cfg.task.metric}",
+        mode="max",
+        save_top_k=1,
+        save_last=True,
+    )
+    trainer: L.Trainer = _instantiate(
+        cfg.trainer,
+        "trainer",
+        logger=loggers or False,
+        callbacks=[checkpoint],
+        default_root_dir=str(out_dir),
+    )
+    since = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    timer.add("fit_s", since)
+    fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    since = time.perf_counter()
+    ckpt = "best" if checkpoint.best_model_path else None
+    test_metrics = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0]
+    timer.add("test_s", since)
+    metrics = {**fit_metrics, **{k: float(v) for k, v in test_metrics.items()}}
+    if not all(math.isfinite(v) for v in metrics.values()):
+        raise FloatingPointError(f"non-finite metrics: {metrics}")
+    record["metrics"] = metrics
+    record["test_checkpoint"] = "best validation" if ckpt else "final"
+    record["optimizer_steps"] = trainer.global_step
+    record["environment"] = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(next(module.parameters()).device),
+    }
+    key = f"test/{cfg.task.metric}"
+    print(
+        f"[gelora] {key} = {metrics[key]:.4f} ({record['test_checkpoint']} checkpoint); "
+        f"val/{cfg.task.metric}_best = {metrics.get(f'val/{cfg.task.metric}_best', float('nan')):.4f}"
+    )

