@@ -12,8 +12,9 @@ from gelora.data.task_data import Split, stratified_subsample, stratified_three_
 
 
 def _fingerprint(split: Split) -> str:
-    return hashlib.sha256("\n".join(f"{y}\t{t}" for t, y in zip(split.texts, split.labels,
-                                                                 strict=True)).encode()).hexdigest()
+    return hashlib.sha256(
+        "\n".join(f"{y}\t{t}" for t, y in zip(split.texts, split.labels, strict=True)).encode()
+    ).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,9 @@ def test_split_does_not_depend_on_row_order():
     data = Split([f"text {i}" for i in range(100)], [i % 2 for i in range(100)])
     reversed_data = Split(data.texts[::-1], data.labels[::-1])
     a = stratified_three_way_split(data, validation_fraction=0.1, test_fraction=0.2, seed=3)
-    b = stratified_three_way_split(reversed_data, validation_fraction=0.1, test_fraction=0.2, seed=3)
+    b = stratified_three_way_split(
+        reversed_data, validation_fraction=0.1, test_fraction=0.2, seed=3
+    )
     assert [sorted(x.texts) for x in a] == [sorted(x.texts) for x in b]
 
 

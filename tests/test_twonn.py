@@ -8,6 +8,7 @@ import torch
 from sklearn.neighbors import NearestNeighbors
 
 from gelora import TwoNN
+from gelora.geometry.mle import MLE
 from gelora.geometry.neighbors import nearest_neighbor_distances
 from gelora.geometry.twonn import twonn_from_ratios
 
@@ -47,14 +48,15 @@ def test_swiss_roll_is_two_dimensional():
     assert abs(TwoNN().fit(points).dimension_ - 2) / 2 < 0.10
 
 
-def test_duplicates_are_dropped_and_counted_not_nan():
+@pytest.mark.parametrize("estimator", [TwoNN(), MLE()])
+def test_duplicates_are_removed_and_counted_not_nan(estimator):
     points = ball(1000, 4, 8)
-    with_duplicates = np.vstack([points, points[:100]])
-    fitted = TwoNN().fit(with_duplicates)
+    with_duplicates = np.vstack([points, points[:100]])  # 10% repeated rows
+    fitted = estimator.fit(with_duplicates)
     assert np.isfinite(fitted.dimension_)
-    assert fitted.n_duplicates_ == 200  # each copy and its original have r1 = 0
-    assert fitted.n_used_ == 900
-    assert abs(fitted.dimension_ - 4) / 4 < 0.15
+    assert fitted.n_duplicates_ == 100 and fitted.n_points_ == 1100
+    assert fitted.dimension_ == pytest.approx(type(estimator)().fit(points).dimension_)
+    assert abs(fitted.dimension_ - 4) / 4 < 0.10
 
 
 def test_fit_returns_self_and_follows_sklearn_conventions():
@@ -68,6 +70,7 @@ def test_fit_returns_self_and_follows_sklearn_conventions():
     ("points", "message"),
     [
         (np.ones((10, 3)), "constant"),
+        (np.vstack([np.ones((10, 3)), np.zeros((10, 3))]), "only 2 distinct points"),
         (np.array([[0.0, 1.0], [np.nan, 2.0], [3.0, 4.0], [5.0, 6.0]]), "NaN"),
         (np.zeros((2, 3)), "at least 3"),
         (np.zeros(5), "2-D"),

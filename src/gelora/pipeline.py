@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from gelora.data.datamodule import TextClassificationDataModule
 from gelora.data.task_data import TaskData, stratified_subsample
 from gelora.geometry.hidden_states import POOLINGS, collect_hidden_states
-from gelora.geometry.profile import IDProfile, estimate_id_profile
+from gelora.geometry.id_profile import IDProfile, estimate_id_profile
 from gelora.lora.inject import count_lora_parameters, count_parameters, inject_lora, mark_trainable
 from gelora.models import find_target_modules, load_classifier
 from gelora.ranks.plan import RankPlan
@@ -303,8 +303,8 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
         "python": platform.python_version(),
         "device": str(next(module.parameters()).device),
     }
-    key = f"test/{cfg.task.metric}"
+    test_key, best_key = f"test/{cfg.task.metric}", f"val/{cfg.task.metric}_best"
     print(
-        f"[gelora] {key} = {metrics[key]:.4f} ({record['test_checkpoint']} checkpoint); "
-        f"val/{cfg.task.metric}_best = {metrics.get(f'val/{cfg.task.metric}_best', float('nan')):.4f}"
+        f"[gelora] {test_key} = {metrics[test_key]:.4f} ({record['test_checkpoint']} checkpoint); "
+        f"{best_key} = {metrics.get(best_key, float('nan')):.4f}"
     )

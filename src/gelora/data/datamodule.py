@@ -57,7 +57,9 @@ class LengthGroupedBatches(Sampler[list[int]]):
         batches = []
         for start in range(0, len(order), mega):
             chunk = sorted(order[start : start + mega], key=self.lengths.__getitem__, reverse=True)
-            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+            batches += [
+                chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)
+            ]
         for index in torch.randperm(len(batches), generator=generator).tolist():
             yield batches[index]
 
@@ -115,7 +117,9 @@ class TextClassificationDataModule(L.LightningDataModule):
         """Batches in length order: metrics do not depend on order, padding does."""
         split = self._splits[name]
         order = sorted(range(len(split)), key=split.lengths.__getitem__)
-        batches = [order[i : i + self.eval_batch_size] for i in range(0, len(order), self.eval_batch_size)]
+        batches = [
+            order[i : i + self.eval_batch_size] for i in range(0, len(order), self.eval_batch_size)
+        ]
         return DataLoader(
             split, batch_sampler=batches, collate_fn=self.collate, num_workers=self.num_workers
         )

@@ -1,7 +1,7 @@
 """The geometry of hidden states: sampling them and estimating their intrinsic dimension."""
 
 from gelora.geometry.hidden_states import collect_hidden_states
-from gelora.geometry.profile import IDProfile, LayerID, estimate_id_profile
+from gelora.geometry.id_profile import IDProfile, LayerID, estimate_id_profile
 from gelora.geometry.twonn import TwoNN
 
 __all__ = ["IDProfile", "LayerID", "TwoNN", "collect_hidden_states", "estimate_id_profile"]

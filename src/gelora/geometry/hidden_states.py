@@ -27,7 +27,7 @@ POOLINGS = ("mean", "cls", "token")
 def pool(
     hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str, generator: torch.Generator
 ) -> torch.Tensor:
-    """``(batch, length, width)`` hidden states -> ``(batch, width)`` vectors, padding masked out."""
+    """``(batch, length, width)`` states -> ``(batch, width)`` vectors, padding masked out."""
     mask = attention_mask.to(hidden.dtype)
     if pooling == "mean":
         return (hidden * mask[..., None]).sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp(min=1)
@@ -38,7 +38,10 @@ def pool(
         positions = (torch.rand(len(lengths), generator=generator) * lengths).long()
         # Padding may sit on either side: pick the position-th non-padding token of each row.
         token_index = torch.stack(
-            [row.nonzero().flatten()[p] for row, p in zip(attention_mask.cpu(), positions, strict=False)]
+            [
+                row.nonzero().flatten()[p]
+                for row, p in zip(attention_mask.cpu(), positions, strict=False)
+            ]
         ).to(hidden.device)
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), token_index]
     raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")

@@ -8,17 +8,17 @@ empirical CDF ``F_i = i / N`` with the full ``N`` and fits that line through the
 squares; ``d`` is its slope. The ``mle`` method is the maximum-likelihood form
 ``d = (N - 1) / sum(log mu_i)``.
 
-Exact duplicates give ``r1 = 0`` and an infinite ``mu``; they are dropped and counted in
-``n_duplicates_`` instead of turning the estimate into nan.
+Exact duplicates give ``r1 = 0`` and an infinite ``mu``; repeated rows are removed (one copy
+kept) and counted in ``n_duplicates_`` instead of turning the estimate into nan.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator
 
 from gelora.geometry.neighbors import nearest_neighbor_distances
+from gelora.geometry.points import as_point_tensor, drop_exact_duplicates
 
 _METHODS = ("fit", "mle")
 
@@ -26,7 +26,7 @@ _METHODS = ("fit", "mle")
 def twonn_from_ratios(
     mu: np.ndarray, *, discard_fraction: float = 0.1, method: str = "fit"
 ) -> float:
-    """Intrinsic dimension from the neighbour-distance ratios ``mu = r2 / r1`` (all finite, >= 1)."""
+    """Intrinsic dimension from neighbour-distance ratios ``mu = r2 / r1`` (finite, >= 1)."""
     mu = np.sort(np.asarray(mu, dtype=np.float64))
     n = mu.size
     if method == "mle":
@@ -43,22 +43,8 @@ def twonn_from_ratios(
     return float(log_mu @ target / denominator)
 
 
-def as_point_tensor(points, *, min_points: int = 3) -> torch.Tensor:
-    """Validate ``(N, D)`` finite points and return them as a float tensor (no copy if possible)."""
-    tensor = torch.as_tensor(points)
-    if tensor.ndim != 2:
-        raise ValueError(f"expected a 2-D array of points (N, D), got shape {tuple(tensor.shape)}")
-    if not tensor.is_floating_point():
-        tensor = tensor.float()
-    if tensor.shape[0] < min_points:
-        raise ValueError(f"need at least {min_points} points, got {tensor.shape[0]}")
-    if not torch.isfinite(tensor).all():
-        raise ValueError("points contain NaN or infinite values")
-    return tensor
-
-
 class TwoNN(BaseEstimator):
-    """TwoNN intrinsic dimension, scikit-learn style: settings in ``__init__``, ``fit`` fills ``*_``.
+    """TwoNN intrinsic dimension, scikit-learn style: ``fit(X)`` fills ``dimension_``.
 
     Args:
         discard_fraction: share of the largest ``mu`` left out of the ``fit`` regression.
@@ -70,7 +56,7 @@ class TwoNN(BaseEstimator):
         dimension_: the estimate.
         n_points_: points given.
         n_used_: points whose ratio entered the estimate.
-        n_duplicates_: points dropped because a duplicate of them exists (``r1 = 0``).
+        n_duplicates_: rows removed as exact repeats of another row.
     """
 
     def __init__(
@@ -93,16 +79,12 @@ class TwoNN(BaseEstimator):
         points = as_point_tensor(X)
         if self.device is not None:
             points = points.to(self.device)
-        distances, _ = nearest_neighbor_distances(points, k=2, block_size=self.block_size)
+        distinct, n_duplicates = drop_exact_duplicates(points)
+        distances, _ = nearest_neighbor_distances(distinct, k=2, block_size=self.block_size)
         r1, r2 = distances[:, 0].double().cpu().numpy(), distances[:, 1].double().cpu().numpy()
-        valid = r1 > 0
-        if valid.sum() < 3:
-            raise ValueError(
-                f"only {int(valid.sum())} of {len(r1)} points have a non-zero nearest-neighbour "
-                "distance: the data are (almost) constant"
-            )
-        self.n_points_ = len(r1)
-        self.n_duplicates_ = int((~valid).sum())
+        valid = r1 > 0  # distinct rows can still collide after the float32 cast
+        self.n_points_ = int(points.shape[0])
+        self.n_duplicates_ = n_duplicates
         self.n_used_ = int(valid.sum())
         self.dimension_ = twonn_from_ratios(
             r2[valid] / r1[valid], discard_fraction=self.discard_fraction, method=self.method

@@ -83,4 +83,5 @@ class LoRALinear(nn.Module):
         self.merged = False
 
     def extra_repr(self) -> str:
-        return f"rank={self.rank}, alpha={self.alpha:g}, scaling={self.scaling:g}, merged={self.merged}"
+        merged = self.merged
+        return f"rank={self.rank}, alpha={self.alpha:g}, scaling={self.scaling:g}, {merged=}"

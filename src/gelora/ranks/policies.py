@@ -30,7 +30,7 @@ def _blocks_of(targets: Sequence[TargetModule]) -> list[int]:
 
 
 def gelora_block_ranks(intrinsic_dims: Sequence[float], offset: int = 1) -> list[int]:
-    """GeLoRA's rule (Ed-dib et al. 2024, arXiv 2412.09250): ``r_i = max(ceil(d_i - d_{i-1}), 0) + offset``.
+    """GeLoRA's rule, ``r_i = max(ceil(d_i - d_{i-1}), 0) + offset`` (arXiv 2412.09250).
 
     ``intrinsic_dims`` holds ``L + 1`` values, the embeddings output first, so block ``i``
     (0-based) maps hidden state ``i`` to hidden state ``i + 1``. The ID gap bounds from below the

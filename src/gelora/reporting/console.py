@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gelora.geometry.profile import IDProfile
+from gelora.geometry.id_profile import IDProfile
 from gelora.ranks.plan import RankPlan
 
 

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: runs on servers and in CI
 import matplotlib.pyplot as plt
 
-from gelora.geometry.profile import IDProfile
+from gelora.geometry.id_profile import IDProfile
 from gelora.ranks.plan import RankPlan
 
 

@@ -80,9 +80,7 @@ class LoRAClassifierModule(L.LightningModule):
         self.test_metric.reset()
 
     def configure_optimizers(self):
-        lora_ids = {
-            id(p) for layer in lora_layers(self.model).values() for p in layer.parameters()
-        }
+        lora_ids = {id(p) for layer in lora_layers(self.model).values() for p in layer.parameters()}
         groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
         for parameter in self.model.parameters():
             if not parameter.requires_grad:
