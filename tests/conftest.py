@@ -6,15 +6,6 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-BERT_TARGETS = [
-    "attention.self.query",
-    "attention.self.key",
-    "attention.self.value",
-    "attention.output.dense",
-    "intermediate.dense",
-    "output.dense",
-]
-
 
 @pytest.fixture
 def tiny_bert() -> BertForSequenceClassification:

@@ -7,13 +7,13 @@ import copy
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
-from tests.conftest import BERT_TARGETS
 from torch import nn
 
 from gelora.lora import LoRALinear, inject_lora, lora_layers, mark_trainable, set_merged
 from gelora.models import find_target_modules
 from gelora.ranks import UniformPolicy
 from gelora.ranks.plan import AdapterSpec, RankPlan
+from tests.tiny_models import BERT_TARGETS
 
 
 def _randomise_lora(model: nn.Module, seed: int = 0) -> None:

@@ -23,11 +23,12 @@ from omegaconf import DictConfig, OmegaConf
 from gelora.data.datamodule import TextClassificationDataModule
 from gelora.data.task_data import TaskData, stratified_subsample
 from gelora.geometry.hidden_states import POOLINGS, collect_hidden_states
-from gelora.geometry.id_profile import IDProfile, estimate_id_profile
+from gelora.geometry.id_profile import RESAMPLINGS, IDProfile, estimate_id_profile
 from gelora.lora.inject import count_lora_parameters, count_parameters, inject_lora, mark_trainable
 from gelora.models import find_target_modules, load_classifier
 from gelora.ranks.plan import RankPlan
 from gelora.ranks.policies import RankPolicy
+from gelora.ranks.sensitivity import rank_sensitivity
 from gelora.reporting.console import format_id_profile, format_parameter_budget, format_rank_plan
 from gelora.reporting.plots import plot_id_profile, plot_rank_plan
 from gelora.reporting.results import write_json_atomic
@@ -71,6 +72,18 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(
             f"estimator.pooling must be one of {', '.join(POOLINGS)}, got {cfg.estimator.pooling!r}"
         )
+    n_resamples = cfg.estimator.n_resamples
+    if not isinstance(n_resamples, int) or n_resamples < 0 or n_resamples == 1:
+        raise ConfigError(f"estimator.n_resamples must be 0 (off) or >= 2, got {n_resamples!r}")
+    if cfg.estimator.resampling not in RESAMPLINGS:
+        raise ConfigError(
+            f"estimator.resampling must be one of {', '.join(RESAMPLINGS)}, "
+            f"got {cfg.estimator.resampling!r}"
+        )
+    if not 0 < cfg.estimator.resample_fraction < 1:
+        raise ConfigError(
+            f"estimator.resample_fraction must lie in (0, 1), got {cfg.estimator.resample_fraction}"
+        )
     if cfg.task.metric not in METRICS:
         raise ConfigError(
             f"task.metric must be one of {', '.join(METRICS)}, got {cfg.task.metric!r}"
@@ -101,7 +114,11 @@ def load_task(task_cfg: DictConfig, seed: int) -> TaskData:
 
 
 def sample_texts(texts: list[str], n_samples: int, seed: int) -> list[str]:
-    """``n_samples`` texts drawn without replacement with ``seed`` (all of them if fewer)."""
+    """``n_samples`` distinct texts drawn with ``seed`` (all of them if fewer).
+
+    Repeated inputs are kept once: identical hidden states say nothing about the geometry.
+    """
+    texts = list(dict.fromkeys(texts))
     if n_samples >= len(texts):
         return list(texts)
     return [texts[i] for i in sorted(random.Random(seed).sample(range(len(texts)), n_samples))]
@@ -132,7 +149,14 @@ def estimate_profile(model, tokenizer, task: TaskData, cfg: DictConfig) -> IDPro
     )
     model.to("cpu")
     estimator = _instantiate(cfg.estimator.id, "estimator.id")
-    return estimate_id_profile(hidden, estimator)
+    return estimate_id_profile(
+        hidden,
+        estimator,
+        n_resamples=cfg.estimator.n_resamples,
+        resampling=cfg.estimator.resampling,
+        resample_fraction=cfg.estimator.resample_fraction,
+        seed=cfg.seed,
+    )
 
 
 def build_loggers(cfg: DictConfig) -> list:
@@ -221,7 +245,9 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
     print(format_id_profile(profile))
 
     plan = policy.plan(targets, profile.dimensions)
-    print(format_rank_plan(plan, n_blocks))
+    sensitivity = rank_sensitivity(policy, targets, profile, plan, n_blocks)
+    record["rank_sensitivity"] = sensitivity.to_dict() if sensitivity else None
+    print(format_rank_plan(plan, n_blocks, sensitivity))
     inject_lora(model, plan, dropout=cfg.lora.dropout)
     mark_trainable(model, cfg.model.head_modules)
     adapter_params = count_lora_parameters(model)

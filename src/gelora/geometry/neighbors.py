@@ -1,7 +1,7 @@
 """Exact nearest neighbours in torch, blockwise, on CPU or CUDA.
 
-Distances come from ``|x|^2 + |y|^2 - 2 x.y``: one matrix product per block of query rows, so
-the N x N distance matrix is never held whole (working memory is ``block_size x N`` floats). That
+Distances come from ``|x|^2 + |y|^2 - 2 x.y``: one matrix product per tile, so the N x N
+distance matrix is never held whole (working memory is one ``block_size^2`` tile). That
 expansion loses precision for near-duplicate points (catastrophic cancellation), so it only picks
 candidates: a few extra candidates are kept per point and their distances are recomputed exactly
 from coordinate differences before the final selection.
@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import torch
 
-_WORKING_FLOATS = 1 << 25  # 128 MiB of fp32 distances per block
-
-
-def default_block_size(n_points: int) -> int:
-    return max(1, min(n_points, _WORKING_FLOATS // max(n_points, 1)))
+_DEFAULT_BLOCK = 2048  # 2048 x 2048 fp32 distances: 16 MiB per tile
 
 
 def nearest_neighbor_distances(
@@ -23,11 +19,16 @@ def nearest_neighbor_distances(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Distances and indices of each point's ``k`` nearest other points, nearest first.
 
+    The distance matrix is symmetric, so only tiles on and above the diagonal are computed; each
+    tile updates the candidates of its rows and of its columns. That halves the matrix products,
+    the bulk of the work.
+
     Args:
         points: ``(N, D)`` floating-point tensor on any device; computed in float32 at least.
         k: neighbours per point (the point itself is never its own neighbour, but an exact
             duplicate of it is, at distance 0).
-        block_size: query rows per block; by default sized to keep about 128 MiB of distances.
+        block_size: rows and columns per tile (default 2048); memory is ``block_size^2`` floats
+            plus ``O(N k)``.
         extra_candidates: candidates beyond ``k`` whose exact distances are recomputed.
 
     Returns:
@@ -40,19 +41,58 @@ def nearest_neighbor_distances(
         raise ValueError(f"need 1 <= k < N, got k={k} with N={n_points}")
     if points.dtype not in (torch.float32, torch.float64):
         points = points.float()
-    block = block_size or default_block_size(n_points)
+    points = points.contiguous()
+    block = block_size or _DEFAULT_BLOCK
     n_candidates = min(k + extra_candidates, n_points - 1)
-    squared_norms = (points * points).sum(dim=1)
-    candidate_idx = torch.empty(n_points, n_candidates, dtype=torch.long, device=points.device)
-    for start in range(0, n_points, block):
-        stop = min(start + block, n_points)
-        queries = points[start:stop]
-        # |q|^2 - 2 q.x + |x|^2, the first two terms fused into one addmm call.
-        squared = torch.addmm(squared_norms[start:stop, None], queries, points.T, alpha=-2.0)
-        squared += squared_norms[None, :]
-        rows = torch.arange(stop - start, device=points.device)
-        squared[rows, rows + start] = float("inf")  # a point is not its own neighbour
-        candidate_idx[start:stop] = torch.topk(squared, n_candidates, dim=1, largest=False).indices
-    exact = (points[:, None, :] - points[candidate_idx]).norm(dim=-1)
+    best_squared, best_idx = _symmetric_candidates(points, n_candidates, block)
+    del best_squared
+    # Exact distances of the candidates, from coordinate differences.
+    exact = (points[:, None, :] - points[best_idx]).norm(dim=-1)
     order = exact.argsort(dim=1)[:, :k]
-    return exact.gather(1, order), candidate_idx.gather(1, order)
+    return exact.gather(1, order), best_idx.gather(1, order)
+
+
+def _merge(
+    best: torch.Tensor, best_idx: torch.Tensor, new: torch.Tensor, new_idx: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep the ``best.shape[1]`` smallest of two candidate lists (rowwise)."""
+    values = torch.cat([best, new], dim=1)
+    indices = torch.cat([best_idx, new_idx], dim=1)
+    kept = torch.topk(values, best.shape[1], dim=1, largest=False)
+    return kept.values, indices.gather(1, kept.indices)
+
+
+def _symmetric_candidates(
+    points: torch.Tensor, n_candidates: int, block: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``n_candidates`` smallest squared distances of every row, from upper-triangle tiles."""
+    n_points, device = points.shape[0], points.device
+    squared_norms = (points * points).sum(dim=1)
+    best = torch.full((n_points, n_candidates), float("inf"), device=device, dtype=points.dtype)
+    best_idx = torch.zeros((n_points, n_candidates), dtype=torch.long, device=device)
+    starts = list(range(0, n_points, block))
+    for row_start in starts:
+        row_stop = min(row_start + block, n_points)
+        rows = slice(row_start, row_stop)
+        for col_start in (s for s in starts if s >= row_start):
+            col_stop = min(col_start + block, n_points)
+            cols = slice(col_start, col_stop)
+            # |r|^2 - 2 r.c + |c|^2 for the tile, the first two terms fused into one addmm.
+            squared = torch.addmm(
+                squared_norms[rows, None], points[rows], points[cols].T, alpha=-2.0
+            )
+            squared += squared_norms[None, cols]
+            if col_start == row_start:
+                squared.fill_diagonal_(float("inf"))  # a point is not its own neighbour
+            n_row = min(n_candidates, col_stop - col_start)
+            tile = torch.topk(squared, n_row, dim=1, largest=False)
+            best[rows], best_idx[rows] = _merge(
+                best[rows], best_idx[rows], tile.values, tile.indices + col_start
+            )
+            if col_start != row_start:
+                n_col = min(n_candidates, row_stop - row_start)
+                tile = torch.topk(squared.T, n_col, dim=1, largest=False)
+                best[cols], best_idx[cols] = _merge(
+                    best[cols], best_idx[cols], tile.values, tile.indices + row_start
+                )
+    return best, best_idx

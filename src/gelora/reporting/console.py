@@ -4,28 +4,36 @@ from __future__ import annotations
 
 from gelora.geometry.id_profile import IDProfile
 from gelora.ranks.plan import RankPlan
+from gelora.ranks.sensitivity import RankSensitivity
 
 
 def format_id_profile(profile: IDProfile) -> str:
+    spread = f", +/- std over {profile.resampling} resamples" if profile.resampling else ""
     lines = [
-        f"Intrinsic dimension per hidden-state layer ({profile.estimator})",
-        f"{'layer':<12}{'ID':>8}{'gap':>8}{'used':>8}{'dropped':>9}",
+        f"Intrinsic dimension per hidden-state layer ({profile.estimator}{spread})",
+        f"{'layer':<12}{'ID':>8}{'+/-':>7}{'gap':>8}{'used':>8}{'dropped':>9}",
     ]
     previous = None
     for layer in profile.layers:
         name = "embeddings" if layer.layer == 0 else f"block {layer.layer - 1:>2}"
         gap = "" if previous is None else f"{layer.dimension - previous:+.2f}"
+        std = "" if layer.std is None else f"{layer.std:.2f}"
         lines.append(
-            f"{name:<12}{layer.dimension:>8.2f}{gap:>8}{layer.n_used:>8}{layer.n_dropped:>9}"
+            f"{name:<12}{layer.dimension:>8.2f}{std:>7}{gap:>8}{layer.n_used:>8}"
+            f"{layer.n_dropped:>9}"
         )
         previous = layer.dimension
     return "\n".join(lines)
 
 
-def format_rank_plan(plan: RankPlan, n_blocks: int) -> str:
+def format_rank_plan(
+    plan: RankPlan, n_blocks: int, sensitivity: RankSensitivity | None = None
+) -> str:
+    ranges = sensitivity.block_rank_ranges if sensitivity else None
     lines = [
         f"Rank plan ({plan.policy}): one rank per block, shared by its adapted matrices",
-        f"{'block':<7}{'rank':>6}{'alpha':>8}{'matrices':>10}{'params':>10}",
+        f"{'block':<7}{'rank':>6}{'alpha':>8}{'matrices':>10}{'params':>10}"
+        + (f"{'resampled':>11}" if ranges else ""),
     ]
     for block in range(n_blocks):
         adapters = [a for a in plan.adapters if a.block == block]
@@ -35,10 +43,19 @@ def format_rank_plan(plan: RankPlan, n_blocks: int) -> str:
         lines.append(
             f"{block:<7}{adapters[0].rank:>6}{adapters[0].alpha:>8g}{len(adapters):>10}"
             f"{sum(a.n_params for a in adapters):>10,}"
+            + (f"{f'{ranges[block][0]}..{ranges[block][1]}':>11}" if ranges else "")
         )
     relative = sorted({a.module_name.split(f".{a.block}.", 1)[-1] for a in plan.adapters})
     lines.append(f"adapted matrices per block: {', '.join(relative)}")
     lines.append(f"total adapter parameters: {plan.trainable_adapter_params:,}")
+    if sensitivity:
+        changed = sensitivity.changed_blocks_per_resample
+        n_moved = len(changed) - changed.count(0)
+        lines.append(
+            f"sensitivity: {n_moved} of {sensitivity.n_resamples} resamples changed a block's "
+            f"rank (blocks changed per resample: {changed}); "
+            f"unstable blocks: {sensitivity.unstable_blocks or 'none'}"
+        )
     return "\n".join(lines)
 
 

@@ -25,7 +25,8 @@ def plot_id_profile(profile: IDProfile, path: Path, *, title: str = "") -> Path:
     dims = profile.dimensions
     labels = ["emb"] + [f"b{i}" for i in range(len(dims) - 1)]
     figure, ax = plt.subplots(figsize=(6.4, 3.6))
-    ax.plot(range(len(dims)), dims, marker="o", color="tab:blue")
+    errors = [s if s is not None else 0.0 for s in profile.stds]
+    ax.errorbar(range(len(dims)), dims, yerr=errors, marker="o", color="tab:blue", capsize=3)
     for x, d in enumerate(dims):
         ax.annotate(f"{d:.1f}", (x, d), textcoords="offset points", xytext=(0, 6), ha="center")
     ax.set_xticks(range(len(dims)), labels)
