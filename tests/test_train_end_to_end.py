@@ -61,7 +61,8 @@ def test_gelora_run_writes_complete_results(gelora_run):
     assert results["block_ranks"] == per_block
     # 384 -> 384 maps (4 per block) cost 768 r; the two FFN maps 384 <-> 1536 cost 1920 r each.
     assert results["trainable_adapter_params"] == sum(r * (4 * 768 + 2 * 1920) for r in per_block)
-    assert results["trainable_params"] == results["trainable_adapter_params"] + 384 * 2 + 2
+    head = (384 * 384 + 384) + (384 * 2 + 2)  # pooler and classifier
+    assert results["trainable_params"] == results["trainable_adapter_params"] + head
     assert 0.0 <= results["metrics"]["test/accuracy"] <= 1.0
     assert "val/accuracy_best" in results["metrics"]
     assert results["metric"] == "accuracy" and results["pooling"] == "mean"

@@ -15,6 +15,8 @@ import argparse
 import json
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,8 +29,12 @@ from gelora import TwoNN
 def embedded_gaussian(n: int, width: int, d: int = 10, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     basis, _ = np.linalg.qr(rng.standard_normal((width, d)))
-    points = rng.standard_normal((n, d)) @ basis.T + 1e-3 * rng.standard_normal((n, width))
-    return points.astype(np.float32)
+    points = np.empty((n, width), dtype=np.float32)
+    for start in range(0, n, 4096):  # in chunks, so making the data costs little memory
+        rows = min(4096, n - start)
+        chunk = rng.standard_normal((rows, d)) @ basis.T + 1e-3 * rng.standard_normal((rows, width))
+        points[start : start + rows] = chunk
+    return points
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -73,6 +79,39 @@ def bench_one(n: int, width: int, repeats: int, max_reference_n: int) -> dict:
     return row
 
 
+_MEMORY_PROBE = """
+import resource, sys, time, torch
+sys.path.insert(0, {here!r})
+from bench_id import embedded_gaussian
+from gelora import TwoNN
+points = torch.from_numpy(embedded_gaussian({n}, {width}))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+estimate = TwoNN().fit(points).dimension_
+seconds = time.perf_counter() - start
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(before / 1024, after / 1024, seconds, estimate)
+"""
+
+
+def peak_memory(n: int, width: int) -> dict:
+    """Peak resident memory of one TwoNN fit on ``n`` points, measured in a fresh process."""
+    code = _MEMORY_PROBE.format(here=str(Path(__file__).parent), n=n, width=width)
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    before, after, seconds, estimate = map(float, output[-4:])
+    return {
+        "n": n,
+        "width": width,
+        "data_mb": n * width * 4 / 2**20,
+        "peak_rss_before_fit_mb": before,
+        "peak_rss_after_fit_mb": after,
+        "fit_s": seconds,
+        "gelora_id": estimate,
+    }
+
+
 def markdown(rows: list[dict]) -> str:
     def cell(row: dict, key: str, fmt: str) -> str:
         return format(row[key], fmt) if key in row else "-"
@@ -100,6 +139,7 @@ def main() -> None:
     parser.add_argument("--widths", type=int, nargs="+", default=[384, 768])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-reference-n", type=int, default=20000)
+    parser.add_argument("--memory-n", type=int, default=50000, help="0 skips the memory probe")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent)
     args = parser.parse_args()
     rows = []
@@ -107,6 +147,9 @@ def main() -> None:
         for n in args.sizes:
             rows.append(bench_one(n, width, args.repeats, args.max_reference_n))
             print(markdown(rows[-1:]).splitlines()[-1], flush=True)
+    memory = peak_memory(args.memory_n, 768) if args.memory_n else None
+    if memory:
+        print(f"memory: {json.dumps(memory)}", flush=True)
     meta = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -115,11 +158,21 @@ def main() -> None:
         "repeats": args.repeats,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench_id.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    (args.out / "bench_id.json").write_text(
+        json.dumps({"meta": meta, "rows": rows, "memory": memory}, indent=2)
+    )
     table = markdown(rows)
+    memory_line = (
+        f"\nPeak memory, TwoNN on N={memory['n']:,} x {memory['width']} float32 "
+        f"({memory['data_mb']:.0f} MB of data): {memory['peak_rss_after_fit_mb']:.0f} MB resident "
+        f"at peak ({memory['peak_rss_before_fit_mb']:.0f} MB before the fit), "
+        f"{memory['fit_s']:.1f} s.\n"
+        if memory
+        else ""
+    )
     (args.out / "bench_id.md").write_text(
         f"# bench_id\n\n{json.dumps(meta)}\n\nMedian of {args.repeats} runs, float32 input.\n\n"
-        f"{table}\n"
+        f"{table}\n{memory_line}"
     )
     print(table)
 

@@ -46,8 +46,16 @@ def nearest_neighbor_distances(
     n_candidates = min(k + extra_candidates, n_points - 1)
     best_squared, best_idx = _symmetric_candidates(points, n_candidates, block)
     del best_squared
-    # Exact distances of the candidates, from coordinate differences.
-    exact = (points[:, None, :] - points[best_idx]).norm(dim=-1)
+    # Exact distances of the candidates, from coordinate differences (in row chunks, so the
+    # (rows, candidates, D) difference tensor stays small).
+    exact = torch.cat(
+        [
+            (points[start : start + block, None, :] - points[best_idx[start : start + block]]).norm(
+                dim=-1
+            )
+            for start in range(0, n_points, block)
+        ]
+    )
     order = exact.argsort(dim=1)[:, :k]
     return exact.gather(1, order), best_idx.gather(1, order)
 

@@ -92,7 +92,7 @@ class UniformPolicy:
     name = "lora"
     needs_intrinsic_dims = False
 
-    def __init__(self, rank: int = 8, alpha_over_rank: float = 32.0):
+    def __init__(self, rank: int = 8, alpha_over_rank: float = 2.0):
         if rank < 1:
             raise ValueError(f"rank_policy.rank must be >= 1, got {rank}")
         if alpha_over_rank <= 0:
