@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: runs on servers and in CI
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 from gelora.geometry.id_profile import IDProfile
 from gelora.ranks.plan import RankPlan
@@ -48,5 +49,6 @@ def plot_rank_plan(plan: RankPlan, n_blocks: int, path: Path, *, title: str = ""
         title or f"Rank plan: {plan.policy}, {plan.trainable_adapter_params:,} adapter parameters"
     )
     ax.set_ylim(0, max([*ranks, 1]) * 1.2)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(axis="y", alpha=0.3)
     return _save(figure, path)
