@@ -29,6 +29,12 @@ def _blocks_of(targets: Sequence[TargetModule]) -> list[int]:
     return sorted({t.block for t in targets})
 
 
+def _checked_alpha_over_rank(value: float) -> float:
+    if value <= 0:
+        raise ValueError(f"rank_policy.alpha_over_rank must be > 0, got {value}")
+    return value
+
+
 def gelora_block_ranks(intrinsic_dims: Sequence[float], offset: int = 1) -> list[int]:
     """GeLoRA's rule, ``r_i = max(ceil(d_i - d_{i-1}), 0) + offset`` (arXiv 2412.09250).
 
@@ -64,10 +70,8 @@ class GeLoRAPolicy:
     def __init__(self, offset: int = 1, alpha_over_rank: float = 32.0):
         if offset < 0:
             raise ValueError(f"rank_policy.offset must be >= 0, got {offset}")
-        if alpha_over_rank <= 0:
-            raise ValueError(f"rank_policy.alpha_over_rank must be > 0, got {alpha_over_rank}")
         self.offset = offset
-        self.alpha_over_rank = alpha_over_rank
+        self.alpha_over_rank = _checked_alpha_over_rank(alpha_over_rank)
 
     def plan(
         self, targets: Sequence[TargetModule], intrinsic_dims: Sequence[float] | None
@@ -95,10 +99,8 @@ class UniformPolicy:
     def __init__(self, rank: int = 8, alpha_over_rank: float = 2.0):
         if rank < 1:
             raise ValueError(f"rank_policy.rank must be >= 1, got {rank}")
-        if alpha_over_rank <= 0:
-            raise ValueError(f"rank_policy.alpha_over_rank must be > 0, got {alpha_over_rank}")
         self.rank = rank
-        self.alpha_over_rank = alpha_over_rank
+        self.alpha_over_rank = _checked_alpha_over_rank(alpha_over_rank)
 
     def plan(
         self, targets: Sequence[TargetModule], intrinsic_dims: Sequence[float] | None = None
