@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from gelora.geometry.neighbors import nearest_neighbor_distances
-from gelora.geometry.points import as_point_tensor, drop_exact_duplicates
+from gelora.geometry.neighbors import distinct_neighbor_distances
 
 
 def levina_bickel_inverse(distances: np.ndarray) -> np.ndarray:
@@ -36,19 +35,15 @@ class MLE(BaseEstimator):
     def fit(self, X, y=None) -> MLE:
         if not isinstance(self.k, int) or self.k < 2:
             raise ValueError(f"k must be an integer >= 2, got {self.k!r}")
-        points = as_point_tensor(X, min_points=self.k + 1)
-        if self.device is not None:
-            points = points.to(self.device)
-        distinct, n_duplicates = drop_exact_duplicates(points, min_points=self.k + 1)
-        distances, _ = nearest_neighbor_distances(distinct, k=self.k, block_size=self.block_size)
-        distances = distances.double().cpu().numpy()
-        distances = distances[distances[:, 0] > 0]  # float32 collisions of distinct rows
-        inverse = levina_bickel_inverse(distances)
+        neighbors = distinct_neighbor_distances(
+            X, k=self.k, device=self.device, block_size=self.block_size
+        )
+        inverse = levina_bickel_inverse(neighbors.distances)
         informative = inverse > 0  # all k neighbours equidistant: no information
         if informative.sum() < 3:
             raise ValueError("fewer than 3 points have distinct neighbour distances")
-        self.n_points_ = int(points.shape[0])
-        self.n_duplicates_ = n_duplicates
+        self.n_points_ = neighbors.n_points
+        self.n_duplicates_ = neighbors.n_duplicates
         self.n_used_ = int(informative.sum())
         self.dimension_ = float(1.0 / inverse[informative].mean())
         return self

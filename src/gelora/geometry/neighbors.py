@@ -9,7 +9,12 @@ from coordinate differences before the final selection.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
+
+from gelora.geometry.points import as_point_tensor, drop_exact_duplicates
 
 _DEFAULT_BLOCK = 2048  # 2048 x 2048 fp32 distances: 16 MiB per tile
 
@@ -44,8 +49,7 @@ def nearest_neighbor_distances(
     points = points.contiguous()
     block = block_size or _DEFAULT_BLOCK
     n_candidates = min(k + extra_candidates, n_points - 1)
-    best_squared, best_idx = _symmetric_candidates(points, n_candidates, block)
-    del best_squared
+    _, best_idx = _symmetric_candidates(points, n_candidates, block)
     # Exact distances of the candidates, from coordinate differences (in row chunks, so the
     # (rows, candidates, D) difference tensor stays small).
     exact = torch.cat(
@@ -58,6 +62,36 @@ def nearest_neighbor_distances(
     )
     order = exact.argsort(dim=1)[:, :k]
     return exact.gather(1, order), best_idx.gather(1, order)
+
+
+@dataclass(frozen=True)
+class DistinctNeighbors:
+    """Neighbour distances of the distinct rows of a point set, as the estimators need them."""
+
+    distances: np.ndarray  # (n_used, k) float64, ascending, every first distance > 0
+    n_points: int  # rows given
+    n_duplicates: int  # rows removed as exact repeats
+
+
+def distinct_neighbor_distances(
+    X, k: int, *, device: str | None = None, block_size: int | None = None
+) -> DistinctNeighbors:
+    """Validate ``X``, drop repeated rows, and return the ``k`` neighbour distances per point.
+
+    Rows whose nearest distance is still 0 (distinct rows that collide after the float32 cast)
+    are left out, so every ratio or logarithm of distances downstream is finite.
+    """
+    points = as_point_tensor(X, min_points=k + 1)
+    if device is not None:
+        points = points.to(device)
+    distinct, n_duplicates = drop_exact_duplicates(points, min_points=k + 1)
+    distances, _ = nearest_neighbor_distances(distinct, k=k, block_size=block_size)
+    distances = distances.double().cpu().numpy()
+    return DistinctNeighbors(
+        distances=distances[distances[:, 0] > 0],
+        n_points=int(points.shape[0]),
+        n_duplicates=n_duplicates,
+    )
 
 
 def _merge(

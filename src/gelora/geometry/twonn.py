@@ -17,8 +17,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from gelora.geometry.neighbors import nearest_neighbor_distances
-from gelora.geometry.points import as_point_tensor, drop_exact_duplicates
+from gelora.geometry.neighbors import distinct_neighbor_distances
 
 _METHODS = ("fit", "mle")
 
@@ -76,18 +75,15 @@ class TwoNN(BaseEstimator):
             raise ValueError(f"method must be one of {_METHODS}, got {self.method!r}")
         if not 0.0 <= self.discard_fraction < 1.0:
             raise ValueError(f"discard_fraction must lie in [0, 1), got {self.discard_fraction}")
-        points = as_point_tensor(X)
-        if self.device is not None:
-            points = points.to(self.device)
-        distinct, n_duplicates = drop_exact_duplicates(points)
-        distances, _ = nearest_neighbor_distances(distinct, k=2, block_size=self.block_size)
-        r1, r2 = distances[:, 0].double().cpu().numpy(), distances[:, 1].double().cpu().numpy()
-        valid = r1 > 0  # distinct rows can still collide after the float32 cast
-        self.n_points_ = int(points.shape[0])
-        self.n_duplicates_ = n_duplicates
-        self.n_used_ = int(valid.sum())
+        neighbors = distinct_neighbor_distances(
+            X, k=2, device=self.device, block_size=self.block_size
+        )
+        r1, r2 = neighbors.distances[:, 0], neighbors.distances[:, 1]
+        self.n_points_ = neighbors.n_points
+        self.n_duplicates_ = neighbors.n_duplicates
+        self.n_used_ = len(r1)
         self.dimension_ = twonn_from_ratios(
-            r2[valid] / r1[valid], discard_fraction=self.discard_fraction, method=self.method
+            r2 / r1, discard_fraction=self.discard_fraction, method=self.method
         )
         return self
 
