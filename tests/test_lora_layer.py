@@ -109,3 +109,57 @@ def test_rejects_non_linear_and_bad_rank():
         LoRALinear(nn.Linear(2, 2), rank=0, alpha=1)
     with pytest.raises(ValueError, match="rank >= 1"):
         AdapterSpec("x", 0, 0, 1.0, 2, 2)
+
+
+QKV = [["attention.self.query", "attention.self.key", "attention.self.value"]]
+
+
+def _grads(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_shared_down_projection_gives_the_same_logits_and_gradients(tiny_bert, token_batch):
+    targets = find_target_modules(tiny_bert, "bert.encoder.layer", BERT_TARGETS)
+    plan = UniformPolicy(rank=3).plan(targets)
+    separate, shared = copy.deepcopy(tiny_bert), tiny_bert
+    inject_lora(separate, plan)
+    inject_lora(shared, plan, shared_inputs=QKV)
+    _randomise_lora(separate, seed=5)
+    _randomise_lora(shared, seed=5)
+    grouped = [n for n, m in lora_layers(shared).items() if m.shared_down_projection is not None]
+    assert len(grouped) == 3 * tiny_bert.config.num_hidden_layers
+    for model in (separate, shared):
+        mark_trainable(model, ["classifier"])
+        labels = torch.arange(len(token_batch["input_ids"])) % 2
+        model(**token_batch, labels=labels).loss.backward()
+    torch.testing.assert_close(
+        shared(**token_batch).logits, separate(**token_batch).logits, atol=1e-6, rtol=1e-5
+    )
+    expected, actual = _grads(separate), _grads(shared)
+    assert expected.keys() == actual.keys() and len(actual) > 0
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], atol=1e-6, rtol=1e-5)
+
+
+def test_shared_down_projection_recomputes_after_an_in_place_update(tiny_bert, token_batch):
+    targets = find_target_modules(tiny_bert, "bert.encoder.layer", BERT_TARGETS)
+    inject_lora(tiny_bert, UniformPolicy(rank=2).plan(targets), shared_inputs=QKV)
+    _randomise_lora(tiny_bert, seed=1)
+    query = lora_layers(tiny_bert)["bert.encoder.layer.0.attention.self.query"]
+    key = lora_layers(tiny_bert)["bert.encoder.layer.0.attention.self.key"]
+    x = torch.randn(2, 5, query.in_features)
+    before = query(x)
+    with torch.no_grad():
+        query.lora_A.weight.mul_(2.0)  # an optimizer step between two calls on the same tensor
+    after_key = key(x)
+    after = query(x)
+    for layer, output in ((key, after_key), (query, after)):
+        expected = layer.base_layer(x) + x @ layer.delta_weight().T
+        torch.testing.assert_close(output, expected, atol=1e-6, rtol=1e-5)
+    assert not torch.allclose(before, after)
+
+
+def test_shared_down_projection_is_skipped_with_dropout(tiny_bert):
+    targets = find_target_modules(tiny_bert, "bert.encoder.layer", BERT_TARGETS)
+    inject_lora(tiny_bert, UniformPolicy(rank=2).plan(targets), dropout=0.1, shared_inputs=QKV)
+    assert all(m.shared_down_projection is None for m in lora_layers(tiny_bert).values())

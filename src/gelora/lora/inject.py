@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from torch import nn
 
-from gelora.lora.layer import LoRALinear
+from gelora.lora.layer import LoRALinear, SharedDownProjection
 from gelora.ranks.plan import RankPlan
 
 
@@ -15,8 +15,19 @@ def _parent_and_attr(model: nn.Module, name: str) -> tuple[nn.Module, str]:
     return (model.get_submodule(parent_name) if parent_name else model), attr
 
 
-def inject_lora(model: nn.Module, plan: RankPlan, *, dropout: float = 0.0) -> nn.Module:
+def inject_lora(
+    model: nn.Module,
+    plan: RankPlan,
+    *,
+    dropout: float = 0.0,
+    shared_inputs: Sequence[Sequence[str]] = (),
+) -> nn.Module:
     """Replace every module the plan names by a ``LoRALinear`` of its rank and alpha, in place.
+
+    ``shared_inputs`` lists groups of block-relative module names that read the same input
+    tensor (e.g. ``attention.self.query``, ``.key``, ``.value``); within each block, the adapted
+    members of a group share one down-projection GEMM (``SharedDownProjection``). Sharing is a
+    speed-up only, so it is skipped with dropout (one mask per layer) or fewer than two members.
 
     Raises:
         KeyError: a planned module does not exist.
@@ -33,7 +44,24 @@ def inject_lora(model: nn.Module, plan: RankPlan, *, dropout: float = 0.0) -> nn
             raise TypeError(f"{spec.module_name} is a {type(base).__name__}, not an nn.Linear")
         parent, attr = _parent_and_attr(model, spec.module_name)
         setattr(parent, attr, LoRALinear(base, rank=spec.rank, alpha=spec.alpha, dropout=dropout))
+    if dropout == 0:
+        for members in shared_input_groups(plan, shared_inputs):
+            group = SharedDownProjection([model.get_submodule(name) for name in members])
+            for layer in group.members:
+                layer.shared_down_projection = group
     return model
+
+
+def shared_input_groups(plan: RankPlan, shared_inputs: Sequence[Sequence[str]]) -> list[list[str]]:
+    """Full names of the planned modules of each block that fall in one ``shared_inputs`` group."""
+    groups = []
+    for relative_names in shared_inputs:
+        by_block: dict[int, list[str]] = {}
+        for spec in plan.adapters:
+            if any(spec.module_name.endswith("." + rel) for rel in relative_names):
+                by_block.setdefault(spec.block, []).append(spec.module_name)
+        groups += [names for names in by_block.values() if len(names) >= 2]
+    return groups
 
 
 def lora_layers(model: nn.Module) -> dict[str, LoRALinear]:

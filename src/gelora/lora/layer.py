@@ -4,14 +4,68 @@
 ``LoraLayer``, the original layer is wrapped as ``base_layer`` (not subclassed), ``A`` gets
 Kaiming-uniform init and ``B`` zeros, so the model is unchanged at step 0; merging the update into
 the base weight is explicit (``merge`` / ``unmerge``), never a side effect of ``eval()``.
+
+Two things make a step cheaper than peft's with the same parameters and the same result:
+the up-projection, scaling and residual add are one ``addmm`` (no full-width temporaries), and
+layers that read the same input tensor (query, key and value) may share one down-projection
+GEMM, ``x [A_q; A_k; A_v]^T``, so ``x`` is read once and its gradient gets one product, not three.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+
+class SharedDownProjection:
+    """One down-projection GEMM for LoRA layers that are called with the same input tensor.
+
+    The first member called with a tensor computes ``x @ cat(A_i)^T`` and caches it; the others
+    take their column slice. The cache is keyed on the tensor object itself, its in-place version,
+    the factors' versions and the grad mode, so a member called with any other input (or after an
+    optimizer step changed an ``A``) recomputes: correctness never depends on the grouping. The
+    cache is dropped once every member has taken its slice.
+
+    Not an ``nn.Module``: it owns no parameters, and the members stay where they are in the model.
+    """
+
+    def __init__(self, members: Sequence[LoRALinear]):
+        if len(members) < 2:
+            raise ValueError("a shared down-projection needs at least two LoRA layers")
+        widths = {m.in_features for m in members}
+        if len(widths) != 1:
+            raise ValueError(f"layers sharing an input need one input width, got {widths}")
+        if any(not isinstance(m.lora_dropout, nn.Identity) for m in members):
+            raise ValueError("dropout draws one mask per layer: layers with dropout cannot share")
+        self.members = list(members)
+        self.slices: dict[int, slice] = {}
+        start = 0
+        for member in self.members:
+            self.slices[id(member)] = slice(start, start + member.rank)
+            start += member.rank
+        self._cache: tuple | None = None
+        self._taken: set[int] = set()
+
+    def _key(self, x: torch.Tensor) -> tuple:
+        versions = tuple(m.lora_A.weight._version for m in self.members)
+        return (x._version, versions, torch.is_grad_enabled())
+
+    def project(self, member: LoRALinear, x: torch.Tensor) -> torch.Tensor:
+        cache = self._cache
+        fresh = cache is not None and cache[0] is x and cache[1] == self._key(x)
+        if not fresh or id(member) in self._taken:
+            weight = torch.cat([m.lora_A.weight for m in self.members])
+            cache = self._cache = (x, self._key(x), F.linear(x, weight))
+            self._taken = set()
+        self._taken.add(id(member))
+        projected = cache[2][..., self.slices[id(member)]]
+        if len(self._taken) == len(self.members):
+            self._cache = None  # every member has its slice: do not keep activations alive
+        return projected
 
 
 class LoRALinear(nn.Module):
@@ -32,6 +86,7 @@ class LoRALinear(nn.Module):
         self.lora_A = nn.Linear(base_layer.in_features, rank, bias=False, **factory)
         self.lora_B = nn.Linear(rank, base_layer.out_features, bias=False, **factory)
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.shared_down_projection: SharedDownProjection | None = None
         self.merged = False
         self.reset_lora_parameters()
 
@@ -57,12 +112,29 @@ class LoRALinear(nn.Module):
         """The update ``scaling * B A`` in the base weight's shape ``(out, in)``."""
         return (self.lora_B.weight @ self.lora_A.weight) * self.scaling
 
+    def down_project(self, x: torch.Tensor) -> torch.Tensor:
+        """``A x`` (after dropout), through the shared GEMM when this layer is in a group."""
+        x = x.to(self.lora_A.weight.dtype)
+        if self.shared_down_projection is not None:
+            return self.shared_down_projection.project(self, x)
+        return self.lora_A(self.lora_dropout(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         result = self.base_layer(x)
         if self.merged:
             return result
-        update = self.lora_B(self.lora_A(self.lora_dropout(x.to(self.lora_A.weight.dtype))))
-        return result + (update * self.scaling).to(result.dtype)
+        projected = self.down_project(x)
+        up = self.lora_B.weight
+        if projected.dtype != result.dtype or up.dtype != result.dtype:  # e.g. a half base layer
+            return result + (self.lora_B(projected) * self.scaling).to(result.dtype)
+        # result + scaling * projected @ B^T as one GEMM with accumulate: no full-width temporaries.
+        fused = torch.addmm(
+            result.reshape(-1, result.shape[-1]),
+            projected.reshape(-1, projected.shape[-1]),
+            up.t(),
+            alpha=self.scaling,
+        )
+        return fused.view(result.shape)
 
     @torch.no_grad()
     def merge(self, *, safe: bool = True) -> None:
