@@ -1,14 +1,30 @@
-"""Rank policies and the rank plan they produce."""
+"""Rank policies, parameter budgets and the rank plan they produce."""
 
+from gelora.ranks.budget import Budget, allocate_ranks, budget_from_config, rank_unit
 from gelora.ranks.plan import AdapterSpec, RankPlan, TargetModule
-from gelora.ranks.policies import GeLoRAPolicy, RankPolicy, UniformPolicy, gelora_block_ranks
+from gelora.ranks.policies import (
+    GeLoRAPolicy,
+    IDProportionalPolicy,
+    RandomPolicy,
+    RankPolicy,
+    UniformPolicy,
+    block_scores,
+    gelora_block_ranks,
+)
 
 __all__ = [
     "AdapterSpec",
+    "Budget",
     "GeLoRAPolicy",
+    "IDProportionalPolicy",
+    "RandomPolicy",
     "RankPlan",
     "RankPolicy",
     "TargetModule",
     "UniformPolicy",
+    "allocate_ranks",
+    "block_scores",
+    "budget_from_config",
     "gelora_block_ranks",
+    "rank_unit",
 ]

@@ -6,7 +6,7 @@ travels with the run: it is printed, written to ``results.json`` and saved with 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 
@@ -54,6 +54,33 @@ class RankPlan:
 
     policy: str
     adapters: tuple[AdapterSpec, ...]
+    notes: tuple[str, ...] = ()
+
+    @classmethod
+    def from_target_ranks(
+        cls,
+        policy: str,
+        targets: Sequence[TargetModule],
+        ranks: Sequence[int],
+        alpha_of_rank,
+        notes: Sequence[str] = (),
+    ) -> RankPlan:
+        """Target ``j`` gets rank ``ranks[j]``; rank 0 means no adapter."""
+        if len(ranks) != len(targets):
+            raise ValueError(f"{len(ranks)} ranks for {len(targets)} targets")
+        adapters = tuple(
+            AdapterSpec(
+                module_name=t.name,
+                block=t.block,
+                rank=r,
+                alpha=float(alpha_of_rank(r)),
+                in_features=t.in_features,
+                out_features=t.out_features,
+            )
+            for t, r in zip(targets, ranks, strict=True)
+            if r > 0
+        )
+        return cls(policy=policy, adapters=adapters, notes=tuple(notes))
 
     @classmethod
     def from_ranks(
@@ -90,19 +117,32 @@ class RankPlan:
     def trainable_adapter_params(self) -> int:
         return sum(a.n_params for a in self.adapters)
 
+    @property
+    def total_rank(self) -> int:
+        return sum(a.rank for a in self.adapters)
+
     def block_ranks(self, n_blocks: int) -> list[int]:
-        """Rank of each block (0 for a block without adapters); one rank per block by design."""
+        """Largest rank in each block (0 for a block without adapters).
+
+        Block-level policies give all of a block's matrices one rank; budgeted plans may differ by
+        one within a block, from the last rank units placed to meet the budget.
+        """
         ranks = [0] * n_blocks
         for adapter in self.adapters:
             ranks[adapter.block] = max(ranks[adapter.block], adapter.rank)
         return ranks
 
     def to_dict(self) -> dict:
-        return {"policy": self.policy, "adapters": [asdict(a) for a in self.adapters]}
+        return {
+            "policy": self.policy,
+            "adapters": [asdict(a) for a in self.adapters],
+            "notes": list(self.notes),
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> RankPlan:
         return cls(
             policy=data["policy"],
             adapters=tuple(AdapterSpec(**adapter) for adapter in data["adapters"]),
+            notes=tuple(data.get("notes", ())),
         )

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from collections.abc import Sequence
 from typing import Protocol
 
+from gelora.ranks.budget import Budget, allocate_ranks
 from gelora.ranks.plan import RankPlan, TargetModule
+
+BLOCK_SCORES = ("gap", "id", "uniform")
 
 
 class RankPolicy(Protocol):
@@ -19,7 +23,10 @@ class RankPolicy(Protocol):
     needs_intrinsic_dims: bool
 
     def plan(
-        self, targets: Sequence[TargetModule], intrinsic_dims: Sequence[float] | None
+        self,
+        targets: Sequence[TargetModule],
+        intrinsic_dims: Sequence[float] | None,
+        budget: Budget | None = None,
     ) -> RankPlan: ...
 
 
@@ -57,41 +64,184 @@ def gelora_block_ranks(intrinsic_dims: Sequence[float], offset: int = 1) -> list
     ]
 
 
-class GeLoRAPolicy:
-    """Per-block ranks from intrinsic-dimension gaps; every matrix of a block shares its rank.
+def _checked_dims(intrinsic_dims: Sequence[float] | None, policy: str) -> list[float]:
+    if intrinsic_dims is None:
+        raise ValueError(f"the {policy} policy needs intrinsic dimensions")
+    if len(intrinsic_dims) < 2 or not all(math.isfinite(d) for d in intrinsic_dims):
+        raise ValueError(
+            f"the {policy} policy needs at least two finite IDs, got {list(intrinsic_dims)}"
+        )
+    return list(intrinsic_dims)
 
-    ``alpha / rank`` is held constant at ``alpha_over_rank`` across blocks (the paper's choice,
-    32), so alpha grows with rank and every block's update has the same scaling.
+
+def block_scores(intrinsic_dims: Sequence[float], kind: str) -> list[float]:
+    """A geometric score per block, to share a budget by.
+
+    ``gap``: the ID gain across the block, ``max(d_{i+1} - d_i, 0)`` (GeLoRA's bound before
+    rounding); ``id``: the ID of the block's output; ``uniform``: 1 for every block.
+    """
+    if kind not in BLOCK_SCORES:
+        raise ValueError(
+            f"rank_policy.score must be one of {', '.join(BLOCK_SCORES)}, got {kind!r}"
+        )
+    if kind == "gap":
+        return [max(after - before, 0.0) for before, after in itertools.pairwise(intrinsic_dims)]
+    if kind == "id":
+        return list(intrinsic_dims[1:])
+    return [1.0] * (len(intrinsic_dims) - 1)
+
+
+def _require_budget(budget: Budget | None, policy: str) -> Budget:
+    if budget is None:
+        raise ValueError(f"the {policy} policy needs a budget: set budget.rank or budget.params")
+    return budget
+
+
+def _check_blocks(targets: Sequence[TargetModule], n_blocks: int, n_dims: int) -> None:
+    blocks = _blocks_of(targets)
+    if blocks[-1] >= n_blocks:
+        raise ValueError(
+            f"targets reach block {blocks[-1]} but the ID profile has only "
+            f"{n_dims} layers ({n_blocks} blocks)"
+        )
+
+
+def _budgeted_plan(
+    name: str,
+    targets: Sequence[TargetModule],
+    budget: Budget,
+    scores_of_block: Sequence[float],
+    alpha_over_rank: float,
+    minimum_of_block: Sequence[int] | None = None,
+) -> RankPlan:
+    """Spend ``budget`` over ``targets``: minimum ranks first, the rest by block score.
+
+    When the minimum ranks cost more than the budget, every target keeps one rank instead and the
+    plan says so in its notes.
+    """
+    n_params = budget.n_params(targets)
+    notes = [f"budget: {budget.describe(targets)}"]
+    minimum = [1] * len(targets)
+    if minimum_of_block is not None:
+        wanted = [max(minimum_of_block[t.block], 1) for t in targets]
+        cost = sum(r * t.lora_params(1) for r, t in zip(wanted, targets, strict=True))
+        if cost <= n_params:
+            minimum = wanted
+        else:
+            notes.append(
+                f"the ID-gap lower bound costs {cost:,} parameters, more than the budget: "
+                "kept one rank per matrix and shared the rest by score"
+            )
+    ranks = allocate_ranks(targets, n_params, [scores_of_block[t.block] for t in targets], minimum)
+    return RankPlan.from_target_ranks(
+        name, targets, ranks, lambda r: alpha_over_rank * r, notes=notes
+    )
+
+
+class GeLoRAPolicy:
+    """Per-block ranks from intrinsic-dimension gaps (arXiv 2412.09250).
+
+    Without a budget, the paper's rule: every matrix of block ``i`` gets
+    ``max(ceil(d_{i+1} - d_i), 0) + offset``. With a budget, that rule is the lower bound and the
+    rest of the budget is shared in proportion to ``score`` (see ``block_scores``) by
+    largest-remainder rounding (``allocate_ranks``).
+
+    ``alpha / rank`` is held constant at ``alpha_over_rank`` (the paper's choice, 32), so alpha
+    grows with rank and every adapter's update has the same scaling.
     """
 
     name = "gelora"
     needs_intrinsic_dims = True
 
-    def __init__(self, offset: int = 1, alpha_over_rank: float = 32.0):
+    def __init__(self, offset: int = 1, alpha_over_rank: float = 32.0, score: str = "gap"):
         if offset < 0:
             raise ValueError(f"rank_policy.offset must be >= 0, got {offset}")
+        block_scores([0.0, 0.0], score)  # validates the name
         self.offset = offset
         self.alpha_over_rank = _checked_alpha_over_rank(alpha_over_rank)
+        self.score = score
 
     def plan(
-        self, targets: Sequence[TargetModule], intrinsic_dims: Sequence[float] | None
+        self,
+        targets: Sequence[TargetModule],
+        intrinsic_dims: Sequence[float] | None,
+        budget: Budget | None = None,
     ) -> RankPlan:
-        blocks = _blocks_of(targets)
-        if intrinsic_dims is None:
-            raise ValueError("the gelora policy needs intrinsic dimensions")
-        ranks = gelora_block_ranks(intrinsic_dims, self.offset)
-        if blocks[-1] >= len(ranks):
-            raise ValueError(
-                f"targets reach block {blocks[-1]} but the ID profile has only "
-                f"{len(intrinsic_dims)} layers ({len(ranks)} blocks)"
+        dims = _checked_dims(intrinsic_dims, self.name)
+        ranks = gelora_block_ranks(dims, self.offset)
+        _check_blocks(targets, len(ranks), len(dims))
+        if budget is None:
+            return RankPlan.from_ranks(
+                self.name, targets, dict(enumerate(ranks)), lambda r: self.alpha_over_rank * r
             )
-        return RankPlan.from_ranks(
-            self.name, targets, dict(enumerate(ranks)), lambda r: self.alpha_over_rank * r
+        return _budgeted_plan(
+            self.name,
+            targets,
+            budget,
+            block_scores(dims, self.score),
+            self.alpha_over_rank,
+            minimum_of_block=ranks,
         )
 
 
+class IDProportionalPolicy:
+    """Control: a budget shared in proportion to each block's output ID (one rank minimum).
+
+    If this matches GeLoRA, the ID level, not the ID gap, carries the signal.
+    """
+
+    name = "id_proportional"
+    needs_intrinsic_dims = True
+
+    def __init__(self, alpha_over_rank: float = 32.0):
+        self.alpha_over_rank = _checked_alpha_over_rank(alpha_over_rank)
+
+    def plan(
+        self,
+        targets: Sequence[TargetModule],
+        intrinsic_dims: Sequence[float] | None,
+        budget: Budget | None = None,
+    ) -> RankPlan:
+        dims = _checked_dims(intrinsic_dims, self.name)
+        _check_blocks(targets, len(dims) - 1, len(dims))
+        budget = _require_budget(budget, self.name)
+        return _budgeted_plan(
+            self.name, targets, budget, block_scores(dims, "id"), self.alpha_over_rank
+        )
+
+
+class RandomPolicy:
+    """Control: the same budget shared by block scores drawn uniformly at random with ``seed``.
+
+    If this matches GeLoRA, the budget and not the geometry carries the result.
+    """
+
+    name = "random"
+    needs_intrinsic_dims = False
+
+    def __init__(self, seed: int = 0, alpha_over_rank: float = 32.0):
+        self.seed = seed
+        self.alpha_over_rank = _checked_alpha_over_rank(alpha_over_rank)
+
+    def plan(
+        self,
+        targets: Sequence[TargetModule],
+        intrinsic_dims: Sequence[float] | None = None,
+        budget: Budget | None = None,
+    ) -> RankPlan:
+        blocks = _blocks_of(targets)
+        budget = _require_budget(budget, self.name)
+        generator = random.Random(self.seed)
+        scores = [generator.random() for _ in range(blocks[-1] + 1)]
+        return _budgeted_plan(self.name, targets, budget, scores, self.alpha_over_rank)
+
+
 class UniformPolicy:
-    """Plain LoRA: the same rank and alpha for every target module (Hu et al. 2021)."""
+    """Plain LoRA: the same rank and alpha for every target module (Hu et al. 2021).
+
+    With a budget, the rank is ``budget.rank``; a budget in parameters is met by the largest
+    uniform rank plus single rank units placed by ``allocate_ranks``.
+    """
 
     name = "lora"
     needs_intrinsic_dims = False
@@ -103,12 +253,20 @@ class UniformPolicy:
         self.alpha_over_rank = _checked_alpha_over_rank(alpha_over_rank)
 
     def plan(
-        self, targets: Sequence[TargetModule], intrinsic_dims: Sequence[float] | None = None
+        self,
+        targets: Sequence[TargetModule],
+        intrinsic_dims: Sequence[float] | None = None,
+        budget: Budget | None = None,
     ) -> RankPlan:
         blocks = _blocks_of(targets)
+        if budget is not None and budget.params is not None:
+            return _budgeted_plan(
+                self.name, targets, budget, [1.0] * (blocks[-1] + 1), self.alpha_over_rank
+            )
+        rank = budget.rank if budget is not None else self.rank
         return RankPlan.from_ranks(
             self.name,
             targets,
-            dict.fromkeys(blocks, self.rank),
+            dict.fromkeys(blocks, rank),
             lambda r: self.alpha_over_rank * r,
         )

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from gelora.geometry.id_profile import IDProfile
+from gelora.ranks.budget import Budget
 from gelora.ranks.plan import RankPlan, TargetModule
 from gelora.ranks.policies import RankPolicy
 
@@ -34,13 +35,14 @@ def rank_sensitivity(
     profile: IDProfile,
     plan: RankPlan,
     n_blocks: int,
+    budget: Budget | None = None,
 ) -> RankSensitivity | None:
     """Plans from every resampled profile, compared with ``plan``; ``None`` without resamples."""
     resampled = profile.resampled_profiles()
     if not resampled or not policy.needs_intrinsic_dims:
         return None
     main = plan.block_ranks(n_blocks)
-    all_ranks = [policy.plan(targets, dims).block_ranks(n_blocks) for dims in resampled]
+    all_ranks = [policy.plan(targets, dims, budget).block_ranks(n_blocks) for dims in resampled]
     every = [*all_ranks, main]
     return RankSensitivity(
         n_resamples=len(resampled),

@@ -1,0 +1,104 @@
+"""Save a trained adapter in peft's format, so that it is usable without gelora.
+
+``<dir>/adapter_config.json`` is a ``peft.LoraConfig`` naming every adapted module, with
+per-module ranks and alphas in ``rank_pattern`` / ``alpha_pattern``; the weights go to
+``<dir>/adapter_model.safetensors`` under peft's keys (``base_model.model.<module>.lora_A.weight``,
+and the fully trained head modules as ``base_model.model.<module>.<param>``). Then
+``PeftModel.from_pretrained(base_model, dir)`` rebuilds the same model (tested against our
+logits). A model already wrapped by peft (AdaLoRA) is saved by peft itself.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, PeftModel
+from safetensors.torch import save_file
+from torch import nn
+
+from gelora.lora.inject import lora_layers
+from gelora.ranks.plan import RankPlan
+
+PEFT_PREFIX = "base_model.model."
+
+
+def peft_lora_config(
+    plan: RankPlan,
+    *,
+    head_modules: Sequence[str] = (),
+    base_model_name_or_path: str | None = None,
+    task_type: str | None = "SEQ_CLS",
+) -> LoraConfig:
+    """The ``LoraConfig`` equivalent to ``plan``: the commonest rank and alpha as defaults."""
+    if not plan.adapters:
+        raise ValueError("the rank plan has no adapters to export")
+    rank = collections.Counter(a.rank for a in plan.adapters).most_common(1)[0][0]
+    alpha = collections.Counter(a.alpha for a in plan.adapters).most_common(1)[0][0]
+    return LoraConfig(
+        r=rank,
+        lora_alpha=alpha,
+        target_modules=[a.module_name for a in plan.adapters],
+        rank_pattern={a.module_name: a.rank for a in plan.adapters if a.rank != rank},
+        alpha_pattern={a.module_name: a.alpha for a in plan.adapters if a.alpha != alpha},
+        lora_dropout=0.0,
+        modules_to_save=list(head_modules) or None,
+        base_model_name_or_path=base_model_name_or_path,
+        task_type=task_type,
+        inference_mode=True,
+    )
+
+
+def peft_state_dict(model: nn.Module, head_modules: Sequence[str] = ()) -> dict[str, torch.Tensor]:
+    """LoRA factors and head parameters under the keys peft saves them with."""
+    state = {}
+    for name, layer in lora_layers(model).items():
+        state[f"{PEFT_PREFIX}{name}.lora_A.weight"] = layer.lora_A.weight
+        state[f"{PEFT_PREFIX}{name}.lora_B.weight"] = layer.lora_B.weight
+    for head in head_modules:
+        for param_name, tensor in model.get_submodule(head).state_dict().items():
+            state[f"{PEFT_PREFIX}{head}.{param_name}"] = tensor
+    return {key: value.detach().cpu().contiguous() for key, value in state.items()}
+
+
+def save_adapter(
+    model: nn.Module,
+    plan: RankPlan,
+    directory: str | Path,
+    *,
+    head_modules: Sequence[str] = (),
+    base_model_name_or_path: str | None = None,
+) -> Path:
+    """Write the adapter to ``directory`` in peft's format, atomically (a temp dir, then rename)."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    try:
+        if isinstance(model, PeftModel):
+            model.save_pretrained(staging, safe_serialization=True)
+        else:
+            merged = [name for name, layer in lora_layers(model).items() if layer.merged]
+            if merged:
+                raise ValueError(f"unmerge before saving: {len(merged)} layers are merged")
+            config = peft_lora_config(
+                plan, head_modules=head_modules, base_model_name_or_path=base_model_name_or_path
+            )
+            config.save_pretrained(staging)
+            save_file(
+                peft_state_dict(model, head_modules),
+                staging / "adapter_model.safetensors",
+                metadata={"format": "pt"},
+            )
+        for path in staging.iterdir():
+            os.chmod(path, 0o644)
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory
