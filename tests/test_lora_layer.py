@@ -163,3 +163,17 @@ def test_shared_down_projection_is_skipped_with_dropout(tiny_bert):
     targets = find_target_modules(tiny_bert, "bert.encoder.layer", BERT_TARGETS)
     inject_lora(tiny_bert, UniformPolicy(rank=2).plan(targets), dropout=0.1, shared_inputs=QKV)
     assert all(m.shared_down_projection is None for m in lora_layers(tiny_bert).values())
+
+
+def test_shared_down_projection_runs_under_inference_mode(tiny_bert, token_batch):
+    targets = find_target_modules(tiny_bert, "bert.encoder.layer", BERT_TARGETS)
+    plan = UniformPolicy(rank=2).plan(targets)
+    separate = copy.deepcopy(tiny_bert)
+    inject_lora(separate, plan)
+    inject_lora(tiny_bert, plan, shared_inputs=QKV)
+    _randomise_lora(separate, seed=2)
+    _randomise_lora(tiny_bert, seed=2)
+    with torch.inference_mode():  # as Lightning's validation and test loops
+        torch.testing.assert_close(
+            tiny_bert(**token_batch).logits, separate(**token_batch).logits, atol=1e-6, rtol=1e-5
+        )

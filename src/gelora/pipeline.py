@@ -24,14 +24,17 @@ from gelora.data.datamodule import TextClassificationDataModule
 from gelora.data.task_data import TaskData, stratified_subsample
 from gelora.geometry.hidden_states import POOLINGS, collect_hidden_states
 from gelora.geometry.id_profile import RESAMPLINGS, IDProfile, estimate_id_profile
+from gelora.lora.export import save_adapter
 from gelora.lora.inject import count_lora_parameters, count_parameters, inject_lora, mark_trainable
-from gelora.models import find_target_modules, load_classifier
-from gelora.ranks.plan import RankPlan
+from gelora.models import find_target_modules, load_classifier, resolve_source
+from gelora.ranks.budget import Budget, budget_from_config
+from gelora.ranks.plan import RankPlan, TargetModule
 from gelora.ranks.policies import RankPolicy
 from gelora.ranks.sensitivity import rank_sensitivity
 from gelora.reporting.console import format_id_profile, format_parameter_budget, format_rank_plan
 from gelora.reporting.plots import plot_id_profile, plot_rank_plan
 from gelora.reporting.results import write_json_atomic
+from gelora.training.adalora import AdaLoRAAllocation, effective_adapter_params, effective_ranks
 from gelora.training.metrics import METRICS
 from gelora.training.module import LoRAClassifierModule
 
@@ -98,6 +101,48 @@ def validate_config(cfg: DictConfig) -> None:
             raise ConfigError(f"task.{key} must be a positive integer, got {value!r}")
     if not cfg.optimizer.lr > 0:
         raise ConfigError(f"optimizer.lr must be > 0, got {cfg.optimizer.lr}")
+
+
+def load_budget(cfg: DictConfig) -> Budget | None:
+    budget_cfg = cfg.get("budget") or {}
+    try:
+        return budget_from_config(budget_cfg.get("rank"), budget_cfg.get("params"))
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+
+
+def plan_ranks(
+    policy: RankPolicy,
+    targets: list[TargetModule],
+    profile: IDProfile,
+    budget: Budget | None,
+) -> RankPlan:
+    try:
+        return policy.plan(targets, profile.dimensions, budget)
+    except ValueError as error:
+        raise ConfigError(f"rank_policy={policy.name}: {error}") from error
+
+
+def adapt_model(model, policy: RankPolicy, plan: RankPlan, cfg: DictConfig):
+    """The model with the plan's adapters: ours injected in place, or peft's wrapper (AdaLoRA)."""
+    head_modules = list(cfg.model.head_modules)
+    if getattr(policy, "wraps_model", False):
+        return policy.wrap(model, plan, head_modules)
+    inject_lora(
+        model,
+        plan,
+        dropout=cfg.lora.dropout,
+        shared_inputs=[list(group) for group in cfg.model.get("shared_inputs") or []],
+    )
+    mark_trainable(model, head_modules)
+    if hasattr(policy, "initialize"):
+        policy.initialize(model)  # e.g. EVA's components as the initial A
+    adapter_params = count_lora_parameters(model)
+    if adapter_params != plan.trainable_adapter_params:
+        raise RuntimeError(
+            f"injected {adapter_params} LoRA parameters, plan says {plan.trainable_adapter_params}"
+        )
+    return model
 
 
 def load_task(task_cfg: DictConfig, seed: int) -> TaskData:
@@ -172,7 +217,7 @@ def log_plan(
         return
     scalars = {f"id/layer_{i:02d}": d for i, d in enumerate(profile.dimensions)}
     scalars |= {f"rank/layer_{i:02d}": r for i, r in enumerate(plan.block_ranks(n_blocks))}
-    scalars["rank/total"] = sum(a.rank for a in plan.adapters)
+    scalars["rank/total"] = plan.total_rank
     scalars["params/adapter"] = plan.trainable_adapter_params
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -218,7 +263,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -> None:
     validate_config(cfg)
     policy: RankPolicy = _instantiate(cfg.rank_policy, "rank_policy")
+    budget = load_budget(cfg)
     record["method"] = policy.name
+    record["budget"] = OmegaConf.to_container(cfg.budget) if "budget" in cfg else None
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     task = load_task(cfg.task, cfg.seed)
@@ -235,6 +282,17 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
     except ValueError as error:
         raise ConfigError(f"model: {error}") from error
     n_blocks = len(model.get_submodule(cfg.model.blocks))
+    if budget is not None:
+        record["budget_params"] = budget.n_params(targets)
+    datamodule = TextClassificationDataModule(
+        task,
+        tokenizer,
+        max_length=cfg.task.max_length,
+        batch_size=cfg.task.batch_size,
+        eval_batch_size=cfg.task.eval_batch_size,
+        seed=cfg.seed,
+        group_by_length=cfg.task.group_by_length,
+    )
 
     since = time.perf_counter()
     profile = estimate_profile(model, tokenizer, task, cfg)
@@ -244,23 +302,27 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
     record["pooling"] = cfg.estimator.pooling
     print(format_id_profile(profile))
 
-    plan = policy.plan(targets, profile.dimensions)
-    sensitivity = rank_sensitivity(policy, targets, profile, plan, n_blocks)
+    if getattr(policy, "needs_activations", False):  # EVA: an SVD of each target's inputs
+        since = time.perf_counter()
+        datamodule.setup("fit")
+        policy.fit_activations(model, datamodule.train_dataloader(), targets, budget)
+        timer.add("activation_svd_s", since)
+    plan = plan_ranks(policy, targets, profile, budget)
+    sensitivity = rank_sensitivity(policy, targets, profile, plan, n_blocks, budget)
     record["rank_sensitivity"] = sensitivity.to_dict() if sensitivity else None
     print(format_rank_plan(plan, n_blocks, sensitivity))
-    inject_lora(model, plan, dropout=cfg.lora.dropout)
-    mark_trainable(model, cfg.model.head_modules)
+    for note in plan.notes:
+        print(f"[gelora] {note}")
+    model = adapt_model(model, policy, plan, cfg)
     adapter_params = count_lora_parameters(model)
-    if adapter_params != plan.trainable_adapter_params:
-        raise RuntimeError(
-            f"injected {adapter_params} LoRA parameters, plan says {plan.trainable_adapter_params}"
-        )
     trainable, total = count_parameters(model, trainable_only=True), count_parameters(model)
     print(format_parameter_budget(adapter_params, trainable, total))
     record |= {
         "ranks": plan.ranks,
         "alphas": plan.alphas,
         "block_ranks": plan.block_ranks(n_blocks),
+        "rank_plan_notes": list(plan.notes),
+        "planned_adapter_params": plan.trainable_adapter_params,
         "trainable_adapter_params": adapter_params,
         "trainable_params": trainable,
         "total_params": total,
@@ -274,15 +336,6 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
     )
     plot_rank_plan(plan, n_blocks, out_dir / "rank_plan.png")
 
-    datamodule = TextClassificationDataModule(
-        task,
-        tokenizer,
-        max_length=cfg.task.max_length,
-        batch_size=cfg.task.batch_size,
-        eval_batch_size=cfg.task.eval_batch_size,
-        seed=cfg.seed,
-        group_by_length=cfg.task.group_by_length,
-    )
     module = LoRAClassifierModule(
         model,
         rank_plan=plan,
@@ -303,15 +356,24 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
         save_top_k=1,
         save_last=True,
     )
+    callbacks: list[L.Callback] = [checkpoint]
+    allocation = AdaLoRAAllocation(policy) if policy.name == "adalora" else None
+    if allocation is not None:
+        callbacks.append(allocation)
     trainer: L.Trainer = _instantiate(
         cfg.trainer,
         "trainer",
         logger=loggers or False,
-        callbacks=[checkpoint],
+        callbacks=callbacks,
         default_root_dir=str(out_dir),
     )
     since = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
+    try:
+        trainer.fit(module, datamodule=datamodule)
+    except ValueError as error:
+        if allocation is not None and "AdaLoRA" in str(error):
+            raise ConfigError(str(error)) from error
+        raise
     timer.add("fit_s", since)
     fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     since = time.perf_counter()
@@ -324,6 +386,26 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
     record["metrics"] = metrics
     record["test_checkpoint"] = "best validation" if ckpt else "final"
     record["optimizer_steps"] = trainer.global_step
+    if allocation is not None:
+        record["adalora"] = {
+            "schedule": allocation.schedule,
+            "initial_adapter_params": adapter_params,
+            "final_adapter_params": effective_adapter_params(model),
+            "final_ranks": effective_ranks(model),
+            "rank_budget_history": allocation.budget_history,
+        }
+        print(
+            f"[gelora] AdaLoRA adapter parameters: {adapter_params:,} at the start, "
+            f"{record['adalora']['final_adapter_params']:,} left unpruned at the end"
+        )
+    adapter_dir = save_adapter(
+        model,
+        plan,
+        out_dir / "adapter",
+        head_modules=list(cfg.model.head_modules),
+        base_model_name_or_path=resolve_source(cfg.model.asset, cfg.model.pretrained),
+    )
+    record["adapter_dir"] = str(adapter_dir)
     record["environment"] = {
         "torch": torch.__version__,
         "python": platform.python_version(),

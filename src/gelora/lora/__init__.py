@@ -1,6 +1,7 @@
 """Our LoRA layer and the injector that applies a rank plan to a model."""
 
 from gelora.lora.inject import (
+    adapter_parameters,
     count_lora_parameters,
     count_parameters,
     inject_lora,
@@ -12,6 +13,7 @@ from gelora.lora.layer import LoRALinear
 
 __all__ = [
     "LoRALinear",
+    "adapter_parameters",
     "count_lora_parameters",
     "count_parameters",
     "inject_lora",

@@ -83,14 +83,30 @@ def mark_trainable(model: nn.Module, head_modules: Iterable[str] = ()) -> None:
             raise KeyError(f"head module {name!r} not found in the model") from error
 
 
+def adapter_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The adapter factors: ours (``LoRALinear``) and peft's (``LoraLayer``, AdaLoRA's too),
+    found by module type, never by a substring of the parameter name."""
+    parameters = [
+        p
+        for layer in lora_layers(model).values()
+        for factor in (layer.lora_A, layer.lora_B)
+        for p in factor.parameters()
+    ]
+    try:
+        from peft.tuners.lora import LoraLayer
+    except ImportError:  # pragma: no cover - peft is a dependency
+        return parameters
+    for module in model.modules():
+        if isinstance(module, LoraLayer):
+            for attribute in module.adapter_layer_names:
+                parameters += list(getattr(module, attribute).parameters())
+    return parameters
+
+
 def count_lora_parameters(model: nn.Module, *, trainable_only: bool = True) -> int:
-    total = 0
-    for layer in lora_layers(model).values():
-        for factor in (layer.lora_A, layer.lora_B):
-            for parameter in factor.parameters():
-                if parameter.requires_grad or not trainable_only:
-                    total += parameter.numel()
-    return total
+    return sum(
+        p.numel() for p in adapter_parameters(model) if p.requires_grad or not trainable_only
+    )
 
 
 def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:

@@ -52,7 +52,9 @@ class SharedDownProjection:
 
     def _key(self, x: torch.Tensor) -> tuple:
         versions = tuple(m.lora_A.weight._version for m in self.members)
-        return (x._version, versions, torch.is_grad_enabled())
+        # Inference tensors (torch.inference_mode, e.g. Lightning's test loop) carry no version.
+        x_version = None if x.is_inference() else x._version
+        return (x_version, versions, torch.is_grad_enabled())
 
     def project(self, member: LoRALinear, x: torch.Tensor) -> torch.Tensor:
         cache = self._cache

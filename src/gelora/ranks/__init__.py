@@ -1,6 +1,7 @@
 """Rank policies, parameter budgets and the rank plan they produce."""
 
 from gelora.ranks.budget import Budget, allocate_ranks, budget_from_config, rank_unit
+from gelora.ranks.peft_policies import AdaLoRAPolicy, EvaPolicy
 from gelora.ranks.plan import AdapterSpec, RankPlan, TargetModule
 from gelora.ranks.policies import (
     GeLoRAPolicy,
@@ -13,8 +14,10 @@ from gelora.ranks.policies import (
 )
 
 __all__ = [
+    "AdaLoRAPolicy",
     "AdapterSpec",
     "Budget",
+    "EvaPolicy",
     "GeLoRAPolicy",
     "IDProportionalPolicy",
     "RandomPolicy",

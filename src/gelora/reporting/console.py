@@ -29,9 +29,14 @@ def format_id_profile(profile: IDProfile) -> str:
 def format_rank_plan(
     plan: RankPlan, n_blocks: int, sensitivity: RankSensitivity | None = None
 ) -> str:
+    """One line per block; a block whose matrices differ in rank lists them in module order."""
     ranges = sensitivity.block_rank_ranges if sensitivity else None
+    uniform_blocks = all(
+        len({a.rank for a in plan.adapters if a.block == b}) <= 1 for b in range(n_blocks)
+    )
+    header = "one rank per block" if uniform_blocks else "ranks per block (per matrix)"
     lines = [
-        f"Rank plan ({plan.policy}): one rank per block, shared by its adapted matrices",
+        f"Rank plan ({plan.policy}): {header}",
         f"{'block':<7}{'rank':>6}{'alpha':>8}{'matrices':>10}{'params':>10}"
         + (f"{'resampled':>11}" if ranges else ""),
     ]
@@ -40,10 +45,15 @@ def format_rank_plan(
         if not adapters:
             lines.append(f"{block:<7}{0:>6}{'-':>8}{0:>10}{0:>10}  (no adapter)")
             continue
+        ranks = sorted({a.rank for a in adapters})
+        alphas = sorted({a.alpha for a in adapters})
+        rank = str(ranks[0]) if len(ranks) == 1 else f"{ranks[0]}-{ranks[-1]}"
+        alpha = f"{alphas[0]:g}" if len(alphas) == 1 else f"{alphas[0]:g}-{alphas[-1]:g}"
         lines.append(
-            f"{block:<7}{adapters[0].rank:>6}{adapters[0].alpha:>8g}{len(adapters):>10}"
+            f"{block:<7}{rank:>6}{alpha:>8}{len(adapters):>10}"
             f"{sum(a.n_params for a in adapters):>10,}"
             + (f"{f'{ranges[block][0]}..{ranges[block][1]}':>11}" if ranges else "")
+            + ("" if len(ranks) == 1 else f"  ({', '.join(str(a.rank) for a in adapters)})")
         )
     relative = sorted({a.module_name.split(f".{a.block}.", 1)[-1] for a in plan.adapters})
     lines.append(f"adapted matrices per block: {', '.join(relative)}")

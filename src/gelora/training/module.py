@@ -7,7 +7,7 @@ import torch
 from torchmetrics import MaxMetric, MeanMetric
 from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
-from gelora.lora.inject import lora_layers
+from gelora.lora.inject import adapter_parameters
 from gelora.ranks.plan import RankPlan
 from gelora.training.metrics import build_metric
 
@@ -80,12 +80,12 @@ class LoRAClassifierModule(L.LightningModule):
         self.test_metric.reset()
 
     def configure_optimizers(self):
-        lora_ids = {id(p) for layer in lora_layers(self.model).values() for p in layer.parameters()}
+        lora_ids = {id(p) for p in adapter_parameters(self.model)}
         groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
         for parameter in self.model.parameters():
             if not parameter.requires_grad:
                 continue
-            is_lora = id(parameter) in lora_ids  # base weights are frozen, so these are A and B
+            is_lora = id(parameter) in lora_ids
             lr = self.lr if is_lora else self.head_lr
             # Biases and LayerNorm gains (1-D) are not decayed, as in BERT.
             decay = self.weight_decay if parameter.ndim >= 2 else 0.0
