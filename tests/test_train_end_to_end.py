@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 SMOKE = [
     "task.max_train_samples=240",
@@ -81,6 +82,37 @@ def test_wandb_leaves_a_syncable_offline_run(gelora_run):
     assert list(offline_runs[0].glob("*.wandb"))
 
 
+def test_exported_adapter_loads_in_peft_with_our_logits(gelora_run):
+    """The run's adapter/ through peft equals our model rebuilt from its plan and checkpoint."""
+    from peft import PeftModel
+
+    from gelora.lora import inject_lora, mark_trainable
+    from gelora.models import load_classifier
+    from gelora.ranks.plan import RankPlan
+
+    run_dir, proc = gelora_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((run_dir / "results.json").read_text())
+    config = json.loads((run_dir / "adapter" / "adapter_config.json").read_text())
+    for module, rank in results["ranks"].items():
+        assert config["rank_pattern"].get(module, config["r"]) == rank
+    ours, tokenizer = load_classifier(asset="all-minilm-l6-v2", num_labels=2)
+    base, _ = load_classifier(asset="all-minilm-l6-v2", num_labels=2)
+    inject_lora(ours, RankPlan.from_dict(json.loads((run_dir / "rank_plan.json").read_text())))
+    mark_trainable(ours, ["bert.pooler", "classifier"])
+    checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()}
+    missing, unexpected = ours.load_state_dict(state, strict=False)
+    assert not unexpected and all(".lora_" not in k for k in missing)
+    loaded = PeftModel.from_pretrained(base, run_dir / "adapter").eval()
+    batch = tokenizer(
+        ["a warm, funny film", "dull and far too long"], return_tensors="pt", padding=True
+    )
+    with torch.no_grad():
+        difference = (loaded(**batch).logits - ours.eval()(**batch).logits).abs().max().item()
+    assert difference < 1e-5
+
+
 def test_uniform_lora_runs_the_same_way(tmp_path):
     proc = gelora_train(tmp_path, *SMOKE, "rank_policy=lora", "rank_policy.rank=2", "logger=csv")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -88,6 +120,39 @@ def test_uniform_lora_runs_the_same_way(tmp_path):
     assert results["method"] == "lora" and set(results["ranks"].values()) == {2}
     assert results["trainable_adapter_params"] == 6 * 2 * (4 * 768 + 2 * 1920)
     assert list((tmp_path / "csv").rglob("metrics.csv"))
+
+
+def test_adalora_runs_at_the_budget_and_reports_both_counts(tmp_path):
+    proc = gelora_train(
+        tmp_path,
+        *SMOKE,
+        "rank_policy=adalora",
+        "budget.rank=2",
+        "trainer.max_steps=12",
+        "logger=none",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["method"] == "adalora" and results["budget_params"] == 82_944
+    assert results["planned_adapter_params"] == 82_944  # final budget: target_r = 2 everywhere
+    adalora = results["adalora"]
+    assert adalora["schedule"] == {"total_step": 12, "tinit": 1, "tfinal": 2}
+    # init_r = 3: A, B and the singular values E, 3 (in + out + 1) per matrix
+    assert adalora["initial_adapter_params"] == 3 * (6 * (4 * 769 + 2 * 1921))
+    assert sum(adalora["final_ranks"].values()) == 2 * 36
+    assert adalora["rank_budget_history"][-1] == [12, 72]
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert config["peft_type"] == "ADALORA"
+
+
+def test_eva_spends_the_rank_budget(tmp_path):
+    proc = gelora_train(tmp_path, *SMOKE, "rank_policy=eva", "budget.rank=2", "logger=none")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["method"] == "eva" and "activation_svd_s" in results["timings"]
+    assert sum(results["ranks"].values()) == 2 * 36  # EVA's budget: rank units, as in peft
+    assert max(results["ranks"].values()) <= 4  # rho = 2
+    assert len(set(results["ranks"].values())) > 1  # redistributed by explained variance
 
 
 @pytest.mark.parametrize(
