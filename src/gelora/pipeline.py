@@ -211,14 +211,19 @@ def build_loggers(cfg: DictConfig) -> list:
 
 
 def log_plan(
-    loggers: list, profile: IDProfile, plan: RankPlan, n_blocks: int, cfg: DictConfig
+    loggers: list,
+    profile: IDProfile,
+    plan: RankPlan,
+    n_blocks: int,
+    cfg: DictConfig,
+    parameter_counts: dict[str, int],
 ) -> None:
     if not loggers:
         return
     scalars = {f"id/layer_{i:02d}": d for i, d in enumerate(profile.dimensions)}
     scalars |= {f"rank/layer_{i:02d}": r for i, r in enumerate(plan.block_ranks(n_blocks))}
     scalars["rank/total"] = plan.total_rank
-    scalars["params/adapter"] = plan.trainable_adapter_params
+    scalars |= {f"params/{name}": count for name, count in parameter_counts.items()}
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         logger.log_metrics(scalars, step=0)
@@ -347,7 +352,14 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
         warmup_ratio=cfg.optimizer.warmup_ratio,
     )
     loggers = build_loggers(cfg)
-    log_plan(loggers, profile, plan, n_blocks, cfg)
+    log_plan(
+        loggers,
+        profile,
+        plan,
+        n_blocks,
+        cfg,
+        {"adapter": adapter_params, "trainable": trainable, "total": total},
+    )
     checkpoint = ModelCheckpoint(
         dirpath=out_dir / "checkpoints",
         filename="best",
