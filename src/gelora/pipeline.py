@@ -4,6 +4,7 @@ injected model -> training -> results. Each step is one function; ``run`` wires 
 
 from __future__ import annotations
 
+import json
 import math
 import platform
 import random
@@ -238,8 +239,22 @@ def _finish_wandb() -> None:
         wandb.finish()
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """Run one fine-tune and return its results; ``results.json`` records success or failure."""
+def completed_record(cfg: DictConfig) -> dict[str, Any] | None:
+    """The run directory's ``results.json`` if it records a completed run, else ``None``."""
+    path = Path(cfg.paths.output_dir) / "results.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if record.get("status") == "completed" else None
+
+
+def run(cfg: DictConfig, variant: str | None = None) -> dict[str, Any]:
+    """Run one fine-tune and return its results; ``results.json`` records success or failure.
+
+    ``variant`` names the table row this run belongs to (the ``method`` config, e.g.
+    ``gelora_budget``); by default, the rank policy's name.
+    """
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     timer = Timer()
@@ -248,6 +263,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "model": cfg.model.name,
         "task": cfg.task.name,
         "seed": cfg.seed,
+        "variant": variant,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     try:
@@ -270,6 +286,7 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
     policy: RankPolicy = _instantiate(cfg.rank_policy, "rank_policy")
     budget = load_budget(cfg)
     record["method"] = policy.name
+    record["variant"] = record.get("variant") or policy.name
     record["budget"] = OmegaConf.to_container(cfg.budget) if "budget" in cfg else None
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 

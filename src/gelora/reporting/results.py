@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> Path:
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to a temp file beside ``path``, fsync it, then rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -17,7 +18,7 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> Path:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, default=str)
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -25,3 +26,7 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> Path:
+    return write_text_atomic(path, json.dumps(payload, indent=2, default=str))

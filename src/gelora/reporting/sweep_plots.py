@@ -1,0 +1,112 @@
+"""Figures of a sweep: ID profiles per task, rank plans side by side, score against budget."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from gelora.reporting.plots import _save
+from gelora.reporting.table import RunRecord
+
+
+def _completed(runs: Sequence[RunRecord]) -> list[RunRecord]:
+    return [r for r in runs if r.status == "completed"]
+
+
+def plot_id_profiles(runs: Sequence[RunRecord], path: Path) -> Path:
+    """Mean ID per hidden-state layer for each task (over its runs), with the spread as bars."""
+    done = [r for r in _completed(runs) if r.intrinsic_dims]
+    tasks = list(dict.fromkeys(r.task for r in done))
+    figure, ax = plt.subplots(figsize=(6.4, 3.8))
+    for task in tasks:
+        profiles = [r.intrinsic_dims for r in done if r.task == task]
+        width = min(len(p) for p in profiles)
+        means = [statistics.fmean(p[i] for p in profiles) for i in range(width)]
+        spread = [
+            statistics.stdev([p[i] for p in profiles]) if len(profiles) > 1 else 0.0
+            for i in range(width)
+        ]
+        ax.errorbar(range(width), means, yerr=spread, marker="o", capsize=3, label=task)
+    if tasks:
+        width = min(len(r.intrinsic_dims) for r in done)
+        ax.set_xticks(range(width), ["emb"] + [f"b{i}" for i in range(width - 1)])
+        ax.legend(fontsize=8)
+    ax.set_xlabel("hidden-state layer")
+    ax.set_ylabel("intrinsic dimension")
+    ax.set_title("ID profile per task (mean over runs, bars: std)")
+    ax.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+def plot_rank_plans(runs: Sequence[RunRecord], path: Path) -> Path:
+    """Per task, each method's rank per block (the median over its runs), as grouped bars."""
+    done = [r for r in _completed(runs) if r.block_ranks]
+    tasks = list(dict.fromkeys(r.task for r in done)) or ["(no completed runs)"]
+    methods = list(dict.fromkeys(r.method for r in done))
+    figure, axes = plt.subplots(
+        1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False, sharey=True
+    )
+    for ax, task in zip(axes[0], tasks, strict=True):
+        width = 0.8 / max(len(methods), 1)
+        for k, method in enumerate(methods):
+            plans = [r.block_ranks for r in done if r.task == task and r.method == method]
+            if not plans:
+                continue
+            n = min(len(p) for p in plans)
+            ranks = [statistics.median(p[b] for p in plans) for b in range(n)]
+            ax.bar([b + k * width for b in range(n)], ranks, width, label=method)
+        ax.set_title(task)
+        ax.set_xlabel("block")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("rank (largest in block, median over seeds)")
+    if methods:
+        axes[0][-1].legend(fontsize=7)
+    figure.suptitle("Rank plans side by side")
+    return _save(figure, path)
+
+
+def plot_score_vs_params(runs: Sequence[RunRecord], path: Path) -> Path:
+    """Test score against adapter parameters: one point per method and task, bars over seeds."""
+    done = [r for r in _completed(runs) if r.score is not None and r.adapter_params]
+    tasks = list(dict.fromkeys(r.task for r in done)) or ["(no completed runs)"]
+    methods = list(dict.fromkeys(r.method for r in done))
+    figure, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
+    markers = "osD^vP*Xh<>"
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for k, method in enumerate(methods):
+            mine = [r for r in done if r.task == task and r.method == method]
+            if not mine:
+                continue
+            scores = [r.score for r in mine]
+            spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
+            ax.errorbar(
+                statistics.fmean(r.adapter_params for r in mine),
+                statistics.fmean(scores),
+                yerr=spread,
+                marker=markers[k % len(markers)],
+                capsize=3,
+                label=method,
+                linestyle="none",
+            )
+        ax.set_xscale("log")
+        ax.set_title(task)
+        ax.set_xlabel("adapter parameters")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test score (mean, bars: std over seeds)")
+    if methods:
+        axes[0][-1].legend(fontsize=7)
+    return _save(figure, path)
+
+
+def plot_sweep(runs: Sequence[RunRecord], out: Path) -> list[Path]:
+    return [
+        plot_id_profiles(runs, out / "id_profiles.png"),
+        plot_rank_plans(runs, out / "rank_plans.png"),
+        plot_score_vs_params(runs, out / "score_vs_params.png"),
+    ]
