@@ -80,6 +80,9 @@ def test_wandb_leaves_a_syncable_offline_run(gelora_run):
     offline_runs = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 1
     assert list(offline_runs[0].glob("*.wandb"))
+    media = offline_runs[0] / "files" / "media"
+    assert len(list(media.glob("table/rank_plan_*.table.json"))) == 1  # the plan as a table
+    assert len(list(media.glob("images/plots_*.png"))) == 2  # ID profile and rank plan
 
 
 def test_exported_adapter_loads_in_peft_with_our_logits(gelora_run):

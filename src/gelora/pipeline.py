@@ -19,6 +19,7 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from gelora.data.datamodule import TextClassificationDataModule
@@ -218,6 +219,7 @@ def log_plan(
     n_blocks: int,
     cfg: DictConfig,
     parameter_counts: dict[str, int],
+    out_dir: Path,
 ) -> None:
     if not loggers:
         return
@@ -228,6 +230,16 @@ def log_plan(
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         logger.log_metrics(scalars, step=0)
+        if isinstance(logger, WandbLogger):  # a dashboard shows the plan without any code
+            logger.log_table(
+                key="rank_plan",
+                columns=["module", "block", "rank", "alpha", "params"],
+                data=[
+                    [a.module_name, a.block, a.rank, a.alpha, a.n_params] for a in plan.adapters
+                ],
+            )
+            figures = [out_dir / "id_profile.png", out_dir / "rank_plan.png"]
+            logger.log_image(key="plots", images=[str(f) for f in figures if f.exists()])
 
 
 def _finish_wandb() -> None:
@@ -376,6 +388,7 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
         n_blocks,
         cfg,
         {"adapter": adapter_params, "trainable": trainable, "total": total},
+        out_dir,
     )
     checkpoint = ModelCheckpoint(
         dirpath=out_dir / "checkpoints",
