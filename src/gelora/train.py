@@ -32,7 +32,7 @@ def main(cfg: DictConfig) -> float | None:
     except (ConfigError, AssetError) as error:
         print(f"gelora-train: error: {error}", file=sys.stderr)
         sys.exit(2)
-    return record["metrics"].get(f"test/{cfg.task.metric}")
+    return record["metrics"].get(f"test/{cfg.task.metrics[0]}")
 
 
 if __name__ == "__main__":
