@@ -225,7 +225,8 @@ def test_users_csv_with_a_regression_target(tmp_path):
     ],
 )
 def test_users_bad_files_are_rejected_clearly(tmp_path, overrides, message):
-    train = write_user_csv(tmp_path / "train.csv", 60)
+    regression = "problem=regression" in " ".join(overrides)
+    train = write_user_csv(tmp_path / "train.csv", 60, regression=regression)
     test = tmp_path / "test.csv"
     test.write_text("review,verdict\nit was superb,positive\nit was great,great\n")
     given = [o.replace("TEST", str(test)) for o in overrides]
