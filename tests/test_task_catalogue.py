@@ -273,3 +273,30 @@ def test_from_files_errors_name_the_file_and_column(tmp_path, change, message):
             )
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         load_from_files(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("task.metrics=[nope]", "task.metrics: 'nope' is unknown"),
+        ("task.metrics=[]", "task.metrics must be a non-empty list"),
+    ],
+)
+def test_unknown_or_missing_metrics_are_config_errors(override, message):
+    from hydra import compose, initialize_config_dir
+
+    from gelora.pipeline import ConfigError, validate_config
+
+    with initialize_config_dir(config_dir=str(TASK_CONF.parent), version_base="1.3"):
+        cfg = compose("train", overrides=[override, "paths.output_dir=unused"])
+    with pytest.raises(ConfigError, match=message):
+        validate_config(cfg)
+
+
+def test_a_metric_that_does_not_fit_the_task_is_a_config_error():
+    from gelora.pipeline import ConfigError, load_task
+
+    cfg = task_config("bbc_news")
+    cfg.task.metrics = ["f1"]  # binary F1 on five topics
+    with pytest.raises(ConfigError, match="'f1' needs 2 classes, task has 5"):
+        load_task(cfg.task, seed=0)

@@ -40,10 +40,6 @@ class Split:
     def __len__(self) -> int:
         return len(self.texts)
 
-    @property
-    def is_regression(self) -> bool:
-        return any(isinstance(y, float) for y in self.labels)
-
     def subset(self, indices: Sequence[int]) -> Split:
         pairs = None if self.text_pairs is None else [self.text_pairs[i] for i in indices]
         return Split(
