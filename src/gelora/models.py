@@ -33,13 +33,25 @@ def load_classifier(
     asset: str | None = None,
     pretrained: str | None = None,
     num_labels: int,
+    problem_type: str | None = None,
     trust_remote_code: bool = False,
+    gguf_file: str | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """A sequence classifier (new head) and its tokenizer; only the head is freshly initialised."""
+    """A sequence classifier (new head) and its tokenizer; only the head is freshly initialised.
+
+    Args:
+        problem_type: Hugging Face's ``config.problem_type``, which picks the loss:
+            ``single_label_classification`` (cross-entropy) or ``regression`` (MSE, with
+            ``num_labels=1``). ``None`` lets the model infer it from the labels.
+        gguf_file: a GGUF file inside the source folder (quantised weights are dequantised on
+            load; needs the ``gguf`` package).
+    """
     source = resolve_source(asset, pretrained)
-    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    gguf = {"gguf_file": gguf_file} if gguf_file is not None else {}
+    head = {"problem_type": problem_type} if problem_type is not None else {}
+    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **gguf)
     model = AutoModelForSequenceClassification.from_pretrained(
-        source, num_labels=num_labels, trust_remote_code=trust_remote_code
+        source, num_labels=num_labels, trust_remote_code=trust_remote_code, **gguf, **head
     )
     if tokenizer.pad_token is None:  # decoders (Llama, GPT-2) ship without one
         tokenizer.pad_token = tokenizer.eos_token

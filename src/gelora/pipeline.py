@@ -10,9 +10,10 @@ import platform
 import random
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lightning as L
 import torch
@@ -21,6 +22,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from gelora.data.datamodule import TextClassificationDataModule
 from gelora.data.task_data import TaskData, stratified_subsample
@@ -37,8 +39,12 @@ from gelora.reporting.console import format_id_profile, format_parameter_budget,
 from gelora.reporting.plots import plot_id_profile, plot_rank_plan
 from gelora.reporting.results import write_json_atomic
 from gelora.training.adalora import AdaLoRAAllocation, effective_adapter_params, effective_ranks
-from gelora.training.metrics import METRICS
+from gelora.training.metrics import METRICS, check_metrics
 from gelora.training.module import LoRAClassifierModule
+
+T = TypeVar("T")
+# Hugging Face's config.problem_type: which loss the model's forward computes from its labels.
+_PROBLEM_TYPES = {"classification": "single_label_classification", "regression": "regression"}
 
 
 class ConfigError(ValueError):
@@ -68,8 +74,22 @@ def _instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
         raise ConfigError(f"{key}: {cause}") from error
 
 
+def _missing_keys(node: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose value is OmegaConf's ``???`` (required, not given), in config order."""
+    if isinstance(node, dict):
+        items = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
+        return [prefix.rstrip(".")] if node == "???" else []
+    return [k for key, child in items for k in _missing_keys(child, f"{prefix}{key}.")]
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Catch what would otherwise fail late (after loading a model) with a one-line error."""
+    missing = _missing_keys(OmegaConf.to_container(cfg, resolve=False))
+    if missing:
+        raise ConfigError(f"{missing[0]} is required: add {missing[0]}=... to the command line")
     n_samples = cfg.estimator.n_samples
     if not isinstance(n_samples, int) or n_samples < 3:
         raise ConfigError(f"estimator.n_samples must be an integer >= 3, got {n_samples!r}")
@@ -89,10 +109,12 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(
             f"estimator.resample_fraction must lie in (0, 1), got {cfg.estimator.resample_fraction}"
         )
-    if cfg.task.metric not in METRICS:
-        raise ConfigError(
-            f"task.metric must be one of {', '.join(METRICS)}, got {cfg.task.metric!r}"
-        )
+    metrics = cfg.task.get("metrics")
+    if not isinstance(metrics, Sequence) or isinstance(metrics, str) or not metrics:
+        raise ConfigError(f"task.metrics must be a non-empty list of metric names, got {metrics!r}")
+    for name in metrics:
+        if name not in METRICS:
+            raise ConfigError(f"task.metrics: {name!r} is unknown; known: {', '.join(METRICS)}")
     for key in ("max_train_samples", "max_eval_samples"):
         value = cfg.task.get(key)
         if value is not None and (not isinstance(value, int) or value < 1):
@@ -147,23 +169,43 @@ def adapt_model(model, policy: RankPolicy, plan: RankPlan, cfg: DictConfig):
     return model
 
 
+def primary_metric(cfg: DictConfig) -> str:
+    """The task's first metric: the checkpoint monitor and the score printed at the end."""
+    return cfg.task.metrics[0]
+
+
 def load_task(task_cfg: DictConfig, seed: int) -> TaskData:
-    """The task's splits, shrunk for smoke runs by ``max_train_samples``/``max_eval_samples``."""
+    """The task's splits, shrunk for smoke runs by ``max_train_samples``/``max_eval_samples``.
+
+    Raises:
+        ConfigError: the loader failed, or a metric of ``task.metrics`` does not fit the task.
+    """
     task: TaskData = _instantiate(task_cfg.loader, "task.loader")
+    try:
+        check_metrics(list(task_cfg.metrics), task.problem, task.num_labels)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    eval_cap = task_cfg.max_eval_samples
     return TaskData(
         name=task.name,
         train=stratified_subsample(task.train, task_cfg.max_train_samples, seed=seed),
-        validation=stratified_subsample(task.validation, task_cfg.max_eval_samples, seed=seed),
-        test=stratified_subsample(task.test, task_cfg.max_eval_samples, seed=seed),
+        validation=stratified_subsample(task.validation, eval_cap, seed=seed),
+        test=stratified_subsample(task.test, eval_cap, seed=seed),
         label_names=task.label_names,
         notes=task.notes,
+        problem=task.problem,
+        extra_tests={
+            name: stratified_subsample(split, eval_cap, seed=seed)
+            for name, split in task.extra_tests.items()
+        },
     )
 
 
-def sample_texts(texts: list[str], n_samples: int, seed: int) -> list[str]:
-    """``n_samples`` distinct texts drawn with ``seed`` (all of them if fewer).
+def sample_texts(texts: list[T], n_samples: int, seed: int) -> list[T]:
+    """``n_samples`` distinct inputs (texts, or (text, pair) tuples) drawn with ``seed``.
 
-    Repeated inputs are kept once: identical hidden states say nothing about the geometry.
+    All of them if fewer. Repeated inputs are kept once: identical hidden states say nothing
+    about the geometry.
     """
     texts = list(dict.fromkeys(texts))
     if n_samples >= len(texts):
@@ -173,12 +215,16 @@ def sample_texts(texts: list[str], n_samples: int, seed: int) -> list[str]:
 
 def estimate_profile(model, tokenizer, task: TaskData, cfg: DictConfig) -> IDProfile:
     """Hidden states of a training sample through the frozen pretrained model, then their IDs."""
-    texts = sample_texts(task.train.texts, cfg.estimator.n_samples, cfg.seed)
-    if len(texts) < cfg.estimator.n_samples:
+    inputs = sample_texts(task.train.inputs(), cfg.estimator.n_samples, cfg.seed)
+    if len(inputs) < cfg.estimator.n_samples:
         print(
-            f"[gelora] estimator.n_samples={cfg.estimator.n_samples} > {len(texts)} training "
-            f"examples: using all {len(texts)}"
+            f"[gelora] estimator.n_samples={cfg.estimator.n_samples} > {len(inputs)} training "
+            f"examples: using all {len(inputs)}"
         )
+    if task.is_pair_task:
+        texts, pairs = [a for a, _ in inputs], [b for _, b in inputs]
+    else:
+        texts, pairs = inputs, None
     device = (
         "cuda"
         if torch.cuda.is_available() and cfg.trainer.accelerator in ("auto", "gpu", "cuda")
@@ -193,6 +239,7 @@ def estimate_profile(model, tokenizer, task: TaskData, cfg: DictConfig) -> IDPro
         batch_size=cfg.estimator.batch_size,
         max_length=cfg.task.max_length,
         seed=cfg.seed,
+        text_pairs=pairs,
     )
     model.to("cpu")
     estimator = _instantiate(cfg.estimator.id, "estimator.id")
@@ -261,6 +308,15 @@ def completed_record(cfg: DictConfig) -> dict[str, Any] | None:
     return record if record.get("status") == "completed" else None
 
 
+def _config_record(cfg: DictConfig) -> Any:
+    """The resolved config, or the unresolved one when a required value is missing (the run then
+    stops in ``validate_config`` with an error naming the key)."""
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException:
+        return OmegaConf.to_container(cfg, resolve=False)
+
+
 def run(cfg: DictConfig, variant: str | None = None) -> dict[str, Any]:
     """Run one fine-tune and return its results; ``results.json`` records success or failure.
 
@@ -276,7 +332,7 @@ def run(cfg: DictConfig, variant: str | None = None) -> dict[str, Any]:
         "task": cfg.task.name,
         "seed": cfg.seed,
         "variant": variant,
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": _config_record(cfg),
     }
     try:
         _run(cfg, out_dir, timer, record)
@@ -309,7 +365,9 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
         asset=cfg.model.asset,
         pretrained=cfg.model.pretrained,
         num_labels=task.num_labels,
+        problem_type=_PROBLEM_TYPES[task.problem],
         trust_remote_code=cfg.model.trust_remote_code,
+        gguf_file=cfg.model.get("gguf_file"),
     )
     try:
         targets = find_target_modules(model, cfg.model.blocks, cfg.model.target_modules)
@@ -360,7 +418,8 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
         "trainable_adapter_params": adapter_params,
         "trainable_params": trainable,
         "total_params": total,
-        "metric": cfg.task.metric,
+        "metric": primary_metric(cfg),
+        "metric_names": list(cfg.task.metrics),
     }
     write_json_atomic(out_dir / "rank_plan.json", plan.to_dict())
     plot_id_profile(
@@ -374,7 +433,9 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
         model,
         rank_plan=plan,
         num_labels=task.num_labels,
-        metric=cfg.task.metric,
+        metrics=list(cfg.task.metrics),
+        problem=task.problem,
+        test_splits=datamodule.test_split_names,
         lr=cfg.optimizer.lr,
         head_lr=cfg.optimizer.head_lr,
         weight_decay=cfg.optimizer.weight_decay,
@@ -393,7 +454,7 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
     checkpoint = ModelCheckpoint(
         dirpath=out_dir / "checkpoints",
         filename="best",
-        monitor=f"val/{cfg.task.metric}",
+        monitor=f"val/{primary_metric(cfg)}",
         mode="max",
         save_top_k=1,
         save_last=True,
@@ -420,9 +481,10 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
     fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     since = time.perf_counter()
     ckpt = "best" if checkpoint.best_model_path else None
-    test_metrics = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0]
+    per_loader = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
     timer.add("test_s", since)
-    metrics = {**fit_metrics, **{k: float(v) for k, v in test_metrics.items()}}
+    test_metrics = {k: float(v) for loader in per_loader for k, v in loader.items()}
+    metrics = {**fit_metrics, **test_metrics}
     if not all(math.isfinite(v) for v in metrics.values()):
         raise FloatingPointError(f"non-finite metrics: {metrics}")
     record["metrics"] = metrics
@@ -453,8 +515,14 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
         "python": platform.python_version(),
         "device": str(next(module.parameters()).device),
     }
-    test_key, best_key = f"test/{cfg.task.metric}", f"val/{cfg.task.metric}_best"
+    primary = primary_metric(cfg)
+    test_key, best_key = f"test/{primary}", f"val/{primary}_best"
+    others = "".join(
+        f"; {key} = {value:.4f}"
+        for key, value in sorted(test_metrics.items())
+        if key.startswith("test") and key != test_key
+    )
     print(
         f"[gelora] {test_key} = {metrics[test_key]:.4f} ({record['test_checkpoint']} checkpoint); "
-        f"{best_key} = {metrics.get(best_key, float('nan')):.4f}"
+        f"{best_key} = {metrics.get(best_key, float('nan')):.4f}{others}"
     )

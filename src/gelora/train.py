@@ -66,7 +66,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def _score(record: dict, cfg: DictConfig) -> float | None:
-    return record.get("metrics", {}).get(f"test/{cfg.task.metric}")
+    return record.get("metrics", {}).get(f"test/{cfg.task.metrics[0]}")
 
 
 if __name__ == "__main__":

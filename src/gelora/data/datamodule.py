@@ -11,10 +11,14 @@ from gelora.data.task_data import Split, TaskData
 
 
 class TokenizedSplit(Dataset):
-    """A split tokenised up front (fast tokenisers do thousands of rows per second)."""
+    """A split tokenised up front (fast tokenisers do thousands of rows per second).
+
+    Pairs are encoded as the tokenizer's pair input (``[CLS] a [SEP] b [SEP]`` with segment ids
+    for BERT); truncation then trims the longer of the two first.
+    """
 
     def __init__(self, split: Split, tokenizer: PreTrainedTokenizerBase, max_length: int):
-        encoded = tokenizer(split.texts, truncation=True, max_length=max_length)
+        encoded = tokenizer(split.texts, split.text_pairs, truncation=True, max_length=max_length)
         self.rows = [
             {**{key: encoded[key][i] for key in encoded}, "labels": label}
             for i, label in enumerate(split.labels)
@@ -91,10 +95,17 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
         self._splits: dict[str, TokenizedSplit] = {}
 
+    @property
+    def test_split_names(self) -> list[str]:
+        """The test dataloaders in order: ``test``, then the task's extra test splits."""
+        return ["test", *self.task.extra_tests]
+
     def setup(self, stage: str | None = None) -> None:
         if not self._splits:
-            for name in ("train", "validation", "test"):
-                split = getattr(self.task, name)
+            splits = {"train": self.task.train, "validation": self.task.validation}
+            splits |= {"test": self.task.test}
+            splits |= {f"test_{name}": split for name, split in self.task.extra_tests.items()}
+            for name, split in splits.items():
                 self._splits[name] = TokenizedSplit(split, self.tokenizer, self.max_length)
 
     def train_dataloader(self) -> DataLoader:
@@ -127,5 +138,7 @@ class TextClassificationDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("validation")
 
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
+    def test_dataloader(self) -> DataLoader | list[DataLoader]:
+        keys = ["test", *(f"test_{name}" for name in self.task.extra_tests)]
+        loaders = [self._eval_loader(key) for key in keys]
+        return loaders[0] if len(loaders) == 1 else loaders

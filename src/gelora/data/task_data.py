@@ -1,8 +1,11 @@
 """Labelled text as plain, typed splits, and the seeded splitting and subsampling rules.
 
-A split is the same rows for the same seed on every machine: rows are put in a canonical order
-(sorted by text) before any random draw, and the draws use NumPy's legacy ``RandomState`` through
-scikit-learn, whose streams are fixed across platforms and releases.
+A split holds single texts or text pairs (NLI, paraphrase), with integer class labels or float
+regression targets. A split is the same rows for the same seed on every machine: rows are put in
+a canonical order (sorted by text) before any random draw, and the draws use NumPy's legacy
+``RandomState`` through scikit-learn, whose streams are fixed across platforms and releases.
+Classification splits are stratified by label; regression splits by quantile bins of the target,
+so that every split covers the whole range.
 """
 
 from __future__ import annotations
@@ -10,48 +13,141 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from sklearn.model_selection import train_test_split
+
+PROBLEMS = ("classification", "regression")
+REGRESSION_STRATA = 10  # quantile bins that stand in for classes when splitting a regression set
 
 
 @dataclass(frozen=True)
 class Split:
-    """One split of a single-sentence classification task."""
+    """One split: ``texts`` (and, for pair tasks, ``text_pairs``) with their labels.
+
+    Labels are class indices (``int``) for classification and targets (``float``) for regression.
+    """
 
     texts: list[str]
-    labels: list[int]
+    labels: list[int] | list[float]
+    text_pairs: list[str] | None = None
 
     def __post_init__(self) -> None:
         if len(self.texts) != len(self.labels):
             raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels")
+        if self.text_pairs is not None and len(self.text_pairs) != len(self.texts):
+            raise ValueError(f"{len(self.texts)} texts but {len(self.text_pairs)} text pairs")
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def subset(self, indices: Sequence[int]) -> Split:
-        return Split([self.texts[i] for i in indices], [self.labels[i] for i in indices])
+        pairs = None if self.text_pairs is None else [self.text_pairs[i] for i in indices]
+        return Split(
+            [self.texts[i] for i in indices], [self.labels[i] for i in indices], text_pairs=pairs
+        )
+
+    def inputs(self) -> list[str] | list[tuple[str, str]]:
+        """One hashable input per row: the text, or the (text, pair) tuple."""
+        if self.text_pairs is None:
+            return list(self.texts)
+        return list(zip(self.texts, self.text_pairs, strict=True))
 
 
 @dataclass(frozen=True)
 class TaskData:
-    """Train, validation and test splits plus what the labels mean."""
+    """Train, validation and test splits plus what the labels mean.
+
+    Attributes:
+        label_names: class names, index = label; ``None`` for regression.
+        notes: facts a reader of the run should know (dropped rows, how a split was made).
+        problem: ``"classification"`` or ``"regression"`` (one float target, ``num_labels`` 1).
+        extra_tests: further test splits scored like ``test`` (MNLI's mismatched set), by name.
+    """
 
     name: str
     train: Split
     validation: Split
     test: Split
-    label_names: list[str]
+    label_names: list[str] | None
     notes: list[str] = field(default_factory=list)
+    problem: str = "classification"
+    extra_tests: dict[str, Split] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.problem not in PROBLEMS:
+            raise ValueError(f"problem must be one of {', '.join(PROBLEMS)}, got {self.problem!r}")
+        if (self.problem == "regression") != (self.label_names is None):
+            raise ValueError("label_names must be None exactly when the problem is regression")
+        if self.problem == "classification":
+            n = len(self.label_names)
+            for name, split in self.splits().items():
+                bad = [y for y in split.labels if not isinstance(y, int) or not 0 <= y < n]
+                if bad:
+                    raise ValueError(f"{name} split has labels outside 0..{n - 1}: {bad[:3]}")
 
     @property
     def num_labels(self) -> int:
-        return len(self.label_names)
+        return 1 if self.label_names is None else len(self.label_names)
+
+    @property
+    def is_pair_task(self) -> bool:
+        return self.train.text_pairs is not None
+
+    def splits(self) -> dict[str, Split]:
+        named = {"train": self.train, "validation": self.validation, "test": self.test}
+        return named | {f"test_{name}": split for name, split in self.extra_tests.items()}
 
     def sizes(self) -> dict[str, int]:
-        return {
-            "train": len(self.train),
-            "validation": len(self.validation),
-            "test": len(self.test),
-        }
+        return {name: len(split) for name, split in self.splits().items()}
+
+
+def strata(
+    labels: Sequence[int] | Sequence[float], held_out: float | int | None = None
+) -> list[int] | None:
+    """What to stratify on: the labels, or a regression target's quantile bin.
+
+    ``None`` (a plain seeded draw) where scikit-learn cannot stratify: a stratum with a single
+    row, or a ``held_out`` size (fraction or count) that leaves either side fewer rows than strata.
+    """
+    if any(isinstance(y, float) for y in labels):
+        values = np.asarray(labels, dtype=float)
+        n_bins = min(REGRESSION_STRATA, max(1, len(values) // 10))
+        edges = np.quantile(values, np.linspace(0, 1, n_bins + 1)[1:-1])
+        keys = np.searchsorted(edges, values, side="right").tolist()
+    else:
+        keys = list(labels)
+    counts: dict = {}
+    for key in keys:
+        counts[key] = counts.get(key, 0) + 1
+    if min(counts.values()) < 2:
+        return None
+    if held_out is not None:
+        n_held = round(held_out * len(keys)) if isinstance(held_out, float) else held_out
+        if min(n_held, len(keys) - n_held) < len(counts):
+            return None
+    return keys
+
+
+def canonical_order(data: Split) -> list[int]:
+    """Row indices sorted by content, so a split does not depend on the order rows were read."""
+    pairs = data.text_pairs or [""] * len(data)
+    return sorted(range(len(data)), key=lambda i: (data.texts[i], pairs[i], data.labels[i]))
+
+
+def stratified_split(data: Split, held_out: float | int, *, seed: int) -> tuple[Split, Split]:
+    """Seeded, stratified ``(rest, held_out)`` split of rows in canonical order.
+
+    Args:
+        held_out: a fraction in (0, 1) of the rows, or a number of rows.
+    """
+    order = canonical_order(data)
+    rest, held = train_test_split(
+        order,
+        test_size=held_out,
+        stratify=strata([data.labels[i] for i in order], held_out),
+        random_state=seed,
+    )
+    return data.subset(rest), data.subset(held)
 
 
 def stratified_three_way_split(
@@ -62,16 +158,18 @@ def stratified_three_way_split(
         raise ValueError("validation_fraction and test_fraction must lie in (0, 1)")
     if validation_fraction + test_fraction >= 1:
         raise ValueError("validation_fraction + test_fraction must be below 1")
-    order = sorted(range(len(data)), key=lambda i: (data.texts[i], data.labels[i]))
-    labels = [data.labels[i] for i in order]
+    order = canonical_order(data)
     rest, test = train_test_split(
-        order, test_size=test_fraction, stratify=labels, random_state=seed
+        order,
+        test_size=test_fraction,
+        stratify=strata([data.labels[i] for i in order], test_fraction),
+        random_state=seed,
     )
-    rest_labels = [data.labels[i] for i in rest]
+    validation_share = validation_fraction / (1 - test_fraction)
     train, validation = train_test_split(
         rest,
-        test_size=validation_fraction / (1 - test_fraction),
-        stratify=rest_labels,
+        test_size=validation_share,
+        stratify=strata([data.labels[i] for i in rest], validation_share),
         random_state=seed,
     )
     return data.subset(train), data.subset(validation), data.subset(test)
@@ -83,9 +181,10 @@ def stratified_subsample(data: Split, max_samples: int | None, *, seed: int) -> 
         return data
     if max_samples < 1:
         raise ValueError(f"max_samples must be >= 1, got {max_samples}")
-    n_classes = len(set(data.labels))
-    stratify = data.labels if max_samples >= n_classes else None
     kept, _ = train_test_split(
-        list(range(len(data))), train_size=max_samples, stratify=stratify, random_state=seed
+        list(range(len(data))),
+        train_size=max_samples,
+        stratify=strata(data.labels, max_samples),
+        random_state=seed,
     )
     return data.subset(sorted(kept))

@@ -58,22 +58,27 @@ def collect_hidden_states(
     max_length: int = 128,
     seed: int = 0,
     progress: bool = True,
+    text_pairs: Sequence[str] | None = None,
 ) -> torch.Tensor:
     """Pooled hidden states of ``texts``, shape ``(L + 1, N, width)``, float32 on the CPU.
 
     Runs the model in eval mode without gradients (dropout off), restoring its mode afterwards.
     Texts are batched in length order to waste little compute on padding; rows come back in the
-    order given.
+    order given. ``text_pairs`` (pair tasks) are encoded with their texts, as in training, and
+    pooled over both segments.
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     if len(texts) == 0:
         raise ValueError("no texts to collect hidden states from")
+    if text_pairs is not None and len(text_pairs) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    pair_lengths = [len(p) for p in text_pairs] if text_pairs is not None else [0] * len(texts)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]) + pair_lengths[i])
     pooled: torch.Tensor | None = None
     try:
         batches = range(0, len(order), batch_size)
@@ -81,6 +86,7 @@ def collect_hidden_states(
             index = order[start : start + batch_size]
             encoded = tokenizer(
                 [texts[i] for i in index],
+                None if text_pairs is None else [text_pairs[i] for i in index],
                 padding=True,
                 truncation=True,
                 max_length=max_length,

@@ -1,17 +1,63 @@
-"""Task metrics by name (torchmetrics), so a task config can say ``metric: accuracy``."""
+"""Task metrics by name (torchmetrics), so a task config can say ``metrics: [accuracy, macro_f1]``.
+
+The names are the ones the GLUE and topic-classification literature reports. Every metric here
+is higher-is-better, so the first one of a task can be the monitored (checkpoint) metric.
+Classification metrics take predicted class indices, regression metrics the predicted value.
+"""
 
 from __future__ import annotations
 
-from torchmetrics import Metric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from collections.abc import Callable
+from dataclasses import dataclass
 
-METRICS = {
-    "accuracy": lambda num_labels: MulticlassAccuracy(num_classes=num_labels, average="micro"),
-    "macro_f1": lambda num_labels: MulticlassF1Score(num_classes=num_labels, average="macro"),
+from torchmetrics import Metric, MetricCollection, PearsonCorrCoef, SpearmanCorrCoef
+from torchmetrics.classification import (
+    BinaryF1Score,
+    MulticlassAccuracy,
+    MulticlassF1Score,
+    MulticlassMatthewsCorrCoef,
+)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    problem: str  # "classification" or "regression"
+    build: Callable[[int], Metric]  # num_labels -> metric
+    binary_only: bool = False
+
+
+METRICS: dict[str, MetricSpec] = {
+    "accuracy": MetricSpec(
+        "classification", lambda n: MulticlassAccuracy(num_classes=n, average="micro")
+    ),
+    "macro_f1": MetricSpec(
+        "classification", lambda n: MulticlassF1Score(num_classes=n, average="macro")
+    ),
+    # F1 of the positive class (label 1), as GLUE reports it for MRPC and QQP.
+    "f1": MetricSpec("classification", lambda n: BinaryF1Score(), binary_only=True),
+    "matthews": MetricSpec("classification", lambda n: MulticlassMatthewsCorrCoef(num_classes=n)),
+    "pearson": MetricSpec("regression", lambda n: PearsonCorrCoef()),
+    "spearman": MetricSpec("regression", lambda n: SpearmanCorrCoef()),
 }
 
 
-def build_metric(name: str, num_labels: int) -> Metric:
-    if name not in METRICS:
-        raise ValueError(f"task.metric={name!r} is unknown; known metrics: {', '.join(METRICS)}")
-    return METRICS[name](num_labels)
+def check_metrics(names: list[str], problem: str, num_labels: int) -> None:
+    """Raise ``ValueError`` naming the metric that does not fit the task."""
+    if not names:
+        raise ValueError("task.metrics is empty; name at least one metric")
+    for name in names:
+        if name not in METRICS:
+            raise ValueError(f"task.metrics: {name!r} is unknown; known: {', '.join(METRICS)}")
+        spec = METRICS[name]
+        if spec.problem != problem:
+            raise ValueError(
+                f"task.metrics: {name!r} is a {spec.problem} metric, task is {problem}"
+            )
+        if spec.binary_only and num_labels != 2:
+            raise ValueError(f"task.metrics: {name!r} needs 2 classes, task has {num_labels}")
+
+
+def build_metrics(names: list[str], problem: str, num_labels: int) -> MetricCollection:
+    """The task's metrics as one collection; ``compute()`` returns ``{name: value}``."""
+    check_metrics(names, problem, num_labels)
+    return MetricCollection({name: METRICS[name].build(num_labels) for name in names})

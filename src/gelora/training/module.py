@@ -1,6 +1,9 @@
-"""The Lightning module: a LoRA-injected Hugging Face classifier, its optimiser and its metrics."""
+"""The Lightning module: a LoRA-injected Hugging Face classifier (or regressor), its optimiser and
+its metrics."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import lightning as L
 import torch
@@ -9,7 +12,7 @@ from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
 from gelora.lora.inject import adapter_parameters
 from gelora.ranks.plan import RankPlan
-from gelora.training.metrics import build_metric
+from gelora.training.metrics import build_metrics
 
 
 class LoRAClassifierModule(L.LightningModule):
@@ -25,28 +28,47 @@ class LoRAClassifierModule(L.LightningModule):
         *,
         rank_plan: RankPlan,
         num_labels: int,
-        metric: str = "accuracy",
+        metrics: Sequence[str] = ("accuracy",),
+        problem: str = "classification",
+        test_splits: Sequence[str] = ("test",),
         lr: float = 1e-3,
         head_lr: float | None = None,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.06,
     ):
+        """
+        Args:
+            metrics: names from ``gelora.training.metrics.METRICS``; the first is the primary one
+                (``val/<first>_best``, the checkpoint monitor).
+            problem: ``classification`` (argmax of the logits) or ``regression`` (the one logit).
+            test_splits: names of the test dataloaders in order; ``test`` logs as ``test/<m>``,
+                any other name ``x`` as ``test_x/<m>`` (MNLI's mismatched set).
+        """
         super().__init__()
         self.model = model.train()  # from_pretrained returns eval mode: dropout would stay off
         self.rank_plan = rank_plan
-        self.metric_name = metric
+        self.metric_names = list(metrics)
+        self.primary_metric = self.metric_names[0]
+        self.problem = problem
         self.lr = lr
         self.head_lr = head_lr if head_lr is not None else lr
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
-        self.val_metric = build_metric(metric, num_labels)
-        self.test_metric = build_metric(metric, num_labels)
+        self.val_metrics = build_metrics(self.metric_names, problem, num_labels)
+        self.test_prefixes = ["test" if name == "test" else f"test_{name}" for name in test_splits]
+        self.test_metrics = torch.nn.ModuleList(
+            build_metrics(self.metric_names, problem, num_labels) for _ in self.test_prefixes
+        )
         self.val_best = MaxMetric()
         self.val_loss = MeanMetric()
         self.strict_loading = False  # checkpoints carry the trainable tensors only
 
     def forward(self, **batch) -> torch.Tensor:
         return self.model(**batch).logits
+
+    def predictions(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class indices, or the regression head's single output."""
+        return logits.squeeze(-1) if self.problem == "regression" else logits.argmax(dim=-1)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.model(**batch).loss
@@ -60,24 +82,27 @@ class LoRAClassifierModule(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         outputs = self.model(**batch)
         self.val_loss.update(outputs.loss)
-        self.val_metric.update(outputs.logits.argmax(dim=-1), batch["labels"])
+        self.val_metrics.update(self.predictions(outputs.logits), batch["labels"])
 
     def on_validation_epoch_end(self) -> None:
-        score = self.val_metric.compute()
-        self.val_best.update(score)
-        self.log(f"val/{self.metric_name}", score, prog_bar=True)
-        self.log(f"val/{self.metric_name}_best", self.val_best.compute())
+        scores = self.val_metrics.compute()
+        self.val_best.update(scores[self.primary_metric])
+        for name, score in scores.items():
+            self.log(f"val/{name}", score, prog_bar=name == self.primary_metric)
+        self.log(f"val/{self.primary_metric}_best", self.val_best.compute())
         self.log("val/loss", self.val_loss.compute())
-        self.val_metric.reset()
+        self.val_metrics.reset()
         self.val_loss.reset()
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
+    def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         logits = self.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-        self.test_metric.update(logits.argmax(dim=-1), batch["labels"])
+        self.test_metrics[dataloader_idx].update(self.predictions(logits), batch["labels"])
 
     def on_test_epoch_end(self) -> None:
-        self.log(f"test/{self.metric_name}", self.test_metric.compute())
-        self.test_metric.reset()
+        for prefix, metrics in zip(self.test_prefixes, self.test_metrics, strict=True):
+            for name, score in metrics.compute().items():
+                self.log(f"{prefix}/{name}", score, add_dataloader_idx=False)
+            metrics.reset()
 
     def configure_optimizers(self):
         lora_ids = {id(p) for p in adapter_parameters(self.model)}

@@ -1,0 +1,302 @@
+"""Every task config loads: offline corpora (real data), GLUE (local copies in its schema) and a
+user's own files, each with a seeded, stable split and metrics that fit it."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from gelora.data.from_files import load_from_files
+from gelora.data.glue import GLUE_TASKS, GlueUnavailable, load_glue
+from gelora.data.task_data import Split, TaskData, stratified_split, stratified_three_way_split
+from gelora.training.metrics import check_metrics
+from tests.glue_fixtures import glue_rows, write_glue_copy
+
+TASK_CONF = Path(__file__).resolve().parents[1] / "conf" / "task"
+OFFLINE = {  # task -> (train, validation, test), label count (1: regression), metrics
+    "rotten_tomatoes": ((10200, 1276, 1276), 2, ["accuracy"]),
+    "snli": ((89890, 10000, 9824), 3, ["accuracy"]),
+    "newsgroups20": ((10135, 1127, 7528), 20, ["accuracy", "macro_f1"]),
+    "reuters_r8": ((4873, 542, 2189), 8, ["accuracy", "macro_f1"]),
+    "bbc_news": ((1487, 213, 425), 5, ["accuracy", "macro_f1"]),
+    "vader_movies": ((8481, 1061, 1061), 1, ["pearson", "spearman"]),
+}
+GLUE_METRICS = {
+    "cola": ["matthews"],
+    "sst2": ["accuracy"],
+    "mrpc": ["accuracy", "f1"],
+    "qqp": ["accuracy", "f1"],
+    "stsb": ["pearson", "spearman"],
+    "mnli": ["accuracy"],
+    "qnli": ["accuracy"],
+    "rte": ["accuracy"],
+}
+
+
+def task_config(name: str, **overrides) -> OmegaConf:
+    cfg = OmegaConf.create({"task": OmegaConf.load(TASK_CONF / f"{name}.yaml")})
+    for key, value in overrides.items():
+        OmegaConf.update(cfg, f"task.{key}", value)
+    return cfg
+
+
+def load(name: str, **overrides) -> TaskData:
+    """The task as ``gelora-train task=<name>`` loads it, from its real config file."""
+    return instantiate(task_config(name, **overrides).task.loader)
+
+
+def fingerprint(split: Split) -> str:
+    pairs = split.text_pairs or [""] * len(split)
+    rows = zip(split.texts, pairs, split.labels, strict=True)
+    return hashlib.sha256("\n".join(f"{y}\t{a}\t{b}" for a, b, y in rows).encode()).hexdigest()
+
+
+def test_every_task_config_is_covered_here():
+    names = {p.stem for p in TASK_CONF.glob("*.yaml")}
+    assert names == {*OFFLINE, *(f"glue_{t}" for t in GLUE_TASKS), "from_files"}
+
+
+@pytest.mark.parametrize("name", sorted(OFFLINE))
+def test_offline_task_loads_with_its_sizes_labels_and_metrics(name):
+    sizes, num_labels, metrics = OFFLINE[name]
+    cfg = task_config(name)
+    task = instantiate(cfg.task.loader)
+    assert task.name == cfg.task.name == name
+    assert (task.sizes()["train"], task.sizes()["validation"], task.sizes()["test"]) == sizes
+    assert task.num_labels == num_labels
+    assert list(cfg.task.metrics) == metrics
+    check_metrics(metrics, task.problem, task.num_labels)
+    for key in ("max_length", "batch_size", "eval_batch_size", "split_seed"):
+        assert isinstance(cfg.task[key], int)
+    inputs = [set(split.inputs()) for split in (task.train, task.validation, task.test)]
+    assert not (inputs[0] & inputs[2] or inputs[1] & inputs[2]), "test rows seen in training"
+    if task.problem == "classification":
+        assert set(task.test.labels) == set(range(num_labels))
+        assert len(task.label_names) == num_labels
+    else:
+        assert task.label_names is None and all(-4 <= y <= 4 for y in task.train.labels)
+
+
+def test_snli_is_a_pair_task_with_the_official_test_set():
+    task = load("snli")
+    assert task.is_pair_task and task.test.text_pairs is not None
+    assert task.label_names == ["entailment", "neutral", "contradiction"]
+    assert Counter(task.test.labels) == {0: 3368, 1: 3219, 2: 3237}  # SNLI 1.0 test, gold labels
+
+
+def test_vader_split_spans_the_target_range_and_is_stable():
+    task = load("vader_movies")
+    for split in (task.validation, task.test):
+        assert min(split.labels) < -3 and max(split.labels) > 3
+    again = load("vader_movies")
+    assert fingerprint(again.test) == fingerprint(task.test)
+    assert fingerprint(load("vader_movies", split_seed=1).test) != fingerprint(task.test)
+
+
+def test_regression_split_is_stratified_on_deciles():
+    data = Split([f"t{i}" for i in range(1000)], [float(i) for i in range(1000)])
+    train, val, test = stratified_three_way_split(
+        data, validation_fraction=0.1, test_fraction=0.1, seed=0
+    )
+    assert (len(train), len(val), len(test)) == (800, 100, 100)
+    assert Counter(int(y // 100) for y in test.labels) == dict.fromkeys(range(10), 10)
+
+
+def test_tiny_splits_fall_back_to_a_plain_seeded_draw():
+    data = Split([f"t{i}" for i in range(12)], [i % 4 for i in range(12)])
+    rest, held = stratified_split(data, 2, seed=0)  # 2 rows cannot hold 4 classes
+    assert (len(rest), len(held)) == (10, 2)
+
+
+# --- GLUE -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", sorted(GLUE_TASKS))
+def test_glue_config_loads_a_local_copy_with_the_right_metrics(task, tmp_path):
+    folder = write_glue_copy(task, tmp_path / task)
+    cfg = task_config(f"glue_{task}", data_dir=str(folder))
+    assert list(cfg.task.metrics) == GLUE_METRICS[task]
+    data = instantiate(cfg.task.loader)
+    assert data.name == cfg.task.name == f"glue_{task}"
+    spec = GLUE_TASKS[task]
+    assert data.is_pair_task == (len(spec.text_fields) == 2)
+    assert data.problem == ("regression" if task == "stsb" else "classification")
+    check_metrics(GLUE_METRICS[task], data.problem, data.num_labels)
+    # GLUE's dev set is the test split; validation is carved from train.
+    assert len(data.test) == 30 and len(data.train) + len(data.validation) == 90
+    assert data.test.texts[0] == glue_rows(task, 30, seed=1)[0][spec.text_fields[0]]
+    if task == "mnli":
+        assert set(data.extra_tests) == {"mismatched"} and len(data.extra_tests["mismatched"]) == 30
+        assert data.label_names == ["entailment", "neutral", "contradiction"]
+    else:
+        assert not data.extra_tests
+
+
+def test_glue_drops_hidden_test_labels_and_rejects_out_of_range_ones(tmp_path):
+    folder = write_glue_copy("rte", tmp_path)
+    with open(folder / "train.jsonl", "a") as handle:
+        handle.write('{"sentence1": "x", "sentence2": "y", "label": -1, "idx": 999}\n')
+    data = load_glue(task="rte", data_dir=str(folder))
+    assert len(data.train) + len(data.validation) == 90
+    assert any("dropped 1 rows" in note for note in data.notes)
+    with open(folder / "train.jsonl", "a") as handle:
+        handle.write('{"sentence1": "x", "sentence2": "y", "label": 7, "idx": 1000}\n')
+    with pytest.raises(ValueError, match=r"labels \[7\] outside 0..1"):
+        load_glue(task="rte", data_dir=str(folder))
+
+
+def test_glue_without_hub_or_local_copy_names_both_options(monkeypatch, tmp_path):
+    datasets = pytest.importorskip("datasets")
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(GlueUnavailable, match=r"hub through `datasets`.*task\.data_dir=") as error:
+        load_glue(task="cola")
+    assert "no network" in str(error.value)
+    monkeypatch.setitem(sys.modules, "datasets", None)  # as if not installed
+    with pytest.raises(GlueUnavailable, match="`datasets` is not installed"):
+        load_glue(task="cola")
+    with pytest.raises(GlueUnavailable, match="has no validation file"):
+        (tmp_path / "train.csv").write_text("sentence,label\nfine,1\n")
+        load_glue(task="cola", data_dir=str(tmp_path))
+
+
+def test_glue_hub_path_reads_a_datasets_dict(monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    spec = GLUE_TASKS["mnli"]
+    splits = ["train", spec.test_split, *spec.extra_test_splits.values()]
+    fake = datasets.DatasetDict(
+        {
+            split: datasets.Dataset.from_list(glue_rows("mnli", 60 if split == "train" else 21, i))
+            for i, split in enumerate(splits)
+        }
+    )
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append(a) or fake)
+    data = load_glue(task="mnli", validation_size=0.2)
+    assert calls == [("nyu-mll/glue", "mnli")]
+    assert data.sizes() == {"train": 48, "validation": 12, "test": 21, "test_mismatched": 21}
+
+
+# --- your own files ---------------------------------------------------------------------------
+
+
+def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def review_rows(n: int, offset: int = 0) -> list[list]:
+    return [[f"review {i} was {'great' if i % 2 else 'awful'}", "pos" if i % 2 else "neg"]
+            for i in range(offset, offset + n)]  # fmt: skip
+
+
+def test_from_files_maps_labels_and_carves_missing_splits(tmp_path):
+    train = write_csv(tmp_path / "train.csv", ["review", "sentiment"], review_rows(100))
+    cfg = task_config(
+        "from_files", train_file=str(train), text_fields=["review"], label_field="sentiment"
+    )
+    task = instantiate(cfg.task.loader)
+    assert task.label_names == ["neg", "pos"] and task.problem == "classification"
+    assert task.sizes() == {"train": 80, "validation": 10, "test": 10}
+    assert any("no validation_file or test_file" in note for note in task.notes)
+    test = write_csv(tmp_path / "test.csv", ["review", "sentiment"], review_rows(20, 500))
+    cfg.task.test_file = str(test)
+    task = instantiate(cfg.task.loader)
+    assert task.sizes() == {"train": 90, "validation": 10, "test": 20}
+    assert any("no validation_file: validation is a seeded 10%" in n for n in task.notes)
+
+
+def test_from_files_reads_pairs_and_regression_from_json_lines(tmp_path):
+    path = tmp_path / "sts.jsonl"
+    path.write_text(
+        "".join(f'{{"a": "left {i}", "b": "right {i}", "score": {i / 10}}}\n' for i in range(50))
+    )
+    task = load_from_files(
+        train_file=str(path), text_fields=["a", "b"], label_field="score", problem="regression"
+    )
+    assert task.is_pair_task and task.problem == "regression" and task.num_labels == 1
+    assert all(isinstance(y, float) for y in task.train.labels)
+    with pytest.raises(ValueError, match="is a regression metric, task is classification"):
+        check_metrics(["pearson"], "classification", 2)
+
+
+def test_from_files_numeric_labels_sort_numerically(tmp_path):
+    rows = [[f"text {i}", str(i % 11)] for i in range(110)]
+    task = load_from_files(train_file=str(write_csv(tmp_path / "t.csv", ["text", "label"], rows)))
+    assert task.label_names == [str(i) for i in range(11)]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"label_field": "stars"},
+            r"train\.csv has no column 'stars'; its columns are: text, label",
+        ),
+        ({"text_fields": ["text", "other"]}, "has no column 'other'"),
+        ({"train_file": "nowhere.csv"}, "no such file: nowhere.csv"),
+        (
+            {"test_file": "UNKNOWN"},
+            r"test\.csv, row 1: unknown label 'maybe'; known labels: neg, pos",
+        ),
+        ({"problem": "regression"}, r"row 1: label 'neg' is not a number"),
+        ({"text_fields": ["a", "b", "c"]}, "one or two columns"),
+        ({"train_file": "data.xlsx"}, r"unsupported file type '\.xlsx'"),
+    ],
+)
+def test_from_files_errors_name_the_file_and_column(tmp_path, change, message):
+    train = write_csv(
+        tmp_path / "train.csv",
+        ["text", "label"],
+        [[f"t{i}", "neg"] for i in range(5)] + [["x", "pos"]] * 5,
+    )
+    write_csv(tmp_path / "test.csv", ["text", "label"], [["t", "maybe"]])
+    (tmp_path / "data.xlsx").write_bytes(b"PK")
+    kwargs = {"train_file": str(train)} | change
+    for key in ("train_file", "test_file"):  # names of files written above
+        if kwargs.get(key) in ("data.xlsx", "UNKNOWN"):
+            kwargs[key] = str(
+                tmp_path / ("data.xlsx" if kwargs[key] == "data.xlsx" else "test.csv")
+            )
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        load_from_files(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("task.metrics=[nope]", "task.metrics: 'nope' is unknown"),
+        ("task.metrics=[]", "task.metrics must be a non-empty list"),
+    ],
+)
+def test_unknown_or_missing_metrics_are_config_errors(override, message):
+    from hydra import compose, initialize_config_dir
+
+    from gelora.pipeline import ConfigError, validate_config
+
+    with initialize_config_dir(config_dir=str(TASK_CONF.parent), version_base="1.3"):
+        cfg = compose("train", overrides=[override, "paths.output_dir=unused"])
+    with pytest.raises(ConfigError, match=message):
+        validate_config(cfg)
+
+
+def test_a_metric_that_does_not_fit_the_task_is_a_config_error():
+    from gelora.pipeline import ConfigError, load_task
+
+    cfg = task_config("bbc_news")
+    cfg.task.metrics = ["f1"]  # binary F1 on five topics
+    with pytest.raises(ConfigError, match="'f1' needs 2 classes, task has 5"):
+        load_task(cfg.task, seed=0)
