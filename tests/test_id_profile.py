@@ -95,3 +95,13 @@ def test_rank_sensitivity_counts_blocks_that_move(tiny_bert):
     for block, (low, high) in enumerate(sensitivity.block_rank_ranges):
         assert low <= plan.block_ranks(3)[block] <= high
     assert rank_sensitivity(UniformPolicy(), targets, profile, plan, 3) is None
+
+
+def test_cls_pooling_reads_the_mean_at_the_embeddings_output(tiny_bert, tiny_tokenizer):
+    """Layer 0's first token is the same vector for every input: no geometry to measure."""
+    texts = [" ".join(f"w{(i * 5 + j) % 90}" for j in range(2 + i % 7)) for i in range(12)]
+    cls = collect_hidden_states(tiny_bert, tiny_tokenizer, texts, pooling="cls", progress=False)
+    mean = collect_hidden_states(tiny_bert, tiny_tokenizer, texts, pooling="mean", progress=False)
+    torch.testing.assert_close(cls[0], mean[0])
+    assert torch.unique(cls[0], dim=0).shape[0] > 1  # points that vary, not one vector
+    assert not torch.allclose(cls[1], mean[1])  # block outputs are the [CLS] vector itself

@@ -7,10 +7,12 @@ relative to a block, so that ``output.dense`` cannot be confused with ``attentio
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from torch import nn
 from transformers import (
+    AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     PreTrainedModel,
@@ -36,6 +38,7 @@ def load_classifier(
     problem_type: str | None = None,
     trust_remote_code: bool = False,
     gguf_file: str | None = None,
+    random_init: Mapping[str, Any] | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A sequence classifier (new head) and its tokenizer; only the head is freshly initialised.
 
@@ -45,14 +48,27 @@ def load_classifier(
             ``num_labels=1``). ``None`` lets the model infer it from the labels.
         gguf_file: a GGUF file inside the source folder (quantised weights are dequantised on
             load; needs the ``gguf`` package).
+        random_init: build the source's architecture with these config changes (e.g. two
+            layers of width 32) and random weights instead of loading them: tiny models for
+            tests and for smoke runs of experiment configs; the tokenizer is the source's.
     """
     source = resolve_source(asset, pretrained)
     gguf = {"gguf_file": gguf_file} if gguf_file is not None else {}
     head = {"problem_type": problem_type} if problem_type is not None else {}
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **gguf)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        source, num_labels=num_labels, trust_remote_code=trust_remote_code, **gguf, **head
-    )
+    if random_init is not None:
+        config = AutoConfig.from_pretrained(
+            source, num_labels=num_labels, trust_remote_code=trust_remote_code, **head
+        )
+        for key, value in random_init.items():
+            if not hasattr(config, key):
+                raise ValueError(f"model.random_init: {type(config).__name__} has no {key!r}")
+            setattr(config, key, value)
+        model = AutoModelForSequenceClassification.from_config(config)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=num_labels, trust_remote_code=trust_remote_code, **gguf, **head
+        )
     if tokenizer.pad_token is None:  # decoders (Llama, GPT-2) ship without one
         tokenizer.pad_token = tokenizer.eos_token
     if model.config.pad_token_id is None:

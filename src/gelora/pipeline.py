@@ -127,6 +127,10 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"optimizer.lr must be > 0, got {cfg.optimizer.lr}")
 
 
+def _container(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
 def load_budget(cfg: DictConfig) -> Budget | None:
     budget_cfg = cfg.get("budget") or {}
     try:
@@ -281,9 +285,7 @@ def log_plan(
             logger.log_table(
                 key="rank_plan",
                 columns=["module", "block", "rank", "alpha", "params"],
-                data=[
-                    [a.module_name, a.block, a.rank, a.alpha, a.n_params] for a in plan.adapters
-                ],
+                data=[[a.module_name, a.block, a.rank, a.alpha, a.n_params] for a in plan.adapters],
             )
             figures = [out_dir / "id_profile.png", out_dir / "rank_plan.png"]
             logger.log_image(key="plots", images=[str(f) for f in figures if f.exists()])
@@ -368,6 +370,7 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
         problem_type=_PROBLEM_TYPES[task.problem],
         trust_remote_code=cfg.model.trust_remote_code,
         gguf_file=cfg.model.get("gguf_file"),
+        random_init=_container(cfg.model.get("random_init")),
     )
     try:
         targets = find_target_modules(model, cfg.model.blocks, cfg.model.target_modules)

@@ -12,16 +12,31 @@ traceback) and the sweep goes on; a job whose directory already holds a complete
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from gelora.assets import AssetError
 from gelora.pipeline import ConfigError, completed_record, run
+
+
+def job_dirname(overrides: str, limit: int = 120) -> str:
+    """A sweep job's directory name: its overrides, shortened with a hash when too long.
+
+    The name depends only on the overrides, so re-running a sweep finds the same directories.
+    """
+    if len(overrides) <= limit:
+        return overrides or "defaults"
+    digest = hashlib.sha1(overrides.encode()).hexdigest()[:12]
+    return f"{overrides[: limit - 13]}-{digest}"
+
+
+OmegaConf.register_new_resolver("gelora_job_dirname", job_dirname, replace=True)
 
 
 def config_dir() -> str:

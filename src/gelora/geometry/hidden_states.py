@@ -6,7 +6,9 @@ dimension of consecutive ones (the input and output of a block). How a sequence 
 vector is not stated in the paper, so it is a choice, recorded with every run:
 
 - ``mean``: mean over the non-padding tokens (the sentence-transformers convention);
-- ``cls``: the first token;
+- ``cls``: the first token; at the embeddings output (layer 0) the first token's vector is the
+  same for every input (token, position and segment embeddings only), so that layer is pooled
+  by ``mean`` instead: the input block 0's [CLS] attends over;
 - ``token``: one non-padding token per example, drawn with the seed.
 
 Collection is streamed: only the pooled ``(L + 1, N, width)`` result is kept, never a batch's
@@ -98,7 +100,8 @@ def collect_hidden_states(
                 pooled = torch.empty(len(layers), len(texts), layers[0].shape[-1])
             rows = torch.tensor(index)
             for layer, hidden in enumerate(layers):
-                vectors = pool(hidden.float(), encoded["attention_mask"], pooling, generator)
+                how = "mean" if pooling == "cls" and layer == 0 else pooling
+                vectors = pool(hidden.float(), encoded["attention_mask"], how, generator)
                 pooled[layer, rows] = vectors.cpu()
     finally:
         model.train(was_training)

@@ -90,12 +90,38 @@ def read_run(job_dir: Path) -> RunRecord:
     )
 
 
-def load_runs(sweep_dir: Path) -> list[RunRecord]:
-    """Every job under ``sweep_dir`` (directories holding ``.hydra/config.yaml``)."""
+def job_overrides(job_dir: Path) -> list[str]:
+    return [str(o) for o in OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")]
+
+
+def overrides_label(overrides: Sequence[str], common: set[str]) -> str:
+    """A job's overrides without those every job shares and without ``task`` and ``seed``: a row
+    of an ablation, whose rows are settings rather than methods."""
+    items = [
+        o
+        for o in overrides
+        if o not in common and not o.startswith(("task=", "seed=", "sweep_id="))
+    ]
+    return ",".join(items) or "(defaults)"
+
+
+def load_runs(sweep_dir: Path, rows: str = "method") -> list[RunRecord]:
+    """Every job under ``sweep_dir`` (directories holding ``.hydra/config.yaml``).
+
+    ``rows``: ``method`` groups runs by method; ``overrides`` by their other overrides.
+    """
+    if rows not in ("method", "overrides"):
+        raise ValueError(f"rows must be 'method' or 'overrides', got {rows!r}")
     jobs = sorted(p.parent.parent for p in sweep_dir.rglob(".hydra/config.yaml"))
     if not jobs:
         raise FileNotFoundError(f"no Hydra job directories (with .hydra/) under {sweep_dir}")
-    return [read_run(job) for job in jobs]
+    runs = [read_run(job) for job in jobs]
+    if rows == "overrides":
+        overrides = {job: job_overrides(job) for job in jobs}
+        common = set.intersection(*(set(o) for o in overrides.values()))
+        for job, run in zip(jobs, runs, strict=True):
+            run.method = overrides_label(overrides[job], common)
+    return runs
 
 
 @dataclass
@@ -226,11 +252,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="gelora-table", description=__doc__.split("\n")[0])
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--rows", choices=["method", "overrides"], default="method")
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args(argv)
     out = args.out or args.sweep_dir
     out.mkdir(parents=True, exist_ok=True)
-    runs = load_runs(args.sweep_dir)
+    runs = load_runs(args.sweep_dir, rows=args.rows)
     markdown = markdown_table(runs)
     write_text_atomic(out / "table.md", markdown)
     write_text_atomic(out / "table.tex", latex_table(runs))

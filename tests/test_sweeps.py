@@ -1,0 +1,134 @@
+"""Sweeps as a user runs them: every experiment config at a tiny size, failures, resuming.
+
+Each sweep is one ``gelora-train -m`` process (Hydra's basic launcher runs its jobs in turn), on
+the tiny random BERT with a few examples and steps, so the experiment files cannot drift from the
+code without a test failing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from gelora.reporting.table import load_runs, markdown_table
+from tests.glue_fixtures import write_glue_copy
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+TINY = [
+    "model=tiny_bert",
+    "task.max_train_samples=48",
+    "task.max_eval_samples=32",
+    "task.batch_size=16",
+    "task.max_length=32",
+    "estimator.n_samples=32",
+    "estimator.n_resamples=0",
+    "trainer.max_steps=3",
+    "trainer.max_epochs=1",
+    "trainer.val_check_interval=1",
+    "trainer.accelerator=cpu",
+    "trainer.precision=32-true",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.enable_model_summary=false",
+    "logger=none",
+]
+
+
+def sweep(root: Path, *overrides: str, sweep_id: str = "test") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "gelora.train", "-m", f"sweep_id={sweep_id}", *overrides],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=root,
+    )
+
+
+def grid(experiment: str) -> dict[str, list[str]]:
+    with initialize_config_dir(str(CONF), version_base=None):
+        cfg = compose("train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params)
+    return {key: str(value).split(",") for key, value in params.items()}
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_grid_point_of_every_experiment_composes(experiment):
+    axes = grid(experiment)
+    assert "seed" in axes and len(axes["seed"]) >= 3
+    points = [[]]
+    for key, values in axes.items():
+        points = [[*p, f"{key}={v}"] for p in points for v in values]
+    with initialize_config_dir(str(CONF), version_base=None):
+        for point in points:
+            cfg = compose(
+                "train",
+                overrides=[f"experiment={experiment}", *point, "paths.output_dir=.", "logger=none"],
+            )
+            OmegaConf.resolve(cfg)  # every interpolation (per-task settings) resolves
+            assert cfg.experiment_name == experiment
+
+
+def _tiny_sweep_overrides(experiment: str, tmp_path: Path) -> list[str]:
+    """One seed, and the GLUE tasks read from local copies written here."""
+    overrides = [f"experiment={experiment}", "seed=0", *TINY]
+    axes = grid(experiment)
+    glue = [t for t in axes.get("task", []) if t.startswith("glue_")]
+    for task in glue:
+        write_glue_copy(task.removeprefix("glue_"), tmp_path / "glue" / task)
+    if glue:
+        overrides.append(f"++task.data_dir={tmp_path / 'glue'}/${{task.name}}")
+    for task in glue:  # AdaLoRA's schedules in steps are longer than a 3-step run
+        overrides += [f"adalora_glue.{task}.tinit=0", f"adalora_glue.{task}.tfinal=1"]
+    if "budget.rank" in axes:
+        overrides.append("budget.rank=2")
+    return overrides
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_runs_at_a_tiny_size(experiment, tmp_path):
+    overrides = _tiny_sweep_overrides(experiment, tmp_path)
+    proc = sweep(tmp_path, *overrides)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    runs = load_runs(tmp_path / "multirun_outputs" / experiment / "test")
+    axes = grid(experiment)
+    fixed = {o.split("=", 1)[0] for o in overrides}  # axes pinned by the tiny overrides
+    expected = 1
+    for key, values in axes.items():
+        if key not in fixed:
+            expected *= len(values)
+    assert len(runs) == expected
+    failed = [(r.run_dir, r.error) for r in runs if r.status != "completed"]
+    assert not failed
+
+
+def test_a_failed_job_is_recorded_the_sweep_goes_on_and_resumes(tmp_path):
+    # `random` needs a budget and none is set: that job fails on purpose, the others complete.
+    overrides = ["method=lora,random", "seed=0,1", *TINY]
+    first = sweep(tmp_path, *overrides)
+    assert first.returncode == 0, first.stderr[-4000:]
+    sweep_dir = tmp_path / "multirun_outputs" / "adhoc" / "test"
+    runs = load_runs(sweep_dir)
+    status = {(r.method, r.seed): r.status for r in runs}
+    assert status == {
+        ("lora", 0): "completed",
+        ("lora", 1): "completed",
+        ("random", 0): "failed",
+        ("random", 1): "failed",
+    }
+    failed = next(r for r in runs if r.method == "random")
+    recorded = json.loads((Path(failed.run_dir) / "results.json").read_text())
+    assert "needs a budget" in recorded["error"] and "Traceback" in recorded["traceback"]
+    table = markdown_table(runs)
+    random_row = next(line for line in table.splitlines() if line.startswith("| random "))
+    assert "2 failed" in random_row
+
+    again = sweep(tmp_path, *overrides)  # the same sweep_id: completed jobs are skipped
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert again.stdout.count("already completed, skipped") == 2
+    assert again.stderr.count("needs a budget") == 2  # the failed ones ran again
