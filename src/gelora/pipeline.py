@@ -21,6 +21,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -125,6 +126,12 @@ def validate_config(cfg: DictConfig) -> None:
             raise ConfigError(f"task.{key} must be a positive integer, got {value!r}")
     if not cfg.optimizer.lr > 0:
         raise ConfigError(f"optimizer.lr must be > 0, got {cfg.optimizer.lr}")
+
+
+def is_global_zero() -> bool:
+    """Whether this process is global rank 0 (Lightning reads the rank from the launcher's
+    environment: ``RANK``, ``LOCAL_RANK``, ``SLURM_PROCID``); only it writes run files."""
+    return rank_zero_only.rank == 0
 
 
 def _container(node: Any) -> Any:
@@ -346,7 +353,8 @@ def run(cfg: DictConfig, variant: str | None = None) -> dict[str, Any]:
         raise
     finally:
         record["timings"] = timer.as_dict()
-        write_json_atomic(out_dir / "results.json", record)
+        if is_global_zero():  # one results.json per run, however many processes train it
+            write_json_atomic(out_dir / "results.json", record)
         _finish_wandb()
     return record
 
@@ -408,29 +416,36 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
     print(format_rank_plan(plan, n_blocks, sensitivity))
     for note in plan.notes:
         print(f"[gelora] {note}")
-    model = adapt_model(model, policy, plan, cfg)
-    adapter_params = count_lora_parameters(model)
-    trainable, total = count_parameters(model, trainable_only=True), count_parameters(model)
-    print(format_parameter_budget(adapter_params, trainable, total))
     record |= {
         "ranks": plan.ranks,
         "alphas": plan.alphas,
         "block_ranks": plan.block_ranks(n_blocks),
         "rank_plan_notes": list(plan.notes),
         "planned_adapter_params": plan.trainable_adapter_params,
-        "trainable_adapter_params": adapter_params,
-        "trainable_params": trainable,
-        "total_params": total,
         "metric": primary_metric(cfg),
         "metric_names": list(cfg.task.metrics),
     }
-    write_json_atomic(out_dir / "rank_plan.json", plan.to_dict())
-    plot_id_profile(
-        profile,
-        out_dir / "id_profile.png",
-        title=f"ID profile: {cfg.model.name} on {task.name} ({cfg.estimator.pooling} pooling)",
-    )
-    plot_rank_plan(plan, n_blocks, out_dir / "rank_plan.png")
+    if is_global_zero():
+        write_json_atomic(out_dir / "rank_plan.json", plan.to_dict())
+        plot_id_profile(
+            profile,
+            out_dir / "id_profile.png",
+            title=f"ID profile: {cfg.model.name} on {task.name} ({cfg.estimator.pooling} pooling)",
+        )
+        plot_rank_plan(plan, n_blocks, out_dir / "rank_plan.png")
+    loggers = build_loggers(cfg)
+    counts: dict[str, int] = {}
+
+    def adapt(base, agreed_plan: RankPlan):
+        """Runs in ``configure_model``, with rank 0's plan (see ``LoRAClassifierModule``)."""
+        adapted = adapt_model(base, policy, agreed_plan, cfg)
+        counts["adapter"] = count_lora_parameters(adapted)
+        counts["trainable"] = count_parameters(adapted, trainable_only=True)
+        counts["total"] = count_parameters(adapted)
+        if is_global_zero():
+            print(format_parameter_budget(counts["adapter"], counts["trainable"], counts["total"]))
+        log_plan(loggers, profile, agreed_plan, n_blocks, cfg, dict(counts), out_dir)
+        return adapted
 
     module = LoRAClassifierModule(
         model,
@@ -443,16 +458,7 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
         head_lr=cfg.optimizer.head_lr,
         weight_decay=cfg.optimizer.weight_decay,
         warmup_ratio=cfg.optimizer.warmup_ratio,
-    )
-    loggers = build_loggers(cfg)
-    log_plan(
-        loggers,
-        profile,
-        plan,
-        n_blocks,
-        cfg,
-        {"adapter": adapter_params, "trainable": trainable, "total": total},
-        out_dir,
+        adapt=adapt,
     )
     checkpoint = ModelCheckpoint(
         dirpath=out_dir / "checkpoints",
@@ -493,26 +499,34 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
     record["metrics"] = metrics
     record["test_checkpoint"] = "best validation" if ckpt else "final"
     record["optimizer_steps"] = trainer.global_step
+    record |= {
+        "trainable_adapter_params": counts["adapter"],
+        "trainable_params": counts["trainable"],
+        "total_params": counts["total"],
+        "distributed": module.plan_agreement,
+    }
+    model = module.model
     if allocation is not None:
         record["adalora"] = {
             "schedule": allocation.schedule,
-            "initial_adapter_params": adapter_params,
+            "initial_adapter_params": counts["adapter"],
             "final_adapter_params": effective_adapter_params(model),
             "final_ranks": effective_ranks(model),
             "rank_budget_history": allocation.budget_history,
         }
         print(
-            f"[gelora] AdaLoRA adapter parameters: {adapter_params:,} at the start, "
+            f"[gelora] AdaLoRA adapter parameters: {counts['adapter']:,} at the start, "
             f"{record['adalora']['final_adapter_params']:,} left unpruned at the end"
         )
-    adapter_dir = save_adapter(
-        model,
-        plan,
-        out_dir / "adapter",
-        head_modules=list(cfg.model.head_modules),
-        base_model_name_or_path=resolve_source(cfg.model.asset, cfg.model.pretrained),
-    )
-    record["adapter_dir"] = str(adapter_dir)
+    if is_global_zero():
+        adapter_dir = save_adapter(
+            model,
+            module.rank_plan,
+            out_dir / "adapter",
+            head_modules=list(cfg.model.head_modules),
+            base_model_name_or_path=resolve_source(cfg.model.asset, cfg.model.pretrained),
+        )
+        record["adapter_dir"] = str(adapter_dir)
     record["environment"] = {
         "torch": torch.__version__,
         "python": platform.python_version(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
@@ -41,6 +42,11 @@ class LengthGroupedBatches(Sampler[list[int]]):
     As Hugging Face's ``LengthGroupedSampler``: shuffle, cut into mega-batches of
     ``mega_batches`` batches, sort each by length, cut into batches and shuffle the batches. Every
     epoch draws a new order from ``seed`` and the epoch number, so runs are reproducible.
+
+    In a distributed run, every process draws the same order and takes every ``world``-th batch
+    from its rank on, the tail cut so that all take the same number of steps (Lightning cannot
+    put its ``DistributedSampler`` into a batch sampler: run with
+    ``use_distributed_sampler=False``, as ``trainer=ddp`` does).
     """
 
     def __init__(self, lengths: list[int], batch_size: int, *, seed: int, mega_batches: int = 50):
@@ -50,8 +56,14 @@ class LengthGroupedBatches(Sampler[list[int]]):
         self.mega_batches = mega_batches
         self.epoch = 0
 
+    @staticmethod
+    def _rank_and_world() -> tuple[int, int]:
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
+        return -(-len(self.lengths) // self.batch_size) // self._rank_and_world()[1]
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
@@ -64,7 +76,9 @@ class LengthGroupedBatches(Sampler[list[int]]):
             batches += [
                 chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)
             ]
-        for index in torch.randperm(len(batches), generator=generator).tolist():
+        rank, world = self._rank_and_world()
+        shuffled = torch.randperm(len(batches), generator=generator).tolist()
+        for index in shuffled[rank : len(shuffled) // world * world : world]:
             yield batches[index]
 
 
@@ -110,18 +124,11 @@ class TextClassificationDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         split = self._splits["train"]
-        if self.group_by_length:
-            batches = LengthGroupedBatches(split.lengths, self.batch_size, seed=self.seed)
-            return DataLoader(
-                split, batch_sampler=batches, collate_fn=self.collate, num_workers=self.num_workers
-            )
+        # Without length grouping, equal lengths make the same sampler a plain seeded shuffle.
+        lengths = split.lengths if self.group_by_length else [0] * len(split)
+        batches = LengthGroupedBatches(lengths, self.batch_size, seed=self.seed)
         return DataLoader(
-            split,
-            batch_size=self.batch_size,
-            shuffle=True,
-            generator=torch.Generator().manual_seed(self.seed),
-            collate_fn=self.collate,
-            num_workers=self.num_workers,
+            split, batch_sampler=batches, collate_fn=self.collate, num_workers=self.num_workers
         )
 
     def _eval_loader(self, name: str) -> DataLoader:

@@ -3,16 +3,42 @@ its metrics."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Callable, Sequence
 
 import lightning as L
 import torch
+import torch.distributed as dist
 from torchmetrics import MaxMetric, MeanMetric
 from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
-from gelora.lora.inject import adapter_parameters
+from gelora.lora.inject import adapter_parameters, lora_layers
 from gelora.ranks.plan import RankPlan
 from gelora.training.metrics import build_metrics
+
+
+def adapter_digest(model: torch.nn.Module) -> str:
+    """A fingerprint of the adapters a model carries: every adapted module, its rank and shape."""
+    layers = {
+        name: [layer.rank, layer.in_features, layer.out_features]
+        for name, layer in lora_layers(model).items()
+    }
+    peft = {n: [tuple(p.shape) for p in ps] for n, ps in _peft_adapter_shapes(model).items()}
+    text = json.dumps({"ours": layers, "peft": peft}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _peft_adapter_shapes(model: torch.nn.Module) -> dict[str, list[torch.Tensor]]:
+    try:
+        from peft.tuners.lora import LoraLayer
+    except ImportError:  # pragma: no cover
+        return {}
+    return {
+        name: [p for attr in module.adapter_layer_names for p in getattr(module, attr).parameters()]
+        for name, module in model.named_modules()
+        if isinstance(module, LoraLayer)
+    }
 
 
 class LoRAClassifierModule(L.LightningModule):
@@ -20,6 +46,12 @@ class LoRAClassifierModule(L.LightningModule):
 
     Checkpoints hold those trainable tensors and the rank plan, not the frozen base weights: they
     stay small, and a resumed run rebuilds the very same adapters.
+
+    With ``adapt``, the adapters are put in when Lightning calls ``configure_model``: after the
+    processes of a distributed run have joined, and before DDP or FSDP wraps the model. The rank
+    plan of global rank 0 is broadcast first, so every process injects the very same plan (each
+    process's own plan is only compared with it), and a fingerprint of the injected adapters is
+    gathered from every process into ``plan_agreement``.
     """
 
     def __init__(
@@ -35,9 +67,12 @@ class LoRAClassifierModule(L.LightningModule):
         head_lr: float | None = None,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.06,
+        adapt: Callable[[torch.nn.Module, RankPlan], torch.nn.Module] | None = None,
     ):
         """
         Args:
+            adapt: puts the plan's adapters into the model and returns it (``None``: the model
+                already carries them).
             metrics: names from ``gelora.training.metrics.METRICS``; the first is the primary one
                 (``val/<first>_best``, the checkpoint monitor).
             problem: ``classification`` (argmax of the logits) or ``regression`` (the one logit).
@@ -62,6 +97,30 @@ class LoRAClassifierModule(L.LightningModule):
         self.val_best = MaxMetric()
         self.val_loss = MeanMetric()
         self.strict_loading = False  # checkpoints carry the trainable tensors only
+        self._adapt = adapt
+        self.plan_agreement: dict = {}
+
+    def configure_model(self) -> None:
+        if self._adapt is None:
+            return
+        adapt, self._adapt = self._adapt, None  # once: test and predict call this hook again
+        local = self.rank_plan
+        strategy = self.trainer.strategy
+        plan = RankPlan.from_dict(strategy.broadcast(local.to_dict(), src=0))
+        self.rank_plan = plan
+        self.model = adapt(self.model, plan).train()
+        mine = (adapter_digest(self.model), local == plan)
+        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        every = [mine]
+        if world > 1:
+            every = [None] * world
+            dist.all_gather_object(every, mine)
+        self.plan_agreement = {
+            "world_size": world,
+            "plan_source": "global rank 0, broadcast to every process",
+            "adapter_digest_per_rank": [digest for digest, _ in every],
+            "own_plan_matched_rank_0_per_rank": [matched for _, matched in every],
+        }
 
     def forward(self, **batch) -> torch.Tensor:
         return self.model(**batch).logits
