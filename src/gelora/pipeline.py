@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -158,8 +159,29 @@ def plan_ranks(
         raise ConfigError(f"rank_policy={policy.name}: {error}") from error
 
 
-def adapt_model(model, policy: RankPolicy, plan: RankPlan, cfg: DictConfig):
-    """The model with the plan's adapters: ours injected in place, or peft's wrapper (AdaLoRA)."""
+def resume_checkpoint(cfg: DictConfig, out_dir: Path) -> Path | None:
+    """``<run dir>/checkpoints/last.ckpt`` when ``resume`` is on and a run left one, else None."""
+    path = out_dir / "checkpoints" / "last.ckpt"
+    return path if cfg.get("resume", True) and path.is_file() else None
+
+
+def saved_rank_plan(checkpoint: Path) -> tuple[RankPlan, int]:
+    """The rank plan a checkpoint was trained with, and its optimizer step (tensors and plain
+    data only: ``weights_only=True`` refuses pickled objects)."""
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if "rank_plan" not in saved:
+        raise ConfigError(f"{checkpoint} holds no rank plan: not a gelora checkpoint")
+    return RankPlan.from_dict(saved["rank_plan"]), int(saved.get("global_step", 0))
+
+
+def adapt_model(
+    model, policy: RankPolicy, plan: RankPlan, cfg: DictConfig, *, initialize: bool = True
+):
+    """The model with the plan's adapters: ours injected in place, or peft's wrapper (AdaLoRA).
+
+    ``initialize=False`` (a resumed run) skips a policy's own initial weights (EVA's), since the
+    checkpoint's weights replace them.
+    """
     head_modules = list(cfg.model.head_modules)
     if getattr(policy, "wraps_model", False):
         return policy.wrap(model, plan, head_modules)
@@ -170,7 +192,7 @@ def adapt_model(model, policy: RankPolicy, plan: RankPlan, cfg: DictConfig):
         shared_inputs=[list(group) for group in cfg.model.get("shared_inputs") or []],
     )
     mark_trainable(model, head_modules)
-    if hasattr(policy, "initialize"):
+    if initialize and hasattr(policy, "initialize"):
         policy.initialize(model)  # e.g. EVA's components as the initial A
     adapter_params = count_lora_parameters(model)
     if adapter_params != plan.trainable_adapter_params:
@@ -347,7 +369,8 @@ def run(cfg: DictConfig, variant: str | None = None) -> dict[str, Any]:
         _run(cfg, out_dir, timer, record)
         record["status"] = "completed"
     except BaseException as error:
-        record["status"] = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        stopped = isinstance(error, (KeyboardInterrupt, SIGTERMException))
+        record["status"] = "interrupted" if stopped else "failed"
         record["error"] = f"{type(error).__name__}: {error}"
         record["traceback"] = traceback.format_exc()
         raise
@@ -405,12 +428,18 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
     record["pooling"] = cfg.estimator.pooling
     print(format_id_profile(profile))
 
-    if getattr(policy, "needs_activations", False):  # EVA: an SVD of each target's inputs
-        since = time.perf_counter()
-        datamodule.setup("fit")
-        policy.fit_activations(model, datamodule.train_dataloader(), targets, budget)
-        timer.add("activation_svd_s", since)
-    plan = plan_ranks(policy, targets, profile, budget)
+    resume_from = resume_checkpoint(cfg, out_dir)
+    if resume_from is not None:  # the plan comes with the checkpoint: never recomputed
+        plan, step = saved_rank_plan(resume_from)
+        record["resumed_from"] = {"checkpoint": str(resume_from), "optimizer_step": step}
+        print(f"[gelora] resuming from {resume_from} (step {step}) with its saved rank plan")
+    else:
+        if getattr(policy, "needs_activations", False):  # EVA: an SVD of each target's inputs
+            since = time.perf_counter()
+            datamodule.setup("fit")
+            policy.fit_activations(model, datamodule.train_dataloader(), targets, budget)
+            timer.add("activation_svd_s", since)
+        plan = plan_ranks(policy, targets, profile, budget)
     sensitivity = rank_sensitivity(policy, targets, profile, plan, n_blocks, budget)
     record["rank_sensitivity"] = sensitivity.to_dict() if sensitivity else None
     print(format_rank_plan(plan, n_blocks, sensitivity))
@@ -438,7 +467,7 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
 
     def adapt(base, agreed_plan: RankPlan):
         """Runs in ``configure_model``, with rank 0's plan (see ``LoRAClassifierModule``)."""
-        adapted = adapt_model(base, policy, agreed_plan, cfg)
+        adapted = adapt_model(base, policy, agreed_plan, cfg, initialize=resume_from is None)
         counts["adapter"] = count_lora_parameters(adapted)
         counts["trainable"] = count_parameters(adapted, trainable_only=True)
         counts["total"] = count_parameters(adapted)
@@ -466,9 +495,18 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
         monitor=f"val/{primary_metric(cfg)}",
         mode="max",
         save_top_k=1,
-        save_last=True,
     )
-    callbacks: list[L.Callback] = [checkpoint]
+    periodic = ModelCheckpoint(  # last.ckpt every few steps: what a killed run resumes from
+        dirpath=out_dir / "checkpoints",
+        save_top_k=0,
+        save_last=True,
+        every_n_train_steps=cfg.get("checkpoint_every_n_steps", 50),
+    )
+    callbacks: list[L.Callback] = [checkpoint, periodic]
+    callbacks += [  # e.g. EarlyStopping, or fault injection in the tests
+        _instantiate(node, f"extra_callbacks.{name}")
+        for name, node in (cfg.get("extra_callbacks") or {}).items()
+    ]
     allocation = AdaLoRAAllocation(policy) if policy.name == "adalora" else None
     if allocation is not None:
         callbacks.append(allocation)
@@ -481,7 +519,15 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
     )
     since = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    except SIGTERMException:
+        # Lightning stops at a step boundary on SIGTERM: keep every step done so far.
+        trainer.save_checkpoint(out_dir / "checkpoints" / "last.ckpt", weights_only=False)
+        print(
+            f"[gelora] stopped by SIGTERM at step {trainer.global_step}; resume with the same "
+            f"run directory (hydra.run.dir={out_dir})"
+        )
+        raise
     except ValueError as error:
         if allocation is not None and "AdaLoRA" in str(error):
             raise ConfigError(str(error)) from error
@@ -490,7 +536,9 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
     fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     since = time.perf_counter()
     ckpt = "best" if checkpoint.best_model_path else None
-    per_loader = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+    per_loader = trainer.test(
+        module, datamodule=datamodule, ckpt_path=ckpt, verbose=False, weights_only=True
+    )
     timer.add("test_s", since)
     test_metrics = {k: float(v) for loader in per_loader for k, v in loader.items()}
     metrics = {**fit_metrics, **test_metrics}

@@ -19,6 +19,7 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from gelora.assets import AssetError
@@ -72,6 +73,9 @@ def main(cfg: DictConfig) -> float | None:
         if sweep:
             return None  # recorded as failed in its results.json; the sweep goes on
         sys.exit(2)
+    except SIGTERMException:  # a SystemExit with code 0: say it was stopped (128 + SIGTERM)
+        print("gelora-train: stopped by SIGTERM; its last.ckpt resumes it", file=sys.stderr)
+        sys.exit(143)
     except Exception as error:  # a sweep outlives its failed jobs
         if not sweep:
             raise

@@ -55,6 +55,18 @@ class LengthGroupedBatches(Sampler[list[int]]):
         self.seed = seed
         self.mega_batches = mega_batches
         self.epoch = 0
+        self.yielded = 0  # batches handed out in the current epoch
+        self._skip = 0  # batches to pass over when a resumed epoch restarts
+
+    def state_dict(self) -> dict[str, int]:
+        """Where training stands: the epoch being drawn and how many of its batches went out."""
+        return {"epoch": self.epoch, "yielded": self.yielded}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume mid-epoch: the next ``__iter__`` redraws that epoch's order and skips ahead."""
+        mid_epoch = 0 < state["yielded"] < len(self)
+        self.epoch = state["epoch"] - 1 if mid_epoch else state["epoch"]
+        self._skip = state["yielded"] if mid_epoch else 0
 
     @staticmethod
     def _rank_and_world() -> tuple[int, int]:
@@ -66,6 +78,8 @@ class LengthGroupedBatches(Sampler[list[int]]):
         return -(-len(self.lengths) // self.batch_size) // self._rank_and_world()[1]
 
     def __iter__(self):
+        skip, self._skip = self._skip, 0
+        self.yielded = 0
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         self.epoch += 1
         order = torch.randperm(len(self.lengths), generator=generator).tolist()
@@ -79,7 +93,21 @@ class LengthGroupedBatches(Sampler[list[int]]):
         rank, world = self._rank_and_world()
         shuffled = torch.randperm(len(batches), generator=generator).tolist()
         for index in shuffled[rank : len(shuffled) // world * world : world]:
-            yield batches[index]
+            self.yielded += 1
+            if self.yielded > skip:
+                yield batches[index]
+
+
+class ResumableDataLoader(DataLoader):
+    """A ``DataLoader`` whose batch order survives a restart: Lightning saves its
+    ``state_dict`` in checkpoints and restores it on resume, so a run killed mid-epoch goes on
+    with the very batches it had not seen (same steps, same data as an uninterrupted run)."""
+
+    def state_dict(self) -> dict[str, int]:
+        return self.batch_sampler.state_dict()
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.batch_sampler.load_state_dict(state)
 
 
 class TextClassificationDataModule(L.LightningDataModule):
@@ -127,7 +155,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         # Without length grouping, equal lengths make the same sampler a plain seeded shuffle.
         lengths = split.lengths if self.group_by_length else [0] * len(split)
         batches = LengthGroupedBatches(lengths, self.batch_size, seed=self.seed)
-        return DataLoader(
+        return ResumableDataLoader(
             split, batch_sampler=batches, collate_fn=self.collate, num_workers=self.num_workers
         )
 

@@ -1,0 +1,78 @@
+"""A run killed mid-training resumes from its last checkpoint with its saved rank plan and
+ends where an uninterrupted run ends: same optimizer steps, same data, same result."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.test_sweeps import TINY
+
+RUN = [
+    *[o for o in TINY if not o.startswith(("trainer.max_steps", "trainer.max_epochs"))],
+    "task.max_train_samples=160",  # 10 batches of 16 per epoch
+    "trainer.max_epochs=2",
+    "trainer.val_check_interval=5",
+    "checkpoint_every_n_steps=3",
+]
+
+
+def train(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "gelora.train", f"hydra.run.dir={run_dir}", *RUN, *overrides],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict:
+    run_dir = tmp_path_factory.mktemp("whole")
+    proc = train(run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((run_dir / "results.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("signal_name", "resumed_step"),
+    [("SIGKILL", 6), ("SIGTERM", 7)],  # SIGKILL: the last periodic checkpoint; SIGTERM: saved
+)
+def test_killed_run_resumes_to_the_same_end(tmp_path, uninterrupted, signal_name, resumed_step):
+    fault = (
+        "+extra_callbacks.fault={_target_: tests.faults.SignalAtStep, step: 7, "
+        f"signal_name: {signal_name}}}"
+    )
+    killed = train(tmp_path, fault)
+    assert killed.returncode != 0
+    if signal_name == "SIGKILL":
+        assert killed.returncode == -signal.SIGKILL
+        assert not (tmp_path / "results.json").exists()  # nothing can be written on SIGKILL
+    else:
+        assert killed.returncode == 143
+        assert json.loads((tmp_path / "results.json").read_text())["status"] == "interrupted"
+    saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["global_step"] == resumed_step
+
+    resumed = train(tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "with its saved rank plan" in resumed.stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["status"] == "completed"
+    assert results["resumed_from"]["optimizer_step"] == resumed_step
+    assert results["optimizer_steps"] == uninterrupted["optimizer_steps"] == 20
+    assert results["ranks"] == uninterrupted["ranks"]
+    assert RankPlanOf(saved) == results["ranks"]
+    # Same batches in the same order from the same weights: the same final score.
+    key = "test/accuracy"
+    assert results["metrics"][key] == pytest.approx(uninterrupted["metrics"][key], abs=1e-6)
+
+
+def RankPlanOf(checkpoint: dict) -> dict[str, int]:
+    return {a["module_name"]: a["rank"] for a in checkpoint["rank_plan"]["adapters"]}
