@@ -55,3 +55,23 @@ def test_archive_with_a_wrong_hash_is_rejected(monkeypatch, tmp_path):
     with pytest.raises(AssetError, match="sha256 mismatch"):
         asset_path("tampered")
     assert not (tmp_path / "tampered" / real.version).exists()
+
+
+def test_a_truncated_cache_file_is_detected_and_fetched_again(monkeypatch, tmp_path, capsys):
+    import shutil
+
+    real_downloads = assets.cache_root() / "downloads"
+    asset = assets.ASSETS["rotten-tomatoes"]
+    monkeypatch.setenv(assets.CACHE_ENV_VAR, str(tmp_path))
+    (tmp_path / "downloads").mkdir()
+    for archive in real_downloads.glob(f"{asset.package}-{asset.version}*"):  # no network needed
+        shutil.copy(archive, tmp_path / "downloads" / archive.name)
+    folder = asset_path("rotten-tomatoes")
+    manifest = json.loads((folder / "gelora-asset.json").read_text())
+    (rel, digest), *_ = manifest["files"].items()
+    target = folder / rel
+    target.write_bytes(target.read_bytes()[:100])  # a truncated download or a bad disk
+    assets._VERIFIED.discard(folder)  # a new process
+    again = asset_path("rotten-tomatoes")
+    assert "does not match its recorded sha256" in capsys.readouterr().out
+    assert assets.sha256_of(again / rel) == digest

@@ -246,7 +246,15 @@ def _converted_asset_path(asset: ConvertedAsset, *, fetch: bool) -> Path:
     return final_dir
 
 
+_VERIFIED: set[Path] = set()  # folders whose files matched their recorded hashes, this process
+
+
 def _is_complete(folder: Path, asset: PackagedAsset | ConvertedAsset) -> bool:
+    """Whether ``folder`` holds every file of ``asset``'s manifest with its recorded sha256.
+
+    Hashes are checked once per process per folder (the model weights take a fraction of a
+    second); a truncated or altered file makes the asset incomplete, so it is fetched again.
+    """
     manifest = folder / _MANIFEST
     if not manifest.is_file():
         return False
@@ -259,7 +267,19 @@ def _is_complete(folder: Path, asset: PackagedAsset | ConvertedAsset) -> bool:
         same_origin = recorded.get("conversion_version") == asset.version
     else:
         same_origin = recorded.get("archive_sha256") == asset.sha256
-    return same_origin and bool(files) and all((folder / rel).is_file() for rel in files)
+    if not (same_origin and files and all((folder / rel).is_file() for rel in files)):
+        return False
+    if folder in _VERIFIED:
+        return True
+    damaged = [rel for rel, digest in files.items() if sha256_of(folder / rel) != digest]
+    if damaged:
+        print(
+            f"[gelora] cached asset {asset.name!r}: {', '.join(damaged)} does not match its "
+            "recorded sha256 (truncated or altered); fetching it again"
+        )
+        return False
+    _VERIFIED.add(folder)
+    return True
 
 
 @contextlib.contextmanager
