@@ -72,3 +72,32 @@ def test_export_refuses_merged_layers_and_round_trips_after_unmerge(adapted, tok
     set_merged(ours, False)
     save_adapter(ours, plan, tmp_path / "adapter")
     torch.testing.assert_close(ours(**token_batch).logits, before, atol=1e-6, rtol=1e-6)
+
+
+def test_our_loader_round_trips_an_adapter(adapted, token_batch, tmp_path, tiny_bert):
+    from gelora.lora.export import load_adapter
+
+    base, ours, plan = adapted
+    directory = save_adapter(ours, plan, tmp_path / "adapter", head_modules=HEAD)
+    loaded_plan = load_adapter(base, directory)
+    assert loaded_plan.ranks == plan.ranks and loaded_plan.alphas == plan.alphas
+    with torch.no_grad():
+        difference = base.eval()(**token_batch).logits - ours.eval()(**token_batch).logits
+    assert difference.abs().max().item() < 1e-6
+
+
+def test_a_pickled_adapter_is_refused_unopened(adapted, tmp_path, monkeypatch):
+    from gelora.lora.export import load_adapter
+
+    base, ours, plan = adapted
+    directory = save_adapter(ours, plan, tmp_path / "adapter", head_modules=HEAD)
+    pickled = directory / "adapter_model.bin"
+    torch.save({"anything": torch.zeros(1)}, pickled)
+    opened = []
+    monkeypatch.setattr(torch, "load", lambda *a, **k: opened.append(a))
+    with pytest.raises(ValueError, match="pickled"):
+        load_adapter(base, directory)
+    (directory / "adapter_model.safetensors").unlink()
+    with pytest.raises(ValueError, match="no adapter_model.safetensors .*pickled, refused"):
+        load_adapter(base, directory)
+    assert not opened

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
 from torch import nn
 from transformers import (
     AutoConfig,
@@ -74,6 +75,35 @@ def load_classifier(
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def targets_without_weights(
+    *,
+    asset: str | None,
+    pretrained: str | None,
+    num_labels: int,
+    blocks: str,
+    target_modules: Sequence[str],
+    trust_remote_code: bool = False,
+    random_init: Mapping[str, Any] | None = None,
+) -> list[TargetModule]:
+    """The target modules and their shapes from the model's config alone, built on the meta
+    device (no weights read, no memory used), so config errors surface before any loading.
+
+    Raises:
+        ValueError: as ``find_target_modules`` (unknown blocks path or target module).
+    """
+    source = resolve_source(asset, pretrained)
+    config = AutoConfig.from_pretrained(
+        source, num_labels=num_labels, trust_remote_code=trust_remote_code
+    )
+    for key, value in (random_init or {}).items():
+        setattr(config, key, value)
+    with torch.device("meta"):
+        model = AutoModelForSequenceClassification.from_config(
+            config, trust_remote_code=trust_remote_code
+        )
+    return find_target_modules(model, blocks, target_modules)
 
 
 def find_target_modules(

@@ -10,7 +10,6 @@ import platform
 import random
 import time
 import traceback
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,29 +27,37 @@ from omegaconf.errors import OmegaConfBaseException
 
 from gelora.data.datamodule import TextClassificationDataModule
 from gelora.data.task_data import TaskData, stratified_subsample
-from gelora.geometry.hidden_states import POOLINGS, collect_hidden_states
-from gelora.geometry.id_profile import RESAMPLINGS, IDProfile, estimate_id_profile
+from gelora.geometry.hidden_states import collect_hidden_states
+from gelora.geometry.id_profile import IDProfile, estimate_id_profile
 from gelora.lora.export import save_adapter
 from gelora.lora.inject import count_lora_parameters, count_parameters, inject_lora, mark_trainable
-from gelora.models import find_target_modules, load_classifier, resolve_source
+from gelora.models import (
+    find_target_modules,
+    load_classifier,
+    resolve_source,
+    targets_without_weights,
+)
 from gelora.ranks.budget import Budget, budget_from_config
 from gelora.ranks.plan import RankPlan, TargetModule
 from gelora.ranks.policies import RankPolicy
 from gelora.ranks.sensitivity import rank_sensitivity
 from gelora.reporting.console import format_id_profile, format_parameter_budget, format_rank_plan
 from gelora.reporting.plots import plot_id_profile, plot_rank_plan
-from gelora.reporting.results import write_json_atomic
+from gelora.reporting.results import redact_secrets, write_json_atomic
 from gelora.training.adalora import AdaLoRAAllocation, effective_adapter_params, effective_ranks
-from gelora.training.metrics import METRICS, check_metrics
+from gelora.training.metrics import check_metrics
 from gelora.training.module import LoRAClassifierModule
+from gelora.validation import (
+    ConfigError,
+    check_budget_fits,
+    check_sample_size,
+    clean_task,
+    validate_config,
+)
 
 T = TypeVar("T")
 # Hugging Face's config.problem_type: which loss the model's forward computes from its labels.
 _PROBLEM_TYPES = {"classification": "single_label_classification", "regression": "regression"}
-
-
-class ConfigError(ValueError):
-    """A config value a user can fix; reported as one line naming the key."""
 
 
 @dataclass
@@ -74,59 +81,6 @@ def _instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
     except InstantiationException as error:
         cause = error.__cause__ or error
         raise ConfigError(f"{key}: {cause}") from error
-
-
-def _missing_keys(node: Any, prefix: str = "") -> list[str]:
-    """Dotted keys whose value is OmegaConf's ``???`` (required, not given), in config order."""
-    if isinstance(node, dict):
-        items = node.items()
-    elif isinstance(node, list):
-        items = enumerate(node)
-    else:
-        return [prefix.rstrip(".")] if node == "???" else []
-    return [k for key, child in items for k in _missing_keys(child, f"{prefix}{key}.")]
-
-
-def validate_config(cfg: DictConfig) -> None:
-    """Catch what would otherwise fail late (after loading a model) with a one-line error."""
-    missing = _missing_keys(OmegaConf.to_container(cfg, resolve=False))
-    if missing:
-        raise ConfigError(f"{missing[0]} is required: add {missing[0]}=... to the command line")
-    n_samples = cfg.estimator.n_samples
-    if not isinstance(n_samples, int) or n_samples < 3:
-        raise ConfigError(f"estimator.n_samples must be an integer >= 3, got {n_samples!r}")
-    if cfg.estimator.pooling not in POOLINGS:
-        raise ConfigError(
-            f"estimator.pooling must be one of {', '.join(POOLINGS)}, got {cfg.estimator.pooling!r}"
-        )
-    n_resamples = cfg.estimator.n_resamples
-    if not isinstance(n_resamples, int) or n_resamples < 0 or n_resamples == 1:
-        raise ConfigError(f"estimator.n_resamples must be 0 (off) or >= 2, got {n_resamples!r}")
-    if cfg.estimator.resampling not in RESAMPLINGS:
-        raise ConfigError(
-            f"estimator.resampling must be one of {', '.join(RESAMPLINGS)}, "
-            f"got {cfg.estimator.resampling!r}"
-        )
-    if not 0 < cfg.estimator.resample_fraction < 1:
-        raise ConfigError(
-            f"estimator.resample_fraction must lie in (0, 1), got {cfg.estimator.resample_fraction}"
-        )
-    metrics = cfg.task.get("metrics")
-    if not isinstance(metrics, Sequence) or isinstance(metrics, str) or not metrics:
-        raise ConfigError(f"task.metrics must be a non-empty list of metric names, got {metrics!r}")
-    for name in metrics:
-        if name not in METRICS:
-            raise ConfigError(f"task.metrics: {name!r} is unknown; known: {', '.join(METRICS)}")
-    for key in ("max_train_samples", "max_eval_samples"):
-        value = cfg.task.get(key)
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ConfigError(f"task.{key} must be a positive integer or null, got {value!r}")
-    for key in ("batch_size", "eval_batch_size", "max_length"):
-        value = cfg.task.get(key)
-        if not isinstance(value, int) or value < 1:
-            raise ConfigError(f"task.{key} must be a positive integer, got {value!r}")
-    if not cfg.optimizer.lr > 0:
-        raise ConfigError(f"optimizer.lr must be > 0, got {cfg.optimizer.lr}")
 
 
 def is_global_zero() -> bool:
@@ -248,12 +202,8 @@ def sample_texts(texts: list[T], n_samples: int, seed: int) -> list[T]:
 
 def estimate_profile(model, tokenizer, task: TaskData, cfg: DictConfig) -> IDProfile:
     """Hidden states of a training sample through the frozen pretrained model, then their IDs."""
-    inputs = sample_texts(task.train.inputs(), cfg.estimator.n_samples, cfg.seed)
-    if len(inputs) < cfg.estimator.n_samples:
-        print(
-            f"[gelora] estimator.n_samples={cfg.estimator.n_samples} > {len(inputs)} training "
-            f"examples: using all {len(inputs)}"
-        )
+    n_samples = check_sample_size(cfg.estimator.n_samples, task)
+    inputs = sample_texts(task.train.inputs(), n_samples, cfg.seed)
     if task.is_pair_task:
         texts, pairs = [a for a, _ in inputs], [b for _, b in inputs]
     else:
@@ -308,7 +258,7 @@ def log_plan(
     scalars["rank/total"] = plan.total_rank
     scalars |= {f"params/{name}": count for name, count in parameter_counts.items()}
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams(redact_secrets(OmegaConf.to_container(cfg, resolve=True)))
         logger.log_metrics(scalars, step=0)
         if isinstance(logger, WandbLogger):  # a dashboard shows the plan without any code
             logger.log_table(
@@ -363,7 +313,7 @@ def run(cfg: DictConfig, variant: str | None = None) -> dict[str, Any]:
         "task": cfg.task.name,
         "seed": cfg.seed,
         "variant": variant,
-        "config": _config_record(cfg),
+        "config": redact_secrets(_config_record(cfg)),
     }
     try:
         _run(cfg, out_dir, timer, record)
@@ -391,9 +341,24 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
     record["budget"] = OmegaConf.to_container(cfg.budget) if "budget" in cfg else None
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    task = load_task(cfg.task, cfg.seed)
+    task = clean_task(load_task(cfg.task, cfg.seed))
     record["task_sizes"] = task.sizes()
+    record["task_notes"] = list(task.notes)
     print(f"[gelora] task {task.name}: {task.sizes()}; " + "; ".join(task.notes))
+    check_sample_size(cfg.estimator.n_samples, task)
+    try:  # shapes from the model's config on the meta device: no weights loaded yet
+        early_targets = targets_without_weights(
+            asset=cfg.model.asset,
+            pretrained=cfg.model.pretrained,
+            num_labels=task.num_labels,
+            trust_remote_code=cfg.model.trust_remote_code,
+            random_init=_container(cfg.model.get("random_init")),
+            blocks=cfg.model.blocks,
+            target_modules=list(cfg.model.target_modules),
+        )
+    except ValueError as error:
+        raise ConfigError(f"model: {error}") from error
+    check_budget_fits(budget, early_targets)
     model, tokenizer = load_classifier(
         asset=cfg.model.asset,
         pretrained=cfg.model.pretrained,

@@ -11,6 +11,7 @@ logits). A model already wrapped by peft (AdaLoRA) is saved by peft itself.
 from __future__ import annotations
 
 import collections
+import json
 import os
 import shutil
 import tempfile
@@ -102,3 +103,66 @@ def save_adapter(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return directory
+
+
+PICKLED_WEIGHTS = (
+    "adapter_model.bin",
+    "adapter_model.pt",
+    "adapter_model.pth",
+    "pytorch_model.bin",
+)
+
+
+def load_adapter(
+    model: nn.Module, directory: str | Path, *, shared_inputs: Sequence[Sequence[str]] = ()
+) -> RankPlan:
+    """Put a saved adapter (``save_adapter``'s format, or peft's LoRA) into ``model``.
+
+    Only safetensors weights are read: a pickled file can run code when it is unpickled, so an
+    adapter that ships one (``adapter_model.bin``) is refused, never opened.
+
+    Raises:
+        ValueError: no safetensors weights, a pickled weights file, or a non-LoRA adapter.
+        KeyError: the adapter names a module the model lacks.
+    """
+    from safetensors.torch import load_file
+
+    from gelora.lora.inject import inject_lora
+    from gelora.ranks.plan import AdapterSpec
+
+    directory = Path(directory)
+    weights = directory / "adapter_model.safetensors"
+    pickled = [name for name in PICKLED_WEIGHTS if (directory / name).exists()]
+    if not weights.is_file():
+        found = f" (found {', '.join(pickled)}: pickled, refused)" if pickled else ""
+        raise ValueError(f"{directory}: no adapter_model.safetensors{found}; only safetensors load")
+    if pickled:
+        raise ValueError(
+            f"{directory} also holds pickled weights ({', '.join(pickled)}): refusing the whole "
+            "adapter; remove them to load the safetensors"
+        )
+    config = json.loads((directory / "adapter_config.json").read_text())
+    if config.get("peft_type") != "LORA":
+        raise ValueError(f"{directory}: a {config.get('peft_type')} adapter, not LoRA")
+    state = load_file(weights)
+    adapters = []
+    for name in config["target_modules"]:
+        base = model.get_submodule(name)
+        rank = config.get("rank_pattern", {}).get(name, config["r"])
+        alpha = config.get("alpha_pattern", {}).get(name, config["lora_alpha"])
+        block = next((int(p) for p in name.split(".") if p.isdigit()), 0)
+        adapters.append(
+            AdapterSpec(name, block, rank, float(alpha), base.in_features, base.out_features)
+        )
+    plan = RankPlan(policy="loaded", adapters=tuple(adapters))
+    inject_lora(model, plan, shared_inputs=shared_inputs)
+    layers = lora_layers(model)
+    with torch.no_grad():
+        for key, tensor in state.items():
+            name = key.removeprefix(PEFT_PREFIX)
+            module_name, _, rest = name.rpartition(".lora_")
+            if rest in ("A.weight", "B.weight") and module_name in layers:
+                getattr(layers[module_name], f"lora_{rest[0]}").weight.copy_(tensor)
+            else:  # a fully trained head module's parameter
+                model.get_parameter(name).copy_(tensor)
+    return plan

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,3 +31,19 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> Path:
     return write_text_atomic(path, json.dumps(payload, indent=2, default=str))
+
+
+SECRET_KEY = re.compile(r"api[_-]?key|token|secret|password|passwd|credential", re.IGNORECASE)
+
+
+def redact_secrets(value: Any) -> Any:
+    """A copy of a config tree with the value of every secret-looking key replaced, so keys that
+    a user passed as overrides never reach ``results.json`` or an experiment logger."""
+    if isinstance(value, dict):
+        return {
+            k: "<redacted>" if SECRET_KEY.search(str(k)) and v is not None else redact_secrets(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_secrets(v) for v in value]
+    return value
