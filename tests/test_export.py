@@ -98,6 +98,6 @@ def test_a_pickled_adapter_is_refused_unopened(adapted, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="pickled"):
         load_adapter(base, directory)
     (directory / "adapter_model.safetensors").unlink()
-    with pytest.raises(ValueError, match="no adapter_model.safetensors .*pickled, refused"):
+    with pytest.raises(ValueError, match=r"no adapter_model.safetensors .*pickled, refused"):
         load_adapter(base, directory)
     assert not opened
