@@ -1,0 +1,176 @@
+"""Bad input, one clear line: config, data, files and assets. Each case checks that the error
+names the problem and that no results.json claiming success is left behind.
+
+The runs are in-process (Hydra's compose API, then ``gelora.pipeline.run``), so the matrix is
+cheap; the command line's one-line error and exit code are tested in test_train_end_to_end.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from gelora.assets import AssetError
+from gelora.pipeline import run
+from gelora.validation import ConfigError
+from tests.test_sweeps import TINY
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def run_in_process(out_dir: Path, *overrides: str) -> dict:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[*TINY, f"paths.output_dir={out_dir}", *overrides])
+    return run(cfg)
+
+
+def _csv(path: Path, rows: list[dict]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _files(tmp_path: Path, rows: list[dict], problem: str = "classification") -> list[str]:
+    path = _csv(tmp_path / "train.csv", rows)
+    return [
+        "task=from_files",
+        f"task.train_file={path}",
+        "task.text_fields=[text]",
+        "task.label_field=label",
+        f"task.problem={problem}",
+        f"task.metrics=[{'pearson' if problem == 'regression' else 'accuracy'}]",
+    ]
+
+
+def _sentences(n: int, label=lambda i: ["pos", "neg"][i % 2]) -> list[dict]:
+    words = "a warm film dull plot bright cast slow end".split()  # noqa: SIM905
+    return [{"text": " ".join(words[(i + j) % 9] for j in range(4 + i % 3)) + f" {i}",
+             "label": label(i)} for i in range(60)][:n]  # fmt: skip
+
+
+CONFIG_CASES = [
+    (["estimator.n_samples=2"], "estimator.n_samples must be an integer >= 3"),
+    (["estimator.n_samples=abc"], "estimator.n_samples must be an integer >= 3 or all"),
+    (["estimator.n_samples=5000"], "estimator.n_samples=5000 is larger than the 48 distinct"),
+    (["estimator.pooling=max"], "estimator.pooling must be one of mean, cls, token"),
+    (["estimator.n_resamples=1"], "estimator.n_resamples must be 0 (off) or >= 2"),
+    (["estimator.resample_fraction=1.5"], "estimator.resample_fraction must lie in (0, 1)"),
+    (["budget.rank=-2"], "budget.rank must be a positive integer or null, got -2"),
+    (["budget.params=0"], "budget.params must be a positive integer or null, got 0"),
+    (["budget.rank=two"], "budget.rank must be a positive integer or null, got 'two'"),
+    (["budget.rank=2", "budget.params=1000"], "exactly one of budget.rank and budget.params"),
+    (["budget.params=100"], "budget.params=100 is below one rank per adapted matrix"),
+    (["rank_policy=random"], "the random policy needs a budget: set budget.rank"),
+    (["rank_policy.offset=-1"], "rank_policy.offset must be >= 0, got -1"),
+    (["rank_policy=lora", "rank_policy.rank=0"], "rank_policy.rank must be >= 1, got 0"),
+    (["rank_policy.score=loud"], "rank_policy.score must be one of gap, id, uniform"),
+    (
+        ["model.target_modules=[attention.self.qeury]"],
+        "unknown target module 'attention.self.qeury'",
+    ),
+    (["model.blocks=bert.encoder.layers"], "model.blocks='bert.encoder.layers' names no module"),
+    (["task.metrics=[bleu]"], "task.metrics: 'bleu' is unknown"),
+    (["task.batch_size=0"], "task.batch_size must be a positive integer, got 0"),
+    (["optimizer.lr=-1"], "optimizer.lr must be a number > 0, got -1"),
+    (["lora.dropout=1.5"], "lora.dropout must lie in [0, 1), got 1.5"),
+    (["model.trust_remote_code=maybe"], "model.trust_remote_code must be true or false"),
+    (["seed=1.5"], "seed must be an integer, got 1.5"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), CONFIG_CASES, ids=lambda v: str(v)[:40])
+def test_bad_config_is_one_clear_error(tmp_path, overrides, message):
+    with pytest.raises(ConfigError) as error:
+        run_in_process(tmp_path, *overrides)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+    record = json.loads((tmp_path / "results.json").read_text())
+    assert record["status"] == "failed"
+    assert not (tmp_path / "checkpoints").exists()  # stopped before any training
+
+
+def test_missing_user_file_names_it(tmp_path):
+    with pytest.raises(ConfigError, match=r"no_such\.csv"):
+        run_in_process(tmp_path, *_files(tmp_path, _sentences(40))[:1],
+                       f"task.train_file={tmp_path / 'no_such.csv'}", "task.text_fields=[text]",
+                       "task.label_field=label")  # fmt: skip
+    assert json.loads((tmp_path / "results.json").read_text())["status"] == "failed"
+
+
+def test_missing_label_column_names_it(tmp_path):
+    rows = [{"text": r["text"], "sentiment": r["label"]} for r in _sentences(40)]
+    with pytest.raises(ConfigError, match="label"):
+        run_in_process(tmp_path, *_files(tmp_path, rows))
+    assert json.loads((tmp_path / "results.json").read_text())["status"] == "failed"
+
+
+def test_a_nan_target_in_a_user_file_names_the_row(tmp_path):
+    rows = _sentences(48, label=lambda i: "nan" if i == 8 else str(i % 5 - 2))
+    with pytest.raises(ConfigError, match="row 9: label 'nan' is not finite"):
+        run_in_process(tmp_path, *_files(tmp_path, rows, "regression"))
+    assert json.loads((tmp_path / "results.json").read_text())["status"] == "failed"
+
+
+def test_nan_targets_from_a_loader_are_dropped_and_counted():
+    from gelora.data.task_data import Split, TaskData
+    from gelora.validation import clean_task
+
+    def split(n: int) -> Split:
+        return Split([f"text {i}" for i in range(n)], [float("nan") if i % 4 == 0 else 0.5 * i
+                                                       for i in range(n)])  # fmt: skip
+
+    task = TaskData("reg", split(20), split(8), split(8), None, problem="regression")
+    cleaned = clean_task(task)
+    assert len(cleaned.train) == 15 and len(cleaned.test) == 6
+    assert "train: dropped 5 rows with a missing or non-finite target" in cleaned.notes
+
+
+def test_empty_texts_are_dropped_and_counted(tmp_path):
+    rows = _sentences(48)
+    for row in rows[::6]:
+        row["text"] = "   "
+    results = run_in_process(tmp_path, *_files(tmp_path, rows))
+    assert results["status"] == "completed"
+    assert any("empty text" in note for note in results["task_notes"])
+
+
+def test_a_split_left_empty_is_an_error(tmp_path):
+    rows = [{"text": " ", "label": ["pos", "neg"][i % 2]} for i in range(40)]
+    with pytest.raises(ConfigError, match="empty"):
+        run_in_process(tmp_path, *_files(tmp_path, rows))
+    assert json.loads((tmp_path / "results.json").read_text())["status"] == "failed"
+
+
+def test_unknown_asset_is_refused_with_the_known_names(tmp_path):
+    with pytest.raises(AssetError, match="known assets"):
+        run_in_process(tmp_path, "model.asset=no-such-model")
+    assert json.loads((tmp_path / "results.json").read_text())["status"] == "failed"
+
+
+def test_resuming_from_a_foreign_checkpoint_is_refused(tmp_path):
+    import torch
+
+    (tmp_path / "checkpoints").mkdir()
+    torch.save({"state_dict": {}}, tmp_path / "checkpoints" / "last.ckpt")
+    with pytest.raises(ConfigError, match="holds no rank plan"):
+        run_in_process(tmp_path)
+
+
+def test_secrets_never_reach_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", "sk-live-0123456789")
+    results = run_in_process(tmp_path, "+logger_api_key=sk-live-0123456789")
+    assert results["status"] == "completed"
+    text = (tmp_path / "results.json").read_text()
+    assert "sk-live-0123456789" not in text
+    assert json.loads(text)["config"]["logger_api_key"] == "<redacted>"
+
+
+def test_the_case_count_meets_the_bar():
+    assert len(CONFIG_CASES) + 8 >= 20 and OmegaConf  # config cases plus the file and data cases
