@@ -24,6 +24,7 @@ from torch import nn
 
 from gelora.ranks.budget import Budget
 from gelora.ranks.plan import RankPlan, TargetModule
+from gelora.ranks.policies import checked_alpha_over_rank
 
 
 def equivalent_uniform_rank(targets: Sequence[TargetModule], budget: Budget | None, default: int):
@@ -72,8 +73,6 @@ class AdaLoRAPolicy:
             raise ValueError(f"rank_policy.init_r_factor must be >= 1, got {init_r_factor}")
         if deltaT < 1:
             raise ValueError(f"rank_policy.deltaT must be >= 1, got {deltaT}")
-        if alpha_over_rank <= 0:
-            raise ValueError(f"rank_policy.alpha_over_rank must be > 0, got {alpha_over_rank}")
         self.target_r = target_r
         self.init_r_factor = init_r_factor
         self.tinit = tinit
@@ -82,7 +81,7 @@ class AdaLoRAPolicy:
         self.beta1 = beta1
         self.beta2 = beta2
         self.orth_reg_weight = orth_reg_weight
-        self.alpha_over_rank = alpha_over_rank
+        self.alpha_over_rank = checked_alpha_over_rank(alpha_over_rank)
 
     def plan(
         self,
@@ -167,13 +166,11 @@ class EvaPolicy:
             raise ValueError(f"rank_policy.rank must be >= 1, got {rank}")
         if rho < 1:
             raise ValueError(f"rank_policy.rho must be >= 1, got {rho}")
-        if alpha_over_rank <= 0:
-            raise ValueError(f"rank_policy.alpha_over_rank must be > 0, got {alpha_over_rank}")
         self.rank = rank
         self.rho = rho
         self.tau = tau
         self.whiten = whiten
-        self.alpha_over_rank = alpha_over_rank
+        self.alpha_over_rank = checked_alpha_over_rank(alpha_over_rank)
         self.max_batches = max_batches
         self.components: dict[str, torch.Tensor] | None = None
 

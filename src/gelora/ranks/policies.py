@@ -36,7 +36,7 @@ def _blocks_of(targets: Sequence[TargetModule]) -> list[int]:
     return sorted({t.block for t in targets})
 
 
-def _checked_alpha_over_rank(value: float) -> float:
+def checked_alpha_over_rank(value: float) -> float:
     if value <= 0:
         raise ValueError(f"rank_policy.alpha_over_rank must be > 0, got {value}")
     return value
@@ -158,7 +158,7 @@ class GeLoRAPolicy:
             raise ValueError(f"rank_policy.offset must be >= 0, got {offset}")
         block_scores([0.0, 0.0], score)  # validates the name
         self.offset = offset
-        self.alpha_over_rank = _checked_alpha_over_rank(alpha_over_rank)
+        self.alpha_over_rank = checked_alpha_over_rank(alpha_over_rank)
         self.score = score
 
     def plan(
@@ -194,7 +194,7 @@ class IDProportionalPolicy:
     needs_intrinsic_dims = True
 
     def __init__(self, alpha_over_rank: float = 32.0):
-        self.alpha_over_rank = _checked_alpha_over_rank(alpha_over_rank)
+        self.alpha_over_rank = checked_alpha_over_rank(alpha_over_rank)
 
     def plan(
         self,
@@ -221,7 +221,7 @@ class RandomPolicy:
 
     def __init__(self, seed: int = 0, alpha_over_rank: float = 32.0):
         self.seed = seed
-        self.alpha_over_rank = _checked_alpha_over_rank(alpha_over_rank)
+        self.alpha_over_rank = checked_alpha_over_rank(alpha_over_rank)
 
     def plan(
         self,
@@ -250,7 +250,7 @@ class UniformPolicy:
         if rank < 1:
             raise ValueError(f"rank_policy.rank must be >= 1, got {rank}")
         self.rank = rank
-        self.alpha_over_rank = _checked_alpha_over_rank(alpha_over_rank)
+        self.alpha_over_rank = checked_alpha_over_rank(alpha_over_rank)
 
     def plan(
         self,
