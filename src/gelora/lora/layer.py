@@ -21,6 +21,47 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class FusedLoRALinear(torch.autograd.Function):
+    """``y = x W^T + b + s (x A^T) B^T`` with a hand-written backward.
+
+    Autograd would give ``x`` two gradients, ``g W`` from the base map and ``(s g B) A`` from the
+    adapter, and add them in a third full-width tensor. Here the second is accumulated into the
+    first by one ``addmm_``; the forward saves only ``x`` (which the base map needs anyway) and the
+    rank-wide ``x A^T``. Gradients for ``W`` and ``b`` are computed only if they require them.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, lora_a, lora_b, scaling: float):
+        flat = x.reshape(-1, x.shape[-1])
+        projected = flat @ lora_a.t()
+        out = torch.addmm(bias, flat, weight.t()) if bias is not None else flat @ weight.t()
+        out.addmm_(projected, lora_b.t(), alpha=scaling)
+        ctx.save_for_backward(flat, weight, lora_a, lora_b, projected)
+        ctx.scaling = scaling
+        ctx.has_bias = bias is not None
+        ctx.x_shape = x.shape
+        return out.view(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        flat, weight, lora_a, lora_b, projected = ctx.saved_tensors
+        grad = grad_out.reshape(-1, grad_out.shape[-1])
+        grad_projected = (grad @ lora_b).mul_(ctx.scaling)
+        need_x, need_w, need_b, need_a, need_lb, _ = ctx.needs_input_grad
+        grad_x = grad_w = grad_b = grad_a = grad_lb = None
+        if need_x:
+            grad_x = (grad @ weight).addmm_(grad_projected, lora_a).view(ctx.x_shape)
+        if need_w:
+            grad_w = grad.t() @ flat
+        if need_b and ctx.has_bias:
+            grad_b = grad.sum(0)
+        if need_a:
+            grad_a = grad_projected.t() @ flat
+        if need_lb:
+            grad_lb = (grad.t() @ projected).mul_(ctx.scaling)
+        return grad_x, grad_w, grad_b, grad_a, grad_lb, None
+
+
 class SharedDownProjection:
     """One down-projection GEMM for LoRA layers that are called with the same input tensor.
 
@@ -121,7 +162,28 @@ class LoRALinear(nn.Module):
             return self.shared_down_projection.project(self, x)
         return self.lora_A(self.lora_dropout(x))
 
+    def _fusable(self, x: torch.Tensor) -> bool:
+        """The fused path: a plain ``nn.Linear``, no dropout or shared projection, one dtype and
+        no autocast (mixed precision keeps to the autograd path, which autocast understands)."""
+        weight = self.base_layer.weight
+        return (
+            type(self.base_layer) is nn.Linear
+            and self.shared_down_projection is None
+            and isinstance(self.lora_dropout, nn.Identity)
+            and not torch.is_autocast_enabled(x.device.type)
+            and x.dtype == weight.dtype == self.lora_A.weight.dtype == self.lora_B.weight.dtype
+        )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.merged and self._fusable(x):
+            return FusedLoRALinear.apply(
+                x,
+                self.base_layer.weight,
+                self.base_layer.bias,
+                self.lora_A.weight,
+                self.lora_B.weight,
+                self.scaling,
+            )
         result = self.base_layer(x)
         if self.merged:
             return result
