@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from gelora.reporting.plots import _save
 from gelora.reporting.table import RunRecord
@@ -67,7 +68,7 @@ def plot_rank_plans(runs: Sequence[RunRecord], path: Path) -> Path:
     axes[0][0].set_ylabel("rank (largest in block, median over seeds)")
     if methods:
         axes[0][-1].legend(fontsize=7)
-    figure.suptitle("Rank plans side by side")
+    figure.suptitle("Rank plans side by side", y=1.03)
     return _save(figure, path)
 
 
@@ -95,6 +96,8 @@ def plot_score_vs_params(runs: Sequence[RunRecord], path: Path) -> Path:
                 linestyle="none",
             )
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1e3:g}k"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(task)
         ax.set_xlabel("adapter parameters")
         ax.grid(alpha=0.3)
