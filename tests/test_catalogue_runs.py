@@ -190,6 +190,7 @@ def test_cli_trains_on_a_users_csv(tmp_path):
         f"task.test_file={test}",
         "task.text_fields=[review]",
         "task.label_field=verdict",
+        "estimator.n_samples=all",  # 108 training rows: fewer than the smoke setting's 200
     ]
     proc = gelora_train(tmp_path / "run", *SMOKE, *user, "logger=none")
     assert proc.returncode == 0, proc.stderr[-3000:]

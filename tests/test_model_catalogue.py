@@ -29,6 +29,7 @@ ENCODER = {**SMALL, "vocab_size": 100, "num_hidden_layers": 3, "max_position_emb
 TINY_CONFIGS = {
     "minilm_l6": lambda: BertConfig(**ENCODER),
     "minilm_l3": lambda: BertConfig(**ENCODER),
+    "tiny_bert": lambda: BertConfig(**ENCODER),
     "bert_base_uncased": lambda: BertConfig(**ENCODER),
     "roberta_base": lambda: RobertaConfig(**ENCODER, pad_token_id=1),
     "deberta_v3_base": lambda: DebertaV2Config(**ENCODER),
@@ -69,6 +70,30 @@ def test_model_config_finds_every_block_and_matrix(name):
         assert all(p.requires_grad for p in model.get_submodule(head).parameters())
     batch = {"input_ids": torch.randint(2, 100, (2, 7)), "labels": torch.tensor([0, 2])}
     model(**batch).loss.backward()  # gradients reach the adapters through every block
+    assert type(blocks[0]).__name__ == cfg.block_class  # FSDP's unit (trainer=fsdp)
+
+
+@pytest.mark.parametrize("name", sorted(TINY_CONFIGS))
+def test_shared_input_groups_really_read_one_tensor(name):
+    """``shared_inputs`` is only a speed-up, but a wrong group would waste it: check that the
+    members of every group receive the very same input tensor in a forward pass."""
+    cfg = OmegaConf.load(MODEL_CONF / f"{name}.yaml")
+    model = AutoModelForSequenceClassification.from_config(TINY_CONFIGS[name]())
+    block = model.get_submodule(cfg.blocks)[0]
+    seen: dict[str, int] = {}
+    hooks = [
+        block.get_submodule(rel).register_forward_pre_hook(
+            lambda module, args, rel=rel: seen.__setitem__(rel, id(args[0]))
+        )
+        for group in cfg.shared_inputs
+        for rel in group
+    ]
+    model(input_ids=torch.randint(2, 100, (2, 7)))
+    for hook in hooks:
+        hook.remove()
+    for group in cfg.shared_inputs:
+        assert set(group) <= set(cfg.target_modules)
+        assert len({seen[rel] for rel in group}) == 1, group
 
 
 def test_minilm_l3_conversion_matches_the_onnx_graph():
