@@ -86,6 +86,7 @@ def targets_without_weights(
     target_modules: Sequence[str],
     trust_remote_code: bool = False,
     random_init: Mapping[str, Any] | None = None,
+    gguf_file: str | None = None,
 ) -> list[TargetModule]:
     """The target modules and their shapes from the model's config alone, built on the meta
     device (no weights read, no memory used), so config errors surface before any loading.
@@ -94,8 +95,9 @@ def targets_without_weights(
         ValueError: as ``find_target_modules`` (unknown blocks path or target module).
     """
     source = resolve_source(asset, pretrained)
+    gguf = {"gguf_file": gguf_file} if gguf_file is not None else {}
     config = AutoConfig.from_pretrained(
-        source, num_labels=num_labels, trust_remote_code=trust_remote_code
+        source, num_labels=num_labels, trust_remote_code=trust_remote_code, **gguf
     )
     for key, value in (random_init or {}).items():
         setattr(config, key, value)

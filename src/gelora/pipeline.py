@@ -353,6 +353,7 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
             num_labels=task.num_labels,
             trust_remote_code=cfg.model.trust_remote_code,
             random_init=_container(cfg.model.get("random_init")),
+            gguf_file=cfg.model.get("gguf_file"),
             blocks=cfg.model.blocks,
             target_modules=list(cfg.model.target_modules),
         )
