@@ -17,15 +17,8 @@ from gelora.ranks import (
     allocate_ranks,
     rank_unit,
 )
+from tests.tiny_models import BERT_TARGETS
 
-MINILM_TARGETS = [
-    "attention.self.query",
-    "attention.self.key",
-    "attention.self.value",
-    "attention.output.dense",
-    "intermediate.dense",
-    "output.dense",
-]
 # An ID profile shaped like the default run's (embeddings, then six blocks).
 PROFILE = [9.1, 10.4, 11.0, 10.2, 12.3, 15.6, 14.0]
 
@@ -38,7 +31,7 @@ def minilm_targets() -> list[TargetModule]:
     )
     with torch.device("meta"):
         model = BertForSequenceClassification(config)
-    return find_target_modules(model, "bert.encoder.layer", MINILM_TARGETS)
+    return find_target_modules(model, "bert.encoder.layer", BERT_TARGETS)
 
 
 def test_rank_budget_counts_uniform_lora_exactly(minilm_targets):

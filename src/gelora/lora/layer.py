@@ -98,11 +98,11 @@ class SharedDownProjection:
         return (x_version, versions, torch.is_grad_enabled())
 
     def project(self, member: LoRALinear, x: torch.Tensor) -> torch.Tensor:
-        cache = self._cache
-        fresh = cache is not None and cache[0] is x and cache[1] == self._key(x)
+        cache, key = self._cache, self._key(x)
+        fresh = cache is not None and cache[0] is x and cache[1] == key
         if not fresh or id(member) in self._taken:
             weight = torch.cat([m.lora_A.weight for m in self.members])
-            cache = self._cache = (x, self._key(x), F.linear(x, weight))
+            cache = self._cache = (x, key, F.linear(x, weight))
             self._taken = set()
         self._taken.add(id(member))
         projected = cache[2][..., self.slices[id(member)]]
