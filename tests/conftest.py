@@ -1,10 +1,45 @@
-"""Shared fixtures: tiny models built from configs (no download) and a cached packaged model."""
+"""Shared fixtures: tiny models built from configs (no download) and a fresh asset cache.
+
+The whole test run uses a new, empty ``GELORA_CACHE`` (a temporary folder set before any test is
+collected, so subprocesses inherit it): every extracted and converted asset is built again from
+its archive, and a developer's warm ``~/.cache/gelora`` cannot hide a broken install step. Only
+the downloaded archives are seeded from the developer's cache (each checked against its pinned
+sha256), and new downloads are handed back at the end, so the network is used once per archive.
+"""
 
 from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
+
+from gelora import assets
+
+_USER_CACHE: Path | None = None
+_TEST_CACHE: Path | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _USER_CACHE, _TEST_CACHE
+    _USER_CACHE = assets.cache_root()
+    _TEST_CACHE = Path(tempfile.mkdtemp(prefix="gelora-test-cache-"))
+    assets.copy_verified_archives(_USER_CACHE / "downloads", _TEST_CACHE / "downloads")
+    os.environ[assets.CACHE_ENV_VAR] = str(_TEST_CACHE)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _TEST_CACHE is None or _USER_CACHE is None:
+        return
+    with contextlib.suppress(OSError):  # a read-only user cache: fetched again next time
+        assets.copy_verified_archives(_TEST_CACHE / "downloads", _USER_CACHE / "downloads")
+    shutil.rmtree(_TEST_CACHE, ignore_errors=True)
+    os.environ[assets.CACHE_ENV_VAR] = str(_USER_CACHE)
 
 
 @pytest.fixture

@@ -75,3 +75,41 @@ def test_a_truncated_cache_file_is_detected_and_fetched_again(monkeypatch, tmp_p
     again = asset_path("rotten-tomatoes")
     assert "does not match its recorded sha256" in capsys.readouterr().out
     assert assets.sha256_of(again / rel) == digest
+
+
+def test_a_failed_conversion_is_an_asset_error_naming_the_asset_and_step(monkeypatch, tmp_path):
+    def convert(dest, source):
+        raise ValueError("You are trying to save a non contiguous tensor")
+
+    broken = assets.ConvertedAsset(
+        name="broken", version="1", sources=("rotten-tomatoes",), build=convert
+    )
+    monkeypatch.setitem(assets.CONVERTED_ASSETS, "broken", broken)
+    with pytest.raises(AssetError) as error:
+        asset_path("broken")
+    message = str(error.value)
+    assert message.startswith("building asset 'broken' failed in ")
+    assert "convert (from rotten-tomatoes): ValueError: You are trying to save" in message
+    assert not any(p.name != ".lock" for p in (assets.cache_root() / "broken").iterdir())
+
+
+def test_the_test_run_uses_a_fresh_cache_seeded_with_archives_only():
+    root = assets.cache_root()
+    assert root.name.startswith("gelora-test-cache-")
+    assert root != assets.Path.home() / ".cache" / "gelora"
+
+
+def test_only_pinned_archives_are_copied_between_caches(tmp_path):
+    asset = assets.ASSETS["rotten-tomatoes"]
+    source = assets.cache_root() / "downloads"
+    asset_path("rotten-tomatoes")  # its archive is in the test cache's downloads now
+    (tmp_path / "src").mkdir()
+    real = next(source.glob(f"{asset.package}-{asset.version}*"))
+    (tmp_path / "src" / real.name).write_bytes(real.read_bytes())
+    bbc = assets.ASSETS["bbc-news"]
+    (tmp_path / "src" / f"{bbc.package}-{bbc.version}-py3-none-any.whl").write_bytes(b"forged")
+    (tmp_path / "src" / "notes.txt").write_text("not an archive")
+    copied = assets.copy_verified_archives(tmp_path / "src", tmp_path / "dst")
+    assert copied == [real.name]
+    assert sorted(p.name for p in (tmp_path / "dst").iterdir()) == [real.name]
+    assert assets.copy_verified_archives(tmp_path / "src", tmp_path / "dst") == []

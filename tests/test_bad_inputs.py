@@ -58,7 +58,6 @@ def _sentences(n: int, label=lambda i: ["pos", "neg"][i % 2]) -> list[dict]:
 CONFIG_CASES = [
     (["estimator.n_samples=2"], "estimator.n_samples must be an integer >= 3"),
     (["estimator.n_samples=abc"], "estimator.n_samples must be an integer >= 3 or all"),
-    (["estimator.n_samples=5000"], "estimator.n_samples=5000 is larger than the 48 distinct"),
     (["estimator.pooling=max"], "estimator.pooling must be one of mean, cls, token"),
     (["estimator.n_resamples=1"], "estimator.n_resamples must be 0 (off) or >= 2"),
     (["estimator.resample_fraction=1.5"], "estimator.resample_fraction must lie in (0, 1)"),
@@ -130,6 +129,27 @@ def test_nan_targets_from_a_loader_are_dropped_and_counted():
     cleaned = clean_task(task)
     assert len(cleaned.train) == 15 and len(cleaned.test) == 6
     assert "train: dropped 5 rows with a missing or non-finite target" in cleaned.notes
+
+
+def test_n_samples_is_an_upper_bound_but_an_estimate_needs_three_inputs():
+    from gelora.data.task_data import Split, TaskData
+    from gelora.validation import check_sample_size
+
+    def task(n_distinct: int) -> TaskData:
+        texts = [f"text {i % n_distinct}" for i in range(12)]  # repeats count once
+        return TaskData("toy", Split(texts, [i % 2 for i in range(12)]), Split(texts, [0] * 12),
+                        Split(texts, [1] * 12), ["a", "b"])  # fmt: skip
+
+    assert check_sample_size(4, task(6)) == (4, None)
+    assert check_sample_size("all", task(6)) == (6, None)
+    used, note = check_sample_size(2000, task(6))
+    assert used == 6
+    assert note == (
+        "estimator.n_samples=2000 is more than the 6 distinct training inputs of toy: "
+        "the ID sample takes all 6"
+    )
+    with pytest.raises(ConfigError, match="has 2 distinct training inputs; the ID estimate needs"):
+        check_sample_size(2000, task(2))
 
 
 def test_empty_texts_are_dropped_and_counted(tmp_path):

@@ -190,12 +190,16 @@ def test_cli_trains_on_a_users_csv(tmp_path):
         f"task.test_file={test}",
         "task.text_fields=[review]",
         "task.label_field=verdict",
-        "estimator.n_samples=all",  # 108 training rows: fewer than the smoke setting's 200
-    ]
+    ]  # 108 training rows: fewer than the smoke setting's n_samples=200, so all of them
+
     proc = gelora_train(tmp_path / "run", *SMOKE, *user, "logger=none")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "no validation_file: validation is a seeded 10%" in proc.stdout
+    sample_note = "estimator.n_samples=200 is more than the 108 distinct training inputs"
+    assert sample_note in proc.stdout
     results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["id_sample"]["used"] == 108
+    assert results["id_sample"]["note"].startswith(sample_note)
     assert results["task_sizes"] == {"train": 108, "validation": 12, "test": 30}
     assert_scored(results, ["accuracy", "macro_f1"])
 

@@ -122,3 +122,16 @@ def test_minilm_l3_conversion_matches_the_onnx_graph():
     difference = (ours - torch.from_numpy(reference)).abs()[mask]  # padding rows are unused
     assert difference.max().item() < 1e-4
     assert ours[mask].abs().mean().item() > 0.1  # not trivially zero
+
+
+def test_minilm_l3_state_dict_is_contiguous_for_any_safetensors():
+    """ONNX keeps ``x @ W``; the transposed matrices must be laid out row-major, since older
+    safetensors releases refuse a non-contiguous tensor (the clean-cache failure of issue 12)."""
+    pytest.importorskip("onnx")
+    from gelora.assets import asset_path
+    from gelora.onnx_bert import ONNX_FILE, bert_state_dict_from_onnx
+
+    state = bert_state_dict_from_onnx(asset_path("paraphrase-minilm-l3-v2-onnx") / ONNX_FILE)
+    query = state["bert.encoder.layer.0.attention.self.query.weight"]
+    assert query.shape == (384, 384)
+    assert [name for name, tensor in state.items() if not tensor.is_contiguous()] == []

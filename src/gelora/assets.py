@@ -18,7 +18,6 @@ import contextlib
 import fcntl
 import fnmatch
 import hashlib
-import importlib
 import json
 import os
 import shutil
@@ -27,7 +26,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,15 +145,26 @@ class ConvertedAsset:
         name: our name for the asset, used as its cache folder.
         version: the conversion's version; bump it when ``build`` changes its output.
         sources: names of the assets it is built from, passed to ``build`` as folders.
-        build: ``"module:function"``, called as ``function(dest, *source_folders)``; it writes
-            the asset's files into the (empty, temporary) folder ``dest``. Imported lazily, so
-            that its optional dependencies are needed only by whoever uses it.
+        build: called as ``build(dest, *source_folders)``; it writes the asset's files into
+            the (empty, temporary) folder ``dest``. It imports what it needs when called, so
+            that optional dependencies are needed only by whoever uses the asset.
     """
 
     name: str
     version: str
     sources: tuple[str, ...]
-    build: str
+    build: Callable[..., None]
+
+    @property
+    def build_name(self) -> str:
+        return f"{self.build.__module__}.{self.build.__qualname__}"
+
+
+def _convert_minilm_l3(dest: Path, onnx_dir: Path, tokenizer_dir: Path) -> None:
+    """paraphrase-MiniLM-L3-v2's ONNX graph as a Hugging Face folder (``gelora.onnx_bert``)."""
+    from gelora.onnx_bert import convert_onnx_bert
+
+    convert_onnx_bert(dest, onnx_dir, tokenizer_dir)
 
 
 CONVERTED_ASSETS: dict[str, ConvertedAsset] = {
@@ -164,7 +174,7 @@ CONVERTED_ASSETS: dict[str, ConvertedAsset] = {
             name="paraphrase-minilm-l3-v2",
             version="1",
             sources=("paraphrase-minilm-l3-v2-onnx", "all-minilm-l6-v2"),
-            build="gelora.onnx_bert:convert_onnx_bert",
+            build=_convert_minilm_l3,
         ),
     )
 }
@@ -220,12 +230,16 @@ def _converted_asset_path(asset: ConvertedAsset, *, fetch: bool) -> Path:
     final_dir.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock(final_dir.parent / ".lock"):
         if not _is_complete(final_dir, asset):
-            module_name, function_name = asset.build.split(":")
-            build = getattr(importlib.import_module(module_name), function_name)
             print(f"[gelora] building asset {asset.name!r} from {', '.join(asset.sources)} ...")
             staging = Path(tempfile.mkdtemp(dir=final_dir.parent, prefix=".build-"))
             try:
-                build(staging, *sources)
+                try:
+                    asset.build(staging, *sources)
+                except Exception as error:
+                    raise AssetError(
+                        f"building asset {asset.name!r} failed in {asset.build_name} (from "
+                        f"{', '.join(asset.sources)}): {type(error).__name__}: {error}"
+                    ) from error
                 files = sorted(
                     str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file()
                 )
@@ -304,6 +318,31 @@ def _find_archive(asset: PackagedAsset, folder: Path) -> Path | None:
         if lowered.startswith(f"{stem}_{asset.version}") and candidate.is_file():
             return candidate
     return None
+
+
+def copy_verified_archives(source: Path, dest: Path) -> list[str]:
+    """Copy the pinned archives in ``source`` (a cache's ``downloads/``) into ``dest``.
+
+    Only archives of a known asset whose sha256 matches its pin are copied, and only when
+    ``dest`` lacks them: this seeds a fresh cache (CI, the test suite) with downloads, never with
+    anything extracted or converted, which is rebuilt from the archives. Returns the names copied.
+    """
+    source, dest = Path(source), Path(dest)
+    if not source.is_dir():
+        return []
+    copied = []
+    for asset in ASSETS.values():
+        archive = _find_archive(asset, source)
+        if archive is None or _find_archive(asset, dest) is not None:
+            continue
+        if sha256_of(archive) != asset.sha256:
+            continue
+        dest.mkdir(parents=True, exist_ok=True)
+        staging = dest / f".copy-{archive.name}"
+        shutil.copyfile(archive, staging)
+        os.replace(staging, dest / archive.name)
+        copied.append(archive.name)
+    return copied
 
 
 def _download(asset: PackagedAsset) -> Path:

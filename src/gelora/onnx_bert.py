@@ -58,8 +58,11 @@ def bert_state_dict_from_onnx(onnx_path: Path) -> dict[str, torch.Tensor]:
             raise ValueError(f"cannot name the matrix {node.input[1]!r}: bias inputs {biases}")
         weight_name = biases[0][len(_ONNX_PREFIX) : -len(".bias")] + ".weight"
         tensors[weight_name] = arrays[node.input[1]].T
+    # ``np.array``'s default order keeps a transposed matrix column-major, and some safetensors
+    # releases refuse a non-contiguous tensor: copy every array row-major (and writable).
     return {
-        f"bert.{k}": torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in tensors.items()
+        f"bert.{k}": torch.from_numpy(np.array(v, dtype=np.float32, order="C"))
+        for k, v in tensors.items()
     }
 
 

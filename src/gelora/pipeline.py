@@ -202,7 +202,7 @@ def sample_texts(texts: list[T], n_samples: int, seed: int) -> list[T]:
 
 def estimate_profile(model, tokenizer, task: TaskData, cfg: DictConfig) -> IDProfile:
     """Hidden states of a training sample through the frozen pretrained model, then their IDs."""
-    n_samples = check_sample_size(cfg.estimator.n_samples, task)
+    n_samples, _ = check_sample_size(cfg.estimator.n_samples, task)
     inputs = sample_texts(task.train.inputs(), n_samples, cfg.seed)
     if task.is_pair_task:
         texts, pairs = [a for a, _ in inputs], [b for _, b in inputs]
@@ -345,7 +345,14 @@ def _run(cfg: DictConfig, out_dir: Path, timer: Timer, record: dict[str, Any]) -
     record["task_sizes"] = task.sizes()
     record["task_notes"] = list(task.notes)
     print(f"[gelora] task {task.name}: {task.sizes()}; " + "; ".join(task.notes))
-    check_sample_size(cfg.estimator.n_samples, task)
+    n_id_samples, sample_note = check_sample_size(cfg.estimator.n_samples, task)
+    record["id_sample"] = {
+        "requested": cfg.estimator.n_samples,
+        "used": n_id_samples,
+        "note": sample_note,
+    }
+    if sample_note:
+        print(f"[gelora] {sample_note}")
     try:  # shapes from the model's config on the meta device: no weights loaded yet
         early_targets = targets_without_weights(
             asset=cfg.model.asset,

@@ -113,17 +113,32 @@ def check_budget_fits(budget: Budget | None, targets: Sequence[TargetModule]) ->
         )
 
 
-def check_sample_size(n_samples: int | str, task: TaskData) -> int:
-    """The hidden-state sample size: ``n_samples``, or every distinct example for ``all``."""
+MIN_ID_SAMPLE = 3  # TwoNN needs a first and second neighbour and two kept ratios
+
+
+def check_sample_size(n_samples: int | str, task: TaskData) -> tuple[int, str | None]:
+    """The hidden-state sample size, and a note when it is smaller than asked.
+
+    ``estimator.n_samples`` is an upper bound: ``all``, or a number larger than the task's
+    distinct training inputs, takes every one of them (with a one-line note saying so).
+
+    Raises:
+        ConfigError: fewer distinct training inputs than any estimator needs for a number.
+    """
     distinct = len(set(task.train.inputs()))
-    if n_samples == "all":
-        return distinct
-    if n_samples > distinct:
+    if distinct < MIN_ID_SAMPLE:
         raise ConfigError(
-            f"estimator.n_samples={n_samples} is larger than the {distinct} distinct training "
-            f"examples of {task.name}: set estimator.n_samples <= {distinct} or all"
+            f"task {task.name} has {distinct} distinct training inputs; the ID estimate needs "
+            f"at least {MIN_ID_SAMPLE}"
         )
-    return n_samples
+    if n_samples == "all":
+        return distinct, None
+    if n_samples > distinct:
+        return distinct, (
+            f"estimator.n_samples={n_samples} is more than the {distinct} distinct training "
+            f"inputs of {task.name}: the ID sample takes all {distinct}"
+        )
+    return n_samples, None
 
 
 def _clean_split(split: Split, name: str, task: TaskData) -> tuple[Split, list[str]]:
