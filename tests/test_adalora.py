@@ -7,9 +7,16 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from gelora.errors import ConfigError
+from gelora.methods import AdaptSettings
+from gelora.methods.adalora import (
+    AdaLoRA,
+    AdaLoRAAllocation,
+    effective_adapter_params,
+    effective_ranks,
+)
 from gelora.models import find_target_modules
-from gelora.ranks import AdaLoRAPolicy, Budget
-from gelora.training.adalora import AdaLoRAAllocation, effective_adapter_params, effective_ranks
+from gelora.ranks import Budget
 from gelora.training.module import LoRAClassifierModule
 from tests.tiny_models import BERT_TARGETS
 
@@ -29,7 +36,7 @@ def _batches(n: int, batch_size: int = 4) -> DataLoader:
 
 def test_final_budget_is_ours_and_init_r_is_one_and_a_half_times_it(tiny_bert):
     targets = find_target_modules(tiny_bert, "bert.encoder.layer", BERT_TARGETS)
-    policy = AdaLoRAPolicy()
+    policy = AdaLoRA()
     plan = policy.plan(targets, None, Budget(rank=2))
     assert set(plan.ranks.values()) == {2}
     assert plan.trainable_adapter_params == Budget(rank=2).n_params(targets)
@@ -37,21 +44,21 @@ def test_final_budget_is_ours_and_init_r_is_one_and_a_half_times_it(tiny_bert):
 
 
 def test_schedule_takes_shares_or_steps_and_refuses_an_empty_pruning_phase():
-    assert AdaLoRAPolicy(tinit=0.1, tfinal=0.2).schedule(100) == {
+    assert AdaLoRA(tinit=0.1, tfinal=0.2).schedule(100) == {
         "total_step": 100,
         "tinit": 10,
         "tfinal": 20,
     }
-    assert AdaLoRAPolicy(tinit=5, tfinal=7).schedule(100)["tinit"] == 5
-    with pytest.raises(ValueError, match="AdaLoRA needs steps to prune in"):
-        AdaLoRAPolicy(tinit=60, tfinal=40).schedule(100)
+    assert AdaLoRA(tinit=5, tfinal=7).schedule(100)["tinit"] == 5
+    with pytest.raises(ConfigError, match="AdaLoRA needs steps to prune in"):
+        AdaLoRA(tinit=60, tfinal=40).schedule(100)
 
 
 def test_allocation_runs_once_per_optimizer_step_not_per_micro_batch(tiny_bert, monkeypatch):
     targets = find_target_modules(tiny_bert, "bert.encoder.layer", BERT_TARGETS)
-    policy = AdaLoRAPolicy(tinit=1, tfinal=2, deltaT=1)
+    policy = AdaLoRA(tinit=1, tfinal=2, deltaT=1)
     plan = policy.plan(targets, None, Budget(rank=2))
-    model = policy.wrap(tiny_bert, plan, ["classifier"])
+    model = policy.adapt(tiny_bert, plan, AdaptSettings(head_modules=("classifier",)))
     initial = effective_adapter_params(model)
     assert sum(effective_ranks(model).values()) == 3 * len(targets)  # init_r everywhere
     calls: list[int] = []
@@ -84,8 +91,8 @@ def test_allocation_runs_once_per_optimizer_step_not_per_micro_batch(tiny_bert, 
 
 def test_orthogonal_regulariser_is_added_when_labels_are_passed(tiny_bert, token_batch):
     targets = find_target_modules(tiny_bert, "bert.encoder.layer", BERT_TARGETS)
-    policy = AdaLoRAPolicy(orth_reg_weight=10.0)
-    model = policy.wrap(tiny_bert, policy.plan(targets, None, Budget(rank=2)))
+    policy = AdaLoRA(orth_reg_weight=10.0)
+    model = policy.adapt(tiny_bert, policy.plan(targets, None, Budget(rank=2)), AdaptSettings(()))
     labels = torch.arange(len(token_batch["input_ids"])) % 3
     with torch.no_grad():
         logits = model(**token_batch).logits

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -57,7 +58,7 @@ def test_archive_with_a_wrong_hash_is_rejected(monkeypatch, tmp_path):
     assert not (tmp_path / "tampered" / real.version).exists()
 
 
-def test_a_truncated_cache_file_is_detected_and_fetched_again(monkeypatch, tmp_path, capsys):
+def test_a_truncated_cache_file_is_detected_and_fetched_again(monkeypatch, tmp_path, caplog):
     import shutil
 
     real_downloads = assets.cache_root() / "downloads"
@@ -73,7 +74,7 @@ def test_a_truncated_cache_file_is_detected_and_fetched_again(monkeypatch, tmp_p
     target.write_bytes(target.read_bytes()[:100])  # a truncated download or a bad disk
     assets._VERIFIED.discard(folder)  # a new process
     again = asset_path("rotten-tomatoes")
-    assert "does not match its recorded sha256" in capsys.readouterr().out
+    assert "does not match its recorded sha256" in caplog.text
     assert assets.sha256_of(again / rel) == digest
 
 
@@ -96,7 +97,7 @@ def test_a_failed_conversion_is_an_asset_error_naming_the_asset_and_step(monkeyp
 def test_the_test_run_uses_a_fresh_cache_seeded_with_archives_only():
     root = assets.cache_root()
     assert root.name.startswith("gelora-test-cache-")
-    assert root != assets.Path.home() / ".cache" / "gelora"
+    assert root != Path.home() / ".cache" / "gelora"
 
 
 def test_only_pinned_archives_are_copied_between_caches(tmp_path):

@@ -12,21 +12,15 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from hydra.errors import ConfigCompositionException
 
-from gelora.assets import AssetError
-from gelora.pipeline import run
-from gelora.validation import ConfigError
-from tests.test_sweeps import TINY
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
+from gelora.errors import AssetError, ConfigError
+from tests import helpers
+from tests.helpers import TINY, compose_train
 
 
 def run_in_process(out_dir: Path, *overrides: str) -> dict:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[*TINY, f"paths.output_dir={out_dir}", *overrides])
-    return run(cfg)
+    return helpers.run_in_process(out_dir, *TINY, *overrides)
 
 
 def _csv(path: Path, rows: list[dict]) -> Path:
@@ -58,12 +52,15 @@ def _sentences(n: int, label=lambda i: ["pos", "neg"][i % 2]) -> list[dict]:
 CONFIG_CASES = [
     (["estimator.n_samples=2"], "estimator.n_samples must be an integer >= 3"),
     (["estimator.n_samples=abc"], "estimator.n_samples must be an integer >= 3 or all"),
+    (["optimizer.warmup_ratio=7"], "optimizer.warmup_ratio must lie in [0, 1), got 7.0"),
+    (["optimizer.weight_decay=-1"], "optimizer.weight_decay must be a number >= 0, got -1.0"),
+    (["checkpoint_every_n_steps=0"], "checkpoint_every_n_steps must be an integer >= 1, got 0"),
+    (["trainer.max_steps=0"], "trainer.max_steps must be >= 1 or -1, got 0"),
     (["estimator.pooling=max"], "estimator.pooling must be one of mean, cls, token"),
     (["estimator.n_resamples=1"], "estimator.n_resamples must be 0 (off) or >= 2"),
     (["estimator.resample_fraction=1.5"], "estimator.resample_fraction must lie in (0, 1)"),
     (["budget.rank=-2"], "budget.rank must be a positive integer or null, got -2"),
     (["budget.params=0"], "budget.params must be a positive integer or null, got 0"),
-    (["budget.rank=two"], "budget.rank must be a positive integer or null, got 'two'"),
     (["budget.rank=2", "budget.params=1000"], "exactly one of budget.rank and budget.params"),
     (["budget.params=100"], "budget.params=100 is below one rank per adapted matrix"),
     (["rank_policy=random"], "the random policy needs a budget: set budget.rank"),
@@ -77,11 +74,39 @@ CONFIG_CASES = [
     (["model.blocks=bert.encoder.layers"], "model.blocks='bert.encoder.layers' names no module"),
     (["task.metrics=[bleu]"], "task.metrics: 'bleu' is unknown"),
     (["task.batch_size=0"], "task.batch_size must be a positive integer, got 0"),
-    (["optimizer.lr=-1"], "optimizer.lr must be a number > 0, got -1"),
+    (["optimizer.lr=-1"], "optimizer.lr must be a number > 0, got -1.0"),
     (["lora.dropout=1.5"], "lora.dropout must lie in [0, 1), got 1.5"),
-    (["model.trust_remote_code=maybe"], "model.trust_remote_code must be true or false"),
     (["seed=1.5"], "seed must be an integer, got 1.5"),
 ]
+
+
+# A value of the wrong type, or a key no schema has, fails when the config is composed (before any
+# import of torch), naming the key: gelora.config.schema.
+TYPE_CASES = [
+    ("trainer.max_epochs=two", "trainer.max_epochs"),
+    ("task.group_by_length=maybe", "task.group_by_length"),
+    ("model.trust_remote_code=maybe", "model.trust_remote_code"),
+    ("budget.rank=two", "budget.rank"),
+    ("optimizer.lr=fast", "optimizer.lr"),
+    ("estimator.n_resamples=1.5", "estimator.n_resamples"),
+    ("optimizer.lr_warmup=0.1", "optimizer.lr_warmup"),  # a typo: no such key
+]
+
+
+@pytest.mark.parametrize(("override", "key"), TYPE_CASES)
+def test_a_wrong_type_fails_at_compose_time_naming_the_key(override, key):
+    with pytest.raises(ConfigCompositionException) as error:
+        compose_train(override)
+    first_line = str(error.value).splitlines()[0]
+    assert key in first_line
+
+
+def test_a_wrong_type_stops_the_cli_before_any_model_loads(tmp_path):
+    proc = helpers.gelora_train(tmp_path / "run", "trainer.max_epochs=two", timeout=60)
+    assert proc.returncode != 0
+    assert "trainer.max_epochs" in proc.stderr.splitlines()[0]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "run" / "results.json").exists()
 
 
 @pytest.mark.parametrize(("overrides", "message"), CONFIG_CASES, ids=lambda v: str(v)[:40])
@@ -118,8 +143,8 @@ def test_a_nan_target_in_a_user_file_names_the_row(tmp_path):
 
 
 def test_nan_targets_from_a_loader_are_dropped_and_counted():
+    from gelora.data.cleaning import clean_task
     from gelora.data.task_data import Split, TaskData
-    from gelora.validation import clean_task
 
     def split(n: int) -> Split:
         return Split([f"text {i}" for i in range(n)], [float("nan") if i % 4 == 0 else 0.5 * i
@@ -133,23 +158,23 @@ def test_nan_targets_from_a_loader_are_dropped_and_counted():
 
 def test_n_samples_is_an_upper_bound_but_an_estimate_needs_three_inputs():
     from gelora.data.task_data import Split, TaskData
-    from gelora.validation import check_sample_size
+    from gelora.stages.profile import IDSample, id_sample_size
 
     def task(n_distinct: int) -> TaskData:
         texts = [f"text {i % n_distinct}" for i in range(12)]  # repeats count once
         return TaskData("toy", Split(texts, [i % 2 for i in range(12)]), Split(texts, [0] * 12),
                         Split(texts, [1] * 12), ["a", "b"])  # fmt: skip
 
-    assert check_sample_size(4, task(6)) == (4, None)
-    assert check_sample_size("all", task(6)) == (6, None)
-    used, note = check_sample_size(2000, task(6))
-    assert used == 6
-    assert note == (
+    assert id_sample_size(4, task(6)) == IDSample(4, 4)
+    assert id_sample_size("all", task(6)) == IDSample("all", 6)
+    sample = id_sample_size(2000, task(6))
+    assert sample.used == 6
+    assert sample.note == (
         "estimator.n_samples=2000 is more than the 6 distinct training inputs of toy: "
         "the ID sample takes all 6"
     )
     with pytest.raises(ConfigError, match="has 2 distinct training inputs; the ID estimate needs"):
-        check_sample_size(2000, task(2))
+        id_sample_size(2000, task(2))
 
 
 def test_empty_texts_are_dropped_and_counted(tmp_path):
@@ -193,4 +218,4 @@ def test_secrets_never_reach_results(tmp_path, monkeypatch):
 
 
 def test_the_case_count_meets_the_bar():
-    assert len(CONFIG_CASES) + 8 >= 20 and OmegaConf  # config cases plus the file and data cases
+    assert len(CONFIG_CASES) + len(TYPE_CASES) + 8 >= 20  # plus the file and data cases

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import random
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
 from gelora.data.glue import GLUE_TASKS
-from gelora.pipeline import run
+from tests import helpers
 from tests.glue_fixtures import write_glue_copy
-from tests.test_train_end_to_end import SMOKE, assert_not_successful, gelora_train
+from tests.helpers import SMOKE, assert_not_successful, assert_scored, gelora_train
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-TINY = [
+# Each task with a real model: smaller than debug=smoke, so the whole catalogue stays cheap.
+CATALOGUE = [
     "task.max_train_samples=64",
     "task.max_eval_samples=48",
     "task.batch_size=16",
@@ -31,27 +29,13 @@ TINY = [
     "trainer.max_steps=4",
     "trainer.val_check_interval=2",
     "trainer.accelerator=cpu",
-    "+trainer.enable_progress_bar=false",
+    "trainer.enable_progress_bar=false",
     "logger=none",
 ]
-METRIC_RANGE = {"pearson": (-1, 1), "spearman": (-1, 1), "matthews": (-1, 1)}
 
 
 def run_in_process(out_dir: Path, *overrides: str) -> dict:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[*TINY, f"paths.output_dir={out_dir}", *overrides])
-    return run(cfg)
-
-
-def assert_scored(results: dict, metrics: list[str], prefixes: tuple[str, ...] = ("test",)):
-    assert results["status"] == "completed"
-    assert results["metric"] == metrics[0] and results["metric_names"] == metrics
-    for prefix in prefixes:
-        for name in metrics:
-            value = results["metrics"][f"{prefix}/{name}"]
-            low, high = METRIC_RANGE.get(name, (0, 1))
-            assert math.isfinite(value) and low <= value <= high, (prefix, name, value)
-    assert f"val/{metrics[0]}_best" in results["metrics"]
+    return helpers.run_in_process(out_dir, *CATALOGUE, *overrides)
 
 
 # --- offline tasks ----------------------------------------------------------------------------
@@ -216,7 +200,7 @@ def test_users_csv_with_a_regression_target(tmp_path):
         "task.metrics=[pearson,spearman]",
     )
     assert_scored(results, ["pearson", "spearman"])
-    # 150 rows: seeded 10% validation and 10% test; TINY caps training at 64 rows.
+    # 150 rows: seeded 10% validation and 10% test; CATALOGUE caps training at 64 rows.
     assert results["task_sizes"] == {"train": 64, "validation": 16, "test": 15}
 
 

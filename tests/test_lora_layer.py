@@ -13,6 +13,7 @@ from gelora.lora import LoRALinear, inject_lora, lora_layers, mark_trainable, se
 from gelora.models import find_target_modules
 from gelora.ranks import UniformPolicy
 from gelora.ranks.plan import AdapterSpec, RankPlan
+from gelora.ranks.scaling import ConstantScaling
 from tests.tiny_models import BERT_TARGETS
 
 
@@ -92,7 +93,7 @@ def test_eval_does_not_merge(tiny_bert):
 def test_trainable_parameters_are_the_lora_factors_and_the_head(tiny_bert):
     targets = find_target_modules(tiny_bert, "bert.encoder.layer", BERT_TARGETS)
     ranks = {0: 1, 1: 0, 2: 3}
-    plan = RankPlan.from_ranks("test", targets, ranks, lambda r: 2.0 * r)
+    plan = RankPlan.from_ranks("test", targets, ranks, ConstantScaling(2.0))
     inject_lora(tiny_bert, plan)
     mark_trainable(tiny_bert, ["classifier"])
     trainable = {n for n, p in tiny_bert.named_parameters() if p.requires_grad}

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.test_sweeps import TINY
+from tests.helpers import TINY
 
 RUN = [
-    *[o for o in TINY if not o.startswith(("trainer.max_steps", "trainer.max_epochs"))],
+    *TINY,
     "task.max_train_samples=160",  # 10 batches of 16 per epoch
+    "trainer.max_steps=-1",
     "trainer.max_epochs=2",
     "trainer.val_check_interval=5",
     "checkpoint_every_n_steps=3",

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from gelora.data.datamodule import LengthGroupedBatches
@@ -16,10 +14,8 @@ from gelora.lora import inject_lora, lora_layers
 from gelora.models import find_target_modules
 from gelora.ranks import UniformPolicy
 from gelora.training.module import LoRAClassifierModule
-from tests.test_sweeps import TINY
+from tests.helpers import TINY, compose_train
 from tests.tiny_models import BERT_TARGETS
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def test_ddp_on_two_cpu_processes_shares_one_plan_and_writes_one_results(tmp_path):
@@ -112,12 +108,9 @@ def test_a_two_job_sweep_through_the_joblib_launcher(tmp_path):
 
 
 def test_the_slurm_launcher_config_composes_and_builds():
-    with initialize_config_dir(str(CONF), version_base=None):
-        cfg = compose(
-            "train",
-            overrides=["hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu"],
-            return_hydra_config=True,
-        )
+    cfg = compose_train(
+        "hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu", hydra_config=True
+    )
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert launcher.partition == "gpu" and launcher.gpus_per_node == 1

@@ -8,51 +8,22 @@ code without a test failing.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from gelora.reporting.table import load_runs, markdown_table
+from gelora.reporting.sweep_runs import load_runs
+from gelora.reporting.tables import markdown_table
 from tests.glue_fixtures import write_glue_copy
+from tests.helpers import CONF, TINY, compose_train
+from tests.helpers import gelora_sweep as sweep
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
-TINY = [
-    "model=tiny_bert",
-    "task.max_train_samples=48",
-    "task.max_eval_samples=32",
-    "task.batch_size=16",
-    "task.max_length=32",
-    "estimator.n_samples=32",
-    "estimator.n_resamples=0",
-    "trainer.max_steps=3",
-    "trainer.max_epochs=1",
-    "trainer.val_check_interval=1",
-    "trainer.accelerator=cpu",
-    "trainer.precision=32-true",
-    "+trainer.enable_progress_bar=false",
-    "+trainer.enable_model_summary=false",
-    "logger=none",
-]
-
-
-def sweep(root: Path, *overrides: str, sweep_id: str = "test") -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "gelora.train", "-m", f"sweep_id={sweep_id}", *overrides],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=root,
-    )
 
 
 def grid(experiment: str) -> dict[str, list[str]]:
-    with initialize_config_dir(str(CONF), version_base=None):
-        cfg = compose("train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    cfg = compose_train(f"experiment={experiment}", hydra_config=True)
     params = OmegaConf.to_container(cfg.hydra.sweeper.params)
     return {key: str(value).split(",") for key, value in params.items()}
 
@@ -64,14 +35,10 @@ def test_every_grid_point_of_every_experiment_composes(experiment):
     points = [[]]
     for key, values in axes.items():
         points = [[*p, f"{key}={v}"] for p in points for v in values]
-    with initialize_config_dir(str(CONF), version_base=None):
-        for point in points:
-            cfg = compose(
-                "train",
-                overrides=[f"experiment={experiment}", *point, "paths.output_dir=.", "logger=none"],
-            )
-            OmegaConf.resolve(cfg)  # every interpolation (per-task settings) resolves
-            assert cfg.experiment_name == experiment
+    for point in points:
+        cfg = compose_train(f"experiment={experiment}", *point, "paths.output_dir=.", "logger=none")
+        OmegaConf.resolve(cfg)  # every interpolation (per-task settings) resolves
+        assert cfg.experiment_name == experiment
 
 
 def _tiny_sweep_overrides(experiment: str, tmp_path: Path) -> list[str]:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from gelora.reporting.table import load_runs, main, markdown_table
+from gelora.reporting.sweep_runs import load_runs
+from gelora.reporting.table_cli import main
+from gelora.reporting.tables import markdown_table
 
 
 def _job(root: Path, method: str, task: str, seed: int, results: dict | None) -> None:

@@ -283,18 +283,18 @@ def test_from_files_errors_name_the_file_and_column(tmp_path, change, message):
     ],
 )
 def test_unknown_or_missing_metrics_are_config_errors(override, message):
-    from hydra import compose, initialize_config_dir
+    from gelora.config.checks import check_config
+    from gelora.errors import ConfigError
+    from tests.helpers import compose_train
 
-    from gelora.pipeline import ConfigError, validate_config
-
-    with initialize_config_dir(config_dir=str(TASK_CONF.parent), version_base="1.3"):
-        cfg = compose("train", overrides=[override, "paths.output_dir=unused"])
+    cfg = compose_train(override, "paths.output_dir=unused")
     with pytest.raises(ConfigError, match=message):
-        validate_config(cfg)
+        check_config(cfg)
 
 
 def test_a_metric_that_does_not_fit_the_task_is_a_config_error():
-    from gelora.pipeline import ConfigError, load_task
+    from gelora.errors import ConfigError
+    from gelora.stages.task import load_task
 
     cfg = task_config("bbc_news")
     cfg.task.metrics = ["f1"]  # binary F1 on five topics

@@ -4,34 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-SMOKE = [
-    "task.max_train_samples=240",
-    "task.max_eval_samples=120",
-    "estimator.n_samples=200",
-    "trainer.max_steps=8",
-    "trainer.val_check_interval=4",
-]
-
-
-def gelora_train(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "gelora.train", f"hydra.run.dir={run_dir}", *overrides],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def assert_not_successful(run_dir: Path) -> None:
-    results = run_dir / "results.json"
-    if results.exists():
-        assert json.loads(results.read_text())["status"] != "completed"
+from tests.helpers import SMOKE, assert_not_successful, gelora_train
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +68,7 @@ def test_exported_adapter_loads_in_peft_with_our_logits(gelora_run):
     from peft import PeftModel
 
     from gelora.lora import inject_lora, mark_trainable
-    from gelora.models import load_classifier
+    from gelora.models import ModelSpec, load_classifier
     from gelora.ranks.plan import RankPlan
 
     run_dir, proc = gelora_run
@@ -99,8 +77,9 @@ def test_exported_adapter_loads_in_peft_with_our_logits(gelora_run):
     config = json.loads((run_dir / "adapter" / "adapter_config.json").read_text())
     for module, rank in results["ranks"].items():
         assert config["rank_pattern"].get(module, config["r"]) == rank
-    ours, tokenizer = load_classifier(asset="all-minilm-l6-v2", num_labels=2)
-    base, _ = load_classifier(asset="all-minilm-l6-v2", num_labels=2)
+    spec = ModelSpec(asset="all-minilm-l6-v2", pretrained=None, num_labels=2)
+    ours, tokenizer = load_classifier(spec)
+    base, _ = load_classifier(spec)
     inject_lora(ours, RankPlan.from_dict(json.loads((run_dir / "rank_plan.json").read_text())))
     mark_trainable(ours, ["bert.pooler", "classifier"])
     checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
@@ -138,7 +117,7 @@ def test_adalora_runs_at_the_budget_and_reports_both_counts(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["method"] == "adalora" and results["budget_params"] == 82_944
     assert results["planned_adapter_params"] == 82_944  # final budget: target_r = 2 everywhere
-    adalora = results["adalora"]
+    adalora = results["method_summary"]
     assert adalora["schedule"] == {"total_step": 12, "tinit": 1, "tfinal": 2}
     # init_r = 3: A, B and the singular values E, 3 (in + out + 1) per matrix
     assert adalora["initial_adapter_params"] == 3 * (6 * (4 * 769 + 2 * 1921))

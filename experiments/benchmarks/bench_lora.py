@@ -34,8 +34,9 @@ import torch
 from peft import AdaLoraConfig, LoraConfig, get_peft_model
 
 from gelora.lora import count_parameters, inject_lora, mark_trainable
-from gelora.models import find_target_modules, load_classifier
+from gelora.models import ModelSpec, find_target_modules, load_classifier
 from gelora.ranks.plan import RankPlan
+from gelora.ranks.scaling import ConstantScaling
 
 BLOCKS = "bert.encoder.layer"
 TARGETS = [
@@ -60,7 +61,7 @@ def bias_only(model: torch.nn.Module) -> torch.nn.Module:
 
 def ours(model: torch.nn.Module, block_ranks: list[int]) -> torch.nn.Module:
     targets = find_target_modules(model, BLOCKS, TARGETS)
-    plan = RankPlan.from_ranks("bench", targets, dict(enumerate(block_ranks)), lambda r: 2.0 * r)
+    plan = RankPlan.from_ranks("bench", targets, dict(enumerate(block_ranks)), ConstantScaling(2.0))
     inject_lora(model, plan, shared_inputs=QKV)
     mark_trainable(model)
     return model
@@ -113,7 +114,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    base, _ = load_classifier(asset="all-minilm-l6-v2", num_labels=2)
+    base, _ = load_classifier(ModelSpec(asset="all-minilm-l6-v2", pretrained=None, num_labels=2))
     batch = {
         "input_ids": torch.randint(1000, base.config.vocab_size, (args.batch, args.length)),
         "attention_mask": torch.ones(args.batch, args.length, dtype=torch.long),

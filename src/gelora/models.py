@@ -8,20 +8,16 @@ relative to a block, so that ``output.dense`` cannot be confused with ``attentio
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import torch
 from torch import nn
-from transformers import (
-    AutoConfig,
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
 
 from gelora.assets import asset_path
 from gelora.ranks.plan import TargetModule
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 def resolve_source(asset: str | None, pretrained: str | None) -> str:
@@ -31,44 +27,87 @@ def resolve_source(asset: str | None, pretrained: str | None) -> str:
     return str(asset_path(asset)) if asset is not None else str(pretrained)
 
 
-def load_classifier(
-    *,
-    asset: str | None = None,
-    pretrained: str | None = None,
-    num_labels: int,
-    problem_type: str | None = None,
-    trust_remote_code: bool = False,
-    gguf_file: str | None = None,
-    random_init: Mapping[str, Any] | None = None,
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """A sequence classifier (new head) and its tokenizer; only the head is freshly initialised.
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a model comes from and how to build its classifier: built once per run, from the
+    model config and the task, and used both for the weight-free shape check and the load.
 
-    Args:
+    Attributes:
+        asset: an offline asset's name (``gelora.assets``), or ``None`` with ``pretrained``.
+        pretrained: a hub id or local folder, or ``None`` with ``asset``.
+        num_labels: classes of the new head (1 for regression).
         problem_type: Hugging Face's ``config.problem_type``, which picks the loss:
-            ``single_label_classification`` (cross-entropy) or ``regression`` (MSE, with
-            ``num_labels=1``). ``None`` lets the model infer it from the labels.
-        gguf_file: a GGUF file inside the source folder (quantised weights are dequantised on
-            load; needs the ``gguf`` package).
-        random_init: build the source's architecture with these config changes (e.g. two
-            layers of width 32) and random weights instead of loading them: tiny models for
-            tests and for smoke runs of experiment configs; the tokenizer is the source's.
+            ``single_label_classification`` (cross-entropy) or ``regression`` (MSE).
+        gguf_file: a GGUF file inside the source folder (dequantised on load; needs ``gguf``).
+        random_init: build the architecture with these config changes and random weights instead
+            of loading them (tiny models for tests and smoke runs); the tokenizer is the source's.
     """
-    source = resolve_source(asset, pretrained)
-    gguf = {"gguf_file": gguf_file} if gguf_file is not None else {}
-    head = {"problem_type": problem_type} if problem_type is not None else {}
-    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **gguf)
-    if random_init is not None:
-        config = AutoConfig.from_pretrained(
-            source, num_labels=num_labels, trust_remote_code=trust_remote_code, **head
+
+    asset: str | None
+    pretrained: str | None
+    num_labels: int
+    problem_type: str | None = None
+    trust_remote_code: bool = False
+    gguf_file: str | None = None
+    random_init: Mapping[str, Any] | None = None
+
+    @classmethod
+    def from_config(
+        cls, model_cfg: Mapping[str, Any], num_labels: int, problem_type: str | None = None
+    ) -> ModelSpec:
+        random_init = model_cfg.get("random_init")
+        return cls(
+            asset=model_cfg.get("asset"),
+            pretrained=model_cfg.get("pretrained"),
+            num_labels=num_labels,
+            problem_type=problem_type,
+            trust_remote_code=bool(model_cfg.get("trust_remote_code", False)),
+            gguf_file=model_cfg.get("gguf_file"),
+            random_init=dict(random_init) if random_init is not None else None,
         )
-        for key, value in random_init.items():
+
+    @property
+    def source(self) -> str:
+        """The local folder or hub id the weights and tokenizer load from (fetches an asset)."""
+        return resolve_source(self.asset, self.pretrained)
+
+    def _config(self):
+        from transformers import AutoConfig
+
+        gguf = {"gguf_file": self.gguf_file} if self.gguf_file is not None else {}
+        head = {"problem_type": self.problem_type} if self.problem_type is not None else {}
+        config = AutoConfig.from_pretrained(
+            self.source,
+            num_labels=self.num_labels,
+            trust_remote_code=self.trust_remote_code,
+            **gguf,
+            **head,
+        )
+        for key, value in (self.random_init or {}).items():
             if not hasattr(config, key):
                 raise ValueError(f"model.random_init: {type(config).__name__} has no {key!r}")
             setattr(config, key, value)
-        model = AutoModelForSequenceClassification.from_config(config)
+        return config
+
+
+def load_classifier(spec: ModelSpec) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A sequence classifier (new head) and its tokenizer; only the head is freshly initialised."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    gguf = {"gguf_file": spec.gguf_file} if spec.gguf_file is not None else {}
+    tokenizer = AutoTokenizer.from_pretrained(
+        spec.source, trust_remote_code=spec.trust_remote_code, **gguf
+    )
+    if spec.random_init is not None:
+        model = AutoModelForSequenceClassification.from_config(spec._config())
     else:
+        head = {"problem_type": spec.problem_type} if spec.problem_type is not None else {}
         model = AutoModelForSequenceClassification.from_pretrained(
-            source, num_labels=num_labels, trust_remote_code=trust_remote_code, **gguf, **head
+            spec.source,
+            num_labels=spec.num_labels,
+            trust_remote_code=spec.trust_remote_code,
+            **gguf,
+            **head,
         )
     if tokenizer.pad_token is None:  # decoders (Llama, GPT-2) ship without one
         tokenizer.pad_token = tokenizer.eos_token
@@ -78,15 +117,7 @@ def load_classifier(
 
 
 def targets_without_weights(
-    *,
-    asset: str | None,
-    pretrained: str | None,
-    num_labels: int,
-    blocks: str,
-    target_modules: Sequence[str],
-    trust_remote_code: bool = False,
-    random_init: Mapping[str, Any] | None = None,
-    gguf_file: str | None = None,
+    spec: ModelSpec, blocks: str, target_modules: Sequence[str]
 ) -> list[TargetModule]:
     """The target modules and their shapes from the model's config alone, built on the meta
     device (no weights read, no memory used), so config errors surface before any loading.
@@ -94,16 +125,12 @@ def targets_without_weights(
     Raises:
         ValueError: as ``find_target_modules`` (unknown blocks path or target module).
     """
-    source = resolve_source(asset, pretrained)
-    gguf = {"gguf_file": gguf_file} if gguf_file is not None else {}
-    config = AutoConfig.from_pretrained(
-        source, num_labels=num_labels, trust_remote_code=trust_remote_code, **gguf
-    )
-    for key, value in (random_init or {}).items():
-        setattr(config, key, value)
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
     with torch.device("meta"):
         model = AutoModelForSequenceClassification.from_config(
-            config, trust_remote_code=trust_remote_code
+            spec._config(), trust_remote_code=spec.trust_remote_code
         )
     return find_target_modules(model, blocks, target_modules)
 

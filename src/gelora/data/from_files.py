@@ -91,7 +91,7 @@ def _class_indices(labels: list[Any], label_names: list[str], path: str | Path) 
 
 def load_from_files(
     *,
-    train_file: str,
+    train_file: str | None = None,
     validation_file: str | None = None,
     test_file: str | None = None,
     text_fields: str | Sequence[str] = ("text",),
@@ -104,6 +104,8 @@ def load_from_files(
     test_fraction: float = 0.1,
 ) -> TaskData:
     """Splits from the given files; missing validation/test splits carved from the train file."""
+    if train_file is None:
+        raise ValueError("task.train_file is required: add task.train_file=<path> to the command")
     fields = [text_fields] if isinstance(text_fields, str) else list(text_fields)
     if len(fields) not in (1, 2):
         raise ValueError(f"task.text_fields must name one or two columns, got {fields}")

@@ -49,7 +49,8 @@ class TwoNN(BaseEstimator):
         discard_fraction: share of the largest ``mu`` left out of the ``fit`` regression.
         method: ``"fit"`` (Facco's regression) or ``"mle"`` (maximum likelihood).
         device: torch device for the neighbour search (``None``: where the data already are).
-        block_size: query rows per neighbour-search block (``None``: about 128 MiB of distances).
+        block_size: rows and columns per neighbour-search tile (``None``: 2048, a 16 MiB float32
+            tile; see ``gelora.geometry.neighbors``).
 
     Attributes:
         dimension_: the estimate.

@@ -5,16 +5,14 @@ per-module ranks and alphas in ``rank_pattern`` / ``alpha_pattern``; the weights
 ``<dir>/adapter_model.safetensors`` under peft's keys (``base_model.model.<module>.lora_A.weight``,
 and the fully trained head modules as ``base_model.model.<module>.<param>``). Then
 ``PeftModel.from_pretrained(base_model, dir)`` rebuilds the same model (tested against our
-logits). A model already wrapped by peft (AdaLoRA) is saved by peft itself.
+logits). A model already wrapped by peft (a method that adapts through peft) is saved by peft
+itself.
 """
 
 from __future__ import annotations
 
 import collections
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from peft import LoraConfig, PeftModel
 from safetensors.torch import save_file
 from torch import nn
 
+from gelora.atomic import atomic_dir
 from gelora.lora.inject import lora_layers
 from gelora.ranks.plan import RankPlan
 
@@ -77,10 +76,8 @@ def save_adapter(
 ) -> Path:
     """Write the adapter to ``directory`` in peft's format, atomically (a temp dir, then rename)."""
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-    try:
-        if isinstance(model, PeftModel):
+    with atomic_dir(directory) as staging:
+        if isinstance(model, PeftModel):  # a method that wraps the model in peft saves itself
             model.save_pretrained(staging, safe_serialization=True)
         else:
             merged = [name for name, layer in lora_layers(model).items() if layer.merged]
@@ -95,13 +92,6 @@ def save_adapter(
                 staging / "adapter_model.safetensors",
                 metadata={"format": "pt"},
             )
-        for path in staging.iterdir():
-            os.chmod(path, 0o644)
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return directory
 
 

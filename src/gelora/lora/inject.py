@@ -84,7 +84,7 @@ def mark_trainable(model: nn.Module, head_modules: Iterable[str] = ()) -> None:
 
 
 def adapter_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """The adapter factors: ours (``LoRALinear``) and peft's (``LoraLayer``, AdaLoRA's too),
+    """The adapter factors: ours (``LoRALinear``) and peft's (``LoraLayer`` and its subclasses),
     found by module type, never by a substring of the parameter name."""
     parameters = [
         p

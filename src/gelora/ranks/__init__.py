@@ -1,7 +1,16 @@
-"""Rank policies, parameter budgets and the rank plan they produce."""
+"""Rank policies, parameter budgets, the LoRA scaling rule and the rank plan they produce.
 
-from gelora.ranks.budget import Budget, allocate_ranks, budget_from_config, rank_unit
-from gelora.ranks.peft_policies import AdaLoRAPolicy, EvaPolicy
+Nothing here touches a model: a policy maps target shapes (and an ID profile, and a budget) to a
+``RankPlan``; ``gelora.methods`` puts plans into models.
+"""
+
+from gelora.ranks.budget import (
+    Budget,
+    allocate_ranks,
+    budget_from_config,
+    equivalent_uniform_rank,
+    rank_unit,
+)
 from gelora.ranks.plan import AdapterSpec, RankPlan, TargetModule
 from gelora.ranks.policies import (
     GeLoRAPolicy,
@@ -12,12 +21,12 @@ from gelora.ranks.policies import (
     block_scores,
     gelora_block_ranks,
 )
+from gelora.ranks.scaling import ConstantScaling
 
 __all__ = [
-    "AdaLoRAPolicy",
     "AdapterSpec",
     "Budget",
-    "EvaPolicy",
+    "ConstantScaling",
     "GeLoRAPolicy",
     "IDProportionalPolicy",
     "RandomPolicy",
@@ -28,6 +37,7 @@ __all__ = [
     "allocate_ranks",
     "block_scores",
     "budget_from_config",
+    "equivalent_uniform_rank",
     "gelora_block_ranks",
     "rank_unit",
 ]

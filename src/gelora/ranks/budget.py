@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gelora.errors import ConfigError
 from gelora.ranks.plan import TargetModule
 
 
@@ -44,6 +45,35 @@ class Budget:
 def rank_unit(targets: Sequence[TargetModule]) -> int:
     """The smallest cost of one rank on one target: how close to a budget a plan can land."""
     return min(t.lora_params(1) for t in targets)
+
+
+def equivalent_uniform_rank(
+    targets: Sequence[TargetModule], budget: Budget | None, default: int
+) -> int:
+    """``budget.rank``, or the largest uniform rank a parameter budget affords (at least 1)."""
+    if budget is None:
+        return default
+    if budget.rank is not None:
+        return budget.rank
+    return max(1, budget.params // sum(t.lora_params(1) for t in targets))
+
+
+def check_budget_fits(budget: Budget | None, targets: Sequence[TargetModule]) -> None:
+    """A budget must afford one rank on every target matrix (what every policy starts from).
+
+    Raises:
+        ConfigError: naming the budget and the smallest one that fits.
+    """
+    if budget is None:
+        return
+    floor = sum(t.lora_params(1) for t in targets)
+    n_blocks = len({t.block for t in targets})
+    if budget.n_params(targets) < floor:
+        raise ConfigError(
+            f"budget.params={budget.params:,} is below one rank per adapted matrix: the "
+            f"{len(targets)} target matrices of {n_blocks} blocks need at least {floor:,} "
+            "parameters (budget.rank=1)"
+        )
 
 
 def budget_from_config(rank: int | None, params: int | None) -> Budget | None:

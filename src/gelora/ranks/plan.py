@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
+from gelora.ranks.scaling import ConstantScaling
+
 
 @dataclass(frozen=True)
 class TargetModule:
@@ -62,7 +64,7 @@ class RankPlan:
         policy: str,
         targets: Sequence[TargetModule],
         ranks: Sequence[int],
-        alpha_of_rank,
+        scaling: ConstantScaling,
         notes: Sequence[str] = (),
     ) -> RankPlan:
         """Target ``j`` gets rank ``ranks[j]``; rank 0 means no adapter."""
@@ -73,7 +75,7 @@ class RankPlan:
                 module_name=t.name,
                 block=t.block,
                 rank=r,
-                alpha=float(alpha_of_rank(r)),
+                alpha=scaling.alpha(r),
                 in_features=t.in_features,
                 out_features=t.out_features,
             )
@@ -88,7 +90,7 @@ class RankPlan:
         policy: str,
         targets: Iterable[TargetModule],
         rank_of_block: dict[int, int],
-        alpha_of_rank,
+        scaling: ConstantScaling,
     ) -> RankPlan:
         """Give every target of block ``b`` rank ``rank_of_block[b]``; rank 0 means no adapter."""
         adapters = tuple(
@@ -96,7 +98,7 @@ class RankPlan:
                 module_name=t.name,
                 block=t.block,
                 rank=rank_of_block[t.block],
-                alpha=float(alpha_of_rank(rank_of_block[t.block])),
+                alpha=scaling.alpha(rank_of_block[t.block]),
                 in_features=t.in_features,
                 out_features=t.out_features,
             )

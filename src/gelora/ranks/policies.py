@@ -14,11 +14,17 @@ from typing import Protocol
 
 from gelora.ranks.budget import Budget, allocate_ranks
 from gelora.ranks.plan import RankPlan, TargetModule
+from gelora.ranks.scaling import ConstantScaling
 
 BLOCK_SCORES = ("gap", "id", "uniform")
 
 
 class RankPolicy(Protocol):
+    """From target modules (and the ID profile, and a budget) to a rank plan: nothing else.
+
+    A policy that also changes how the model is adapted or trained is a ``gelora.methods.Method``.
+    """
+
     name: str
     needs_intrinsic_dims: bool
 
@@ -34,12 +40,6 @@ def _blocks_of(targets: Sequence[TargetModule]) -> list[int]:
     if not targets:
         raise ValueError("no target modules to adapt")
     return sorted({t.block for t in targets})
-
-
-def checked_alpha_over_rank(value: float) -> float:
-    if value <= 0:
-        raise ValueError(f"rank_policy.alpha_over_rank must be > 0, got {value}")
-    return value
 
 
 def gelora_block_ranks(intrinsic_dims: Sequence[float], offset: int = 1) -> list[int]:
@@ -111,7 +111,7 @@ def _budgeted_plan(
     targets: Sequence[TargetModule],
     budget: Budget,
     scores_of_block: Sequence[float],
-    alpha_over_rank: float,
+    scaling: ConstantScaling,
     minimum_of_block: Sequence[int] | None = None,
 ) -> RankPlan:
     """Spend ``budget`` over ``targets``: minimum ranks first, the rest by block score.
@@ -133,9 +133,7 @@ def _budgeted_plan(
                 "kept one rank per matrix and shared the rest by score"
             )
     ranks = allocate_ranks(targets, n_params, [scores_of_block[t.block] for t in targets], minimum)
-    return RankPlan.from_target_ranks(
-        name, targets, ranks, lambda r: alpha_over_rank * r, notes=notes
-    )
+    return RankPlan.from_target_ranks(name, targets, ranks, scaling, notes=notes)
 
 
 class GeLoRAPolicy:
@@ -158,7 +156,7 @@ class GeLoRAPolicy:
             raise ValueError(f"rank_policy.offset must be >= 0, got {offset}")
         block_scores([0.0, 0.0], score)  # validates the name
         self.offset = offset
-        self.alpha_over_rank = checked_alpha_over_rank(alpha_over_rank)
+        self.scaling = ConstantScaling(alpha_over_rank)
         self.score = score
 
     def plan(
@@ -171,15 +169,13 @@ class GeLoRAPolicy:
         ranks = gelora_block_ranks(dims, self.offset)
         _check_blocks(targets, len(ranks), len(dims))
         if budget is None:
-            return RankPlan.from_ranks(
-                self.name, targets, dict(enumerate(ranks)), lambda r: self.alpha_over_rank * r
-            )
+            return RankPlan.from_ranks(self.name, targets, dict(enumerate(ranks)), self.scaling)
         return _budgeted_plan(
             self.name,
             targets,
             budget,
             block_scores(dims, self.score),
-            self.alpha_over_rank,
+            self.scaling,
             minimum_of_block=ranks,
         )
 
@@ -194,7 +190,7 @@ class IDProportionalPolicy:
     needs_intrinsic_dims = True
 
     def __init__(self, alpha_over_rank: float = 32.0):
-        self.alpha_over_rank = checked_alpha_over_rank(alpha_over_rank)
+        self.scaling = ConstantScaling(alpha_over_rank)
 
     def plan(
         self,
@@ -205,9 +201,7 @@ class IDProportionalPolicy:
         dims = _checked_dims(intrinsic_dims, self.name)
         _check_blocks(targets, len(dims) - 1, len(dims))
         budget = _require_budget(budget, self.name)
-        return _budgeted_plan(
-            self.name, targets, budget, block_scores(dims, "id"), self.alpha_over_rank
-        )
+        return _budgeted_plan(self.name, targets, budget, block_scores(dims, "id"), self.scaling)
 
 
 class RandomPolicy:
@@ -221,7 +215,7 @@ class RandomPolicy:
 
     def __init__(self, seed: int = 0, alpha_over_rank: float = 32.0):
         self.seed = seed
-        self.alpha_over_rank = checked_alpha_over_rank(alpha_over_rank)
+        self.scaling = ConstantScaling(alpha_over_rank)
 
     def plan(
         self,
@@ -233,7 +227,7 @@ class RandomPolicy:
         budget = _require_budget(budget, self.name)
         generator = random.Random(self.seed)
         scores = [generator.random() for _ in range(blocks[-1] + 1)]
-        return _budgeted_plan(self.name, targets, budget, scores, self.alpha_over_rank)
+        return _budgeted_plan(self.name, targets, budget, scores, self.scaling)
 
 
 class UniformPolicy:
@@ -250,7 +244,7 @@ class UniformPolicy:
         if rank < 1:
             raise ValueError(f"rank_policy.rank must be >= 1, got {rank}")
         self.rank = rank
-        self.alpha_over_rank = checked_alpha_over_rank(alpha_over_rank)
+        self.scaling = ConstantScaling(alpha_over_rank)
 
     def plan(
         self,
@@ -261,12 +255,7 @@ class UniformPolicy:
         blocks = _blocks_of(targets)
         if budget is not None and budget.params is not None:
             return _budgeted_plan(
-                self.name, targets, budget, [1.0] * (blocks[-1] + 1), self.alpha_over_rank
+                self.name, targets, budget, [1.0] * (blocks[-1] + 1), self.scaling
             )
         rank = budget.rank if budget is not None else self.rank
-        return RankPlan.from_ranks(
-            self.name,
-            targets,
-            dict.fromkeys(blocks, rank),
-            lambda r: self.alpha_over_rank * r,
-        )
+        return RankPlan.from_ranks(self.name, targets, dict.fromkeys(blocks, rank), self.scaling)

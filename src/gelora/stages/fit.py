@@ -1,0 +1,278 @@
+"""Stage ``fit_and_test``: adapters in, training with checkpoints, the best checkpoint tested,
+the adapter exported in peft's format.
+
+The adapters go in inside Lightning's ``configure_model`` (``LoRAClassifierModule``): after the
+processes of a distributed run have joined and rank 0's plan was broadcast, before DDP or FSDP
+wraps the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, OmegaConf
+
+from gelora.config.build import build
+from gelora.data.datamodule import TextClassificationDataModule
+from gelora.data.task_data import TaskData
+from gelora.lora.export import save_adapter
+from gelora.lora.inject import count_lora_parameters, count_parameters
+from gelora.methods.base import Method
+from gelora.ranks.plan import RankPlan
+from gelora.record import redact_secrets
+from gelora.reporting.console import format_parameter_budget
+from gelora.stages.backbone import Backbone
+from gelora.stages.plan import PlanResult
+from gelora.stages.profile import ProfileResult
+from gelora.training.module import LoRAClassifierModule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What training and testing gave.
+
+    Attributes:
+        metrics: every logged ``val/...`` and ``test.../...`` value (finite, checked).
+        test_checkpoint: ``best validation`` or ``final`` (no checkpoint was saved).
+        adapter_params: LoRA parameters trained (at the start, for a pruning method).
+        plan: the plan the model was trained with (rank 0's, in a distributed run).
+    """
+
+    metrics: dict[str, float]
+    test_checkpoint: str
+    optimizer_steps: int
+    adapter_params: int
+    trainable_params: int
+    total_params: int
+    distributed: dict[str, Any]
+    method_summary: dict[str, Any] | None
+    adapter_dir: str | None
+    environment: dict[str, str]
+    plan: RankPlan
+    fit_s: float
+    test_s: float
+
+
+def is_global_zero() -> bool:
+    """Whether this process is global rank 0 (Lightning reads the rank from the launcher's
+    environment: ``RANK``, ``LOCAL_RANK``, ``SLURM_PROCID``); only it writes run files."""
+    return rank_zero_only.rank == 0
+
+
+def build_datamodule(
+    task: TaskData, backbone: Backbone, task_cfg: DictConfig, seed: int
+) -> TextClassificationDataModule:
+    return TextClassificationDataModule(
+        task,
+        backbone.tokenizer,
+        max_length=task_cfg.max_length,
+        batch_size=task_cfg.batch_size,
+        eval_batch_size=task_cfg.eval_batch_size,
+        seed=seed,
+        group_by_length=task_cfg.group_by_length,
+    )
+
+
+def build_loggers(logger_cfg: DictConfig | None) -> list:
+    return [build(node, f"logger.{name}") for name, node in (logger_cfg or {}).items()]
+
+
+def log_plan(
+    loggers: list,
+    cfg: DictConfig,
+    profile: ProfileResult,
+    plan: RankPlan,
+    n_blocks: int,
+    parameter_counts: dict[str, int],
+    out_dir: Path,
+) -> None:
+    """The config, the ID profile, the rank plan and the parameter counts, to every logger."""
+    scalars = {f"id/layer_{i:02d}": d for i, d in enumerate(profile.profile.dimensions)}
+    scalars |= {f"rank/layer_{i:02d}": r for i, r in enumerate(plan.block_ranks(n_blocks))}
+    scalars["rank/total"] = plan.total_rank
+    scalars |= {f"params/{name}": count for name, count in parameter_counts.items()}
+    for logger in loggers:
+        logger.log_hyperparams(redact_secrets(OmegaConf.to_container(cfg, resolve=True)))
+        logger.log_metrics(scalars, step=0)
+        if isinstance(logger, WandbLogger):  # a dashboard shows the plan without any code
+            logger.log_table(
+                key="rank_plan",
+                columns=["module", "block", "rank", "alpha", "params"],
+                data=[[a.module_name, a.block, a.rank, a.alpha, a.n_params] for a in plan.adapters],
+            )
+            figures = [out_dir / "id_profile.png", out_dir / "rank_plan.png"]
+            logger.log_image(key="plots", images=[str(f) for f in figures if f.exists()])
+
+
+def build_trainer(
+    trainer_cfg: DictConfig, *, loggers: list, callbacks: list, out_dir: Path
+) -> L.Trainer:
+    """Lightning's Trainer from ``trainer``; ``null`` values keep Lightning's defaults."""
+    given = {
+        key: value
+        for key, value in OmegaConf.to_container(trainer_cfg, resolve=True).items()
+        if value is not None
+    }
+    return build(
+        OmegaConf.create(given),
+        "trainer",
+        logger=loggers or False,
+        callbacks=callbacks,
+        default_root_dir=str(out_dir),
+    )
+
+
+def fit_and_test(
+    cfg: DictConfig,
+    method: Method,
+    backbone: Backbone,
+    task: TaskData,
+    datamodule: TextClassificationDataModule,
+    profile: ProfileResult,
+    plan: PlanResult,
+    out_dir: Path,
+) -> FitResult:
+    """Train the planned adapters, test the best-validation checkpoint, export the adapter.
+
+    A run directory holding ``checkpoints/last.ckpt`` resumes from it (``plan.resumed_from``);
+    on SIGTERM, ``last.ckpt`` is written at the step Lightning stopped at, then the run ends.
+    """
+    resume_from = Path(plan.resumed_from["checkpoint"]) if plan.resumed_from else None
+    loggers = build_loggers(cfg.get("logger"))
+    counts: dict[str, int] = {}
+
+    def adapt(model, agreed_plan: RankPlan):
+        """Runs in ``configure_model``, with rank 0's plan (see ``LoRAClassifierModule``)."""
+        adapted = method.adapt(
+            model, agreed_plan, backbone.adapt_settings, initialize=resume_from is None
+        )
+        counts["adapter"] = count_lora_parameters(adapted)
+        counts["trainable"] = count_parameters(adapted, trainable_only=True)
+        counts["total"] = count_parameters(adapted)
+        if is_global_zero():
+            log.info(format_parameter_budget(**counts))
+        log_plan(loggers, cfg, profile, agreed_plan, backbone.n_blocks, dict(counts), out_dir)
+        return adapted
+
+    primary = cfg.task.metrics[0]
+    module = LoRAClassifierModule(
+        backbone.model,
+        rank_plan=plan.plan,
+        num_labels=task.num_labels,
+        metrics=list(cfg.task.metrics),
+        problem=task.problem,
+        test_splits=datamodule.test_split_names,
+        lr=cfg.optimizer.lr,
+        head_lr=cfg.optimizer.head_lr,
+        weight_decay=cfg.optimizer.weight_decay,
+        warmup_ratio=cfg.optimizer.warmup_ratio,
+        adapt=adapt,
+    )
+    best = ModelCheckpoint(
+        dirpath=out_dir / "checkpoints",
+        filename="best",
+        monitor=f"val/{primary}",
+        mode="max",
+        save_top_k=1,
+    )
+    periodic = ModelCheckpoint(  # last.ckpt every few steps: what a killed run resumes from
+        dirpath=out_dir / "checkpoints",
+        save_top_k=0,
+        save_last=True,
+        every_n_train_steps=cfg.checkpoint_every_n_steps,
+    )
+    callbacks: list[L.Callback] = [best, periodic, *method.callbacks()]
+    callbacks += [  # e.g. EarlyStopping, or fault injection in the tests
+        build(node, f"extra_callbacks.{name}")
+        for name, node in (cfg.get("extra_callbacks") or {}).items()
+    ]
+    trainer = build_trainer(cfg.trainer, loggers=loggers, callbacks=callbacks, out_dir=out_dir)
+    started = time.perf_counter()
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    except SIGTERMException:
+        # Lightning stops at a step boundary on SIGTERM: keep every step done so far.
+        trainer.save_checkpoint(out_dir / "checkpoints" / "last.ckpt", weights_only=False)
+        log.warning(
+            "stopped by SIGTERM at step %d; resume with the same run directory (hydra.run.dir=%s)",
+            trainer.global_step,
+            out_dir,
+        )
+        raise
+    fit_s = round(time.perf_counter() - started, 3)
+    fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    started = time.perf_counter()
+    ckpt = "best" if best.best_model_path else None
+    per_loader = trainer.test(
+        module, datamodule=datamodule, ckpt_path=ckpt, verbose=False, weights_only=True
+    )
+    test_s = round(time.perf_counter() - started, 3)
+    test_metrics = {k: float(v) for loader in per_loader for k, v in loader.items()}
+    metrics = {**fit_metrics, **test_metrics}
+    if not all(math.isfinite(v) for v in metrics.values()):
+        raise FloatingPointError(f"non-finite metrics: {metrics}")
+    model = module.model
+    adapter_dir = None
+    if is_global_zero():
+        adapter_dir = str(
+            save_adapter(
+                model,
+                module.rank_plan,
+                out_dir / "adapter",
+                head_modules=list(backbone.adapt_settings.head_modules),
+                base_model_name_or_path=backbone.spec.source,
+            )
+        )
+    result = FitResult(
+        metrics=metrics,
+        test_checkpoint="best validation" if ckpt else "final",
+        optimizer_steps=trainer.global_step,
+        adapter_params=counts["adapter"],
+        trainable_params=counts["trainable"],
+        total_params=counts["total"],
+        distributed=module.plan_agreement,
+        method_summary=method.summary(model),
+        adapter_dir=adapter_dir,
+        environment={
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "device": str(next(module.parameters()).device),
+        },
+        plan=module.rank_plan,
+        fit_s=fit_s,
+        test_s=test_s,
+    )
+    _log_scores(result, primary, test_metrics)
+    return result
+
+
+def _log_scores(result: FitResult, primary: str, test_metrics: dict[str, float]) -> None:
+    test_key, best_key = f"test/{primary}", f"val/{primary}_best"
+    others = "".join(
+        f"; {key} = {value:.4f}"
+        for key, value in sorted(test_metrics.items())
+        if key.startswith("test") and key != test_key
+    )
+    log.info(
+        "%s = %.4f (%s checkpoint); %s = %.4f%s",
+        test_key,
+        result.metrics[test_key],
+        result.test_checkpoint,
+        best_key,
+        result.metrics.get(best_key, float("nan")),
+        others,
+    )

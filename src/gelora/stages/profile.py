@@ -1,0 +1,139 @@
+"""Stage ``estimate_profile``: hidden states of a training sample, then one ID per layer.
+
+The sample is ``estimator.n_samples`` distinct training inputs drawn with the seed (all of them
+when the task has fewer: the number is an upper bound), passed through the frozen pretrained
+model; the estimator (TwoNN by default) runs on every hidden-state layer and on resamples of the
+points for error bars (``gelora.geometry.id_profile``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+from omegaconf import DictConfig
+
+from gelora.config.build import build
+from gelora.data.task_data import TaskData
+from gelora.errors import ConfigError
+from gelora.geometry.hidden_states import collect_hidden_states
+from gelora.geometry.id_profile import IDProfile, estimate_id_profile
+from gelora.reporting.console import format_id_profile
+from gelora.stages.backbone import Backbone
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MIN_ID_SAMPLE = 3  # TwoNN needs a first and a second neighbour, and two kept ratios
+
+
+@dataclass(frozen=True)
+class IDSample:
+    """How many training inputs the ID estimate uses: ``requested`` (``estimator.n_samples``,
+    a number or ``all``), ``used``, and a ``note`` when fewer were used than asked."""
+
+    requested: int | str
+    used: int
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    profile: IDProfile
+    sample: IDSample
+    pooling: str
+    seconds: float
+
+
+def id_sample_size(n_samples: int | str, task: TaskData) -> IDSample:
+    """The hidden-state sample size: ``n_samples`` is an upper bound; ``all``, or a number above
+    the task's distinct training inputs, takes every one of them (and says so in the note).
+
+    Raises:
+        ConfigError: fewer distinct training inputs than any estimator needs for a number.
+    """
+    distinct = len(set(task.train.inputs()))
+    if distinct < MIN_ID_SAMPLE:
+        raise ConfigError(
+            f"task {task.name} has {distinct} distinct training inputs; the ID estimate needs "
+            f"at least {MIN_ID_SAMPLE}"
+        )
+    if n_samples == "all":
+        return IDSample(requested=n_samples, used=distinct)
+    if n_samples > distinct:
+        note = (
+            f"estimator.n_samples={n_samples} is more than the {distinct} distinct training "
+            f"inputs of {task.name}: the ID sample takes all {distinct}"
+        )
+        log.info(note)
+        return IDSample(requested=n_samples, used=distinct, note=note)
+    return IDSample(requested=n_samples, used=n_samples)
+
+
+def sample_texts(texts: list[T], n_samples: int, seed: int) -> list[T]:
+    """``n_samples`` distinct inputs (texts, or (text, pair) tuples) drawn with ``seed``.
+
+    All of them if fewer. Repeated inputs are kept once: identical hidden states say nothing
+    about the geometry.
+    """
+    texts = list(dict.fromkeys(texts))
+    if n_samples >= len(texts):
+        return list(texts)
+    return [texts[i] for i in sorted(random.Random(seed).sample(range(len(texts)), n_samples))]
+
+
+def estimation_device(accelerator: str | None) -> str:
+    """Where the no-grad pass runs: CUDA when present and the trainer may use it."""
+    usable = accelerator in (None, "auto", "gpu", "cuda")
+    return "cuda" if usable and torch.cuda.is_available() else "cpu"
+
+
+def estimate_profile(
+    backbone: Backbone,
+    task: TaskData,
+    estimator_cfg: DictConfig,
+    sample: IDSample,
+    *,
+    seed: int,
+    max_length: int,
+    device: str = "cpu",
+) -> ProfileResult:
+    """Hidden states of ``sample.used`` training inputs through the frozen pretrained model,
+    then their intrinsic dimension per layer."""
+    started = time.perf_counter()
+    inputs = sample_texts(task.train.inputs(), sample.used, seed)
+    if task.is_pair_task:
+        texts, pairs = [a for a, _ in inputs], [b for _, b in inputs]
+    else:
+        texts, pairs = inputs, None
+    model = backbone.model.to(device)
+    hidden = collect_hidden_states(
+        model,
+        backbone.tokenizer,
+        texts,
+        pooling=estimator_cfg.pooling,
+        batch_size=estimator_cfg.batch_size,
+        max_length=max_length,
+        seed=seed,
+        text_pairs=pairs,
+    )
+    model.to("cpu")
+    estimator = build(estimator_cfg.id, "estimator.id")
+    profile = estimate_id_profile(
+        hidden,
+        estimator,
+        n_resamples=estimator_cfg.n_resamples,
+        resampling=estimator_cfg.resampling,
+        resample_fraction=estimator_cfg.resample_fraction,
+        seed=seed,
+    )
+    log.info(format_id_profile(profile))
+    return ProfileResult(
+        profile=profile,
+        sample=sample,
+        pooling=estimator_cfg.pooling,
+        seconds=round(time.perf_counter() - started, 3),
+    )

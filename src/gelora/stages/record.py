@@ -1,0 +1,76 @@
+"""Stage results -> ``RunRecord`` (``gelora.record``), the schema of ``results.json``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from gelora.data.task_data import TaskData
+from gelora.record import RunRecord, redact_secrets
+from gelora.stages.backbone import Backbone
+from gelora.stages.fit import FitResult
+from gelora.stages.plan import PlanResult
+from gelora.stages.profile import IDSample, ProfileResult
+
+
+def build_record(
+    *,
+    status: str,
+    identity: dict[str, Any],
+    config: Any,
+    timings: dict[str, float],
+    method: str | None = None,
+    budget: dict[str, Any] | None = None,
+    metric_names: list[str] | None = None,
+    task: TaskData | None = None,
+    sample: IDSample | None = None,
+    backbone: Backbone | None = None,
+    profile: ProfileResult | None = None,
+    plan: PlanResult | None = None,
+    fit: FitResult | None = None,
+    error: str | None = None,
+    traceback: str | None = None,
+) -> RunRecord:
+    """The record of a run that got as far as the stage results it is given."""
+    found: dict[str, Any] = dict(identity)
+    found |= {"method": method, "budget": budget, "config": redact_secrets(config)}
+    found["variant"] = identity.get("variant") or method
+    if task is not None:
+        found |= {"task_sizes": task.sizes(), "task_notes": list(task.notes)}
+    if sample is not None:
+        found["id_sample"] = asdict(sample)
+    if profile is not None:
+        found |= {
+            "intrinsic_dims": profile.profile.dimensions,
+            "id_profile": profile.profile.to_dict(),
+            "pooling": profile.pooling,
+        }
+    if plan is not None:
+        n_blocks = backbone.n_blocks if backbone is not None else 0
+        found |= {
+            "budget_params": plan.budget_params,
+            "resumed_from": plan.resumed_from,
+            "rank_sensitivity": plan.sensitivity.to_dict() if plan.sensitivity else None,
+            "ranks": plan.plan.ranks,
+            "alphas": plan.plan.alphas,
+            "block_ranks": plan.plan.block_ranks(n_blocks),
+            "rank_plan_notes": list(plan.plan.notes),
+            "planned_adapter_params": plan.plan.trainable_adapter_params,
+        }
+    if metric_names and (plan is not None or fit is not None):
+        found |= {"metric": metric_names[0], "metric_names": list(metric_names)}
+    if fit is not None:
+        found |= {
+            "metrics": fit.metrics,
+            "test_checkpoint": fit.test_checkpoint,
+            "optimizer_steps": fit.optimizer_steps,
+            "trainable_adapter_params": fit.adapter_params,
+            "trainable_params": fit.trainable_params,
+            "total_params": fit.total_params,
+            "method_summary": fit.method_summary,
+            "distributed": fit.distributed,
+            "adapter_dir": fit.adapter_dir,
+            "environment": fit.environment,
+        }
+    found |= {"status": status, "timings": timings, "error": error, "traceback": traceback}
+    return RunRecord(**found)

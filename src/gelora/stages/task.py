@@ -1,0 +1,47 @@
+"""Stage ``load_task``: the task's splits, subsampled for smoke runs and cleaned."""
+
+from __future__ import annotations
+
+import logging
+
+from omegaconf import DictConfig
+
+from gelora.config.build import build
+from gelora.data.cleaning import clean_task
+from gelora.data.task_data import TaskData, stratified_subsample
+from gelora.errors import ConfigError
+from gelora.training.metrics import check_metrics
+
+log = logging.getLogger(__name__)
+
+
+def load_task(task_cfg: DictConfig, seed: int) -> TaskData:
+    """The task's splits, shrunk by ``max_train_samples``/``max_eval_samples``, then cleaned
+    (``gelora.data.cleaning``).
+
+    Raises:
+        ConfigError: the loader failed, a metric of ``task.metrics`` does not fit the task, or a
+            split is empty after cleaning.
+    """
+    task: TaskData = build(task_cfg.loader, "task.loader")
+    try:
+        check_metrics(list(task_cfg.metrics), task.problem, task.num_labels)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    eval_cap = task_cfg.max_eval_samples
+    subsampled = TaskData(
+        name=task.name,
+        train=stratified_subsample(task.train, task_cfg.max_train_samples, seed=seed),
+        validation=stratified_subsample(task.validation, eval_cap, seed=seed),
+        test=stratified_subsample(task.test, eval_cap, seed=seed),
+        label_names=task.label_names,
+        notes=task.notes,
+        problem=task.problem,
+        extra_tests={
+            name: stratified_subsample(split, eval_cap, seed=seed)
+            for name, split in task.extra_tests.items()
+        },
+    )
+    cleaned = clean_task(subsampled)
+    log.info("task %s: %s; %s", cleaned.name, cleaned.sizes(), "; ".join(cleaned.notes))
+    return cleaned
