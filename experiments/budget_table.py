@@ -47,7 +47,7 @@ def main() -> None:
     backbone = load_backbone(cfg.model, task, budget=None)
     sample = id_sample_size(cfg.estimator.n_samples, task)
     profile = estimate_profile(
-        backbone, task, cfg.estimator, sample, seed=cfg.seed, max_length=cfg.task.max_length
+        backbone, task, cfg.estimator, sample, max_length=cfg.task.max_length
     ).profile
     datamodule = build_datamodule(task, backbone, cfg.task, cfg.seed)
 

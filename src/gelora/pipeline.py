@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from gelora.assets import cache_root
 from gelora.atomic import write_json_atomic
 from gelora.config.checks import check_config
 from gelora.logs import route_library_logs_to_root
@@ -114,6 +116,8 @@ def _run_stages(cfg: DictConfig, out_dir: Path, reached: dict[str, Any]) -> None
     timings: dict[str, float] = {}
     reached["timings"] = timings
     check_config(cfg)
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
     method = load_method(cfg.rank_policy)
     budget = load_budget(cfg.get("budget"))
     reached["method"] = method.name
@@ -123,20 +127,24 @@ def _run_stages(cfg: DictConfig, out_dir: Path, reached: dict[str, Any]) -> None
     task = reached["task"] = load_task(cfg.task, cfg.seed)
     sample = reached["sample"] = id_sample_size(cfg.estimator.n_samples, task)
     backbone = reached["backbone"] = load_backbone(cfg.model, task, budget, cfg.lora.dropout)
-    datamodule = build_datamodule(task, backbone, cfg.task, cfg.seed)
+    tokens = cache_root() / "tokenized" if cfg.task.cache_tokens else None
+    datamodule = build_datamodule(task, backbone, cfg.task, cfg.seed, token_cache_dir=tokens)
     profile = reached["profile"] = estimate_profile(
         backbone,
         task,
         cfg.estimator,
         sample,
-        seed=cfg.seed,
         max_length=cfg.task.max_length,
         device=estimation_device(cfg.trainer.accelerator),
+        cache_dir=cache_root() / "id_profiles" if cfg.estimator.cache else None,
     )
     timings["id_estimation_s"] = profile.seconds
+    started = time.perf_counter()
+    datamodule.setup("fit")  # every split, tokenised once
+    timings["tokenize_s"] = round(time.perf_counter() - started, 3)
+    reached["token_cache"] = datamodule.token_cache_outcomes
 
     def train_batches():
-        datamodule.setup("fit")
         return datamodule.train_dataloader()
 
     plan = reached["plan"] = make_plan(

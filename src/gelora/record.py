@@ -63,6 +63,8 @@ class RunRecord:
     intrinsic_dims: list[float] | None = None
     id_profile: dict[str, Any] | None = None
     pooling: str | None = None
+    id_profile_cache: dict[str, str] | None = None
+    token_cache: dict[str, str] | None = None
     resumed_from: dict[str, Any] | None = None
     rank_sensitivity: dict[str, Any] | None = None
     ranks: dict[str, int] | None = None

@@ -48,6 +48,7 @@ RULES: tuple[Rule, ...] = (
     Rule("seed", _int, "must be an integer"),
     Rule("resume", lambda v: isinstance(v, bool), "must be true or false"),
     Rule("checkpoint_every_n_steps", _positive_int, "must be an integer >= 1"),
+    Rule("threads", _optional(_positive_int), "must be a positive integer or null"),
     Rule(
         "estimator.n_samples",
         lambda v: v == "all" or (_int(v) and v >= 3),

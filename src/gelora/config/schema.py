@@ -52,6 +52,7 @@ class TaskSchema:
     batch_size: int = 32
     eval_batch_size: int = 128
     group_by_length: bool = True
+    cache_tokens: bool = True  # tokenised splits shared across jobs ($GELORA_CACHE/tokenized)
     max_train_samples: Optional[int] = None
     max_eval_samples: Optional[int] = None
     data_dir: Optional[str] = None  # GLUE: a local copy instead of the hub
@@ -73,6 +74,8 @@ class EstimatorSchema:
     n_resamples: int = 5
     resampling: str = "subsample"
     resample_fraction: float = 0.5
+    sample_seed: int = 0
+    cache: bool = True
     id: Any = MISSING
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import torch
 import torch.distributed as dist
@@ -9,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from gelora.data.task_data import Split, TaskData
+from gelora.data.token_cache import tokenize_cached
 
 
 class TokenizedSplit(Dataset):
@@ -18,8 +21,16 @@ class TokenizedSplit(Dataset):
     for BERT); truncation then trims the longer of the two first.
     """
 
-    def __init__(self, split: Split, tokenizer: PreTrainedTokenizerBase, max_length: int):
-        encoded = tokenizer(split.texts, split.text_pairs, truncation=True, max_length=max_length)
+    def __init__(
+        self,
+        split: Split,
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int,
+        cache_dir: Path | None = None,
+    ):
+        encoded, self.cache_outcome = tokenize_cached(
+            tokenizer, split.texts, split.text_pairs, max_length, cache_dir
+        )
         self.rows = [
             {**{key: encoded[key][i] for key in encoded}, "labels": label}
             for i, label in enumerate(split.labels)
@@ -124,8 +135,10 @@ class TextClassificationDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         group_by_length: bool = True,
+        token_cache_dir: Path | None = None,
     ):
         super().__init__()
+        self.token_cache_dir = token_cache_dir
         self.task = task
         self.tokenizer = tokenizer
         self.max_length = max_length
@@ -148,7 +161,14 @@ class TextClassificationDataModule(L.LightningDataModule):
             splits |= {"test": self.task.test}
             splits |= {f"test_{name}": split for name, split in self.task.extra_tests.items()}
             for name, split in splits.items():
-                self._splits[name] = TokenizedSplit(split, self.tokenizer, self.max_length)
+                self._splits[name] = TokenizedSplit(
+                    split, self.tokenizer, self.max_length, self.token_cache_dir
+                )
+
+    @property
+    def token_cache_outcomes(self) -> dict[str, str]:
+        """Per split: ``computed``, ``reused``, ``recomputed (corrupt)`` or ``off``."""
+        return {name: split.cache_outcome for name, split in self._splits.items()}
 
     def train_dataloader(self) -> DataLoader:
         split = self._splits["train"]

@@ -74,7 +74,11 @@ def is_global_zero() -> bool:
 
 
 def build_datamodule(
-    task: TaskData, backbone: Backbone, task_cfg: DictConfig, seed: int
+    task: TaskData,
+    backbone: Backbone,
+    task_cfg: DictConfig,
+    seed: int,
+    token_cache_dir: Path | None = None,
 ) -> TextClassificationDataModule:
     return TextClassificationDataModule(
         task,
@@ -84,6 +88,7 @@ def build_datamodule(
         eval_batch_size=task_cfg.eval_batch_size,
         seed=seed,
         group_by_length=task_cfg.group_by_length,
+        token_cache_dir=token_cache_dir,
     )
 
 

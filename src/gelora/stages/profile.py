@@ -12,6 +12,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import torch
@@ -24,6 +25,14 @@ from gelora.geometry.hidden_states import collect_hidden_states
 from gelora.geometry.id_profile import IDProfile, estimate_id_profile
 from gelora.reporting.console import format_id_profile
 from gelora.stages.backbone import Backbone
+from gelora.stages.profile_cache import (
+    ProfileKey,
+    entry_path,
+    load_cached_profile,
+    store_profile,
+    token_ids_digest,
+    weights_digest,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,10 +51,19 @@ class IDSample:
 
 @dataclass(frozen=True)
 class ProfileResult:
+    """The ID profile and how it was obtained.
+
+    Attributes:
+        seconds: wall time of this stage, whether the profile was computed or read.
+        cache: ``outcome`` (``computed``: a miss; ``reused``; ``recomputed (stale)`` or
+            ``recomputed (corrupt)``; ``off``), the cache ``key`` and the entry's ``path``.
+    """
+
     profile: IDProfile
     sample: IDSample
     pooling: str
     seconds: float
+    cache: dict[str, str] | None = None
 
 
 def id_sample_size(n_samples: int | str, task: TaskData) -> IDSample:
@@ -97,43 +115,94 @@ def estimate_profile(
     estimator_cfg: DictConfig,
     sample: IDSample,
     *,
-    seed: int,
     max_length: int,
     device: str = "cpu",
+    cache_dir: Path | None = None,
 ) -> ProfileResult:
     """Hidden states of ``sample.used`` training inputs through the frozen pretrained model,
-    then their intrinsic dimension per layer."""
+    then their intrinsic dimension per layer; read from ``cache_dir`` when a job before computed
+    the very same profile (``gelora.stages.profile_cache``).
+
+    The sample, the token pooling and the resamples are drawn with ``estimator.sample_seed``,
+    not the training seed: a seed sweep varies training only and shares one profile.
+    """
     started = time.perf_counter()
+    seed = estimator_cfg.sample_seed
     inputs = sample_texts(task.train.inputs(), sample.used, seed)
     if task.is_pair_task:
         texts, pairs = [a for a, _ in inputs], [b for _, b in inputs]
     else:
         texts, pairs = inputs, None
-    model = backbone.model.to(device)
-    hidden = collect_hidden_states(
-        model,
-        backbone.tokenizer,
-        texts,
-        pooling=estimator_cfg.pooling,
-        batch_size=estimator_cfg.batch_size,
-        max_length=max_length,
-        seed=seed,
-        text_pairs=pairs,
-    )
-    model.to("cpu")
     estimator = build(estimator_cfg.id, "estimator.id")
-    profile = estimate_id_profile(
-        hidden,
-        estimator,
-        n_resamples=estimator_cfg.n_resamples,
-        resampling=estimator_cfg.resampling,
-        resample_fraction=estimator_cfg.resample_fraction,
-        seed=seed,
-    )
+    key = lookup = None
+    if cache_dir is not None:
+        key = profile_key(backbone, texts, pairs, estimator, estimator_cfg, max_length, device)
+        lookup = load_cached_profile(cache_dir, key)
+    if lookup is not None and lookup.profile is not None:
+        profile = lookup.profile
+        log.info("ID profile reused from the cache (%s)", entry_path(cache_dir, key).name)
+    else:
+        model = backbone.model.to(device)
+        hidden = collect_hidden_states(
+            model,
+            backbone.tokenizer,
+            texts,
+            pooling=estimator_cfg.pooling,
+            batch_size=estimator_cfg.batch_size,
+            max_length=max_length,
+            seed=seed,
+            text_pairs=pairs,
+        )
+        model.to("cpu")
+        profile = estimate_id_profile(
+            hidden,
+            estimator,
+            n_resamples=estimator_cfg.n_resamples,
+            resampling=estimator_cfg.resampling,
+            resample_fraction=estimator_cfg.resample_fraction,
+            seed=seed,
+        )
+        if key is not None:
+            store_profile(cache_dir, key, profile)
     log.info(format_id_profile(profile))
+    cache = None
+    if key is not None:
+        outcome = {"miss": "computed", "reused": "reused"}.get(lookup.outcome)
+        cache = {
+            "outcome": outcome or f"recomputed ({lookup.outcome})",
+            "key": key.digest,
+            "path": str(entry_path(cache_dir, key)),
+        }
     return ProfileResult(
         profile=profile,
         sample=sample,
         pooling=estimator_cfg.pooling,
         seconds=round(time.perf_counter() - started, 3),
+        cache=cache or {"outcome": "off"},
+    )
+
+
+def profile_key(
+    backbone: Backbone,
+    texts: list[str],
+    pairs: list[str] | None,
+    estimator,
+    estimator_cfg: DictConfig,
+    max_length: int,
+    device: str,
+) -> ProfileKey:
+    """What the profile depends on: the weights the hidden states pass through (not the new
+    head), the sampled token ids, and every estimation setting."""
+    encoded = backbone.tokenizer(texts, pairs, truncation=True, max_length=max_length)
+    return ProfileKey(
+        weights=weights_digest(backbone.model, backbone.adapt_settings.head_modules),
+        token_ids=token_ids_digest(encoded["input_ids"]),
+        pooling=estimator_cfg.pooling,
+        estimator=f"{type(estimator).__module__}.{estimator!r}",
+        n_resamples=estimator_cfg.n_resamples,
+        resampling=estimator_cfg.resampling,
+        resample_fraction=float(estimator_cfg.resample_fraction),
+        seed=estimator_cfg.sample_seed,
+        batch_size=estimator_cfg.batch_size,
+        device=device,
     )

@@ -28,6 +28,7 @@ def build_record(
     profile: ProfileResult | None = None,
     plan: PlanResult | None = None,
     fit: FitResult | None = None,
+    token_cache: dict[str, str] | None = None,
     error: str | None = None,
     traceback: str | None = None,
 ) -> RunRecord:
@@ -44,7 +45,10 @@ def build_record(
             "intrinsic_dims": profile.profile.dimensions,
             "id_profile": profile.profile.to_dict(),
             "pooling": profile.pooling,
+            "id_profile_cache": profile.cache,
         }
+    if token_cache is not None:
+        found["token_cache"] = token_cache
     if plan is not None:
         n_blocks = backbone.n_blocks if backbone is not None else 0
         found |= {
