@@ -43,7 +43,7 @@ def main() -> None:
             name: compose("train", overrides=[f"rank_policy={name}", "paths.output_dir=."])
             for name in POLICIES
         }
-    task = load_task(cfg.task, cfg.seed)
+    task = load_task(cfg.task)
     backbone = load_backbone(cfg.model, task, budget=None)
     sample = id_sample_size(cfg.estimator.n_samples, task)
     profile = estimate_profile(

@@ -299,4 +299,16 @@ def test_a_metric_that_does_not_fit_the_task_is_a_config_error():
     cfg = task_config("bbc_news")
     cfg.task.metrics = ["f1"]  # binary F1 on five topics
     with pytest.raises(ConfigError, match="'f1' needs 2 classes, task has 5"):
-        load_task(cfg.task, seed=0)
+        load_task(cfg.task)
+
+
+def test_capped_splits_draw_their_rows_with_split_seed_not_the_training_seed():
+    from gelora.stages.task import load_task
+    from tests.helpers import compose_train
+
+    caps = ["task.max_train_samples=300", "task.max_eval_samples=100", "paths.output_dir=unused"]
+    tasks = [load_task(compose_train(*caps, f"seed={seed}").task) for seed in (0, 7)]
+    other = load_task(compose_train(*caps, "task.split_seed=1").task)
+    for name in ("train", "validation", "test"):
+        assert fingerprint(getattr(tasks[0], name)) == fingerprint(getattr(tasks[1], name))
+        assert fingerprint(getattr(tasks[0], name)) != fingerprint(getattr(other, name))

@@ -84,6 +84,12 @@ def worktree(revision: str, where: Path) -> Path:
     return where
 
 
+def revision(name: str) -> str:
+    proc = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", name],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return proc.stdout.strip()
+
+
 def table(results: list[dict]) -> str:
     lines = [
         "| sweep | wall | jobs | mean job wall | fit + test | ID profile (per job) "
@@ -111,6 +117,7 @@ def table(results: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", default="50b2023", help="git revision of 'today's code'")
+    parser.add_argument("--after", default="HEAD", help="git revision of the code measured")
     parser.add_argument("--seeds", nargs="+", default=["0", "1"])
     parser.add_argument("--methods", nargs="+", default=["lora", "gelora_budget"])
     parser.add_argument("--task", default="rotten_tomatoes")
@@ -134,23 +141,28 @@ def main() -> None:
 
         copy_verified_archives(cache_root() / "downloads", cache / "downloads")
         env = {**os.environ, "GELORA_CACHE": str(cache)}
+        # Both versions run from worktrees of committed revisions: edits to this checkout while
+        # the benchmark runs cannot leak into it.
         before_src = worktree(args.before, tmp / "before") / "src"
+        after_src = worktree(args.after, tmp / "after") / "src"
         try:
             (tmp / "work").mkdir()
             results = [sweep("before", before_src, tmp / "work", grid, [], env)]
-            results.append(sweep("cold", ROOT / "src", tmp / "work", grid, [], env))
-            results.append(sweep("warm", ROOT / "src", tmp / "work", grid, [], env))
+            results.append(sweep("cold", after_src, tmp / "work", grid, [], env))
+            results.append(sweep("warm", after_src, tmp / "work", grid, [], env))
             parallel = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "threads=1"]
             results.append(
-                sweep("warm, 2 jobs x 1 thread", ROOT / "src", tmp / "work", grid, parallel, env)
+                sweep("warm, 2 jobs x 1 thread", after_src, tmp / "work", grid, parallel, env)
             )
         finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
-                            str(tmp / "before")], capture_output=True)  # fmt: skip
+            for name in ("before", "after"):
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                                str(tmp / name)], capture_output=True)  # fmt: skip
     text = table(results)
     header = (
         f"# bench_sweep: {len(results[0]['jobs'])} jobs ({args.task} x {', '.join(args.methods)} x "
-        f"seeds {', '.join(args.seeds)}, experiment=table_cpu sizes), `before` = {args.before}\n\n"
+        f"seeds {', '.join(args.seeds)}, experiment=table_cpu sizes); `before` = {args.before}, "
+        f"the others = {revision(args.after)}\n\n"
     )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_sweep.json").write_text(json.dumps(results, indent=2))

@@ -124,7 +124,7 @@ def _run_stages(cfg: DictConfig, out_dir: Path, reached: dict[str, Any]) -> None
     reached["budget"] = OmegaConf.to_container(cfg.budget) if "budget" in cfg else None
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    task = reached["task"] = load_task(cfg.task, cfg.seed)
+    task = reached["task"] = load_task(cfg.task)
     sample = reached["sample"] = id_sample_size(cfg.estimator.n_samples, task)
     backbone = reached["backbone"] = load_backbone(cfg.model, task, budget, cfg.lora.dropout)
     tokens = cache_root() / "tokenized" if cfg.task.cache_tokens else None

@@ -15,9 +15,13 @@ from gelora.training.metrics import check_metrics
 log = logging.getLogger(__name__)
 
 
-def load_task(task_cfg: DictConfig, seed: int) -> TaskData:
+def load_task(task_cfg: DictConfig) -> TaskData:
     """The task's splits, shrunk by ``max_train_samples``/``max_eval_samples``, then cleaned
     (``gelora.data.cleaning``).
+
+    The caps draw their rows with ``task.split_seed``, never the training seed: every seed and
+    every method of a sweep trains on the same rows and is scored on the same rows, so seeds vary
+    training only (and the ID sample, drawn from the training rows, is shared).
 
     Raises:
         ConfigError: the loader failed, a metric of ``task.metrics`` does not fit the task, or a
@@ -28,7 +32,7 @@ def load_task(task_cfg: DictConfig, seed: int) -> TaskData:
         check_metrics(list(task_cfg.metrics), task.problem, task.num_labels)
     except ValueError as error:
         raise ConfigError(str(error)) from error
-    eval_cap = task_cfg.max_eval_samples
+    eval_cap, seed = task_cfg.max_eval_samples, task_cfg.split_seed
     subsampled = TaskData(
         name=task.name,
         train=stratified_subsample(task.train, task_cfg.max_train_samples, seed=seed),
