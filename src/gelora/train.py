@@ -96,6 +96,22 @@ def main(cfg: DictConfig) -> float | None:
     return (record.get("metrics") or {}).get(primary)
 
 
+@hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
+def plan_main(cfg: DictConfig) -> None:
+    """``gelora-plan``: the ID profile and rank plan as a peft ``LoraConfig``, no training."""
+    from gelora.logs import route_library_logs_to_root
+    from gelora.plan import plan_from_config
+
+    route_library_logs_to_root()
+    try:
+        plan_from_config(cfg, Path(cfg.paths.output_dir))
+    except (ConfigError, AssetError) as error:
+        log.error("gelora-plan: error: %s", error)
+        sys.exit(2)
+
+
+PLAN_RUN_DIR = "hydra.run.dir=outputs/plan/${task.name}/${model.name}/${now:%Y-%m-%d_%H-%M-%S}"
+
 HELP = """gelora-train: fine-tune with GeLoRA (or a baseline) and print the ID profile, the rank
 plan and the test score. A Hydra app: choose a config group option with group=option, override any
 key with key=value, sweep with -m (see README.md).
@@ -144,6 +160,29 @@ def cli() -> None:
         print(help_text([a for a in arguments if a not in ("--help", "-h")]))
         return
     main()
+
+
+def plan_cli() -> None:
+    """``gelora-plan``: the same config groups as ``gelora-train``; its own run directory."""
+    arguments = sys.argv[1:]
+    if "--help" in arguments or "-h" in arguments:
+        text = help_text([a for a in arguments if a not in ("--help", "-h")])
+        print(PLAN_HELP + text[text.index("== Config groups") :])
+        return
+    if not any(a.startswith("hydra.run.dir=") for a in arguments):
+        sys.argv.append(PLAN_RUN_DIR)
+    plan_main()
+
+
+PLAN_HELP = """gelora-plan: GeLoRA's rank plan for peft, without training. Estimates the ID
+profile on the task's training inputs, prints it and the plan, draws id_profile.png and
+rank_plan.png, and writes lora_config/adapter_config.json (LoraConfig.from_pretrained reads it)
+into outputs/plan/<task>/<model>/<time>/. Same config groups and keys as gelora-train.
+
+  gelora-plan                                   # the default model and task
+  gelora-plan model=minilm_l3 task=snli budget.rank=2
+
+"""
 
 
 if __name__ == "__main__":

@@ -1,1 +1,1 @@
-"""Reporting: console tables, plots and atomically written results."""
+"""Reporting: console tables, run and sweep figures, and sweep tables (``gelora-table``)."""

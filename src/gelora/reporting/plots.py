@@ -15,11 +15,20 @@ from gelora.geometry.id_profile import IDProfile
 from gelora.ranks.plan import RankPlan
 
 
-def save_figure(figure, path: Path) -> Path:
-    """Write ``figure`` to ``path`` atomically and close it."""
+def save_figure(figure, path: Path, *, fixed_size: bool = False) -> Path:
+    """Write ``figure`` to ``path`` atomically and close it.
+
+    ``fixed_size`` keeps the figure's own size in pixels (laid out to fit inside it) instead of
+    cropping to the drawn content: figures shown side by side (a run's two, on a dashboard) then
+    have the same size.
+    """
     try:
         with atomic_file(path) as tmp:
-            figure.savefig(tmp, dpi=120, bbox_inches="tight")
+            if fixed_size:
+                figure.tight_layout()
+                figure.savefig(tmp, dpi=120)
+            else:
+                figure.savefig(tmp, dpi=120, bbox_inches="tight")
     finally:
         plt.close(figure)
     return path
@@ -45,7 +54,7 @@ def plot_id_profile(profile: IDProfile, path: Path, *, title: str = "") -> Path:
     ax.set_ylabel(f"intrinsic dimension ({estimator_label(profile)})")
     ax.set_title(title or "Intrinsic dimension of hidden states across depth")
     ax.grid(alpha=0.3)
-    return save_figure(figure, path)
+    return save_figure(figure, path, fixed_size=True)
 
 
 def plot_rank_plan(plan: RankPlan, n_blocks: int, path: Path, *, title: str = "") -> Path:
@@ -61,4 +70,4 @@ def plot_rank_plan(plan: RankPlan, n_blocks: int, path: Path, *, title: str = ""
     ax.set_ylim(0, max([*ranks, 1]) * 1.2)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(axis="y", alpha=0.3)
-    return save_figure(figure, path)
+    return save_figure(figure, path, fixed_size=True)

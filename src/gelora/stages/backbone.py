@@ -35,7 +35,7 @@ class Backbone:
         adapt_settings: heads, LoRA dropout and shared-input groups, for ``Method.adapt``.
     """
 
-    spec: ModelSpec
+    spec: ModelSpec | None  # None: a model handed in from Python (gelora.plan.lora_config_for)
     name: str
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase

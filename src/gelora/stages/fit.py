@@ -18,7 +18,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -201,6 +201,8 @@ def fit_and_test(
         every_n_train_steps=cfg.checkpoint_every_n_steps,
     )
     callbacks: list[L.Callback] = [best, periodic, *method.callbacks()]
+    if loggers:  # the learning rate per step: warm-up and decay on the dashboard
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
     callbacks += [  # e.g. EarlyStopping, or fault injection in the tests
         build(node, f"extra_callbacks.{name}")
         for name, node in (cfg.get("extra_callbacks") or {}).items()
@@ -221,7 +223,9 @@ def fit_and_test(
     fit_s = round(time.perf_counter() - started, 3)
     fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     started = time.perf_counter()
-    ckpt = "best" if best.best_model_path else None
+    # The best checkpoint by its path: ``"best"`` makes Lightning warn that two ModelCheckpoint
+    # callbacks exist (the periodic last.ckpt is the other) before it picks the first one.
+    ckpt = best.best_model_path or None
     per_loader = trainer.test(
         module, datamodule=datamodule, ckpt_path=ckpt, verbose=False, weights_only=True
     )
@@ -239,7 +243,7 @@ def fit_and_test(
                 module.rank_plan,
                 out_dir / "adapter",
                 head_modules=list(backbone.adapt_settings.head_modules),
-                base_model_name_or_path=backbone.spec.source,
+                base_model_name_or_path=backbone.spec.portable_name if backbone.spec else None,
             )
         )
     result = FitResult(

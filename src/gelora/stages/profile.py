@@ -17,8 +17,8 @@ from typing import TypeVar
 
 import torch
 from omegaconf import DictConfig
+from sklearn.base import BaseEstimator
 
-from gelora.config.build import build
 from gelora.data.task_data import TaskData
 from gelora.errors import ConfigError
 from gelora.geometry.hidden_states import collect_hidden_states
@@ -47,6 +47,34 @@ class IDSample:
     requested: int | str
     used: int
     note: str | None = None
+
+
+@dataclass(frozen=True)
+class EstimatorSettings:
+    """How the hidden-state sample is pooled and how the estimate is resampled (``estimator``).
+
+    Attributes:
+        sample_seed: draws the sample, the token pooling and the resamples; fixed, not the
+            training seed, so a seed sweep shares one profile.
+    """
+
+    pooling: str = "mean"
+    batch_size: int = 128
+    n_resamples: int = 5
+    resampling: str = "subsample"
+    resample_fraction: float = 0.5
+    sample_seed: int = 0
+
+    @classmethod
+    def from_config(cls, estimator_cfg: DictConfig) -> EstimatorSettings:
+        return cls(
+            pooling=estimator_cfg.pooling,
+            batch_size=estimator_cfg.batch_size,
+            n_resamples=estimator_cfg.n_resamples,
+            resampling=estimator_cfg.resampling,
+            resample_fraction=float(estimator_cfg.resample_fraction),
+            sample_seed=estimator_cfg.sample_seed,
+        )
 
 
 @dataclass(frozen=True)
@@ -112,7 +140,8 @@ def estimation_device(accelerator: str | None) -> str:
 def estimate_profile(
     backbone: Backbone,
     task: TaskData,
-    estimator_cfg: DictConfig,
+    settings: EstimatorSettings,
+    estimator: BaseEstimator,
     sample: IDSample,
     *,
     max_length: int,
@@ -123,20 +152,19 @@ def estimate_profile(
     then their intrinsic dimension per layer; read from ``cache_dir`` when a job before computed
     the very same profile (``gelora.stages.profile_cache``).
 
-    The sample, the token pooling and the resamples are drawn with ``estimator.sample_seed``,
+    The sample, the token pooling and the resamples are drawn with ``settings.sample_seed``,
     not the training seed: a seed sweep varies training only and shares one profile.
     """
     started = time.perf_counter()
-    seed = estimator_cfg.sample_seed
+    seed = settings.sample_seed
     inputs = sample_texts(task.train.inputs(), sample.used, seed)
     if task.is_pair_task:
         texts, pairs = [a for a, _ in inputs], [b for _, b in inputs]
     else:
         texts, pairs = inputs, None
-    estimator = build(estimator_cfg.id, "estimator.id")
     key = lookup = None
     if cache_dir is not None:
-        key = profile_key(backbone, texts, pairs, estimator, estimator_cfg, max_length, device)
+        key = profile_key(backbone, texts, pairs, estimator, settings, max_length, device)
         lookup = load_cached_profile(cache_dir, key)
     if lookup is not None and lookup.profile is not None:
         profile = lookup.profile
@@ -147,8 +175,8 @@ def estimate_profile(
             model,
             backbone.tokenizer,
             texts,
-            pooling=estimator_cfg.pooling,
-            batch_size=estimator_cfg.batch_size,
+            pooling=settings.pooling,
+            batch_size=settings.batch_size,
             max_length=max_length,
             seed=seed,
             text_pairs=pairs,
@@ -157,9 +185,9 @@ def estimate_profile(
         profile = estimate_id_profile(
             hidden,
             estimator,
-            n_resamples=estimator_cfg.n_resamples,
-            resampling=estimator_cfg.resampling,
-            resample_fraction=estimator_cfg.resample_fraction,
+            n_resamples=settings.n_resamples,
+            resampling=settings.resampling,
+            resample_fraction=settings.resample_fraction,
             seed=seed,
         )
         if key is not None:
@@ -176,7 +204,7 @@ def estimate_profile(
     return ProfileResult(
         profile=profile,
         sample=sample,
-        pooling=estimator_cfg.pooling,
+        pooling=settings.pooling,
         seconds=round(time.perf_counter() - started, 3),
         cache=cache or {"outcome": "off"},
     )
@@ -186,8 +214,8 @@ def profile_key(
     backbone: Backbone,
     texts: list[str],
     pairs: list[str] | None,
-    estimator,
-    estimator_cfg: DictConfig,
+    estimator: BaseEstimator,
+    settings: EstimatorSettings,
     max_length: int,
     device: str,
 ) -> ProfileKey:
@@ -197,12 +225,12 @@ def profile_key(
     return ProfileKey(
         weights=weights_digest(backbone.model, backbone.adapt_settings.head_modules),
         token_ids=token_ids_digest(encoded["input_ids"]),
-        pooling=estimator_cfg.pooling,
+        pooling=settings.pooling,
         estimator=f"{type(estimator).__module__}.{estimator!r}",
-        n_resamples=estimator_cfg.n_resamples,
-        resampling=estimator_cfg.resampling,
-        resample_fraction=float(estimator_cfg.resample_fraction),
-        seed=estimator_cfg.sample_seed,
-        batch_size=estimator_cfg.batch_size,
+        n_resamples=settings.n_resamples,
+        resampling=settings.resampling,
+        resample_fraction=settings.resample_fraction,
+        seed=settings.sample_seed,
+        batch_size=settings.batch_size,
         device=device,
     )

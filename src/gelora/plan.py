@@ -1,0 +1,218 @@
+"""GeLoRA for every peft user: the rank plan as a ``peft.LoraConfig``, without our training loop.
+
+- ``gelora-plan model=... task=... [budget.rank=...] [estimator=...]``: estimates the ID profile
+  on the task's training inputs, prints the profile and the plan with its half-sample stability,
+  draws ``id_profile.png`` and ``rank_plan.png``, and writes ``lora_config/adapter_config.json``,
+  which ``LoraConfig.from_pretrained`` and ``get_peft_model`` accept as is.
+- ``lora_config_for(model, tokenizer, texts, budget=...)``: the same from Python, for a model and
+  texts of your own.
+
+Both use the run's own stages (``estimate_profile``, ``make_plan``): the plan is the one
+``gelora-train`` would train with the same settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+from torch import nn
+
+from gelora.data.task_data import Split, TaskData
+from gelora.errors import ConfigError
+from gelora.methods.base import AdaptSettings, Method
+from gelora.ranks.budget import Budget
+from gelora.ranks.plan import RankPlan
+from gelora.stages.backbone import Backbone
+from gelora.stages.plan import PlanResult, make_plan
+from gelora.stages.profile import (
+    EstimatorSettings,
+    ProfileResult,
+    estimate_profile,
+    id_sample_size,
+)
+
+log = logging.getLogger(__name__)
+LORA_CONFIG_DIR = "lora_config"
+
+
+def lora_config_of(
+    plan: RankPlan,
+    *,
+    head_modules: Sequence[str] = (),
+    base_model: str | None = None,
+    task_type: str | None = "SEQ_CLS",
+):
+    """The trainable ``peft.LoraConfig`` of ``plan``: every planned module by its full name,
+    per-module ranks and alphas in ``rank_pattern``/``alpha_pattern`` (alpha follows the
+    plan's scaling rule, so peft's ``lora_alpha / r`` is the plan's)."""
+    from gelora.lora.export import peft_lora_config
+
+    config = peft_lora_config(
+        plan, head_modules=head_modules, base_model_name_or_path=base_model, task_type=task_type
+    )
+    config.inference_mode = False
+    return config
+
+
+def find_blocks(model: nn.Module) -> str:
+    """The dotted path of the model's transformer blocks: its ``nn.ModuleList`` with one entry
+    per hidden layer (``config.num_hidden_layers``)."""
+    n_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and (n_layers is None or len(module) == n_layers):
+            return name
+    raise ValueError("no nn.ModuleList of transformer blocks found: pass blocks='...'")
+
+
+def block_linear_maps(model: nn.Module, blocks: str) -> list[str]:
+    """Every linear map of the first block, by its name relative to the block."""
+    first = model.get_submodule(blocks)[0]
+    return [name for name, module in first.named_modules() if isinstance(module, nn.Linear)]
+
+
+def _texts_as_task(texts: Sequence[str], text_pairs: Sequence[str] | None) -> TaskData:
+    """The texts as a task's training split: the ID sample is drawn from it."""
+    pairs = None if text_pairs is None else list(text_pairs)
+    split = Split(list(texts), [0] * len(texts), text_pairs=pairs)
+    return TaskData(name="texts", train=split, validation=split, test=split, label_names=["-"])
+
+
+def lora_config_for(
+    model: nn.Module,
+    tokenizer,
+    texts: Sequence[str],
+    *,
+    text_pairs: Sequence[str] | None = None,
+    budget: int | Budget | None = None,
+    policy: Any = None,
+    estimator: Any = None,
+    blocks: str | None = None,
+    target_modules: Sequence[str] | None = None,
+    head_modules: Sequence[str] = (),
+    n_samples: int | str = 2000,
+    max_length: int = 128,
+    settings: EstimatorSettings | None = None,
+    task_type: str | None = "SEQ_CLS",
+    cache_dir: Path | None = None,
+):
+    """GeLoRA's ``peft.LoraConfig`` for ``model`` from the ID profile of ``texts``.
+
+    Args:
+        texts: inputs of your task (training texts); ``n_samples`` of them (all if fewer) pass
+            through the frozen model.
+        budget: ``None`` (the paper's rule: each block's rank from its ID gap), an equivalent
+            uniform rank (``2``: what LoRA r=2 costs on the same maps), or a ``Budget``.
+        policy: a rank policy of ``gelora.ranks`` (default: ``GeLoRAPolicy()``).
+        estimator: an ID estimator (default: ``TwoNN()``).
+        blocks, target_modules: the model's block list and the maps to adapt, relative to a
+            block (default: the one ``nn.ModuleList`` with a block per hidden layer, and every
+            ``nn.Linear`` in it).
+        head_modules: modules peft should train in full (``modules_to_save``), e.g. a new head.
+
+    Returns:
+        A ``LoraConfig`` whose ``get_peft_model(model, config)`` carries exactly the plan.
+    """
+    from gelora.geometry.twonn import TwoNN
+    from gelora.methods.ours import InjectedLoRA
+    from gelora.models import find_target_modules
+    from gelora.ranks.policies import GeLoRAPolicy
+
+    blocks = blocks or find_blocks(model)
+    relative = list(target_modules or block_linear_maps(model, blocks))
+    targets = find_target_modules(model, blocks, relative)
+    backbone = Backbone(
+        spec=None,
+        name=type(model).__name__,
+        model=model,
+        tokenizer=tokenizer,
+        targets=tuple(targets),
+        n_blocks=len(model.get_submodule(blocks)),
+        adapt_settings=AdaptSettings(head_modules=tuple(head_modules)),
+    )
+    if isinstance(budget, int):
+        budget = Budget(rank=budget)
+    task = _texts_as_task(texts, text_pairs)
+    profile = estimate_profile(
+        backbone,
+        task,
+        settings or EstimatorSettings(),
+        estimator or TwoNN(),
+        id_sample_size(n_samples, task),
+        max_length=max_length,
+        cache_dir=cache_dir,
+    )
+    method = InjectedLoRA(policy or GeLoRAPolicy())
+    result = make_plan(method, backbone, profile.profile, budget, train_batches=_no_batches)
+    return lora_config_of(result.plan, head_modules=head_modules, task_type=task_type)
+
+
+def _no_batches():
+    raise ConfigError("this method needs training batches: use gelora-train")
+
+
+@dataclass(frozen=True)
+class PlanRun:
+    """What ``gelora-plan`` computed and where it wrote it."""
+
+    profile: ProfileResult
+    plan: PlanResult
+    lora_config_dir: Path
+
+
+def plan_from_config(cfg: DictConfig, out_dir: Path) -> PlanRun:
+    """``gelora-plan``: the stages of ``gelora-train`` up to the plan, then the peft config.
+
+    Raises:
+        ConfigError: a bad setting, or a method that is not a rank plan in LoRA layers
+            (AdaLoRA and EVA bring their own adapters or initial weights: use gelora-train).
+    """
+    from lightning import seed_everything
+
+    from gelora.assets import cache_root
+    from gelora.config.build import build
+    from gelora.config.checks import check_config
+    from gelora.methods.ours import InjectedLoRA
+    from gelora.pipeline import write_plan_outputs
+    from gelora.stages.backbone import load_backbone
+    from gelora.stages.plan import load_budget, load_method
+    from gelora.stages.profile import estimation_device
+    from gelora.stages.task import load_task
+
+    check_config(cfg)
+    method: Method = load_method(cfg.rank_policy)
+    if type(method) is not InjectedLoRA:
+        raise ConfigError(
+            f"rank_policy={method.name} brings its own adapters or initial weights, which a "
+            "LoraConfig cannot hold: use gelora-train, or peft's own support for it"
+        )
+    budget = load_budget(cfg.get("budget"))
+    seed_everything(cfg.seed, workers=True, verbose=False)  # as gelora-train: same random init
+    task = load_task(cfg.task)
+    backbone = load_backbone(cfg.model, task, budget, cfg.lora.dropout)
+    profile = estimate_profile(
+        backbone,
+        task,
+        EstimatorSettings.from_config(cfg.estimator),
+        build(cfg.estimator.id, "estimator.id"),
+        id_sample_size(cfg.estimator.n_samples, task),
+        max_length=cfg.task.max_length,
+        device=estimation_device(cfg.trainer.accelerator),
+        cache_dir=cache_root() / "id_profiles" if cfg.estimator.cache else None,
+    )
+    plan = make_plan(method, backbone, profile.profile, budget, train_batches=_no_batches)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_plan_outputs(plan.plan, profile, backbone, task.name, out_dir)
+    config = lora_config_of(
+        plan.plan,
+        head_modules=backbone.adapt_settings.head_modules,
+        base_model=backbone.spec.portable_name,
+    )
+    config_dir = out_dir / LORA_CONFIG_DIR
+    config.save_pretrained(config_dir)
+    log.info("LoRA config for peft: %s (LoraConfig.from_pretrained accepts it)", config_dir)
+    return PlanRun(profile=profile, plan=plan, lora_config_dir=config_dir)
