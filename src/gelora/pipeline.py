@@ -100,6 +100,7 @@ def run(cfg: DictConfig, variant: str | None = None) -> dict[str, Any]:
                 "task": cfg.task.name,
                 "seed": cfg.seed,
                 "variant": variant,
+                "learning_rate": cfg.optimizer.lr,
             },
             config=_config_record(cfg),
             timings=timings,

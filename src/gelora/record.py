@@ -39,6 +39,11 @@ class RunRecord:
     Attributes (beyond the self-explanatory):
         variant: the table row (the ``method`` config, e.g. ``gelora_budget``), else ``method``.
         id_sample: ``requested`` (``estimator.n_samples``), ``used``, ``note``.
+        eval_rows: per evaluation split (``validation``, ``test``, ``test_<name>``), ``rows``
+            and ``sha256`` (``Split.fingerprint``): runs are paired only on equal test rows.
+        scaling: the LoRA scaling rule every adapter of the run used: ``rule``
+            (``constant`` | ``rslora``), ``scale`` and ``text`` (e.g. ``alpha/r = 2``).
+        learning_rate: ``optimizer.lr``, the adapters' peak learning rate.
         intrinsic_dims: one ID per hidden-state layer, the embeddings output first.
         budget_params: the budget in parameters on this model's targets.
         metric: the task's primary metric; ``metrics`` holds ``test/<m>``, ``val/<m>``,
@@ -60,6 +65,9 @@ class RunRecord:
     task_sizes: dict[str, int] | None = None
     task_notes: list[str] | None = None
     id_sample: dict[str, Any] | None = None
+    eval_rows: dict[str, dict[str, Any]] | None = None
+    scaling: dict[str, Any] | None = None
+    learning_rate: float | None = None
     intrinsic_dims: list[float] | None = None
     id_profile: dict[str, Any] | None = None
     pooling: str | None = None

@@ -10,6 +10,8 @@ so that every split covers the whole range.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -45,6 +47,12 @@ class Split:
         return Split(
             [self.texts[i] for i in indices], [self.labels[i] for i in indices], text_pairs=pairs
         )
+
+    def fingerprint(self) -> str:
+        """sha256 of the rows (texts, pairs and labels, in order): runs whose test splits have
+        the same fingerprint were scored on exactly the same rows, so they can be paired."""
+        rows = [self.texts, self.text_pairs, [float(y) for y in self.labels]]
+        return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
 
     def inputs(self) -> list[str] | list[tuple[str, str]]:
         """One hashable input per row: the text, or the (text, pair) tuple."""

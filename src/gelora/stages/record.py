@@ -38,6 +38,11 @@ def build_record(
     found["variant"] = identity.get("variant") or method
     if task is not None:
         found |= {"task_sizes": task.sizes(), "task_notes": list(task.notes)}
+        found["eval_rows"] = {
+            name: {"rows": len(split), "sha256": split.fingerprint()}
+            for name, split in task.splits().items()
+            if name != "train"
+        }
     if sample is not None:
         found["id_sample"] = asdict(sample)
     if profile is not None:
