@@ -24,7 +24,7 @@ from gelora.config.build import build
 from gelora.ranks import Budget, rank_unit
 from gelora.stages.backbone import load_backbone
 from gelora.stages.fit import build_datamodule
-from gelora.stages.plan import load_method, make_plan
+from gelora.stages.plan import load_method, load_scaling, make_plan
 from gelora.stages.profile import EstimatorSettings, estimate_profile, id_sample_size
 from gelora.stages.task import load_task
 from gelora.train import config_dir
@@ -69,14 +69,18 @@ def main() -> None:
         budget = Budget(rank=rank)
         n_params = budget.n_params(targets)
         for name in POLICIES:
-            method = load_method(policy_cfgs[name].rank_policy)
+            method = load_method(
+                policy_cfgs[name].rank_policy, load_scaling(policy_cfgs[name].lora)
+            )
             plan = make_plan(method, backbone, profile, budget, train_batches=train_batches).plan
             params = plan.trainable_adapter_params
             rows.append(
                 f"| {rank} | {n_params:,} | {name} | {params:,} | {(params - n_params) / unit:+.2f}"
                 f" | {plan.total_rank} | {' '.join(map(str, plan.block_ranks(n_blocks)))} |"
             )
-    gelora = load_method(policy_cfgs["gelora"].rank_policy)
+    gelora = load_method(
+        policy_cfgs["gelora"].rank_policy, load_scaling(policy_cfgs["gelora"].lora)
+    )
     unbudgeted = make_plan(gelora, backbone, profile, None, train_batches=train_batches).plan
     lines = [
         "# Adapter parameters of every policy at every budget (all-MiniLM-L6-v2, 36 matrices)",

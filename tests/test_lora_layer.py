@@ -13,7 +13,7 @@ from gelora.lora import LoRALinear, inject_lora, lora_layers, mark_trainable, se
 from gelora.models import find_target_modules
 from gelora.ranks import UniformPolicy
 from gelora.ranks.plan import AdapterSpec, RankPlan
-from gelora.ranks.scaling import ConstantScaling
+from gelora.ranks.scaling import Scaling
 from tests.tiny_models import BERT_TARGETS
 
 
@@ -42,7 +42,8 @@ def test_matches_peft_lora_with_the_same_factors(tiny_bert, token_batch):
         LoraConfig(r=rank, lora_alpha=alpha, target_modules=["query", "key", "value", "dense"]),
     )
     targets = find_target_modules(tiny_bert, "bert.encoder.layer", BERT_TARGETS)
-    inject_lora(tiny_bert, UniformPolicy(rank=rank, alpha_over_rank=alpha / rank).plan(targets))
+    policy = UniformPolicy(rank=rank, scaling=Scaling("constant", alpha / rank))
+    inject_lora(tiny_bert, policy.plan(targets))
     _randomise_lora(tiny_bert)
     ours = lora_layers(tiny_bert)
     copied = 0
@@ -93,7 +94,7 @@ def test_eval_does_not_merge(tiny_bert):
 def test_trainable_parameters_are_the_lora_factors_and_the_head(tiny_bert):
     targets = find_target_modules(tiny_bert, "bert.encoder.layer", BERT_TARGETS)
     ranks = {0: 1, 1: 0, 2: 3}
-    plan = RankPlan.from_ranks("test", targets, ranks, ConstantScaling(2.0))
+    plan = RankPlan.from_ranks("test", targets, ranks, Scaling("constant", 2.0))
     inject_lora(tiny_bert, plan)
     mark_trainable(tiny_bert, ["classifier"])
     trainable = {n for n, p in tiny_bert.named_parameters() if p.requires_grad}

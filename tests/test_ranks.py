@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from gelora.ranks import GeLoRAPolicy, RankPlan, TargetModule, UniformPolicy, gelora_block_ranks
+from gelora.ranks import (
+    GeLoRAPolicy,
+    RankPlan,
+    Scaling,
+    TargetModule,
+    UniformPolicy,
+    gelora_block_ranks,
+)
 
 
 def targets(n_blocks: int = 3) -> list[TargetModule]:
@@ -23,7 +30,8 @@ def test_rule_is_ceil_of_the_id_gap_clipped_at_zero_plus_offset():
 
 
 def test_policy_plan_gives_each_block_one_rank_and_constant_alpha_over_rank():
-    plan = GeLoRAPolicy(offset=1, alpha_over_rank=32).plan(targets(), [10.0, 12.5, 11.0, 11.5])
+    policy = GeLoRAPolicy(offset=1, scaling=Scaling("constant", 32))
+    plan = policy.plan(targets(), [10.0, 12.5, 11.0, 11.5])
     assert plan.ranks == {
         "enc.0.q": 4, "enc.0.ffn": 4, "enc.1.q": 1, "enc.1.ffn": 1, "enc.2.q": 2, "enc.2.ffn": 2,
     }  # fmt: skip
@@ -51,7 +59,8 @@ def test_plan_round_trips_through_a_dict():
     ("build", "message"),
     [
         (lambda: GeLoRAPolicy(offset=-1), "offset must be >= 0"),
-        (lambda: GeLoRAPolicy(alpha_over_rank=0), "alpha_over_rank"),
+        (lambda: GeLoRAPolicy(scaling={"rule": "constant", "scale": 0}), "lora.scale"),
+        (lambda: GeLoRAPolicy(scaling={"rule": "sqrt", "scale": 2}), "lora.scaling"),
         (lambda: UniformPolicy(rank=0), "rank must be >= 1"),
         (lambda: GeLoRAPolicy().plan(targets(), [1.0, float("nan"), 2.0, 3.0]), "finite"),
         (lambda: GeLoRAPolicy().plan(targets(), [1.0, 2.0]), "only 2 layers"),

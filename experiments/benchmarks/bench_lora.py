@@ -36,7 +36,7 @@ from peft import AdaLoraConfig, LoraConfig, get_peft_model
 from gelora.lora import count_parameters, inject_lora, mark_trainable
 from gelora.models import ModelSpec, find_target_modules, load_classifier
 from gelora.ranks.plan import RankPlan
-from gelora.ranks.scaling import ConstantScaling
+from gelora.ranks.scaling import Scaling
 
 BLOCKS = "bert.encoder.layer"
 TARGETS = [
@@ -61,7 +61,9 @@ def bias_only(model: torch.nn.Module) -> torch.nn.Module:
 
 def ours(model: torch.nn.Module, block_ranks: list[int]) -> torch.nn.Module:
     targets = find_target_modules(model, BLOCKS, TARGETS)
-    plan = RankPlan.from_ranks("bench", targets, dict(enumerate(block_ranks)), ConstantScaling(2.0))
+    plan = RankPlan.from_ranks(
+        "bench", targets, dict(enumerate(block_ranks)), Scaling("constant", 2.0)
+    )
     inject_lora(model, plan, shared_inputs=QKV)
     mark_trainable(model)
     return model

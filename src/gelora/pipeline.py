@@ -27,7 +27,13 @@ from gelora.record import RunRecord
 from gelora.reporting.plots import plot_id_profile, plot_rank_plan
 from gelora.stages.backbone import Backbone, load_backbone
 from gelora.stages.fit import build_datamodule, fit_and_test, is_global_zero
-from gelora.stages.plan import load_budget, load_method, make_plan, resume_checkpoint
+from gelora.stages.plan import (
+    load_budget,
+    load_method,
+    load_scaling,
+    make_plan,
+    resume_checkpoint,
+)
 from gelora.stages.profile import (
     EstimatorSettings,
     ProfileResult,
@@ -122,8 +128,10 @@ def _run_stages(cfg: DictConfig, out_dir: Path, reached: dict[str, Any]) -> None
     check_config(cfg)
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
-    method = load_method(cfg.rank_policy)
+    scaling = load_scaling(cfg.get("lora"))
+    method = load_method(cfg.rank_policy, scaling)
     budget = load_budget(cfg.get("budget"))
+    reached["scaling"] = scaling.to_dict()
     reached["method"] = method.name
     reached["budget"] = OmegaConf.to_container(cfg.budget) if "budget" in cfg else None
     L.seed_everything(cfg.seed, workers=True, verbose=False)

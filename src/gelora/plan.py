@@ -179,12 +179,12 @@ def plan_from_config(cfg: DictConfig, out_dir: Path) -> PlanRun:
     from gelora.methods.ours import InjectedLoRA
     from gelora.pipeline import write_plan_outputs
     from gelora.stages.backbone import load_backbone
-    from gelora.stages.plan import load_budget, load_method
+    from gelora.stages.plan import load_budget, load_method, load_scaling
     from gelora.stages.profile import estimation_device
     from gelora.stages.task import load_task
 
     check_config(cfg)
-    method: Method = load_method(cfg.rank_policy)
+    method: Method = load_method(cfg.rank_policy, load_scaling(cfg.get("lora")))
     if type(method) is not InjectedLoRA:
         raise ConfigError(
             f"rank_policy={method.name} brings its own adapters or initial weights, which a "

@@ -90,6 +90,8 @@ class OptimizerSchema:
 @dataclass
 class LoraSchema:
     dropout: float = 0.0
+    scaling: str = "constant"
+    scale: float = 2.0
 
 
 @dataclass

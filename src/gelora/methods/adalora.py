@@ -28,7 +28,7 @@ from gelora.methods.base import AdaptSettings
 from gelora.methods.ours import InjectedLoRA
 from gelora.ranks.budget import Budget, equivalent_uniform_rank
 from gelora.ranks.plan import RankPlan, TargetModule
-from gelora.ranks.scaling import ConstantScaling
+from gelora.ranks.scaling import Scaling
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class AdaLoRA(InjectedLoRA):
         beta1: float = 0.85,
         beta2: float = 0.85,
         orth_reg_weight: float = 0.5,
-        alpha_over_rank: float = 2.0,
+        scaling: Scaling | None = None,
     ):
         super().__init__(policy=None)
         if target_r < 1:
@@ -111,7 +111,7 @@ class AdaLoRA(InjectedLoRA):
         self.beta1 = beta1
         self.beta2 = beta2
         self.orth_reg_weight = orth_reg_weight
-        self.scaling = ConstantScaling(alpha_over_rank)
+        self.scaling = Scaling.of(scaling)
         self.allocation = AdaLoRAAllocation(self)
         self.initial_adapter_params: int | None = None
 
@@ -146,8 +146,10 @@ class AdaLoRA(InjectedLoRA):
         config = AdaLoraConfig(
             target_r=target_r,
             init_r=init_r,
-            # peft's SVDLinear scales by lora_alpha / init_r (its ranknum), fixed in training.
-            lora_alpha=self.scaling.alpha(init_r),
+            # peft's SVDLinear multiplies by lora_alpha / init_r (its ranknum) throughout, so
+            # this alpha gives the run's factor at the final rank target_r (the same as the
+            # other methods' under the constant rule; under rsLoRA, that of the mean final rank).
+            lora_alpha=self.scaling.factor(target_r) * init_r,
             target_modules=[a.module_name for a in plan.adapters],
             modules_to_save=list(settings.head_modules) or None,
             total_step=1_000_000,  # placeholder: AdaLoRAAllocation sets the real one at fit start

@@ -20,7 +20,7 @@ from gelora.lora.inject import lora_layers
 from gelora.methods.ours import InjectedLoRA
 from gelora.ranks.budget import Budget, equivalent_uniform_rank
 from gelora.ranks.plan import RankPlan, TargetModule
-from gelora.ranks.scaling import ConstantScaling
+from gelora.ranks.scaling import Scaling
 
 
 class EVA(InjectedLoRA):
@@ -36,7 +36,7 @@ class EVA(InjectedLoRA):
         rho: float = 2.0,
         tau: float = 0.99,
         whiten: bool = False,
-        alpha_over_rank: float = 2.0,
+        scaling: Scaling | None = None,
         max_batches: int = 200,
     ):
         super().__init__(policy=None)
@@ -48,7 +48,7 @@ class EVA(InjectedLoRA):
         self.rho = rho
         self.tau = tau
         self.whiten = whiten
-        self.scaling = ConstantScaling(alpha_over_rank)
+        self.scaling = Scaling.of(scaling)
         self.max_batches = max_batches
         self.components: dict[str, torch.Tensor] | None = None
 

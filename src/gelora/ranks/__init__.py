@@ -21,17 +21,17 @@ from gelora.ranks.policies import (
     block_scores,
     gelora_block_ranks,
 )
-from gelora.ranks.scaling import ConstantScaling
+from gelora.ranks.scaling import Scaling
 
 __all__ = [
     "AdapterSpec",
     "Budget",
-    "ConstantScaling",
     "GeLoRAPolicy",
     "IDProportionalPolicy",
     "RandomPolicy",
     "RankPlan",
     "RankPolicy",
+    "Scaling",
     "TargetModule",
     "UniformPolicy",
     "allocate_ranks",

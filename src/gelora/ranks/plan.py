@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
-from gelora.ranks.scaling import ConstantScaling
+from gelora.ranks.scaling import Scaling
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class RankPlan:
         policy: str,
         targets: Sequence[TargetModule],
         ranks: Sequence[int],
-        scaling: ConstantScaling,
+        scaling: Scaling,
         notes: Sequence[str] = (),
     ) -> RankPlan:
         """Target ``j`` gets rank ``ranks[j]``; rank 0 means no adapter."""
@@ -90,7 +90,7 @@ class RankPlan:
         policy: str,
         targets: Iterable[TargetModule],
         rank_of_block: dict[int, int],
-        scaling: ConstantScaling,
+        scaling: Scaling,
     ) -> RankPlan:
         """Give every target of block ``b`` rank ``rank_of_block[b]``; rank 0 means no adapter."""
         adapters = tuple(

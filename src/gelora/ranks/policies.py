@@ -14,7 +14,7 @@ from typing import Protocol
 
 from gelora.ranks.budget import Budget, allocate_ranks
 from gelora.ranks.plan import RankPlan, TargetModule
-from gelora.ranks.scaling import ConstantScaling
+from gelora.ranks.scaling import Scaling
 
 BLOCK_SCORES = ("gap", "id", "uniform")
 
@@ -111,7 +111,7 @@ def _budgeted_plan(
     targets: Sequence[TargetModule],
     budget: Budget,
     scores_of_block: Sequence[float],
-    scaling: ConstantScaling,
+    scaling: Scaling,
     minimum_of_block: Sequence[int] | None = None,
 ) -> RankPlan:
     """Spend ``budget`` over ``targets``: minimum ranks first, the rest by block score.
@@ -144,19 +144,19 @@ class GeLoRAPolicy:
     rest of the budget is shared in proportion to ``score`` (see ``block_scores``) by
     largest-remainder rounding (``allocate_ranks``).
 
-    ``alpha / rank`` is held constant at ``alpha_over_rank`` (the paper's choice, 32), so alpha
-    grows with rank and every adapter's update has the same scaling.
+    Alphas follow the run's scaling rule (``gelora.ranks.scaling``; the paper holds
+    ``alpha / r = 32``, the ``gelora_paper`` method).
     """
 
     name = "gelora"
     needs_intrinsic_dims = True
 
-    def __init__(self, offset: int = 1, alpha_over_rank: float = 32.0, score: str = "gap"):
+    def __init__(self, offset: int = 1, score: str = "gap", scaling: Scaling | None = None):
         if offset < 0:
             raise ValueError(f"rank_policy.offset must be >= 0, got {offset}")
         block_scores([0.0, 0.0], score)  # validates the name
         self.offset = offset
-        self.scaling = ConstantScaling(alpha_over_rank)
+        self.scaling = Scaling.of(scaling)
         self.score = score
 
     def plan(
@@ -189,8 +189,8 @@ class IDProportionalPolicy:
     name = "id_proportional"
     needs_intrinsic_dims = True
 
-    def __init__(self, alpha_over_rank: float = 32.0):
-        self.scaling = ConstantScaling(alpha_over_rank)
+    def __init__(self, scaling: Scaling | None = None):
+        self.scaling = Scaling.of(scaling)
 
     def plan(
         self,
@@ -213,9 +213,9 @@ class RandomPolicy:
     name = "random"
     needs_intrinsic_dims = False
 
-    def __init__(self, seed: int = 0, alpha_over_rank: float = 32.0):
+    def __init__(self, seed: int = 0, scaling: Scaling | None = None):
         self.seed = seed
-        self.scaling = ConstantScaling(alpha_over_rank)
+        self.scaling = Scaling.of(scaling)
 
     def plan(
         self,
@@ -240,11 +240,11 @@ class UniformPolicy:
     name = "lora"
     needs_intrinsic_dims = False
 
-    def __init__(self, rank: int = 8, alpha_over_rank: float = 2.0):
+    def __init__(self, rank: int = 8, scaling: Scaling | None = None):
         if rank < 1:
             raise ValueError(f"rank_policy.rank must be >= 1, got {rank}")
         self.rank = rank
-        self.scaling = ConstantScaling(alpha_over_rank)
+        self.scaling = Scaling.of(scaling)
 
     def plan(
         self,

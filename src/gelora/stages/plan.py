@@ -22,6 +22,7 @@ from gelora.geometry.id_profile import IDProfile
 from gelora.methods.base import Method, as_method
 from gelora.ranks.budget import Budget, budget_from_config
 from gelora.ranks.plan import RankPlan
+from gelora.ranks.scaling import Scaling, scaling_from_config
 from gelora.ranks.sensitivity import RankSensitivity, rank_sensitivity
 from gelora.reporting.console import format_rank_plan
 from gelora.stages.backbone import Backbone
@@ -46,9 +47,18 @@ class PlanResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def load_method(rank_policy_cfg: DictConfig) -> Method:
-    """The configured rank policy or method, as a ``Method``."""
-    return as_method(build(rank_policy_cfg, "rank_policy"))
+def load_method(rank_policy_cfg: DictConfig, scaling: Scaling) -> Method:
+    """The configured rank policy or method, as a ``Method`` that scales its adapters by
+    ``scaling`` (the run's one rule, ``lora.scaling``: every method gets the same)."""
+    return as_method(build(rank_policy_cfg, "rank_policy", scaling=scaling.to_dict()))
+
+
+def load_scaling(lora_cfg: DictConfig | None) -> Scaling:
+    """The run's LoRA scaling rule (``lora.scaling``, ``lora.scale``)."""
+    try:
+        return scaling_from_config(lora_cfg)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
 
 
 def load_budget(budget_cfg: DictConfig | None) -> Budget | None:

@@ -21,6 +21,7 @@ def build_record(
     timings: dict[str, float],
     method: str | None = None,
     budget: dict[str, Any] | None = None,
+    scaling: dict[str, Any] | None = None,
     metric_names: list[str] | None = None,
     task: TaskData | None = None,
     sample: IDSample | None = None,
@@ -35,6 +36,7 @@ def build_record(
     """The record of a run that got as far as the stage results it is given."""
     found: dict[str, Any] = dict(identity)
     found |= {"method": method, "budget": budget, "config": redact_secrets(config)}
+    found["scaling"] = scaling
     found["variant"] = identity.get("variant") or method
     if task is not None:
         found |= {"task_sizes": task.sizes(), "task_notes": list(task.notes)}
