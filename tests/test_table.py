@@ -1,4 +1,6 @@
-"""gelora-table on a sweep directory: cells over seeds, failed and missing jobs shown as such."""
+"""gelora-table on a sweep directory: cells over seeds, failed and missing jobs shown as such,
+paired differences on identical test rows, learning rates chosen on validation, a CLI that fails
+in one line."""
 
 from __future__ import annotations
 
@@ -6,17 +8,38 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
 from omegaconf import OmegaConf
+from scipy.stats import wilcoxon
 
-from gelora.reporting.sweep_runs import load_runs
-from gelora.reporting.table_cli import main
-from gelora.reporting.tables import markdown_table
+from gelora.reporting.lr_selection import choose_lr
+from gelora.reporting.paired import (
+    HIGHER_IS_BETTER,
+    bootstrap_interval,
+    compare,
+    pair_runs,
+    wilcoxon_test,
+    wins_ties_losses,
+)
+from gelora.reporting.sweep_runs import SweepRun, load_runs
+from gelora.reporting.table_cli import argument_parser, main
+from gelora.reporting.tables import Cell, latex_escape, latex_table, markdown_table
 
 
-def _job(root: Path, method: str, task: str, seed: int, results: dict | None) -> None:
-    job = root / f"method={method},seed={seed},task={task}"
+def _job(
+    root: Path,
+    method: str,
+    task: str,
+    seed: int,
+    results: dict | None,
+    lr: float | None = None,
+) -> None:
+    name = f"method={method},seed={seed},task={task}"
+    job = root / (name if lr is None else f"{name},optimizer.lr={lr}")
     (job / ".hydra").mkdir(parents=True)
-    OmegaConf.save({"task": {"name": task}, "seed": seed}, job / ".hydra" / "config.yaml")
+    config = {"task": {"name": task}, "seed": seed, "optimizer": {"lr": lr or 1e-3}}
+    OmegaConf.save(config, job / ".hydra" / "config.yaml")
     choices = {"hydra": {"runtime": {"choices": {"method": method, "rank_policy": "x"}}}}
     OmegaConf.save(choices, job / ".hydra" / "hydra.yaml")
     if results is not None:
@@ -24,15 +47,33 @@ def _job(root: Path, method: str, task: str, seed: int, results: dict | None) ->
         (job / "results.json").write_text(json.dumps(base | results))
 
 
-def _completed(score: float, params: int = 1000) -> dict:
-    return {
+def _completed(
+    score: float,
+    params: int = 1000,
+    val: float | None = None,
+    test_rows: str | None = "rows-a",
+    lr: float = 1e-3,
+    scaling: str = "alpha/r = 2",
+) -> dict:
+    """A completed run's results; ``val`` defaults to the test score, ``test_rows`` is the test
+    split's fingerprint (None: an older record without ``eval_rows``)."""
+    val = score if val is None else val
+    results = {
         "status": "completed",
-        "metrics": {"test/accuracy": score},
+        "metrics": {"test/accuracy": score, "val/accuracy": val - 0.01, "val/accuracy_best": val},
         "trainable_adapter_params": params,
         "block_ranks": [1, 2],
         "intrinsic_dims": [5.0, 6.0, 7.5],
         "timings": {"total_s": 10.0},
+        "learning_rate": lr,
+        "scaling": {"rule": "constant", "scale": 2.0, "text": scaling},
     }
+    if test_rows is not None:
+        results["eval_rows"] = {
+            "validation": {"rows": 100, "sha256": "val-rows"},
+            "test": {"rows": 100, "sha256": test_rows},
+        }
+    return results
 
 
 def _sweep(tmp_path: Path) -> Path:
@@ -71,3 +112,190 @@ def test_command_writes_tables_csv_and_plots(tmp_path):
     assert {r["status"] for r in rows} == {"completed", "failed", "missing"}
     for figure in ("id_profiles.png", "rank_plans.png", "score_vs_params.png"):
         assert (out / figure).stat().st_size > 5_000
+
+
+def _run(method: str, task: str, seed: int, score: float, test_rows: str | None = "a") -> SweepRun:
+    return SweepRun(
+        f"{method}/{task}/{seed}", "completed", method, task, seed, "accuracy", score,
+        test_rows=test_rows,
+    )  # fmt: skip
+
+
+def test_runs_carry_test_rows_scaling_lr_and_validation_score(tmp_path):
+    _job(tmp_path, "lora", "sst", 0, _completed(0.8, val=0.7, lr=3e-4))
+    (run,) = load_runs(tmp_path)
+    assert (run.test_rows, run.scaling, run.lr) == ("rows-a", "alpha/r = 2", 3e-4)
+    assert run.val_score == 0.7  # val/accuracy_best, not the last val/accuracy (0.69)
+    main([str(tmp_path), "--no-plots", "--out", str(tmp_path / "out")])
+    (row,) = csv.DictReader((tmp_path / "out" / "runs.csv").open())
+    assert (row["test_rows"], row["scaling"], row["lr"], row["val_score"]) == (
+        "rows-a",
+        "alpha/r = 2",
+        "0.0003",
+        "0.7",
+    )
+
+
+def test_paired_statistics_match_a_hand_computed_case():
+    # Method minus reference, in points: 2, 3, -1, 4, 5, 1.5, 2.5, 0.5 over 2 tasks x 4 seeds.
+    method_scores = [0.82, 0.83, 0.79, 0.84, 0.85, 0.815, 0.825, 0.805]
+    runs = []
+    for i, score in enumerate(method_scores):
+        task, seed = ("sst", "news")[i // 4], i % 4
+        runs += [_run("lora", task, seed, 0.80), _run("gelora", task, seed, score)]
+    (comparison,), per_task, refused = compare(runs, "lora")
+    assert not refused and len(comparison.pairs) == 8
+    assert comparison.mean_difference == pytest.approx(17.5 / 8)
+    # Ranks of |d|: 0.5 1, 1 2, 1.5 3, 2 4, 2.5 5, 3 6, 4 7, 5 8; W- = 2 (the -1). Exact two-sided
+    # p = 2 P(W <= 2), n = 8: rank subsets summing to <= 2 are {}, {1}, {2}: 2 * 3 / 256.
+    assert comparison.wilcoxon.p_value == pytest.approx(6 / 256)
+    assert comparison.wilcoxon.p_value == pytest.approx(wilcoxon(comparison.differences).pvalue)
+    assert comparison.wins_ties_losses == (7, 0, 1)
+    low, high = comparison.interval
+    assert low < 17.5 / 8 < high
+    assert per_task["gelora", "sst"].mean_difference == pytest.approx((2 + 3 - 1 + 4) / 4)
+
+
+def test_bootstrap_interval_resamples_pairs_reproducibly():
+    differences = [2.0, 3.0, -1.0, 4.0, 5.0]
+    rng = np.random.default_rng(0)
+    means = np.asarray(differences)[rng.integers(0, 5, size=(10_000, 5))].mean(axis=1)
+    expected = tuple(np.percentile(means, [2.5, 97.5]))
+    assert bootstrap_interval(differences) == pytest.approx(expected)
+    assert bootstrap_interval(differences) == bootstrap_interval(differences)
+    assert bootstrap_interval([1.5]) == (1.5, 1.5)
+
+
+def test_pairs_without_fingerprints_on_both_sides_are_paired_and_said_so(tmp_path):
+    _job(tmp_path, "lora", "sst", 0, _completed(0.80, test_rows=None))
+    _job(tmp_path, "gelora", "sst", 0, _completed(0.82, test_rows=None))
+    main([str(tmp_path), "--no-plots"])
+    table = (tmp_path / "table.md").read_text()
+    assert "| gelora | 1 | +2.00 |" in table
+    assert "1 pair paired without a test-row fingerprint (older records)." in table
+    assert "2 completed run(s) recorded no test-row fingerprint." in table
+
+
+def test_wilcoxon_gives_no_p_for_too_few_or_all_zero_differences():
+    assert wilcoxon_test([1.0, 2.0, 3.0, -0.5, 4.0]).text() == "n/a (only 5 non-zero pairs)"
+    assert wilcoxon_test([0.0] * 8).text() == "n/a (all differences zero)"
+    assert wins_ties_losses([1.0, 0.0, -2.0, 3.0]) == (2, 1, 1)
+
+
+def test_pairs_scored_on_different_test_rows_are_refused_and_named(tmp_path, capsys):
+    for seed in range(3):
+        _job(tmp_path, "lora", "sst", seed, _completed(0.80))
+    _job(tmp_path, "gelora", "sst", 0, _completed(0.82))
+    _job(tmp_path, "gelora", "sst", 1, _completed(0.83, test_rows="rows-b"))
+    _job(tmp_path, "gelora", "sst", 2, _completed(0.84, test_rows=None))  # no fingerprint
+    pairs, refused = pair_runs(load_runs(tmp_path), "gelora", "lora")
+    assert [p.seed for p in pairs] == [0]
+    assert [(r.seed, r.reason) for r in refused] == [
+        (1, "scored on different test rows"),
+        (2, "scored on different test rows"),
+    ]
+    main([str(tmp_path), "--no-plots", "--out", str(tmp_path / "out")])
+    printed = capsys.readouterr().out
+    line = "Refused 2 pairs scored on different test rows: gelora/sst/seed=1, gelora/sst/seed=2."
+    assert line in printed.splitlines()
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "## Paired differences versus lora" in table
+    assert "| gelora | 1 | +2.00 | [+2.00, +2.00] | n/a (only 1 non-zero pair) | 1/0/0 |" in table
+    assert "identical test rows" in table and line in table
+    assert "Paired differences versus lora" in (tmp_path / "out" / "table.tex").read_text()
+
+
+def test_paired_section_is_one_line_without_the_reference(tmp_path, capsys):
+    main([str(_sweep(tmp_path)), "--no-plots", "--versus", "adalora"])
+    table = (tmp_path / "table.md").read_text()
+    assert "No paired differences: reference method 'adalora' is not in this sweep." in table
+    assert "Paired differences versus" not in table
+
+
+def test_caption_states_the_scaling_rule():
+    runs = [_run("lora", "sst", 0, 0.8), _run("gelora", "sst", 0, 0.8)]
+    runs[0].scaling = runs[1].scaling = "alpha/r = 2"
+    assert "LoRA scaling: alpha/r = 2 for every row." in markdown_table(runs)
+    runs[1].scaling = "alpha/sqrt(r) = 4"
+    assert "LoRA scaling per method: lora: alpha/r = 2; gelora: alpha/sqrt(r) = 4." in (
+        latex_table(runs)
+    )
+
+
+def test_select_lr_chooses_on_validation_never_test(tmp_path, capsys):
+    sweep = tmp_path / "lr_sweep"
+    # sst: validation ties 3e-4 and 1e-3 (the smaller wins); test would pick 1e-3.
+    # news: validation picks 1e-3; test would pick 1e-4.
+    grid = {
+        ("sst", 1e-4): (0.80, 0.90),
+        ("sst", 3e-4): (0.85, 0.70),
+        ("sst", 1e-3): (0.85, 0.95),
+        ("news", 1e-4): (0.50, 0.99),
+        ("news", 1e-3): (0.60, 0.40),
+    }
+    for (task, lr), (val, test) in grid.items():
+        _job(sweep, "lora", task, 0, _completed(test, val=val, lr=lr), lr=lr)
+    _job(sweep, "gelora", "sst", 0, _completed(0.8, val=0.8, lr=3e-5), lr=3e-5)
+    _job(sweep, "gelora", "sst", 0, {"status": "failed", "learning_rate": 1e-3}, lr=1e-3)
+    out = tmp_path / "conf" / "lr_choice.yaml"
+    main([str(sweep), "--select-lr", str(out)])
+    choice = OmegaConf.load(out)
+    assert OmegaConf.to_container(choice) == {
+        "lr_choice": {"lora": {"sst": 3e-4, "news": 1e-3}, "gelora": {"sst": 3e-5}}
+    }
+    assert isinstance(choice.lr_choice.gelora.sst, float)
+    text = out.read_text()
+    assert text.startswith(f"# chosen by gelora-table --select-lr from {sweep}: best validation")
+    assert "gelora:\n    sst: 0.00003\n" in text
+    printed = capsys.readouterr().out
+    assert "| lora | 0.0001: 80.00, **0.0003: 85.00**, 0.001: 85.00 |" in printed
+    assert "**3e-05: 80.00**, 0.001: no score" in printed
+    assert not (sweep / "table.md").exists()  # a selection sweep is no results table
+    assert choose_lr({1e-3: None}) is None
+
+
+def test_a_missing_sweep_dir_is_one_line_and_exit_2(tmp_path, capsys):
+    out = tmp_path / "out"
+    for sweep_dir, says in [
+        (tmp_path / "nope", "does not exist"),
+        (tmp_path / "file.txt", "is not a directory"),
+        (tmp_path / "empty", "no Hydra job directories"),
+    ]:
+        if sweep_dir.suffix:
+            sweep_dir.write_text("x")
+        elif sweep_dir.name == "empty":
+            sweep_dir.mkdir()
+        with pytest.raises(SystemExit) as stop:
+            main([str(sweep_dir), "--out", str(out)])
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("gelora-table: error: ") and says in err
+        assert not out.exists()
+
+
+def test_every_option_has_help():
+    actions = [a for a in argument_parser()._actions if a.dest != "help"]
+    assert {a.dest for a in actions} >= {"sweep_dir", "out", "rows", "no_plots", "versus"}
+    assert all(a.help for a in actions)
+
+
+def test_a_single_seed_cell_shows_no_spread(tmp_path):
+    assert Cell([0.5], n_runs=1, n_failed=0, n_missing=0).text() == "50.00 n=1"
+    assert Cell([0.5], 2, 1, 0).text(latex=True) == "50.00 n=1 (1 failed)"
+    table = markdown_table(load_runs(_sweep(tmp_path)))
+    lora_row = next(line for line in table.splitlines() if line.startswith("| lora "))
+    assert "| 50.00 n=1 |" in lora_row and "0.00 [" not in lora_row
+
+
+def test_latex_escape_covers_every_special_character():
+    assert latex_escape(r"a\b&c%d$e#f_g{h}i~j^k") == (
+        r"a\textbackslash{}b\&c\%d\$e\#f\_g\{h\}i\textasciitilde{}j\textasciicircum{}k"
+    )
+    runs = [_run("lora_r#2 & 50%", "sst_2", 0, 0.8)]
+    assert r"lora\_r\#2 \& 50\% & " in latex_table(runs)
+
+
+def test_every_task_metric_has_a_known_direction():
+    from gelora.training.metrics import METRICS
+
+    assert set(METRICS) <= HIGHER_IS_BETTER

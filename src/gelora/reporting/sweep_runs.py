@@ -2,6 +2,9 @@
 
 A job's ``results.json`` is read as a ``RunRecord`` (its schema); a job without one is
 ``missing`` (killed before it could write), an unreadable one ``unreadable``: nothing is dropped.
+Besides the test score a row keeps what a comparison must check: the fingerprint of the test rows
+it was scored on (``test_rows``; runs are paired only on equal ones), the LoRA scaling rule, the
+learning rate and the validation score (the only score learning-rate selection may look at).
 """
 
 from __future__ import annotations
@@ -29,40 +32,75 @@ class SweepRun:
     adapter_params: int | None = None
     trainable_params: int | None = None
     total_s: float | None = None
+    test_rows: str | None = None
+    scaling: str | None = None
+    lr: float | None = None
+    val_score: float | None = None
     error: str | None = None
     block_ranks: list[int] = field(default_factory=list)
     intrinsic_dims: list[float] = field(default_factory=list)
 
 
-def _job_identity(job_dir: Path) -> tuple[str, str, int | None]:
-    """Method, task and seed from the job's composed config, for jobs without results."""
+@dataclass(frozen=True)
+class JobIdentity:
+    """What the job's composed config says it is, for jobs without (complete) results."""
+
+    method: str
+    task: str
+    seed: int | None
+    lr: float | None
+
+
+def _job_identity(job_dir: Path) -> JobIdentity:
     config = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
     choices = OmegaConf.load(job_dir / ".hydra" / "hydra.yaml").hydra.runtime.choices
     method = choices.get("method") or choices.get("rank_policy") or "?"
-    return str(method), str(config.task.name), config.get("seed")
+    lr = OmegaConf.select(
+        config, "optimizer.lr", default=None, throw_on_resolution_failure=False
+    )  # results.json's learning_rate wins; this is for jobs without one
+    return JobIdentity(str(method), str(config.task.name), config.get("seed"), _float_or_none(lr))
+
+
+def _float_or_none(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def validation_score(record: RunRecord) -> float | None:
+    """``val/<metric>_best`` (the checkpoint's score), else the last ``val/<metric>``."""
+    if record.metric is None or not record.metrics:
+        return None
+    best = record.metrics.get(f"val/{record.metric}_best")
+    return best if best is not None else record.metrics.get(f"val/{record.metric}")
 
 
 def read_run(job_dir: Path) -> SweepRun:
     """The job's ``results.json`` (a ``RunRecord``) as a row; ``missing`` without one."""
-    method, task, seed = _job_identity(job_dir)
+    job = _job_identity(job_dir)
     path = job_dir / "results.json"
     if not path.exists():
-        return SweepRun(str(job_dir), "missing", method, task, seed)
+        return SweepRun(str(job_dir), "missing", job.method, job.task, job.seed, lr=job.lr)
     try:
         record = RunRecord.read(path)
     except (ValueError, TypeError) as error:
-        return SweepRun(str(job_dir), "unreadable", method, task, seed, error=str(error))
+        return SweepRun(
+            str(job_dir), "unreadable", job.method, job.task, job.seed, lr=job.lr, error=str(error)
+        )
+    test_rows = (record.eval_rows or {}).get("test") or {}
     return SweepRun(
         run_dir=str(job_dir),
         status=record.status,
-        method=record.variant or method,
-        task=record.task if record.task != "?" else task,
-        seed=record.seed if record.seed is not None else seed,
+        method=record.variant or job.method,
+        task=record.task if record.task != "?" else job.task,
+        seed=record.seed if record.seed is not None else job.seed,
         metric=record.metric,
         score=record.test_score,
         adapter_params=record.trainable_adapter_params,
         trainable_params=record.trainable_params,
         total_s=record.timings.get("total_s") if record.timings else None,
+        test_rows=test_rows.get("sha256"),
+        scaling=(record.scaling or {}).get("text"),
+        lr=record.learning_rate if record.learning_rate is not None else job.lr,
+        val_score=validation_score(record),
         error=record.error,
         block_ranks=record.block_ranks or [],
         intrinsic_dims=record.intrinsic_dims or [],

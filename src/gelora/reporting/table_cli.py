@@ -1,37 +1,144 @@
-"""``gelora-table``: a sweep directory -> paper-style tables, a CSV of every run, and plots.
+"""``gelora-table``: a sweep directory -> paper-style tables, paired comparisons, a CSV, plots.
 
-    gelora-table multirun_outputs/table_cpu/<sweep_id> [--out DIR]
+    gelora-table multirun_outputs/table_cpu/<sweep_id> [--out DIR] [--versus lora]
+    gelora-table multirun_outputs/lr_sweep/<sweep_id> --select-lr lr_choice.yaml
 
 Every job directory (one with ``.hydra/``) is one run (``gelora.reporting.sweep_runs``); the
 tables and CSV are ``gelora.reporting.tables``, the plots ``gelora.reporting.sweep_plots``.
 Writes ``table.md``, ``table.tex``, ``runs.csv``, ``id_profiles.png``, ``rank_plans.png`` and
-``score_vs_params.png`` into ``--out`` (default: the sweep directory).
+``score_vs_params.png`` into ``--out`` (default: the sweep directory). ``table.md`` and
+``table.tex`` end with the paired differences of every method versus ``--versus``
+(``gelora.reporting.paired``). ``--select-lr`` instead chooses each (method, task)'s learning
+rate by validation score and writes it as YAML (``gelora.reporting.lr_selection``).
+A sweep directory that is missing or holds no job is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from gelora.atomic import write_text_atomic
-from gelora.reporting.sweep_runs import load_runs
+from gelora.reporting.lr_selection import choose_lrs, lr_choice_yaml, selection_markdown
+from gelora.reporting.paired_tables import (
+    paired_latex,
+    paired_markdown,
+    paired_section,
+    refused_line,
+)
+from gelora.reporting.sweep_runs import SweepRun, load_runs
 from gelora.reporting.tables import latex_table, markdown_table, write_csv
+
+USAGE_ERROR = 2  # argparse's exit status for a bad command line
+
+
+def fail(message: str) -> NoReturn:
+    """One line on stderr and exit status 2, as argparse does for a bad command line."""
+    print(f"gelora-table: error: {message}", file=sys.stderr)
+    raise SystemExit(USAGE_ERROR)
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gelora-table", description=__doc__.split("\n")[0].replace("``", "")
+    )
+    parser.add_argument(
+        "sweep_dir",
+        type=Path,
+        help="a sweep's output folder (multirun_outputs/<experiment>/<sweep_id>): every folder "
+        "under it holding .hydra/ is one job",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for table.md, table.tex, runs.csv and the figures (default: SWEEP_DIR)",
+    )
+    parser.add_argument(
+        "--rows",
+        choices=["method", "overrides"],
+        default="method",
+        help="table rows: the method config (default), or each job's overrides other than "
+        "task and seed (ablations)",
+    )
+    parser.add_argument(
+        "--no-plots", action="store_true", help="write the tables and CSV only, no figures"
+    )
+    parser.add_argument(
+        "--versus",
+        default="lora",
+        metavar="METHOD",
+        help="reference method of the paired differences (default: lora); every other method "
+        "is paired with it on (task, seed) and identical test rows",
+    )
+    parser.add_argument(
+        "--select-lr",
+        type=Path,
+        default=None,
+        metavar="OUT.yaml",
+        help="for a sweep over optimizer.lr: choose each (method, task)'s learning rate by "
+        "validation score (never test), print every lr's score and write the choice as "
+        "lr_choice.<method>.<task> to OUT.yaml; no tables or figures are written",
+    )
+    return parser
+
+
+def _load(sweep_dir: Path, rows: str) -> list[SweepRun]:
+    if not sweep_dir.exists():
+        fail(f"sweep directory {sweep_dir} does not exist")
+    if not sweep_dir.is_dir():
+        fail(f"sweep directory {sweep_dir} is not a directory")
+    try:
+        return load_runs(sweep_dir, rows=rows)
+    except FileNotFoundError as error:  # no job directory under it
+        fail(str(error))
+
+
+def select_lr(runs: Sequence[SweepRun], sweep_dir: Path, out: Path) -> None:
+    try:
+        choices = choose_lrs(runs)
+    except ValueError as error:
+        fail(str(error))
+    if not any(c.chosen is not None for c in choices):
+        fail(f"no completed run under {sweep_dir} records a learning rate and validation score")
+    print(selection_markdown(choices, runs))
+    for choice in choices:
+        if choice.chosen is None:
+            print(f"no choice for {choice.method}/{choice.task}: no completed run with a score")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out, lr_choice_yaml(choices, sweep_dir))
+    print(f"learning rates written to {out}")
+
+
+def paired_texts(runs: Sequence[SweepRun], reference: str) -> tuple[str, str, str | None]:
+    """The paired section in markdown and LaTeX, or one line each saying why there is none;
+    and the line naming the pairs refused for different test rows, if any."""
+    if not any(r.method == reference for r in runs):
+        line = f"No paired differences: reference method {reference!r} is not in this sweep."
+        return line + "\n", f"% {line}\n", None
+    try:
+        section = paired_section(runs, reference)
+    except ValueError as error:  # a metric of unknown direction
+        line = f"No paired differences: {error}."
+        return line + "\n", f"% {line}\n", None
+    return paired_markdown(section), paired_latex(section), refused_line(section.refused)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="gelora-table", description=__doc__.split("\n")[0])
-    parser.add_argument("sweep_dir", type=Path)
-    parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--rows", choices=["method", "overrides"], default="method")
-    parser.add_argument("--no-plots", action="store_true")
-    args = parser.parse_args(argv)
+    args = argument_parser().parse_args(argv)
+    runs = _load(args.sweep_dir, args.rows)
+    if args.select_lr is not None:
+        select_lr(runs, args.sweep_dir, args.select_lr)
+        return
     out = args.out or args.sweep_dir
     out.mkdir(parents=True, exist_ok=True)
-    runs = load_runs(args.sweep_dir, rows=args.rows)
-    markdown = markdown_table(runs)
+    paired_md, paired_tex, refused = paired_texts(runs, args.versus)
+    markdown = markdown_table(runs) + "\n" + paired_md
     write_text_atomic(out / "table.md", markdown)
-    write_text_atomic(out / "table.tex", latex_table(runs))
+    write_text_atomic(out / "table.tex", latex_table(runs) + "\n" + paired_tex)
     write_csv(runs, out / "runs.csv")
     if not args.no_plots:
         from gelora.reporting.sweep_plots import plot_sweep
@@ -39,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         plot_sweep(runs, out)
     counts = {s: sum(r.status == s for r in runs) for s in dict.fromkeys(r.status for r in runs)}
     print(markdown)
+    if refused:
+        print(refused)
     print(f"{len(runs)} runs: {counts}; written to {out}")
 
 

@@ -2,10 +2,12 @@
 
 Rows are methods (the ``method`` choice, else the rank policy), columns tasks. A cell is
 ``mean +/- std [median] n=k`` of the test score over the completed seeds (sample standard
-deviation, ``n - 1``; the test split scored at the best-validation checkpoint); a cell with
-failed or missing seeds says how many, and a cell without a completed seed says ``failed`` or
-``missing``. The average column is the mean of the row's task means, given only when every task
-has one.
+deviation, ``n - 1``; the test split scored at the best-validation checkpoint), just
+``score n=1`` for a single seed; a cell with failed or missing seeds says how many, and a cell
+without a completed seed says ``failed`` or ``missing``. The average column is the mean of the
+row's task means, given only when every task has one. The caption states the LoRA scaling rule
+the runs recorded and whether every run of a task was scored on the same test rows. Names in
+LaTeX go through ``latex_escape``. Paired comparisons are ``gelora.reporting.paired_tables``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,67 @@ RULE = (
     "Cells: mean +/- sample std over seeds (median in brackets) of the test score at the "
     "best-validation checkpoint; n = completed seeds. Adapter parameters exclude the head."
 )
+
+# The ten characters LaTeX reserves in text (Oetiker et al., "The Not So Short Introduction to
+# LaTeX", section "Special Characters": # $ % ^ & _ { } ~ \), with the text-mode commands for them.
+LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    """``text`` as LaTeX prints it verbatim: each special character replaced in one pass, so
+    the backslashes the replacements bring are not escaped again."""
+    return "".join(LATEX_SPECIALS.get(char, char) for char in text)
+
+
+def scaling_note(runs: Sequence[SweepRun]) -> str:
+    """The LoRA scaling rule(s) the runs recorded: one for every row, else per method."""
+    methods = list(dict.fromkeys(r.method for r in runs))
+    by_method = {
+        m: sorted({r.scaling for r in runs if r.method == m and r.scaling}) for m in methods
+    }
+    seen = {text for texts in by_method.values() for text in texts}
+    if not seen:
+        return "LoRA scaling: not recorded by these runs."
+    if len(seen) == 1 and all(by_method.values()):
+        return f"LoRA scaling: {seen.pop()} for every row."
+    parts = [f"{m}: {', '.join(texts) or 'not recorded'}" for m, texts in by_method.items()]
+    return "LoRA scaling per method: " + "; ".join(parts) + "."
+
+
+def test_rows_note(runs: Sequence[SweepRun]) -> str:
+    """Whether every completed run of a task was scored on the same test rows (by their
+    sha256 fingerprint, ``RunRecord.eval_rows``), and which tasks were not."""
+    done = [r for r in runs if r.status == "completed"]
+    tasks = list(dict.fromkeys(r.task for r in done))
+    differing = [
+        f"{task} ({n} row sets)"
+        for task in tasks
+        if (n := len({r.test_rows for r in done if r.task == task and r.test_rows})) > 1
+    ]
+    bare = sum(r.test_rows is None for r in done)
+    if not differing and not bare:
+        return "Every completed run of a task was scored on the same test rows (sha256)."
+    notes = []
+    if differing:
+        notes.append("Test rows differ within " + ", ".join(differing) + ".")
+    if bare:
+        notes.append(f"{bare} completed run(s) recorded no test-row fingerprint.")
+    return " ".join(notes)
+
+
+def caption(runs: Sequence[SweepRun]) -> str:
+    return f"{RULE} {scaling_note(runs)} {test_rows_note(runs)}"
 
 
 @dataclass
@@ -45,11 +108,12 @@ class Cell:
             problems.append(f"{self.n_missing} missing")
         if not self.scores:
             return ", ".join(problems) if problems else "-"
-        std = statistics.stdev(self.scores) if len(self.scores) > 1 else 0.0
-        median = statistics.median(self.scores)
-        text = (
-            f"{100 * self.mean:.2f} {pm} {100 * std:.2f} [{100 * median:.2f}] n={len(self.scores)}"
-        )
+        if len(self.scores) == 1:  # no spread to show: "+/- 0.00" would claim one
+            text = f"{100 * self.scores[0]:.2f} n=1"
+        else:
+            std, median = statistics.stdev(self.scores), statistics.median(self.scores)
+            text = f"{100 * self.mean:.2f} {pm} {100 * std:.2f} [{100 * median:.2f}] "
+            text += f"n={len(self.scores)}"
         return text + (f" ({', '.join(problems)})" if problems else "")
 
 
@@ -106,29 +170,28 @@ def markdown_table(runs: Sequence[SweepRun]) -> str:
         lines.append(
             f"| {m} | {_params_text(params[m])} | " + " | ".join(row) + f" | {average[m]} |"
         )
-    return "\n".join(lines) + f"\n\n{RULE}\n"
+    return "\n".join(lines) + f"\n\n{caption(runs)}\n"
 
 
 def latex_table(runs: Sequence[SweepRun]) -> str:
     methods, tasks, cells, params = summarise(runs)
     average = _average(methods, tasks, cells)
-    escape = lambda s: s.replace("_", r"\_")  # noqa: E731
     lines = [
         r"\begin{tabular}{l r " + "r " * len(tasks) + "r}",
         r"\toprule",
         "Method & Params & "
-        + " & ".join(f"{escape(t)} ({escape(_task_metric(runs, t))})" for t in tasks)
+        + " & ".join(f"{latex_escape(t)} ({latex_escape(_task_metric(runs, t))})" for t in tasks)
         + r" & Avg. \\",
         r"\midrule",
     ]
     for m in methods:
         row = [cells[m, t].text(latex=True) for t in tasks]
         lines.append(
-            f"{escape(m)} & {_params_text(params[m])} & "
+            f"{latex_escape(m)} & {_params_text(params[m])} & "
             + " & ".join(row)
             + f" & {average[m]} \\\\"
         )
-    lines += [r"\bottomrule", r"\end{tabular}", f"% {RULE}"]
+    lines += [r"\bottomrule", r"\end{tabular}", f"% {caption(runs)}"]
     return "\n".join(lines) + "\n"
 
 

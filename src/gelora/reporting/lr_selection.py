@@ -1,0 +1,132 @@
+"""Learning-rate selection from a sweep over ``optimizer.lr`` (``gelora-table --select-lr``).
+
+For each (method, task) the learning rate with the best validation score is chosen
+(``SweepRun.val_score``: ``val/<metric>_best``, the score of the checkpoint the test split is
+scored at, else the last ``val/<metric>``; the mean over completed seeds when there are several);
+a tie goes to the smaller learning rate. Test scores are never read: a choice made on the test
+split makes that split's score an optimistically biased estimate (Cawley and Talbot, "On
+over-fitting in model selection and subsequent selection bias in performance evaluation",
+JMLR 11, 2010). Every metric of ``gelora.training.metrics`` is higher-is-better
+(``gelora.reporting.paired.HIGHER_IS_BETTER``; another metric stops the selection).
+
+The choice is written as YAML an experiment config reads with
+``${oc.select:lr_choice.<method>.<task>,<default>}``.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gelora.reporting.paired import check_higher_is_better
+from gelora.reporting.sweep_runs import SweepRun
+
+PLAIN_YAML_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "y", "n", "null"}  # keys YAML retypes
+
+
+@dataclass(frozen=True)
+class LrChoice:
+    """One (method, task): the validation score of every learning rate tried, and the choice."""
+
+    method: str
+    task: str
+    validation: dict[float, float | None]  # lr -> mean validation score; None: none completed
+    seeds: dict[float, int]  # lr -> completed seeds with a validation score
+    chosen: float | None
+
+
+def choose_lr(validation: dict[float, float | None]) -> float | None:
+    """The learning rate with the highest validation score, the smaller one on a tie."""
+    scored = [(score, lr) for lr, score in validation.items() if score is not None]
+    return max(scored, key=lambda item: (item[0], -item[1]))[1] if scored else None
+
+
+def choose_lrs(runs: Sequence[SweepRun]) -> list[LrChoice]:
+    """A choice per (method, task) with at least one run that records its learning rate."""
+    check_higher_is_better(r.metric for r in runs if r.status == "completed")
+    with_lr = [r for r in runs if r.lr is not None]
+    choices = []
+    for method in dict.fromkeys(r.method for r in with_lr):
+        for task in dict.fromkeys(r.task for r in with_lr):
+            mine = [r for r in with_lr if r.method == method and r.task == task]
+            if not mine:
+                continue
+            validation, seeds = {}, {}
+            for lr in sorted({r.lr for r in mine}):
+                scores = [
+                    r.val_score
+                    for r in mine
+                    if r.lr == lr and r.status == "completed" and r.val_score is not None
+                ]
+                validation[lr] = statistics.fmean(scores) if scores else None
+                seeds[lr] = len(scores)
+            choices.append(LrChoice(method, task, validation, seeds, choose_lr(validation)))
+    return choices
+
+
+def _lr_text(lr: float) -> str:
+    return f"{lr:g}"
+
+
+def _cell(choice: LrChoice | None) -> str:
+    if choice is None:
+        return "-"
+    parts = []
+    for lr, score in choice.validation.items():
+        text = f"{_lr_text(lr)}: " + (f"{100 * score:.2f}" if score is not None else "no score")
+        parts.append(f"**{text}**" if lr == choice.chosen else text)
+    return ", ".join(parts)
+
+
+def selection_markdown(choices: Sequence[LrChoice], runs: Sequence[SweepRun]) -> str:
+    """Method x task; each cell every learning rate's validation score, the chosen one bold."""
+    methods = list(dict.fromkeys(c.method for c in choices))
+    tasks = list(dict.fromkeys(c.task for c in choices))
+    by_key = {(c.method, c.task): c for c in choices}
+    metric = {t: next((r.metric for r in runs if r.task == t and r.metric), "?") for t in tasks}
+    lines = [
+        "| method | " + " | ".join(f"{t} (val {metric[t]})" for t in tasks) + " |",
+        "|---|" + "---|" * len(tasks),
+    ]
+    for method in methods:
+        cells = [_cell(by_key.get((method, t))) for t in tasks]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    most_seeds = max((n for c in choices for n in c.seeds.values()), default=0)
+    over = f"mean over up to {most_seeds} seeds" if most_seeds > 1 else "one seed"
+    rule = (
+        f"Validation score x100 (val/<metric>_best, {over}) per learning rate; bold: chosen "
+        "(best validation score, ties to the smaller learning rate). Test scores not read."
+    )
+    return "\n".join(lines) + f"\n\n{rule}\n"
+
+
+def _yaml_key(name: str) -> str:
+    plain = PLAIN_YAML_KEY.fullmatch(name) and name.lower() not in YAML_WORDS
+    return name if plain else '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def yaml_float(value: float) -> str:
+    """A float YAML (and OmegaConf) reads back as the same float: positional, shortest round-trip
+    digits, always with a decimal point (``0.0003``, ``1.0``; never ``3e-4``, a string in YAML
+    1.1)."""
+    return np.format_float_positional(value, unique=True, trim="0")
+
+
+def lr_choice_yaml(choices: Sequence[LrChoice], sweep_dir: Path | str) -> str:
+    header = (
+        f"# chosen by gelora-table --select-lr from {sweep_dir}: "
+        "best validation score per method and task"
+    )
+    lines = [header, "lr_choice:"]
+    for method in dict.fromkeys(c.method for c in choices):
+        chosen = [c for c in choices if c.method == method and c.chosen is not None]
+        if chosen:
+            lines.append(f"  {_yaml_key(method)}:")
+            lines += [f"    {_yaml_key(c.task)}: {yaml_float(c.chosen)}" for c in chosen]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,221 @@
+"""Paired comparison of each method with a reference method (``gelora-table --versus lora``).
+
+Two runs form a pair when they share (task, seed): the same training seed, the same data and,
+checked through ``SweepRun.test_rows`` (sha256 of the test rows, ``Split.fingerprint``), the same
+test rows. A pair whose fingerprints differ, or where only one run has one, is refused and
+reported, never silently paired. Over the pairs (pooled over tasks and seeds) this module gives:
+
+- the mean paired difference, method minus reference, in points (score x 100);
+- a 95% percentile bootstrap interval of that mean: resample pairs with replacement,
+  ``BOOTSTRAP_RESAMPLES`` times with ``numpy.random.default_rng(BOOTSTRAP_SEED)`` so the table is
+  reproducible, and take the 2.5th and 97.5th percentiles of the resampled means (Efron and
+  Tibshirani, *An Introduction to the Bootstrap*, 1993, ch. 13);
+- the two-sided Wilcoxon signed-rank test (Wilcoxon, 1945) of the differences,
+  ``scipy.stats.wilcoxon`` with zero differences dropped (its ``zero_method="wilcox"``); with
+  fewer than ``MIN_WILCOXON_PAIRS`` non-zero differences the smallest two-sided p it can give is
+  ``2 / 2**n >= 0.0625``, so no p is printed rather than one that can never be small;
+- wins, ties and losses of the method.
+
+Every metric of ``gelora.training.metrics`` is higher-is-better (its module docstring says so),
+so a positive difference is a win; ``HIGHER_IS_BETTER`` names them, and a metric outside it
+stops the comparison instead of being read the wrong way round.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from gelora.reporting.sweep_runs import SweepRun
+
+HIGHER_IS_BETTER = frozenset({"accuracy", "macro_f1", "f1", "matthews", "pearson", "spearman"})
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+CONFIDENCE = 0.95
+MIN_WILCOXON_PAIRS = 6  # below this, an exact two-sided p is never under 0.05 (2 / 2**5)
+TIE_POINTS = 1e-9  # differences (in points) this small are float noise: a tie
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 pair``, ``2 pairs``."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def check_higher_is_better(metrics: Iterable[str | None]) -> None:
+    """Raise ``ValueError`` for a metric whose direction this module does not know."""
+    unknown = sorted({m for m in metrics if m is not None} - HIGHER_IS_BETTER)
+    if unknown:
+        raise ValueError(
+            f"metric(s) {', '.join(unknown)} not known to be higher-is-better; add them to "
+            "gelora.reporting.paired.HIGHER_IS_BETTER (or teach it their direction)"
+        )
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A (task, seed) on which both the method and the reference completed."""
+
+    task: str
+    seed: int | None
+    method_score: float
+    reference_score: float
+
+    @property
+    def difference(self) -> float:
+        """Method minus reference, in points (x100)."""
+        return 100 * (self.method_score - self.reference_score)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A (task, seed) that could have been a pair but was not, and why."""
+
+    method: str
+    task: str
+    seed: int | None
+    reason: str
+
+    def text(self) -> str:
+        return f"{self.method}/{self.task}/seed={self.seed}"
+
+
+DIFFERENT_TEST_ROWS = "scored on different test rows"
+
+
+@dataclass(frozen=True)
+class WilcoxonResult:
+    p_value: float | None
+    note: str  # why there is no p, else ""
+
+    def text(self, digits: int = 3) -> str:
+        return f"{self.p_value:.{digits}g}" if self.p_value is not None else f"n/a ({self.note})"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One method against the reference, over ``pairs`` (all tasks, or one)."""
+
+    method: str
+    reference: str
+    pairs: tuple[Pair, ...]
+
+    @property
+    def differences(self) -> list[float]:
+        return [p.difference for p in self.pairs]
+
+    @property
+    def mean_difference(self) -> float | None:
+        return float(np.mean(self.differences)) if self.pairs else None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return bootstrap_interval(self.differences) if self.pairs else None
+
+    @property
+    def wilcoxon(self) -> WilcoxonResult:
+        return wilcoxon_test(self.differences)
+
+    @property
+    def wins_ties_losses(self) -> tuple[int, int, int]:
+        return wins_ties_losses(self.differences)
+
+
+def bootstrap_interval(
+    differences: Sequence[float],
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean (Efron and Tibshirani 1993, ch. 13): resample
+    the values with replacement, take the tails' percentiles of the resampled means."""
+    values = np.asarray(differences, dtype=float)
+    if values.size == 0:
+        raise ValueError("no differences to bootstrap")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, size=(resamples, values.size))].mean(axis=1)
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def wilcoxon_test(differences: Sequence[float]) -> WilcoxonResult:
+    """Two-sided Wilcoxon signed-rank p of the differences (``scipy.stats.wilcoxon``, zeros
+    dropped), or no p with the reason when there are too few non-zero differences."""
+    nonzero = [d for d in differences if abs(d) > TIE_POINTS]
+    if not nonzero:
+        return WilcoxonResult(None, "no pairs" if not differences else "all differences zero")
+    if len(nonzero) < MIN_WILCOXON_PAIRS:
+        return WilcoxonResult(None, f"only {plural(len(nonzero), 'non-zero pair')}")
+    from scipy.stats import wilcoxon  # scipy comes with scikit-learn; imported only when used
+
+    return WilcoxonResult(float(wilcoxon(nonzero, alternative="two-sided").pvalue), "")
+
+
+def wins_ties_losses(differences: Sequence[float]) -> tuple[int, int, int]:
+    """How often the method scored higher, equal (within float noise), lower."""
+    signs = Counter(0 if abs(d) <= TIE_POINTS else (1 if d > 0 else -1) for d in differences)
+    return signs[1], signs[0], signs[-1]
+
+
+def _by_task_seed(runs: Iterable[SweepRun]) -> dict[tuple[str, int | None], list[SweepRun]]:
+    grouped: dict[tuple[str, int | None], list[SweepRun]] = {}
+    for run in runs:
+        if run.status == "completed" and run.score is not None:
+            grouped.setdefault((run.task, run.seed), []).append(run)
+    return grouped
+
+
+def pair_runs(
+    runs: Sequence[SweepRun], method: str, reference: str
+) -> tuple[list[Pair], list[Refusal]]:
+    """Completed runs of ``method`` and ``reference`` matched on (task, seed), in the order the
+    method's runs come; refused: different test-row fingerprints (or only one run has one), and
+    (task, seed) with more than one completed run of either method (nothing to pair them by)."""
+    mine = _by_task_seed(r for r in runs if r.method == method)
+    theirs = _by_task_seed(r for r in runs if r.method == reference)
+    pairs, refused = [], []
+    for (task, seed), own in mine.items():
+        other = theirs.get((task, seed))
+        if other is None:
+            continue
+        if len(own) > 1 or len(other) > 1:
+            reason = f"{len(own)} and {len(other)} completed runs, cannot tell which to pair"
+            refused.append(Refusal(method, task, seed, reason))
+        elif own[0].test_rows != other[0].test_rows:
+            refused.append(Refusal(method, task, seed, DIFFERENT_TEST_ROWS))
+        else:
+            pairs.append(Pair(task, seed, own[0].score, other[0].score))
+    return pairs, refused
+
+
+def compare(
+    runs: Sequence[SweepRun], reference: str
+) -> tuple[list[Comparison], dict[tuple[str, str], Comparison], list[Refusal]]:
+    """Every method but ``reference`` (first-seen order) against it: overall comparisons,
+    per-(method, task) comparisons, and the refused pairs."""
+    check_higher_is_better(r.metric for r in runs if r.status == "completed")
+    methods = [m for m in dict.fromkeys(r.method for r in runs) if m != reference]
+    tasks = list(dict.fromkeys(r.task for r in runs))
+    overall, per_task, refused = [], {}, []
+    for method in methods:
+        pairs, refusals = pair_runs(runs, method, reference)
+        overall.append(Comparison(method, reference, tuple(pairs)))
+        refused += refusals
+        for task in tasks:
+            mine = tuple(p for p in pairs if p.task == task)
+            per_task[method, task] = Comparison(method, reference, mine)
+    return overall, per_task, refused
+
+
+def unfingerprinted_pairs(comparisons: Sequence[Comparison], runs: Sequence[SweepRun]) -> int:
+    """Pairs whose runs both lack a test-row fingerprint (records older than ``eval_rows``):
+    paired on trust, which the table says."""
+    bare = {(r.method, r.task, r.seed) for r in runs if r.test_rows is None}
+    return sum(
+        (c.method, p.task, p.seed) in bare and (c.reference, p.task, p.seed) in bare
+        for c in comparisons
+        for p in c.pairs
+    )

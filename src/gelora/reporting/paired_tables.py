@@ -1,0 +1,145 @@
+"""Rendering ``gelora.reporting.paired``: "Paired differences versus <reference>" in markdown and
+LaTeX, one row per method over all (task, seed) pairs, then one cell per task.
+
+The caption says what was paired (identical test rows), how the interval and the p-value were
+computed, the LoRA scaling rule(s) of the runs, and which pairs were refused and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gelora.reporting.paired import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    CONFIDENCE,
+    DIFFERENT_TEST_ROWS,
+    MIN_WILCOXON_PAIRS,
+    Comparison,
+    Refusal,
+    compare,
+    plural,
+    unfingerprinted_pairs,
+)
+from gelora.reporting.sweep_runs import SweepRun
+from gelora.reporting.tables import latex_escape, scaling_note
+
+HEADER = ["method", "pairs", "mean difference", "95% CI", "Wilcoxon p", "wins/ties/losses"]
+
+
+@dataclass(frozen=True)
+class PairedSection:
+    """Everything the paired tables show, computed once for both formats."""
+
+    reference: str
+    tasks: list[str]
+    overall: list[Comparison]
+    per_task: dict[tuple[str, str], Comparison]
+    refused: list[Refusal]
+    caption: str
+
+
+def refused_line(refused: Sequence[Refusal]) -> str | None:
+    """One line naming the pairs refused because their test rows differ (None if none)."""
+    names = [r.text() for r in refused if r.reason == DIFFERENT_TEST_ROWS]
+    if not names:
+        return None
+    return f"Refused {plural(len(names), 'pair')} {DIFFERENT_TEST_ROWS}: {', '.join(names)}."
+
+
+def _other_refusals_line(refused: Sequence[Refusal]) -> str | None:
+    others = [f"{r.text()} ({r.reason})" for r in refused if r.reason != DIFFERENT_TEST_ROWS]
+    return f"Also not paired: {'; '.join(others)}." if others else None
+
+
+def paired_section(runs: Sequence[SweepRun], reference: str) -> PairedSection:
+    overall, per_task, refused = compare(runs, reference)
+    text = (
+        f"Paired differences: method minus {reference} test score in points (x100), over the "
+        "(task, seed) pairs on which both completed and were scored on identical test rows "
+        "(equal sha256 of the test split's rows), pooled over tasks and seeds. "
+        f"CI: {100 * CONFIDENCE:.0f}% percentile bootstrap of the mean ({BOOTSTRAP_RESAMPLES:,} "
+        f"resamples of the pairs, numpy default_rng({BOOTSTRAP_SEED})). p: two-sided Wilcoxon "
+        "signed-rank test (scipy.stats.wilcoxon, zero differences dropped), not given under "
+        f"{MIN_WILCOXON_PAIRS} non-zero differences. {scaling_note(runs)}"
+    )
+    bare = unfingerprinted_pairs(overall, runs)
+    notes = [
+        refused_line(refused),
+        _other_refusals_line(refused),
+        f"{plural(bare, 'pair')} paired without a test-row fingerprint (older records)."
+        if bare
+        else None,
+    ]
+    caption = " ".join([text, *(n for n in notes if n)])
+    tasks = list(dict.fromkeys(r.task for r in runs))
+    return PairedSection(reference, tasks, overall, per_task, refused, caption)
+
+
+def _overall_cells(comparison: Comparison) -> list[str]:
+    if not comparison.pairs:
+        return [comparison.method, "0", "-", "-", "-", "-"]
+    low, high = comparison.interval
+    return [
+        comparison.method,
+        str(len(comparison.pairs)),
+        f"{comparison.mean_difference:+.2f}",
+        f"[{low:+.2f}, {high:+.2f}]",
+        comparison.wilcoxon.text(),
+        "/".join(map(str, comparison.wins_ties_losses)),
+    ]
+
+
+def _task_cell(comparison: Comparison) -> str:
+    if not comparison.pairs:
+        return "-"
+    wins, ties, losses = comparison.wins_ties_losses
+    return f"{comparison.mean_difference:+.2f} ({wins}/{ties}/{losses})"
+
+
+def paired_markdown(section: PairedSection) -> str:
+    lines = [
+        f"## Paired differences versus {section.reference}",
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "|---|" + "---:|" * (len(HEADER) - 1),
+    ]
+    lines += ["| " + " | ".join(_overall_cells(c)) + " |" for c in section.overall]
+    lines += [
+        "",
+        "Per task: mean difference in points (wins/ties/losses).",
+        "",
+        "| method | " + " | ".join(section.tasks) + " |",
+        "|---|" + "---:|" * len(section.tasks),
+    ]
+    for comparison in section.overall:
+        cells = [_task_cell(section.per_task[comparison.method, t]) for t in section.tasks]
+        lines.append(f"| {comparison.method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + f"\n\n{section.caption}\n"
+
+
+def paired_latex(section: PairedSection) -> str:
+    def row(cells: Sequence[str]) -> str:
+        return " & ".join(latex_escape(c) for c in cells) + r" \\"
+
+    lines = [
+        f"% Paired differences versus {section.reference}",
+        r"\begin{tabular}{l r r r r r}",
+        r"\toprule",
+        row(["Method", "Pairs", "Mean diff.", "95% CI", "Wilcoxon p", "W/T/L"]),
+        r"\midrule",
+        *(row(_overall_cells(c)) for c in section.overall),
+        r"\bottomrule",
+        r"\end{tabular}",
+        "",
+        r"\begin{tabular}{l " + "r " * len(section.tasks) + "}",
+        r"\toprule",
+        row(["Method", *section.tasks]),
+        r"\midrule",
+    ]
+    for comparison in section.overall:
+        cells = [_task_cell(section.per_task[comparison.method, t]) for t in section.tasks]
+        lines.append(row([comparison.method, *cells]))
+    lines += [r"\bottomrule", r"\end{tabular}", f"% {section.caption}"]
+    return "\n".join(lines) + "\n"
