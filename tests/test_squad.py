@@ -413,3 +413,48 @@ def test_a_users_squad_files_train_end_to_end(tmp_path):
     assert results["status"] == "completed", results["error"]
     assert results["task_sizes"] == {"train": 40, "validation": 8, "test": 8}
     assert {"test/f1", "test/exact_match"} <= set(results["metrics"])
+
+
+def test_a_qa_adapter_loads_in_peft_with_our_span_logits(token_batch, tmp_path):
+    """The export's QUESTION_ANS adapter through peft gives our start and end logits."""
+    import copy
+
+    from peft import PeftModel
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    from gelora.lora import inject_lora, lora_layers, mark_trainable
+    from gelora.lora.export import save_adapter
+    from gelora.models import find_target_modules
+    from gelora.ranks import UniformPolicy
+    from tests.tiny_models import BERT_TARGETS
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    ours = BertForQuestionAnswering(config).eval()
+    base = copy.deepcopy(ours)
+    plan = UniformPolicy(rank=2).plan(
+        find_target_modules(ours, "bert.encoder.layer", BERT_TARGETS), None
+    )
+    inject_lora(ours, plan)
+    mark_trainable(ours, ["qa_outputs"])
+    with torch.no_grad():  # as after training: non-zero B, a changed head
+        for layer in lora_layers(ours).values():
+            layer.lora_B.weight.normal_(0, 0.1)
+        ours.qa_outputs.weight.add_(0.1)
+    directory = save_adapter(
+        ours, plan, tmp_path / "adapter", head_modules=["qa_outputs"], task_type="QUESTION_ANS"
+    )
+    config = json.loads((directory / "adapter_config.json").read_text())
+    assert config["task_type"] == "QUESTION_ANS"
+    loaded = PeftModel.from_pretrained(base, directory).eval()
+    with torch.no_grad():
+        expected, actual = ours(**token_batch), loaded(**token_batch)
+    for key in ("start_logits", "end_logits"):
+        assert (getattr(actual, key) - getattr(expected, key)).abs().max().item() < 1e-5
