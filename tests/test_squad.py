@@ -458,3 +458,44 @@ def test_a_qa_adapter_loads_in_peft_with_our_span_logits(token_batch, tmp_path):
         expected, actual = ours(**token_batch), loaded(**token_batch)
     for key in ("start_logits", "end_logits"):
         assert (getattr(actual, key) - getattr(expected, key)).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["minilm_l6", "minilm_l3", "tiny_bert", "bert_base_uncased", "roberta_base", "deberta_v3_base"],
+)
+def test_every_encoder_config_takes_a_span_head(name):
+    """Each encoder's model config, as composed, finds its blocks and maps in the QA model
+    (``*ForQuestionAnswering``) and trains ``qa_outputs`` with the adapters."""
+    from transformers import (
+        AutoModelForQuestionAnswering,
+        BertConfig,
+        DebertaV2Config,
+        RobertaConfig,
+    )
+
+    from gelora.lora.inject import inject_lora, lora_layers, mark_trainable
+    from gelora.models import find_target_modules
+    from gelora.ranks import UniformPolicy
+    from tests.helpers import compose_train
+
+    cfg = compose_train(f"model={name}", "task=squad", "paths.output_dir=.").model
+    small = {"hidden_size": 32, "num_attention_heads": 4, "intermediate_size": 64}
+    small |= {"vocab_size": 100, "num_hidden_layers": 2, "max_position_embeddings": 64}
+    if name == "roberta_base":
+        config = RobertaConfig(**small, pad_token_id=1)
+    elif name == "deberta_v3_base":
+        config = DebertaV2Config(**small)
+    else:
+        config = BertConfig(**small)
+    torch.manual_seed(0)
+    model = AutoModelForQuestionAnswering.from_config(config)
+    targets = find_target_modules(model, cfg.blocks, list(cfg.target_modules))
+    inject_lora(model, UniformPolicy(rank=2).plan(targets, None))
+    mark_trainable(model, list(cfg.qa_head_modules))
+    assert list(cfg.qa_head_modules) == ["qa_outputs"] and len(lora_layers(model)) == len(targets)
+    batch = {"input_ids": torch.randint(2, 100, (2, 9))}
+    batch |= {"start_positions": torch.tensor([1, 3]), "end_positions": torch.tensor([2, 5])}
+    model(**batch).loss.backward()
+    assert model.qa_outputs.weight.grad is not None
+    assert all(layer.lora_B.weight.grad is not None for layer in lora_layers(model).values())
