@@ -67,6 +67,11 @@ def test_gelora_run_writes_complete_results(gelora_run):
     assert set(results["timings"]) >= {"id_estimation_s", "fit_s", "total_s"}
     assert results["config"]["estimator"]["n_samples"] == 200
     assert results["optimizer_steps"] == 8
+    assert results["scaling"] == {"rule": "constant", "scale": 2.0, "text": "alpha/r = 2"}
+    assert all(alpha / results["ranks"][m] == 2.0 for m, alpha in results["alphas"].items())
+    assert results["learning_rate"] == 1e-3
+    test_rows = results["eval_rows"]["test"]
+    assert test_rows["rows"] == results["task_sizes"]["test"] and len(test_rows["sha256"]) == 64
     for figure in ("id_profile.png", "rank_plan.png"):
         assert (run_dir / figure).stat().st_size > 10_000
 
