@@ -48,6 +48,7 @@ class FitResult:
     Attributes:
         metrics: every logged ``val/...`` and ``test.../...`` value (finite, checked).
         test_checkpoint: ``best validation`` or ``final`` (no checkpoint was saved).
+        best_step: the optimizer step of the tested best-validation checkpoint.
         adapter_params: LoRA parameters trained (at the start, for a pruning method).
         plan: the plan the model was trained with (rank 0's, in a distributed run).
     """
@@ -55,6 +56,7 @@ class FitResult:
     metrics: dict[str, float]
     test_checkpoint: str
     optimizer_steps: int
+    best_step: int | None
     adapter_params: int
     trainable_params: int
     total_params: int
@@ -65,6 +67,11 @@ class FitResult:
     plan: RankPlan
     fit_s: float
     test_s: float
+
+
+def checkpoint_step(path: str | Path) -> int:
+    """The optimizer step a Lightning checkpoint was saved at (tensors and plain data only)."""
+    return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
 
 
 def is_global_zero() -> bool:
@@ -236,7 +243,7 @@ def fit_and_test(
         raise FloatingPointError(f"non-finite metrics: {metrics}")
     model = module.model
     adapter_dir = None
-    if is_global_zero():
+    if is_global_zero() and module.rank_plan.adapters:  # head_only has no adapter to export
         adapter_dir = str(
             save_adapter(
                 model,
@@ -250,6 +257,7 @@ def fit_and_test(
         metrics=metrics,
         test_checkpoint="best validation" if ckpt else "final",
         optimizer_steps=trainer.global_step,
+        best_step=checkpoint_step(ckpt) if ckpt else None,
         adapter_params=counts["adapter"],
         trainable_params=counts["trainable"],
         total_params=counts["total"],
