@@ -106,6 +106,6 @@ def test_adalora_multiplies_by_the_run_factor_at_its_final_rank(tiny_bert):
 def test_the_default_rule_is_shared_and_gelora_paper_is_the_papers():
     default = compose_train("model=tiny_bert", "method=gelora")
     assert load_scaling(default.lora) == Scaling("constant", 2.0)
-    paper = compose_train("experiment=table_cpu", "method=gelora_paper")  # table: rank 2
+    paper = compose_train("experiment=setup/table_cpu", "method=gelora_paper")  # rank 2
     assert load_scaling(paper.lora) == Scaling("constant", 32.0)
     assert paper.budget.rank is None and paper.budget.params is None

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from gelora.reporting.sweep_runs import load_runs
@@ -28,23 +29,55 @@ def grid(experiment: str) -> dict[str, list[str]]:
     return {key: str(value).split(",") for key, value in params.items()}
 
 
+def chosen_rates(experiment: str) -> list[str]:
+    """For a table whose learning rates come from ``conf/lr_choice/`` (step 1 of the table):
+    nothing if the file exists (its rates are then checked for every row and task), else a
+    stand-in rate for every row and task, so the grid can still be composed and run."""
+    text = (CONF / "experiment" / f"{experiment}.yaml").read_text()
+    if "/lr_choice@_global_:" not in text:
+        return []
+    name = text.split("/lr_choice@_global_:", 1)[1].split()[0]
+    if (CONF / "lr_choice" / f"{name}.yaml").exists():
+        return []
+    axes = grid(experiment)
+    per_task = ",".join(f"{task}:0.001" for task in axes["task"])
+    rows = ",".join(f"{method}:{{{per_task}}}" for method in axes["method"])
+    return [f"+lr_choice={{{rows}}}"]
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_grid_point_of_every_experiment_composes(experiment):
     axes = grid(experiment)
-    assert "seed" in axes and len(axes["seed"]) >= 3
+    selection = "optimizer.lr" in axes  # a learning-rate grid runs one seed by design
+    assert "seed" in axes and len(axes["seed"]) >= (1 if selection else 3)
     points = [[]]
-    for key, values in axes.items():
+    for key, values in axes.items():  # seeds and rates of a grid change no interpolation
+        values = values[:1] if key in ("seed", "optimizer.lr") else values
         points = [[*p, f"{key}={v}"] for p in points for v in values]
+    rates = chosen_rates(experiment)
     for point in points:
-        cfg = compose_train(f"experiment={experiment}", *point, "paths.output_dir=.", "logger=none")
-        OmegaConf.resolve(cfg)  # every interpolation (per-task settings) resolves
+        cfg = compose_train(
+            f"experiment={experiment}",
+            *point,
+            *rates,
+            "paths.output_dir=.",
+            "logger=none",
+            hydra_config=True,
+        )
+        HydraConfig.instance().set_config(cfg)  # ${hydra:runtime.choices.method} resolves
+        del cfg.hydra
+        OmegaConf.resolve(cfg)  # every interpolation (per-task settings, chosen rates) resolves
         assert cfg.experiment_name == experiment
+        assert isinstance(cfg.optimizer.lr, float) and cfg.optimizer.lr > 0
 
 
 def _tiny_sweep_overrides(experiment: str, tmp_path: Path) -> list[str]:
     """One seed, and the GLUE tasks read from local copies written here."""
-    overrides = [f"experiment={experiment}", "seed=0", *TINY]
+    overrides = [f"experiment={experiment}", "seed=0", *TINY, *chosen_rates(experiment)]
     axes = grid(experiment)
+    for key, values in axes.items():  # every row (method) runs; the other axes at one value
+        if key not in ("method", "seed", "task", "budget.rank") or key == "task":
+            overrides.append(f"{key}={values[0]}")
     glue = [t for t in axes.get("task", []) if t.startswith("glue_")]
     for task in glue:
         write_glue_copy(task.removeprefix("glue_"), tmp_path / "glue" / task)
