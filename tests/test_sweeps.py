@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from gelora.reporting.sweep_runs import load_runs
 from gelora.reporting.tables import markdown_table
+from gelora.sweep_jobs import MAX_COMPONENT_BYTES, job_dirname
 from tests.glue_fixtures import write_glue_copy
 from tests.helpers import CONF, TINY, compose_train
 from tests.helpers import gelora_sweep as sweep
@@ -132,3 +133,55 @@ def test_a_failed_job_is_recorded_the_sweep_goes_on_and_resumes(tmp_path):
     assert again.returncode == 0, again.stderr[-4000:]
     assert again.stdout.count("already completed, skipped") == 2
     assert again.stderr.count("needs a budget") == 2  # the failed ones ran again
+
+
+def test_a_short_job_folder_is_its_overrides():
+    assert job_dirname("method=lora,seed=0") == "method=lora,seed=0"
+    assert job_dirname("") == "defaults"
+
+
+def test_long_overrides_nest_into_folders_of_whole_overrides():
+    tokens = [f"key_{i:02d}=value_{'x' * 30}_{i}" for i in range(20)]
+    overrides = ",".join(tokens)
+    path = job_dirname(overrides)
+    folders = path.split("/")
+    assert len(folders) > 1
+    assert all(len(folder.encode()) <= MAX_COMPONENT_BYTES for folder in folders)
+    assert [t for folder in folders for t in folder.split(",")] == tokens  # every one whole
+    assert path.replace("/", ",") == overrides  # the folders give the overrides back
+
+
+def test_job_folders_are_stable_and_distinct():
+    base = ",".join(f"axis_{i}=" + "v" * 40 for i in range(8))
+    variants = [f"{base},seed={s}" for s in range(3)] + [f"lr=1e-{k},{base}" for k in range(3)]
+    names = [job_dirname(v) for v in variants]
+    assert names == [job_dirname(v) for v in variants]  # a resumed sweep finds its jobs
+    assert len(set(names)) == len(variants)
+
+
+def test_slashes_in_a_value_stay_in_one_folder_and_distinct():
+    with_slash = job_dirname("++task.data_dir=/data/glue/${task.name},seed=0")
+    assert with_slash == "++task.data_dir=%2Fdata%2Fglue%2F${task.name},seed=0"
+    assert job_dirname("a=x/y") != job_dirname("a=x%2Fy")
+    assert job_dirname("m=[a,b],seed=0").split("/") == ["m=[a,b],seed=0"]
+
+
+def test_a_single_override_too_long_for_a_folder_is_shortened_with_a_hash():
+    long_a, long_b = "note=" + "a" * 300, "note=" + "a" * 299 + "b"
+    name_a, name_b = job_dirname(long_a), job_dirname(long_b)
+    assert len(name_a.encode()) <= MAX_COMPONENT_BYTES and name_a.startswith("note=aaa")
+    assert name_a != name_b
+
+
+def test_each_job_says_which_of_how_many_it_is_and_folders_keep_long_overrides(tmp_path):
+    note = "+note=" + "n" * 180  # a long override: the job folders nest
+    proc = sweep(tmp_path, "seed=0,1", note, *TINY)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "job 1 of 2: seed=0\n" in proc.stdout and "job 2 of 2: seed=1\n" in proc.stdout
+    sweep_dir = tmp_path / "multirun_outputs" / "adhoc" / "test"
+    runs = load_runs(sweep_dir)
+    assert sorted(r.seed for r in runs) == [0, 1] and all(r.status == "completed" for r in runs)
+    for run in runs:
+        folders = Path(run.run_dir).relative_to(sweep_dir).parts
+        assert len(folders) == 2 and all(len(f.encode()) <= MAX_COMPONENT_BYTES for f in folders)
+        assert ",".join(folders) == f"{note},debug=tiny,model=tiny_bert,seed={run.seed}"

@@ -36,6 +36,21 @@ def test_gelora_run_prints_the_profile_plan_and_score(gelora_run):
         "test/accuracy = ",
     ):
         assert line in log_file
+    assert proc.stdout.splitlines()[-1] == f"results: {run_dir / 'results.json'}"
+
+
+def test_the_console_says_what_matters_and_the_log_file_keeps_the_rest(gelora_run):
+    run_dir, proc = gelora_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    console = proc.stdout + proc.stderr
+    assert "new classification head: classifier.weight, classifier.bias\n" in proc.stdout
+    for chatter in ("LOAD REPORT", "Loading weights", "wandb:", "anonymous", "Tip:",
+                    "GPU available", "Total FLOPs", "stepping batches", "LeafSpec"):  # fmt: skip
+        assert chatter not in console, chatter
+    log_file = (run_dir / "train.log").read_text()
+    assert "][DEBUG] - BertForSequenceClassification LOAD REPORT" in log_file
+    assert "][DEBUG] - model summary:" in log_file
+    assert "][DEBUG] - wandb run written to " in log_file and "wandb sync " in log_file
 
 
 def test_the_two_figures_have_the_same_size(gelora_run):

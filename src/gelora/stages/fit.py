@@ -36,6 +36,7 @@ from gelora.reporting.console import format_parameter_budget
 from gelora.stages.backbone import Backbone
 from gelora.stages.plan import PlanResult
 from gelora.stages.profile import ProfileResult
+from gelora.training.loggers import ModelSummaryToLog
 from gelora.training.module import LoRAClassifierModule
 
 log = logging.getLogger(__name__)
@@ -207,7 +208,7 @@ def fit_and_test(
         save_last=True,
         every_n_train_steps=cfg.checkpoint_every_n_steps,
     )
-    callbacks: list[L.Callback] = [best, periodic, *method.callbacks()]
+    callbacks: list[L.Callback] = [best, periodic, ModelSummaryToLog(), *method.callbacks()]
     if loggers:  # the learning rate per step: warm-up and decay on the dashboard
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     callbacks += [  # e.g. EarlyStopping, or fault injection in the tests
