@@ -57,14 +57,14 @@ def _git(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def commit_completed(sweep_dir: Path, label: str) -> int:
     """Commit the completed jobs not yet committed; returns how many are committed in all."""
     jobs = completed_jobs(sweep_dir)
+    if not jobs:
+        return 0
     paths: list[str] = []
     for job in jobs:
         strip_config(job / "results.json")
         paths += [str(job / "results.json"), *map(str, sorted((job / ".hydra").glob("*.yaml")))]
     if (sweep_dir / "multirun.yaml").exists():
         paths.append(str(sweep_dir / "multirun.yaml"))
-    if not paths:
-        return 0
     root = Path(_git("rev-parse", "--show-toplevel", cwd=sweep_dir).stdout.strip())
     _git("add", "-f", "--", *paths, cwd=root)
     staged = _git("diff", "--cached", "--name-only", "--", *paths, cwd=root).stdout.split()
