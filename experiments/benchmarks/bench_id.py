@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -41,15 +42,23 @@ from gelora.geometry.twonn import twonn_from_ratios
 HISTORY = """\
 ## What changed
 
-- After the exact-neighbour fix (centring and scaling before the float32 tiles, a rounding-error
-  certificate per row, float64 tiles then brute force for the rows it cannot certify; see
-  `src/gelora/geometry/neighbors.py`): the search picks no wrong neighbour on far-from-origin
-  clouds (table below), where the plain expansion got most of them wrong; on MiniLM [CLS] states
-  of rotten_tomatoes (2,000 texts) layer 3 went from 86.8% wrong r1 / 98.2% wrong r2 and TwoNN
-  15.03 to 0% / 0% and 31.20, the float64 brute-force value. The `pre-fix s` column times the
-  same fit with the old search in the same run; `f64 rows` counts rows the certificate sent to
-  float64 (0-1 here: ordinary data pay only a centring pass and a float64 recomputation of the
-  candidates). IDs on this data are unchanged.
+- **Exact-neighbour fix** (centring and scaling before the float32 tiles, a rounding-error
+  certificate per row, float64 tiles then brute force for the rows it cannot certify;
+  `src/gelora/geometry/neighbors.py`). The plain expansion used before got most first and second
+  neighbours wrong on far-from-origin clouds (last table). On MiniLM [CLS] states of
+  rotten_tomatoes (2,000 training texts, max_length 128) it got 86.8% of r1 and 98.2% of r2
+  wrong at layer 3 (TwoNN 15.03; now 0%, 0% and 31.20, the float64 brute-force value), and
+  21.6%/50.6% and 18.3%/46.7% at layers 1 and 2 (TwoNN 19.44 and 24.40; now 23.67 and 29.05).
+  On the Gaussians of the main table the IDs are identical to those recorded before the fix.
+- `pre-fix s` times the same fit with the old search in the same run: the fair comparison when
+  the cores are shared. `f64 rows` counts rows the certificate sent to float64 tiles.
+- When the fix landed, the run below had 1 thread on 2 cores shared with other jobs (load 8-10,
+  see the meta line), so its times are several times those recorded before it with 2 threads on
+  a quiet machine (0.013 s at N=1000 x 384, 2.61 s at N=20000 x 768, 15.6 s for the memory
+  probe). In wall time gelora/pre-fix was 0.9-1.35 for N >= 5000 (noise) and 1.34-1.66 at
+  N=1000 (tens of ms); single-thread CPU time (min of 7 interleaved runs) gave 1.1-1.25 at
+  N=1000-2000 and 0.97-1.13 at N=5000. Peak memory grows by one float32 copy of the points (the
+  centred tile input): 1085 MB against 913 MB.
 """
 
 
@@ -268,6 +277,7 @@ def main() -> None:
     parser.add_argument("--exactness-n", type=int, default=2000, help="0 skips the check")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent)
     args = parser.parse_args()
+    load_at_start = round(os.getloadavg()[0], 2)  # the cores may be shared: times inflate
     rows = []
     for width in args.widths:
         for n in args.sizes:
@@ -280,6 +290,7 @@ def main() -> None:
     meta = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "load_average_1min_start_end": [load_at_start, round(os.getloadavg()[0], 2)],
         "machine": platform.machine(),
         "processor": platform.processor(),
         "repeats": args.repeats,
