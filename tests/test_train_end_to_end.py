@@ -117,10 +117,11 @@ def test_exported_adapter_loads_in_peft_with_our_logits(gelora_run):
     for module, rank in results["ranks"].items():
         assert config["rank_pattern"].get(module, config["r"]) == rank
     spec = ModelSpec(asset="all-minilm-l6-v2", pretrained=None, num_labels=2)
-    ours, tokenizer = load_classifier(spec)
-    base, _ = load_classifier(spec)
+    head = ["bert.pooler", "classifier"]
+    ours, tokenizer = load_classifier(spec, head_modules=head)
+    base, _ = load_classifier(spec, head_modules=head)
     inject_lora(ours, RankPlan.from_dict(json.loads((run_dir / "rank_plan.json").read_text())))
-    mark_trainable(ours, ["bert.pooler", "classifier"])
+    mark_trainable(ours, head)
     checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
     state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()}
     missing, unexpected = ours.load_state_dict(state, strict=False)
