@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from gelora.ranks.budget import Budget, allocate_ranks
-from gelora.ranks.plan import RankPlan, TargetModule
+from gelora.ranks.plan import RankPlan, TargetModule, within_block
 from gelora.ranks.scaling import Scaling
 
 BLOCK_SCORES = ("gap", "id", "uniform")
@@ -316,19 +316,20 @@ class ShuffledPolicy:
         original = self.gelora.plan(targets, intrinsic_dims, budget)
         blocks = _blocks_of(targets)
         rank_of = {t.name: original.ranks.get(t.name, 0) for t in targets}
-        relative = {t.name: t.name.split(f".{t.block}.", 1)[-1] for t in targets}
+        relative = {t.name: within_block(t.name, t.block) for t in targets}
         by_block = {
             b: {relative[t.name]: rank_of[t.name] for t in targets if t.block == b} for b in blocks
         }
         if any(set(by_block[b]) != set(by_block[blocks[0]]) for b in blocks):
             raise ValueError("shuffled needs every block to hold the same target matrices")
+        unmoved = [rank_of[t.name] for t in targets]
         generator = random.Random(self.seed)
         order = list(blocks)
         for _ in range(100):
             generator.shuffle(order)
             moved = dict(zip(blocks, order, strict=True))
             ranks = [by_block[moved[t.block]][relative[t.name]] for t in targets]
-            if ranks != [rank_of[t.name] for t in targets]:
+            if ranks != unmoved:
                 break
         notes = [
             *original.notes,

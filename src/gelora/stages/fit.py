@@ -72,7 +72,8 @@ class FitResult:
 
 def checkpoint_step(path: str | Path) -> int:
     """The optimizer step a Lightning checkpoint was saved at (tensors and plain data only)."""
-    return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+    # mmap: only the header and the small entries are read, not the saved weights
+    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
 
 
 def is_global_zero() -> bool:
