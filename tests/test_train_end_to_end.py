@@ -167,12 +167,15 @@ def test_adalora_runs_at_the_budget_and_reports_both_counts(tmp_path):
     assert config["peft_type"] == "ADALORA"
 
 
-def test_eva_spends_the_rank_budget(tmp_path):
+def test_eva_spends_the_budget_in_parameters(tmp_path):
     proc = gelora_train(tmp_path, *SMOKE, "rank_policy=eva", "budget.rank=2", "logger=none")
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["method"] == "eva" and "activation_svd_s" in results["timings"]
-    assert sum(results["ranks"].values()) == 2 * 36  # EVA's budget: rank units, as in peft
+    # peft shares 2 x 36 rank units; trailing components are then dropped until the plan fits
+    # the budget in parameters, landing under it by less than one unit of the widest map
+    assert sum(results["ranks"].values()) <= 2 * 36
+    assert 82_944 - (384 + 1536) < results["trainable_adapter_params"] <= 82_944
     assert max(results["ranks"].values()) <= 4  # rho = 2
     assert len(set(results["ranks"].values())) > 1  # redistributed by explained variance
 
