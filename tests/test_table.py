@@ -254,6 +254,18 @@ def test_select_lr_chooses_on_validation_never_test(tmp_path, capsys):
     assert choose_lr({1e-3: None}) is None
 
 
+def test_select_lr_waits_for_the_whole_grid(tmp_path, capsys):
+    sweep = tmp_path / "lr_sweep"
+    _job(sweep, "lora", "sst", 0, _completed(0.8, val=0.8, lr=3e-4), lr=3e-4)
+    _job(sweep, "lora", "sst", 0, None, lr=1e-3)  # still running: no results.json yet
+    out = tmp_path / "lr_choice.yaml"
+    with pytest.raises(SystemExit) as stopped:
+        main([str(sweep), "--select-lr", str(out)])
+    assert stopped.value.code == 2 and not out.exists()
+    error = capsys.readouterr().err
+    assert "grid is not finished" in error and "lora/sst (1)" in error
+
+
 def test_a_missing_sweep_dir_is_one_line_and_exit_2(tmp_path, capsys):
     out = tmp_path / "out"
     for sweep_dir, says in [

@@ -4,7 +4,6 @@ user's own files, each with a seeded, stable split and metrics that fit it."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import sys
 from collections import Counter
 from pathlib import Path
@@ -52,12 +51,6 @@ def load(name: str, **overrides) -> TaskData:
     return instantiate(task_config(name, **overrides).task.loader)
 
 
-def fingerprint(split: Split) -> str:
-    pairs = split.text_pairs or [""] * len(split)
-    rows = zip(split.texts, pairs, split.labels, strict=True)
-    return hashlib.sha256("\n".join(f"{y}\t{a}\t{b}" for a, b, y in rows).encode()).hexdigest()
-
-
 def test_every_task_config_is_covered_here():
     names = {p.stem for p in TASK_CONF.glob("*.yaml")}
     # squad (extractive QA, its own split type) is tested in tests/test_squad.py
@@ -97,8 +90,8 @@ def test_vader_split_spans_the_target_range_and_is_stable():
     for split in (task.validation, task.test):
         assert min(split.labels) < -3 and max(split.labels) > 3
     again = load("vader_movies")
-    assert fingerprint(again.test) == fingerprint(task.test)
-    assert fingerprint(load("vader_movies", split_seed=1).test) != fingerprint(task.test)
+    assert again.test.fingerprint() == task.test.fingerprint()
+    assert load("vader_movies", split_seed=1).test.fingerprint() != task.test.fingerprint()
 
 
 def test_regression_split_is_stratified_on_deciles():
@@ -311,5 +304,5 @@ def test_capped_splits_draw_their_rows_with_split_seed_not_the_training_seed():
     tasks = [load_task(compose_train(*caps, f"seed={seed}").task) for seed in (0, 7)]
     other = load_task(compose_train(*caps, "task.split_seed=1").task)
     for name in ("train", "validation", "test"):
-        assert fingerprint(getattr(tasks[0], name)) == fingerprint(getattr(tasks[1], name))
-        assert fingerprint(getattr(tasks[0], name)) != fingerprint(getattr(other, name))
+        assert getattr(tasks[0], name).fingerprint() == getattr(tasks[1], name).fingerprint()
+        assert getattr(tasks[0], name).fingerprint() != getattr(other, name).fingerprint()

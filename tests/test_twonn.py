@@ -38,6 +38,19 @@ def test_float32_input_gives_the_float64_estimate():
     )
 
 
+@pytest.mark.parametrize("estimator", [TwoNN(), MLE()])
+def test_estimate_does_not_depend_on_where_the_cloud_sits(estimator):
+    # A tight cloud (spread 0.002) moved 50 from the origin, in float32 like hidden states: the
+    # uncentred float32 distance expansion gave TwoNN 3.9 and MLE 2.5 here instead of 5.0.
+    points = gaussian(2000, 5, 384) * 0.002
+    offset = np.random.default_rng(1).standard_normal(384)
+    offset *= 50 / np.linalg.norm(offset)
+    near, far = points.astype(np.float32), (points + offset).astype(np.float32)
+    assert estimator.fit(far).dimension_ == pytest.approx(
+        type(estimator)().fit(near).dimension_, rel=1e-3
+    )
+
+
 @pytest.mark.parametrize("estimator", list(ESTIMATORS))
 def test_swiss_roll_is_two_dimensional(estimator):
     rng = np.random.default_rng(0)

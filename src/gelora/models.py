@@ -7,17 +7,24 @@ relative to a block, so that ``output.dense`` cannot be confused with ``attentio
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from gelora.assets import asset_path
+from gelora.logs import logged_as_debug
 from gelora.ranks.plan import TargetModule
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
+LISTED_KEYS = 8  # weight names a warning lists before "... (N in all)"
 
 
 def resolve_source(asset: str | None, pretrained: str | None) -> str:
@@ -128,9 +135,17 @@ class ModelSpec:
         return config
 
 
-def load_classifier(spec: ModelSpec) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def load_classifier(
+    spec: ModelSpec, head_modules: Sequence[str] = ()
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The model with its new head (``spec.head``: a sequence classifier by default) and its
-    tokenizer; only the head is freshly initialised."""
+    tokenizer; only the head is freshly initialised.
+
+    ``head_modules`` (the model config's, for this head) name the modules whose weights the
+    checkpoint is expected to lack: they are reported in one line, ``new head:
+    ...``; a missing weight elsewhere is a warning. transformers' own load report goes to the log
+    file only.
+    """
     from transformers import AutoTokenizer
 
     auto_class = auto_model_class(spec.head)
@@ -142,18 +157,69 @@ def load_classifier(spec: ModelSpec) -> tuple[PreTrainedModel, PreTrainedTokeniz
         model = auto_class.from_config(spec._config())
     else:
         head = {"problem_type": spec.problem_type} if spec.problem_type is not None else {}
-        model = auto_class.from_pretrained(
-            spec.source,
-            num_labels=spec.num_labels,
-            trust_remote_code=spec.trust_remote_code,
-            **gguf,
-            **head,
-        )
+        with _quiet_load(spec.source):
+            model, loading_info = auto_class.from_pretrained(
+                spec.source,
+                num_labels=spec.num_labels,
+                trust_remote_code=spec.trust_remote_code,
+                output_loading_info=True,
+                **gguf,
+                **head,
+            )
+        report_new_weights(loading_info, head_modules)
     if tokenizer.pad_token is None:  # decoders (Llama, GPT-2) ship without one
         tokenizer.pad_token = tokenizer.eos_token
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+@contextlib.contextmanager
+def _quiet_load(source: str) -> Iterator[None]:
+    """transformers' load report as DEBUG records, and no "Loading weights" bar for a local
+    folder (a load of seconds at most; a download from the hub keeps its bars)."""
+    from transformers.utils import logging as transformers_logging
+
+    hide_bar = Path(source).is_dir() and transformers_logging.is_progress_bar_enabled()
+    if hide_bar:
+        transformers_logging.disable_progress_bar()
+    try:
+        with logged_as_debug("transformers.modeling_utils"):
+            yield
+    finally:
+        if hide_bar:
+            transformers_logging.enable_progress_bar()
+
+
+def report_new_weights(loading_info: Mapping[str, Any], head_modules: Sequence[str]) -> None:
+    """One line for the weights the checkpoint lacked: the new head (expected), or a warning for
+    any weight outside ``head_modules``; checkpoint weights the model did not use, at DEBUG."""
+    missing = sorted(loading_info.get("missing_keys") or (), key=_weight_first)
+    in_head = [key for key in missing if _in_modules(key, head_modules)]
+    elsewhere = [key for key in missing if key not in in_head]
+    if in_head:
+        log.info("new head: %s", ", ".join(in_head))
+    if elsewhere:
+        log.warning(
+            "weights missing from the checkpoint, randomly initialised: %s", _listed(elsewhere)
+        )
+    unexpected = sorted(loading_info.get("unexpected_keys") or ())
+    if unexpected:
+        log.debug("checkpoint weights the model does not use: %s", _listed(unexpected))
+
+
+def _in_modules(key: str, modules: Sequence[str]) -> bool:
+    return any(key == module or key.startswith(f"{module}.") for module in modules)
+
+
+def _weight_first(key: str) -> tuple[str, bool, str]:
+    module, _, name = key.rpartition(".")
+    return module, name != "weight", name
+
+
+def _listed(keys: Sequence[str]) -> str:
+    shown = ", ".join(keys[:LISTED_KEYS])
+    return shown if len(keys) <= LISTED_KEYS else f"{shown}, ... ({len(keys)} in all)"
 
 
 def targets_without_weights(

@@ -66,12 +66,17 @@ def _config_record(cfg: DictConfig) -> Any:
 
 
 def _finish_wandb() -> None:
+    """Finish the wandb run, if one was started, and say in the run's log where it was written
+    (wandb's own console lines are off: ``conf/logger/wandb.yaml``)."""
     try:
         import wandb
     except ImportError:
         return
-    if wandb.run is not None:
-        wandb.finish()
+    if wandb.run is None:
+        return
+    files = wandb.run.settings.sync_dir
+    wandb.finish()
+    log.debug("wandb run written to %s; upload it with: wandb sync %s", files, files)
 
 
 def run(cfg: DictConfig, variant: str | None = None) -> dict[str, Any]:

@@ -85,6 +85,7 @@ class RunRecord:
     metrics: dict[str, float] | None = None
     test_checkpoint: str | None = None
     optimizer_steps: int | None = None
+    best_step: int | None = None
     trainable_adapter_params: int | None = None
     trainable_params: int | None = None
     total_params: int | None = None

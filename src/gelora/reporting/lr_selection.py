@@ -39,6 +39,7 @@ class LrChoice:
     validation: dict[float, float | None]  # lr -> mean validation score; None: none completed
     seeds: dict[float, int]  # lr -> completed seeds with a validation score
     chosen: float | None
+    unfinished: int = 0  # runs still without a record (running, or killed): choose after them
 
 
 def choose_lr(validation: dict[float, float | None]) -> float | None:
@@ -66,7 +67,10 @@ def choose_lrs(runs: Sequence[SweepRun]) -> list[LrChoice]:
                 ]
                 validation[lr] = statistics.fmean(scores) if scores else None
                 seeds[lr] = len(scores)
-            choices.append(LrChoice(method, task, validation, seeds, choose_lr(validation)))
+            unfinished = sum(r.status in ("missing", "running") for r in mine)
+            choices.append(
+                LrChoice(method, task, validation, seeds, choose_lr(validation), unfinished)
+            )
     return choices
 
 

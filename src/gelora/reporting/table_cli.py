@@ -102,6 +102,12 @@ def select_lr(runs: Sequence[SweepRun], sweep_dir: Path, out: Path) -> None:
         choices = choose_lrs(runs)
     except ValueError as error:
         fail(str(error))
+    unfinished = [f"{c.method}/{c.task} ({c.unfinished})" for c in choices if c.unfinished]
+    if unfinished:  # a rate chosen before its rivals finish would be chosen by the clock
+        fail(
+            f"the learning-rate grid is not finished: runs without a result in "
+            f"{', '.join(unfinished)}; finish (or resume) the sweep first"
+        )
     if not any(c.chosen is not None for c in choices):
         fail(f"no completed run under {sweep_dir} records a learning rate and validation score")
     print(selection_markdown(choices, runs))

@@ -93,7 +93,9 @@ def load_backbone(
     except ValueError as error:
         raise ConfigError(f"model: {error}") from error
     check_budget_fits(budget, early_targets)
-    model, tokenizer = load_classifier(spec)
+    model, tokenizer = load_classifier(
+        spec, head_modules=adapt_settings(model_cfg, spec.head).head_modules
+    )
     try:
         targets = find_target_modules(model, blocks, relative)
     except ValueError as error:

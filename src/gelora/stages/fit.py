@@ -37,6 +37,7 @@ from gelora.reporting.console import format_parameter_budget
 from gelora.stages.backbone import Backbone
 from gelora.stages.plan import PlanResult
 from gelora.stages.profile import ProfileResult
+from gelora.training.loggers import ModelSummaryToLog
 from gelora.training.module import LoRAClassifierModule
 from gelora.training.qa_module import LoRAQuestionAnsweringModule
 
@@ -50,6 +51,7 @@ class FitResult:
     Attributes:
         metrics: every logged ``val/...`` and ``test.../...`` value (finite, checked).
         test_checkpoint: ``best validation`` or ``final`` (no checkpoint was saved).
+        best_step: the optimizer step of the tested best-validation checkpoint.
         adapter_params: LoRA parameters trained (at the start, for a pruning method).
         plan: the plan the model was trained with (rank 0's, in a distributed run).
     """
@@ -57,6 +59,7 @@ class FitResult:
     metrics: dict[str, float]
     test_checkpoint: str
     optimizer_steps: int
+    best_step: int | None
     adapter_params: int
     trainable_params: int
     total_params: int
@@ -67,6 +70,12 @@ class FitResult:
     plan: RankPlan
     fit_s: float
     test_s: float
+
+
+def checkpoint_step(path: str | Path) -> int:
+    """The optimizer step a Lightning checkpoint was saved at (tensors and plain data only)."""
+    # mmap: only the header and the small entries are read, not the saved weights
+    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
 
 
 def is_global_zero() -> bool:
@@ -226,7 +235,7 @@ def fit_and_test(
         save_last=True,
         every_n_train_steps=cfg.checkpoint_every_n_steps,
     )
-    callbacks: list[L.Callback] = [best, periodic, *method.callbacks()]
+    callbacks: list[L.Callback] = [best, periodic, ModelSummaryToLog(), *method.callbacks()]
     if loggers:  # the learning rate per step: warm-up and decay on the dashboard
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     callbacks += [  # e.g. EarlyStopping, or fault injection in the tests
@@ -262,7 +271,7 @@ def fit_and_test(
         raise FloatingPointError(f"non-finite metrics: {metrics}")
     model = module.model
     adapter_dir = None
-    if is_global_zero():
+    if is_global_zero() and module.rank_plan.adapters:  # head_only has no adapter to export
         adapter_dir = str(
             save_adapter(
                 model,
@@ -277,6 +286,7 @@ def fit_and_test(
         metrics=metrics,
         test_checkpoint="best validation" if ckpt else "final",
         optimizer_steps=trainer.global_step,
+        best_step=checkpoint_step(ckpt) if ckpt else None,
         adapter_params=counts["adapter"],
         trainable_params=counts["trainable"],
         total_params=counts["total"],

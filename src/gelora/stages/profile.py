@@ -170,6 +170,7 @@ def estimate_profile(
         profile = lookup.profile
         log.info("ID profile reused from the cache (%s)", entry_path(cache_dir, key).name)
     else:
+        collecting = time.perf_counter()
         model = backbone.model.to(device)
         hidden = collect_hidden_states(
             model,
@@ -182,6 +183,8 @@ def estimate_profile(
             text_pairs=pairs,
         )
         model.to("cpu")
+        log.info(hidden_states_summary(hidden.shape, time.perf_counter() - collecting))
+        estimating = time.perf_counter()
         profile = estimate_id_profile(
             hidden,
             estimator,
@@ -190,6 +193,7 @@ def estimate_profile(
             resample_fraction=settings.resample_fraction,
             seed=seed,
         )
+        log.info(id_summary(profile, time.perf_counter() - estimating))
         if key is not None:
             store_profile(cache_dir, key, profile)
     log.info(format_id_profile(profile))
@@ -208,6 +212,19 @@ def estimate_profile(
         seconds=round(time.perf_counter() - started, 3),
         cache=cache or {"outcome": "off"},
     )
+
+
+def hidden_states_summary(shape: tuple[int, ...], seconds: float) -> str:
+    """What the hidden-state pass did, for the line that stays when its progress bar goes."""
+    layers, inputs = shape[0], shape[1]
+    return f"hidden states: {inputs:,} inputs x {layers} layers in {seconds:.1f} s"
+
+
+def id_summary(profile: IDProfile, seconds: float) -> str:
+    """What the ID estimation did, for the line that stays when its progress bar goes."""
+    resamples = len(profile.layers[0].resampled) if profile.layers else 0
+    each = f" (and {resamples} resamples each)" if resamples else ""
+    return f"intrinsic dimension: {len(profile.layers)} layers{each} in {seconds:.1f} s"
 
 
 def profile_key(

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # Bump when anything in the hidden-state pass, the pooling, the neighbour search or an estimator
 # changes its output: every entry written before then becomes stale.
-PROFILE_CODE_VERSION = 1
+PROFILE_CODE_VERSION = 2  # 2: exact neighbours on any input (centred, certified tiles)
 
 
 def weights_digest(model: torch.nn.Module, skip_prefixes: Sequence[str] = ()) -> str:

@@ -1,0 +1,134 @@
+"""Sweep jobs: the folder each one writes to, and the line that says which job of how many it is.
+
+Only Hydra and OmegaConf are imported here, as in ``gelora.train``: ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+MAX_COMPONENT_BYTES = 200  # a folder name: under the common 255-byte limit, with room to spare
+HASH_CHARS = 12
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+ESCAPES = (("%", "%25"), ("/", "%2F"))  # "%" first, so that an escape is never escaped twice
+
+
+def job_dirname(overrides: str) -> str:
+    """A sweep job's folder, relative to the sweep's: its overrides, each one whole and readable.
+
+    ``overrides`` is Hydra's ``hydra.job.override_dirname``: the job's ``key=value`` overrides,
+    sorted and joined by ``,``. They are packed, in that order, into folder names of at most
+    ``MAX_COMPONENT_BYTES`` bytes (``,`` between overrides, ``/`` between folders), so a short
+    set of overrides is one folder named after them and a long one nests a few folders deep.
+    A ``/`` or ``%`` inside an override is written ``%2F`` or ``%25``: turning every ``/`` of the
+    path back into ``,`` and undoing the escapes gives the overrides again, so distinct overrides
+    get distinct folders and the same overrides the same folder (a resumed sweep finds its jobs).
+    Only an override longer than a folder name on its own is shortened: its start and a hash of
+    it.
+    """
+    tokens = [_escape(token) for token in split_overrides(overrides)]
+    if not tokens:
+        return "defaults"
+    folders: list[list[str]] = [[]]
+    for token in (_fit(token) for token in tokens):
+        candidate = ",".join([*folders[-1], token])
+        if folders[-1] and len(candidate.encode()) > MAX_COMPONENT_BYTES:
+            folders.append([token])
+        else:
+            folders[-1].append(token)
+    return "/".join(",".join(folder) for folder in folders)
+
+
+def split_overrides(overrides: str) -> list[str]:
+    """``a=1,b=[x,y],c='p,q'`` -> ``["a=1", "b=[x,y]", "c='p,q'"]``: commas inside brackets or
+    quotes belong to a value."""
+    tokens, current, depth, quote = [], [], 0, ""
+    for char in overrides:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[{(":
+            depth += 1
+        elif char in "]})":
+            depth = max(depth - 1, 0)
+        elif char == "," and depth == 0:
+            tokens.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    tokens.append("".join(current))
+    return [token for token in tokens if token]
+
+
+def _escape(token: str) -> str:
+    for char, escape in ESCAPES:
+        token = token.replace(char, escape)
+    return token
+
+
+def _fit(token: str) -> str:
+    """The token, or its start and a hash of it when it alone exceeds a folder name."""
+    encoded = token.encode()
+    if len(encoded) <= MAX_COMPONENT_BYTES:
+        return token
+    digest = hashlib.sha1(encoded).hexdigest()[:HASH_CHARS]
+    start = encoded[: MAX_COMPONENT_BYTES - HASH_CHARS - 1].decode(errors="ignore")
+    return f"{start}-{digest}"
+
+
+def sweep_axes(multirun_config: DictConfig) -> dict[str, int] | None:
+    """Every swept key of a sweep and its number of values (1 for a fixed override), as Hydra's
+    basic sweeper expands them: ``hydra.sweeper.params`` first, then the command line.
+
+    ``None`` when another sweeper runs the sweep or the overrides cannot be parsed without the
+    config repository (``glob(...)`` choices): the job count is then unknown.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    axes: dict[str, int] = {}
+    try:
+        hydra_cfg = multirun_config.hydra
+        if hydra_cfg.sweeper.get("_target_") != BASIC_SWEEPER:
+            return None
+        params = hydra_cfg.sweeper.get("params")
+        lines = [f"{key}={value}" for key, value in (params or {}).items()]
+        lines += [str(line) for line in hydra_cfg.overrides.task]
+        for override in OverridesParser.create().parse_overrides(lines):
+            swept = override.is_sweep_override()
+            values = len(list(override.sweep_string_iterator())) if swept else 1
+            axes[override.get_key_element()] = values
+    except Exception:  # a sweep this parser cannot expand alone: the count is unknown, no error
+        return None
+    return axes
+
+
+def job_line(job_num: int, job_overrides: Sequence[str], sweep_dir: Path) -> str:
+    """``job 3 of 8: method=lora seed=1``: the job's place in its sweep and its cell of the grid
+    (its values of the swept keys), read from the sweep's ``multirun.yaml``, which Hydra writes
+    before any job starts. Without a count (another sweeper, an unreadable file):
+    ``job 3: <all of its overrides>``.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    axes = None
+    multirun_yaml = sweep_dir / "multirun.yaml"
+    with contextlib.suppress(OSError, OmegaConfBaseException):
+        axes = sweep_axes(OmegaConf.load(multirun_yaml))
+    place = f"job {job_num + 1}"
+    if axes is None:
+        return f"{place}: {' '.join(job_overrides) or 'defaults'}"
+    parsed = OverridesParser.create().parse_overrides(list(job_overrides))
+    cell = [
+        line
+        for line, override in zip(job_overrides, parsed, strict=True)
+        if axes.get(override.get_key_element(), 1) > 1
+    ]
+    return f"{place} of {math.prod(axes.values())}: {' '.join(cell) or 'defaults'}"
