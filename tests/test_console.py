@@ -81,7 +81,7 @@ def test_a_new_head_is_one_line_and_other_missing_weights_a_warning(caplog):
         report_new_weights(info, ["bert.pooler", "classifier"])
     lines = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert lines == [
-        ("INFO", "new classification head: classifier.weight, classifier.bias"),
+        ("INFO", "new head: classifier.weight, classifier.bias"),
         (
             "WARNING",
             "weights missing from the checkpoint, randomly initialised: "

@@ -43,7 +43,7 @@ def test_the_console_says_what_matters_and_the_log_file_keeps_the_rest(gelora_ru
     run_dir, proc = gelora_run
     assert proc.returncode == 0, proc.stderr[-3000:]
     console = proc.stdout + proc.stderr
-    assert "new classification head: classifier.weight, classifier.bias\n" in proc.stdout
+    assert "new head: classifier.weight, classifier.bias\n" in proc.stdout
     for chatter in ("LOAD REPORT", "Loading weights", "wandb:", "anonymous", "Tip:",
                     "GPU available", "Total FLOPs", "stepping batches", "LeafSpec"):  # fmt: skip
         assert chatter not in console, chatter

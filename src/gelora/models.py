@@ -1,4 +1,4 @@
-"""Loading a pretrained classifier and finding the linear maps to adapt.
+"""Loading a pretrained model with a task head, and finding the linear maps to adapt.
 
 A model config names where its weights come from (an offline ``asset`` or a hub ``pretrained``
 id), the dotted path of its ``nn.ModuleList`` of blocks, and its target modules by their names
@@ -34,20 +34,38 @@ def resolve_source(asset: str | None, pretrained: str | None) -> str:
     return str(asset_path(asset)) if asset is not None else str(pretrained)
 
 
+# The head a task kind puts on the pretrained model: the name of its ``transformers`` Auto class.
+HEADS = {
+    "sequence_classification": "AutoModelForSequenceClassification",
+    "question_answering": "AutoModelForQuestionAnswering",  # start and end logits per token
+}
+
+
+def auto_model_class(head: str):
+    """The ``transformers`` Auto class that builds a model with ``head``."""
+    import transformers
+
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
+    return getattr(transformers, HEADS[head])
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """Where a model comes from and how to build its classifier: built once per run, from the
-    model config and the task, and used both for the weight-free shape check and the load.
+    """Where a model comes from and how to build it with its task head: built once per run, from
+    the model config and the task, and used both for the weight-free shape check and the load.
 
     Attributes:
         asset: an offline asset's name (``gelora.assets``), or ``None`` with ``pretrained``.
         pretrained: a hub id or local folder, or ``None`` with ``asset``.
-        num_labels: classes of the new head (1 for regression).
+        num_labels: classes of the new head (1 for regression, 2 for a QA head: start and end).
         problem_type: Hugging Face's ``config.problem_type``, which picks the loss:
             ``single_label_classification`` (cross-entropy) or ``regression`` (MSE).
         gguf_file: a GGUF file inside the source folder (dequantised on load; needs ``gguf``).
         random_init: build the architecture with these config changes and random weights instead
             of loading them (tiny models for tests and smoke runs); the tokenizer is the source's.
+        head: a key of ``HEADS``: sequence classification (and regression), or span extraction
+            (``question_answering``).
     """
 
     asset: str | None
@@ -57,10 +75,15 @@ class ModelSpec:
     trust_remote_code: bool = False
     gguf_file: str | None = None
     random_init: Mapping[str, Any] | None = None
+    head: str = "sequence_classification"
 
     @classmethod
     def from_config(
-        cls, model_cfg: Mapping[str, Any], num_labels: int, problem_type: str | None = None
+        cls,
+        model_cfg: Mapping[str, Any],
+        num_labels: int,
+        problem_type: str | None = None,
+        head: str = "sequence_classification",
     ) -> ModelSpec:
         random_init = model_cfg.get("random_init")
         return cls(
@@ -71,6 +94,7 @@ class ModelSpec:
             trust_remote_code=bool(model_cfg.get("trust_remote_code", False)),
             gguf_file=model_cfg.get("gguf_file"),
             random_init=dict(random_init) if random_init is not None else None,
+            head=head,
         )
 
     @property
@@ -114,24 +138,27 @@ class ModelSpec:
 def load_classifier(
     spec: ModelSpec, head_modules: Sequence[str] = ()
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """A sequence classifier (new head) and its tokenizer; only the head is freshly initialised.
+    """The model with its new head (``spec.head``: a sequence classifier by default) and its
+    tokenizer; only the head is freshly initialised.
 
-    ``head_modules`` (the model config's) name the modules whose weights the checkpoint is
-    expected to lack: they are reported in one line, ``new classification head: ...``; a missing
-    weight elsewhere is a warning. transformers' own load report goes to the log file only.
+    ``head_modules`` (the model config's, for this head) name the modules whose weights the
+    checkpoint is expected to lack: they are reported in one line, ``new head:
+    ...``; a missing weight elsewhere is a warning. transformers' own load report goes to the log
+    file only.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
+    auto_class = auto_model_class(spec.head)
     gguf = {"gguf_file": spec.gguf_file} if spec.gguf_file is not None else {}
     tokenizer = AutoTokenizer.from_pretrained(
         spec.source, trust_remote_code=spec.trust_remote_code, **gguf
     )
     if spec.random_init is not None:
-        model = AutoModelForSequenceClassification.from_config(spec._config())
+        model = auto_class.from_config(spec._config())
     else:
         head = {"problem_type": spec.problem_type} if spec.problem_type is not None else {}
         with _quiet_load(spec.source):
-            model, loading_info = AutoModelForSequenceClassification.from_pretrained(
+            model, loading_info = auto_class.from_pretrained(
                 spec.source,
                 num_labels=spec.num_labels,
                 trust_remote_code=spec.trust_remote_code,
@@ -171,7 +198,7 @@ def report_new_weights(loading_info: Mapping[str, Any], head_modules: Sequence[s
     in_head = [key for key in missing if _in_modules(key, head_modules)]
     elsewhere = [key for key in missing if key not in in_head]
     if in_head:
-        log.info("new classification head: %s", ", ".join(in_head))
+        log.info("new head: %s", ", ".join(in_head))
     if elsewhere:
         log.warning(
             "weights missing from the checkpoint, randomly initialised: %s", _listed(elsewhere)
@@ -205,10 +232,9 @@ def targets_without_weights(
         ValueError: as ``find_target_modules`` (unknown blocks path or target module).
     """
     import torch
-    from transformers import AutoModelForSequenceClassification
 
     with torch.device("meta"):
-        model = AutoModelForSequenceClassification.from_config(
+        model = auto_model_class(spec.head).from_config(
             spec._config(), trust_remote_code=spec.trust_remote_code
         )
     return find_target_modules(model, blocks, target_modules)

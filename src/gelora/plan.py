@@ -211,6 +211,7 @@ def plan_from_config(cfg: DictConfig, out_dir: Path) -> PlanRun:
         plan.plan,
         head_modules=backbone.adapt_settings.head_modules,
         base_model=backbone.spec.portable_name,
+        task_type=backbone.adapt_settings.peft_task_type,
     )
     config_dir = out_dir / LORA_CONFIG_DIR
     config.save_pretrained(config_dir)

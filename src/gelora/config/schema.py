@@ -38,6 +38,9 @@ class ModelSchema:
     target_modules: list[str] = MISSING
     shared_inputs: list[list[str]] = field(default_factory=list)
     head_modules: list[str] = field(default_factory=list)
+    # Trained in full on extractive QA tasks: the span head, ``qa_outputs`` in every
+    # ``*ForQuestionAnswering`` model of transformers (no pooler: the head reads every token).
+    qa_head_modules: list[str] = field(default_factory=lambda: ["qa_outputs"])
     gguf_file: Optional[str] = None
     random_init: Optional[dict[str, Any]] = None
 
@@ -64,6 +67,11 @@ class TaskSchema:
     label_field: Optional[str] = None
     problem: Optional[str] = None
     label_names: Optional[list[str]] = None
+    # extractive QA (task=squad) only: windows over the context and the answer-span search
+    doc_stride: Optional[int] = None
+    max_question_length: Optional[int] = None
+    n_best: Optional[int] = None
+    max_answer_length: Optional[int] = None
 
 
 @dataclass

@@ -5,7 +5,8 @@ and a label column (``task.label_field``). For ``problem: classification`` label
 numbers) mapped to class indices, in ``task.label_names`` order when given, else sorted; a label
 in the validation or test file that training never saw is an error, not a silent new class. For
 ``problem: regression`` labels are numbers. A split without a file is carved, seeded and
-stratified, from the training file, and the run's notes say so.
+stratified, from the training file, and the run's notes say so. For ``problem: extractive_qa``
+the files are SQuAD-format JSON instead (``gelora.data.squad.load_squad_files``).
 """
 
 from __future__ import annotations
@@ -106,6 +107,18 @@ def load_from_files(
     """Splits from the given files; missing validation/test splits carved from the train file."""
     if train_file is None:
         raise ValueError("task.train_file is required: add task.train_file=<path> to the command")
+    if problem == "extractive_qa":
+        from gelora.data.squad import load_squad_files
+
+        return load_squad_files(
+            train_file,
+            validation_file,
+            test_file,
+            name=name,
+            split_seed=split_seed,
+            validation_fraction=validation_fraction,
+            test_fraction=test_fraction,
+        )
     fields = [text_fields] if isinstance(text_fields, str) else list(text_fields)
     if len(fields) not in (1, 2):
         raise ValueError(f"task.text_fields must name one or two columns, got {fields}")

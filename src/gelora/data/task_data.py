@@ -1,9 +1,11 @@
 """Labelled text as plain, typed splits, and the seeded splitting and subsampling rules.
 
 A split holds single texts or text pairs (NLI, paraphrase), with integer class labels or float
-regression targets. A split is the same rows for the same seed on every machine: rows are put in
-a canonical order (sorted by text) before any random draw, and the draws use NumPy's legacy
-``RandomState`` through scikit-learn, whose streams are fixed across platforms and releases.
+regression targets; an extractive QA task holds ``gelora.data.qa_data.QASplit`` splits instead
+(questions over contexts, with answer spans). A split is the same rows for the same seed on every
+machine: rows are put in a canonical order (sorted by text) before any random draw, and the draws
+use NumPy's legacy ``RandomState`` through scikit-learn, whose streams are fixed across platforms
+and releases.
 Classification splits are stratified by label; regression splits by quantile bins of the target,
 so that every split covers the whole range.
 """
@@ -18,7 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-PROBLEMS = ("classification", "regression")
+from gelora.data.qa_data import QASplit
+
+PROBLEMS = ("classification", "regression", "extractive_qa")
 REGRESSION_STRATA = 10  # quantile bins that stand in for classes when splitting a regression set
 
 
@@ -66,26 +70,30 @@ class TaskData:
     """Train, validation and test splits plus what the labels mean.
 
     Attributes:
-        label_names: class names, index = label; ``None`` for regression.
+        label_names: class names, index = label; ``None`` for regression and extractive QA.
         notes: facts a reader of the run should know (dropped rows, how a split was made).
-        problem: ``"classification"`` or ``"regression"`` (one float target, ``num_labels`` 1).
+        problem: ``"classification"``, ``"regression"`` (one float target, ``num_labels`` 1) or
+            ``"extractive_qa"`` (``QASplit`` splits; a start and an end logit per token).
         extra_tests: further test splits scored like ``test`` (MNLI's mismatched set), by name.
     """
 
     name: str
-    train: Split
-    validation: Split
-    test: Split
+    train: Split | QASplit
+    validation: Split | QASplit
+    test: Split | QASplit
     label_names: list[str] | None
     notes: list[str] = field(default_factory=list)
     problem: str = "classification"
-    extra_tests: dict[str, Split] = field(default_factory=dict)
+    extra_tests: dict[str, Split | QASplit] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.problem not in PROBLEMS:
             raise ValueError(f"problem must be one of {', '.join(PROBLEMS)}, got {self.problem!r}")
-        if (self.problem == "regression") != (self.label_names is None):
-            raise ValueError("label_names must be None exactly when the problem is regression")
+        if (self.problem == "classification") == (self.label_names is None):
+            raise ValueError("label_names must be given exactly when the problem is classification")
+        qa = self.problem == "extractive_qa"
+        if any(isinstance(split, QASplit) != qa for split in self.splits().values()):
+            raise ValueError("extractive_qa tasks hold QASplit splits, other tasks Split splits")
         if self.problem == "classification":
             n = len(self.label_names)
             for name, split in self.splits().items():
@@ -95,13 +103,17 @@ class TaskData:
 
     @property
     def num_labels(self) -> int:
+        """Outputs per input of the head: classes, 1 for regression, and for extractive QA 2 per
+        token (start and end logits, Hugging Face's ``num_labels`` of a QA head)."""
+        if self.problem == "extractive_qa":
+            return 2
         return 1 if self.label_names is None else len(self.label_names)
 
     @property
     def is_pair_task(self) -> bool:
         return self.train.text_pairs is not None
 
-    def splits(self) -> dict[str, Split]:
+    def splits(self) -> dict[str, Split | QASplit]:
         named = {"train": self.train, "validation": self.validation, "test": self.test}
         return named | {f"test_{name}": split for name, split in self.extra_tests.items()}
 

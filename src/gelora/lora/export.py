@@ -73,8 +73,13 @@ def save_adapter(
     *,
     head_modules: Sequence[str] = (),
     base_model_name_or_path: str | None = None,
+    task_type: str | None = "SEQ_CLS",
 ) -> Path:
-    """Write the adapter to ``directory`` in peft's format, atomically (a temp dir, then rename)."""
+    """Write the adapter to ``directory`` in peft's format, atomically (a temp dir, then rename).
+
+    ``task_type`` is peft's name for the model's head (``SEQ_CLS``, ``QUESTION_ANS``): peft's
+    ``AutoPeftModelFor...`` classes and ``PeftModel.from_pretrained`` wrap the base model by it.
+    """
     directory = Path(directory)
     with atomic_dir(directory) as staging:
         if isinstance(model, PeftModel):  # a method that wraps the model in peft saves itself
@@ -84,7 +89,10 @@ def save_adapter(
             if merged:
                 raise ValueError(f"unmerge before saving: {len(merged)} layers are merged")
             config = peft_lora_config(
-                plan, head_modules=head_modules, base_model_name_or_path=base_model_name_or_path
+                plan,
+                head_modules=head_modules,
+                base_model_name_or_path=base_model_name_or_path,
+                task_type=task_type,
             )
             config.save_pretrained(staging)
             save_file(

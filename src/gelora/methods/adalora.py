@@ -162,7 +162,7 @@ class AdaLoRA(InjectedLoRA):
             lora_dropout=0.0,
             # Without a task type, PeftModel.forward calls the bare transformers model and
             # skips AdaLoraModel.forward, which is where the orthogonal regulariser is added.
-            task_type="SEQ_CLS",
+            task_type=settings.peft_task_type,
         )
         wrapped = get_peft_model(model, config)
         self.initial_adapter_params = count_lora_parameters(wrapped)

@@ -22,11 +22,14 @@ class AdaptSettings:
         head_modules: modules trained in full (the new head), named from the model's root.
         dropout: LoRA dropout on the adapter input path.
         shared_inputs: groups of block-relative names of maps that read the same tensor.
+        peft_task_type: peft's ``task_type`` for the model's head (``SEQ_CLS``,
+            ``QUESTION_ANS``): methods that wrap the model in peft, and the exported adapter.
     """
 
     head_modules: tuple[str, ...]
     dropout: float = 0.0
     shared_inputs: tuple[tuple[str, ...], ...] = ()
+    peft_task_type: str = "SEQ_CLS"
 
 
 @runtime_checkable

@@ -1,5 +1,9 @@
 """Stage ``load_backbone``: the pretrained model with a new head, its tokenizer and its targets.
 
+The head follows the task kind: a sequence classifier (or regressor) for classification and
+regression, a span-extraction head (``AutoModelForQuestionAnswering``: start and end logits per
+token) for extractive QA, trained in full with the modules ``model.qa_head_modules`` names.
+
 The target shapes are read from the model's config on the meta device first (no weights), so a
 wrong target name or a budget below one rank per matrix stops the run before the download or load.
 """
@@ -22,7 +26,17 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 # Hugging Face's config.problem_type: which loss the model's forward computes from its labels.
-PROBLEM_TYPES = {"classification": "single_label_classification", "regression": "regression"}
+PROBLEM_TYPES = {
+    "classification": "single_label_classification",
+    "regression": "regression",
+    "extractive_qa": None,  # the QA head's own loss, on start and end positions
+}
+HEADS = {  # task kind -> head (gelora.models.HEADS)
+    "classification": "sequence_classification",
+    "regression": "sequence_classification",
+    "extractive_qa": "question_answering",
+}
+PEFT_TASK_TYPES = {"sequence_classification": "SEQ_CLS", "question_answering": "QUESTION_ANS"}
 
 
 @dataclass(frozen=True)
@@ -46,7 +60,20 @@ class Backbone:
 
 def model_spec(model_cfg: DictConfig, task: TaskData) -> ModelSpec:
     container = OmegaConf.to_container(model_cfg, resolve=True)
-    return ModelSpec.from_config(container, task.num_labels, PROBLEM_TYPES[task.problem])
+    return ModelSpec.from_config(
+        container, task.num_labels, PROBLEM_TYPES[task.problem], head=HEADS[task.problem]
+    )
+
+
+def adapt_settings(model_cfg: DictConfig, head: str, lora_dropout: float = 0.0) -> AdaptSettings:
+    """Which modules train in full (the head's), LoRA dropout, shared inputs, peft's task type."""
+    heads = model_cfg.qa_head_modules if head == "question_answering" else model_cfg.head_modules
+    return AdaptSettings(
+        head_modules=tuple(heads),
+        dropout=lora_dropout,
+        shared_inputs=tuple(tuple(g) for g in model_cfg.get("shared_inputs") or []),
+        peft_task_type=PEFT_TASK_TYPES[head],
+    )
 
 
 def load_backbone(
@@ -66,7 +93,9 @@ def load_backbone(
     except ValueError as error:
         raise ConfigError(f"model: {error}") from error
     check_budget_fits(budget, early_targets)
-    model, tokenizer = load_classifier(spec, head_modules=tuple(model_cfg.head_modules))
+    model, tokenizer = load_classifier(
+        spec, head_modules=adapt_settings(model_cfg, spec.head).head_modules
+    )
     try:
         targets = find_target_modules(model, blocks, relative)
     except ValueError as error:
@@ -78,9 +107,5 @@ def load_backbone(
         tokenizer=tokenizer,
         targets=tuple(targets),
         n_blocks=len(model.get_submodule(blocks)),
-        adapt_settings=AdaptSettings(
-            head_modules=tuple(model_cfg.head_modules),
-            dropout=lora_dropout,
-            shared_inputs=tuple(tuple(g) for g in model_cfg.get("shared_inputs") or []),
-        ),
+        adapt_settings=adapt_settings(model_cfg, spec.head, lora_dropout),
     )

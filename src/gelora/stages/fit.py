@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gelora.config.build import build
 from gelora.data.datamodule import TextClassificationDataModule
+from gelora.data.qa_datamodule import QADataModule
 from gelora.data.task_data import TaskData
 from gelora.lora.export import save_adapter
 from gelora.lora.inject import count_lora_parameters, count_parameters
@@ -38,6 +39,7 @@ from gelora.stages.plan import PlanResult
 from gelora.stages.profile import ProfileResult
 from gelora.training.loggers import ModelSummaryToLog
 from gelora.training.module import LoRAClassifierModule
+from gelora.training.qa_module import LoRAQuestionAnsweringModule
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,22 @@ def build_datamodule(
     task_cfg: DictConfig,
     seed: int,
     token_cache_dir: Path | None = None,
-) -> TextClassificationDataModule:
+) -> TextClassificationDataModule | QADataModule:
+    """The task kind's datamodule: windows over contexts for extractive QA, else texts."""
+    if task.problem == "extractive_qa":
+        return QADataModule(
+            task,
+            backbone.tokenizer,
+            max_length=task_cfg.max_length,
+            doc_stride=task_cfg.doc_stride,
+            max_question_length=task_cfg.max_question_length,
+            n_best=task_cfg.n_best,
+            max_answer_length=task_cfg.max_answer_length,
+            batch_size=task_cfg.batch_size,
+            eval_batch_size=task_cfg.eval_batch_size,
+            seed=seed,
+            group_by_length=task_cfg.group_by_length,
+        )
     return TextClassificationDataModule(
         task,
         backbone.tokenizer,
@@ -155,7 +172,7 @@ def fit_and_test(
     method: Method,
     backbone: Backbone,
     task: TaskData,
-    datamodule: TextClassificationDataModule,
+    datamodule: TextClassificationDataModule | QADataModule,
     profile: ProfileResult,
     plan: PlanResult,
     out_dir: Path,
@@ -183,19 +200,28 @@ def fit_and_test(
         return adapted
 
     primary = cfg.task.metrics[0]
-    module = LoRAClassifierModule(
-        backbone.model,
-        rank_plan=plan.plan,
-        num_labels=task.num_labels,
-        metrics=list(cfg.task.metrics),
-        problem=task.problem,
-        test_splits=datamodule.test_split_names,
-        lr=cfg.optimizer.lr,
-        head_lr=cfg.optimizer.head_lr,
-        weight_decay=cfg.optimizer.weight_decay,
-        warmup_ratio=cfg.optimizer.warmup_ratio,
-        adapt=adapt,
-    )
+    settings = {
+        "rank_plan": plan.plan,
+        "metrics": list(cfg.task.metrics),
+        "test_splits": datamodule.test_split_names,
+        "lr": cfg.optimizer.lr,
+        "head_lr": cfg.optimizer.head_lr,
+        "weight_decay": cfg.optimizer.weight_decay,
+        "warmup_ratio": cfg.optimizer.warmup_ratio,
+        "adapt": adapt,
+    }
+    if task.problem == "extractive_qa":  # the task kind's branch point: span head, SQuAD scores
+        module = LoRAQuestionAnsweringModule(
+            backbone.model,
+            decode=datamodule.predictions,
+            gold_answers={n: s.answer_texts() for n, s in task.splits().items() if n != "train"},
+            width=cfg.task.max_length,
+            **settings,
+        )
+    else:
+        module = LoRAClassifierModule(
+            backbone.model, num_labels=task.num_labels, problem=task.problem, **settings
+        )
     best = ModelCheckpoint(
         dirpath=out_dir / "checkpoints",
         filename="best",
@@ -253,6 +279,7 @@ def fit_and_test(
                 out_dir / "adapter",
                 head_modules=list(backbone.adapt_settings.head_modules),
                 base_model_name_or_path=backbone.spec.portable_name if backbone.spec else None,
+                task_type=backbone.adapt_settings.peft_task_type,
             )
         )
     result = FitResult(

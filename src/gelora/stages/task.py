@@ -8,7 +8,8 @@ from omegaconf import DictConfig
 
 from gelora.config.build import build
 from gelora.data.cleaning import clean_task
-from gelora.data.task_data import TaskData, stratified_subsample
+from gelora.data.qa_data import QASplit, subsample_questions
+from gelora.data.task_data import Split, TaskData, stratified_subsample
 from gelora.errors import ConfigError
 from gelora.training.metrics import check_metrics
 
@@ -21,7 +22,8 @@ def load_task(task_cfg: DictConfig) -> TaskData:
 
     The caps draw their rows with ``task.split_seed``, never the training seed: every seed and
     every method of a sweep trains on the same rows and is scored on the same rows, so seeds vary
-    training only (and the ID sample, drawn from the training rows, is shared).
+    training only (and the ID sample, drawn from the training rows, is shared). Classification
+    rows are drawn stratified by label, extractive QA's by question.
 
     Raises:
         ConfigError: the loader failed, a metric of ``task.metrics`` does not fit the task, or a
@@ -35,17 +37,23 @@ def load_task(task_cfg: DictConfig) -> TaskData:
     eval_cap, seed = task_cfg.max_eval_samples, task_cfg.split_seed
     subsampled = TaskData(
         name=task.name,
-        train=stratified_subsample(task.train, task_cfg.max_train_samples, seed=seed),
-        validation=stratified_subsample(task.validation, eval_cap, seed=seed),
-        test=stratified_subsample(task.test, eval_cap, seed=seed),
+        train=capped(task.train, task_cfg.max_train_samples, seed=seed),
+        validation=capped(task.validation, eval_cap, seed=seed),
+        test=capped(task.test, eval_cap, seed=seed),
         label_names=task.label_names,
         notes=task.notes,
         problem=task.problem,
         extra_tests={
-            name: stratified_subsample(split, eval_cap, seed=seed)
-            for name, split in task.extra_tests.items()
+            name: capped(split, eval_cap, seed=seed) for name, split in task.extra_tests.items()
         },
     )
     cleaned = clean_task(subsampled)
     log.info("task %s: %s; %s", cleaned.name, cleaned.sizes(), "; ".join(cleaned.notes))
     return cleaned
+
+
+def capped(split: Split | QASplit, max_samples: int | None, *, seed: int) -> Split | QASplit:
+    """At most ``max_samples`` rows of ``split``, drawn with ``seed`` (all if there are fewer)."""
+    if isinstance(split, QASplit):
+        return subsample_questions(split, max_samples, seed=seed)
+    return stratified_subsample(split, max_samples, seed=seed)

@@ -3,6 +3,8 @@
 The names are the ones the GLUE and topic-classification literature reports. Every metric here
 is higher-is-better, so the first one of a task can be the monitored (checkpoint) metric.
 Classification metrics take predicted class indices, regression metrics the predicted value.
+Extractive QA has its own two, SQuAD's ``exact_match`` and ``f1`` (``QA_METRICS``), computed
+from decoded answer spans by ``gelora.training.qa_metrics``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from torchmetrics.classification import (
     MulticlassF1Score,
     MulticlassMatthewsCorrCoef,
 )
+
+from gelora.training.qa_metrics import QA_METRICS
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,17 @@ def check_metrics(names: list[str], problem: str, num_labels: int) -> None:
     """Raise ``ValueError`` naming the metric that does not fit the task."""
     if not names:
         raise ValueError("task.metrics is empty; name at least one metric")
+    if problem == "extractive_qa":
+        for name in names:
+            if name not in QA_METRICS:
+                raise ValueError(
+                    f"task.metrics: {name!r} does not fit extractive QA; known: "
+                    f"{', '.join(QA_METRICS)}"
+                )
+        return
     for name in names:
+        if name not in METRICS and name in QA_METRICS:
+            raise ValueError(f"task.metrics: {name!r} is a QA metric, task is {problem}")
         if name not in METRICS:
             raise ValueError(f"task.metrics: {name!r} is unknown; known: {', '.join(METRICS)}")
         spec = METRICS[name]

@@ -68,6 +68,7 @@ class LoRAClassifierModule(L.LightningModule):
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.06,
         adapt: Callable[[torch.nn.Module, RankPlan], torch.nn.Module] | None = None,
+        make_metrics: Callable[[], torch.nn.Module] | None = None,
     ):
         """
         Args:
@@ -78,6 +79,8 @@ class LoRAClassifierModule(L.LightningModule):
             problem: ``classification`` (argmax of the logits) or ``regression`` (the one logit).
             test_splits: names of the test dataloaders in order; ``test`` logs as ``test/<m>``,
                 any other name ``x`` as ``test_x/<m>`` (MNLI's mismatched set).
+            make_metrics: a split's metric state (one for validation, one per test split);
+                ``None``: the task's metrics by name (``build_metrics``).
         """
         super().__init__()
         self.model = model.train()  # from_pretrained returns eval mode: dropout would stay off
@@ -89,11 +92,15 @@ class LoRAClassifierModule(L.LightningModule):
         self.head_lr = head_lr if head_lr is not None else lr
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
-        self.val_metrics = build_metrics(self.metric_names, problem, num_labels)
+        if make_metrics is None:
+            names = self.metric_names
+
+            def make_metrics() -> torch.nn.Module:
+                return build_metrics(names, problem, num_labels)
+
+        self.val_metrics = make_metrics()
         self.test_prefixes = ["test" if name == "test" else f"test_{name}" for name in test_splits]
-        self.test_metrics = torch.nn.ModuleList(
-            build_metrics(self.metric_names, problem, num_labels) for _ in self.test_prefixes
-        )
+        self.test_metrics = torch.nn.ModuleList(make_metrics() for _ in self.test_prefixes)
         self.val_best = MaxMetric()
         self.val_loss = MeanMetric()
         self.strict_loading = False  # checkpoints carry the trainable tensors only
