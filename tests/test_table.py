@@ -311,3 +311,28 @@ def test_every_task_metric_has_a_known_direction():
     from gelora.training.metrics import METRICS
 
     assert set(METRICS) <= HIGHER_IS_BETTER
+
+
+def test_paired_differences_plot_marks_each_mean_and_pair(tmp_path, monkeypatch):
+    from gelora.reporting import sweep_plots
+    from gelora.reporting.paired_tables import paired_section
+
+    section = paired_section(load_runs(_sweep(tmp_path / "sweep")), "lora")
+    shown = {}
+    monkeypatch.setattr(
+        sweep_plots, "save_figure", lambda figure, path: shown.setdefault("f", figure)
+    )
+    sweep_plots.plot_paired_differences(section, tmp_path / "forest.png")
+    (ax,) = shown["f"].axes
+    points = [tuple(line.get_xdata()) for line in ax.get_lines() if line.get_marker() == "o"]
+    means = [line.get_xdata()[0] for line in ax.get_lines() if line.get_marker() == "D"]
+    assert sorted(p[0] for p in points) == pytest.approx([-10.0, -10.0, -10.0])  # 3 sst pairs
+    assert means == pytest.approx([-10.0])  # gelora minus lora, every pair 10 points down
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["gelora"]
+
+
+def test_command_draws_the_paired_differences_when_there_are_pairs(tmp_path):
+    main([str(_sweep(tmp_path / "sweep")), "--out", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "paired_differences.png").stat().st_size > 5_000
+    main([str(tmp_path / "sweep"), "--out", str(tmp_path / "alone"), "--versus", "adalora"])
+    assert not (tmp_path / "alone" / "paired_differences.png").exists()  # no adalora: no pairs

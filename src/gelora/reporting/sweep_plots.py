@@ -1,4 +1,5 @@
-"""Figures of a sweep: ID profiles per task, rank plans side by side, score against budget."""
+"""Figures of a sweep: ID profiles per task, rank plans side by side, score against budget, and
+the paired differences against a reference method."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from gelora.reporting.paired_tables import PairedSection
 from gelora.reporting.plots import save_figure
 from gelora.reporting.sweep_runs import SweepRun
 
@@ -113,3 +115,34 @@ def plot_sweep(runs: Sequence[SweepRun], out: Path) -> list[Path]:
         plot_rank_plans(runs, out / "rank_plans.png"),
         plot_score_vs_params(runs, out / "score_vs_params.png"),
     ]
+
+
+def plot_paired_differences(section: PairedSection, path: Path) -> Path:
+    """Each method minus the reference, in points: the mean paired difference with its bootstrap
+    interval (black), and every (task, seed) pair's difference as a dot coloured by task.
+
+    A forest plot: what a reader checks first is whether an interval crosses zero, and whether
+    one task carries the mean."""
+    comparisons = [c for c in section.overall if c.pairs]
+    tasks = list(dict.fromkeys(p.task for c in comparisons for p in c.pairs))
+    colours = {task: f"C{k % 10}" for k, task in enumerate(tasks)}
+    figure, ax = plt.subplots(figsize=(6.4, 0.9 + 0.45 * max(len(comparisons), 1)))
+    for row, comparison in enumerate(comparisons):
+        for k, pair in enumerate(comparison.pairs):
+            jitter = 0.22 * ((k * 0.618) % 1 - 0.5)  # spread, deterministic: no rng in a figure
+            ax.plot(pair.difference, row + jitter, "o", ms=3.5, alpha=0.6,
+                    color=colours[pair.task])  # fmt: skip
+        low, high = comparison.interval
+        mean = comparison.mean_difference
+        ax.errorbar(mean, row, xerr=[[mean - low], [high - mean]], fmt="D", color="black",
+                    capsize=4, ms=6, zorder=3)  # fmt: skip
+    ax.axvline(0.0, color="grey", lw=1, ls="--")
+    ax.set_yticks(range(len(comparisons)), [c.method for c in comparisons])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"test score minus {section.reference}'s, points (x100)")
+    ax.set_title(f"Paired differences against {section.reference} (mean, 95% bootstrap CI)")
+    handles = [plt.Line2D([], [], ls="none", marker="o", color=colours[t], label=t) for t in tasks]
+    if handles:
+        ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(axis="x", alpha=0.3)
+    return save_figure(figure, path)

@@ -5,11 +5,12 @@
 
 Every job directory (one with ``.hydra/``) is one run (``gelora.reporting.sweep_runs``); the
 tables and CSV are ``gelora.reporting.tables``, the plots ``gelora.reporting.sweep_plots``.
-Writes ``table.md``, ``table.tex``, ``runs.csv``, ``id_profiles.png``, ``rank_plans.png`` and
-``score_vs_params.png`` into ``--out`` (default: the sweep directory). ``table.md`` and
-``table.tex`` end with the paired differences of every method versus ``--versus``
-(``gelora.reporting.paired``). ``--select-lr`` instead chooses each (method, task)'s learning
-rate by validation score and writes it as YAML (``gelora.reporting.lr_selection``).
+Writes ``table.md``, ``table.tex``, ``runs.csv``, ``id_profiles.png``, ``rank_plans.png``,
+``score_vs_params.png`` and (when there are pairs) ``paired_differences.png`` into ``--out``
+(default: the sweep directory). ``table.md`` and ``table.tex`` end with the paired differences
+of every method versus ``--versus`` (``gelora.reporting.paired``). ``--select-lr`` instead
+chooses each (method, task)'s learning rate by validation score and writes it as YAML
+(``gelora.reporting.lr_selection``).
 A sweep directory that is missing or holds no job is one line on stderr and exit status 2.
 """
 
@@ -24,6 +25,7 @@ from typing import NoReturn
 from gelora.atomic import write_text_atomic
 from gelora.reporting.lr_selection import choose_lrs, lr_choice_yaml, selection_markdown
 from gelora.reporting.paired_tables import (
+    PairedSection,
     paired_latex,
     paired_markdown,
     paired_section,
@@ -119,18 +121,22 @@ def select_lr(runs: Sequence[SweepRun], sweep_dir: Path, out: Path) -> None:
     print(f"learning rates written to {out}")
 
 
-def paired_texts(runs: Sequence[SweepRun], reference: str) -> tuple[str, str, str | None]:
+def paired_texts(section: PairedSection | None, why_none: str) -> tuple[str, str, str | None]:
     """The paired section in markdown and LaTeX, or one line each saying why there is none;
     and the line naming the pairs refused for different test rows, if any."""
-    if not any(r.method == reference for r in runs):
-        line = f"No paired differences: reference method {reference!r} is not in this sweep."
-        return line + "\n", f"% {line}\n", None
-    try:
-        section = paired_section(runs, reference)
-    except ValueError as error:  # a metric of unknown direction
-        line = f"No paired differences: {error}."
-        return line + "\n", f"% {line}\n", None
+    if section is None:
+        return why_none + "\n", f"% {why_none}\n", None
     return paired_markdown(section), paired_latex(section), refused_line(section.refused)
+
+
+def paired_or_reason(runs: Sequence[SweepRun], reference: str) -> tuple[PairedSection | None, str]:
+    """The paired section, or None and one line saying why there is none."""
+    if not any(r.method == reference for r in runs):
+        return None, f"No paired differences: reference method {reference!r} is not in this sweep."
+    try:
+        return paired_section(runs, reference), ""
+    except ValueError as error:  # a metric of unknown direction
+        return None, f"No paired differences: {error}."
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -141,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     out = args.out or args.sweep_dir
     out.mkdir(parents=True, exist_ok=True)
-    paired_md, paired_tex, refused = paired_texts(runs, args.versus)
+    section, why_none = paired_or_reason(runs, args.versus)
+    paired_md, paired_tex, refused = paired_texts(section, why_none)
     markdown = markdown_table(runs) + "\n" + paired_md
     write_text_atomic(out / "table.md", markdown)
     write_text_atomic(out / "table.tex", latex_table(runs) + "\n" + paired_tex)
@@ -150,6 +157,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from gelora.reporting.sweep_plots import plot_sweep
 
         plot_sweep(runs, out)
+        if section is not None and any(c.pairs for c in section.overall):
+            from gelora.reporting.sweep_plots import plot_paired_differences
+
+            plot_paired_differences(section, out / "paired_differences.png")
     counts = {s: sum(r.status == s for r in runs) for s in dict.fromkeys(r.status for r in runs)}
     print(markdown)
     if refused:
