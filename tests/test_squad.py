@@ -499,3 +499,16 @@ def test_every_encoder_config_takes_a_span_head(name):
     model(**batch).loss.backward()
     assert model.qa_outputs.weight.grad is not None
     assert all(layer.lora_B.weight.grad is not None for layer in lora_layers(model).values())
+
+
+def test_squad_brings_its_own_learning_rates_and_an_override_still_wins():
+    from tests.helpers import compose_train
+
+    def rates(*overrides: str) -> tuple[float, float | None]:
+        optimizer = compose_train(*overrides, "paths.output_dir=.").optimizer
+        return optimizer.lr, optimizer.head_lr
+
+    assert rates() == (1.0e-3, None)  # rotten_tomatoes: the framework's default
+    assert rates("task=squad") == (2.0e-3, 1.0e-2)  # chosen on validation F1 (squad_cpu.md)
+    assert rates("task=squad", "optimizer.lr=5e-4", "optimizer.head_lr=null") == (5.0e-4, None)
+    assert rates("task=squad", "experiment=squad_deberta") == (1.0e-3, None)  # the paper's

@@ -72,6 +72,10 @@ class TaskSchema:
     max_question_length: Optional[int] = None
     n_best: Optional[int] = None
     max_answer_length: Optional[int] = None
+    # The task's default learning rates (optimizer.lr and optimizer.head_lr read them unless set):
+    # a span head learnt from scratch in a few hundred steps (squad) wants more than a classifier.
+    lr: float = 1.0e-3
+    head_lr: Optional[float] = None
 
 
 @dataclass
