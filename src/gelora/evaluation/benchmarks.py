@@ -96,16 +96,14 @@ def run_benchmarks(
 
 def ifbench_line(scores: dict[str, float], unscored: dict[str, int], seconds: float) -> str:
     """One line: the four accuracies and what was scored."""
-    left_out = (
-        f"; unscored (NLTK data missing): {', '.join(f'{k} x{v}' for k, v in sorted(unscored.items()))}"
-        if unscored
-        else ""
-    )
+    counts = ", ".join(f"{key} x{n}" for key, n in sorted(unscored.items()))
+    left_out = f"; unscored (NLTK data missing): {counts}" if unscored else ""
     return (
         f"IFBench: {int(scores['ifbench_prompts'])} prompts in {seconds:.1f} s; prompt-level "
         f"strict {scores['ifbench_prompt_strict']:.4f} loose {scores['ifbench_prompt_loose']:.4f} "
         f"({int(scores['ifbench_prompts_scored'])} prompts scored), instruction-level strict "
-        f"{scores['ifbench_instruction_strict']:.4f} loose {scores['ifbench_instruction_loose']:.4f} "
+        f"{scores['ifbench_instruction_strict']:.4f} "
+        f"loose {scores['ifbench_instruction_loose']:.4f} "
         f"({int(scores['ifbench_instructions'] - scores['ifbench_instructions_unscored'])} of "
         f"{int(scores['ifbench_instructions'])} instructions scored){left_out}"
     )

@@ -41,7 +41,7 @@ def generate_answers(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     conversations: Sequence[Sequence[Message]],
-    settings: GenerationSettings = GenerationSettings(),  # noqa: B008 (frozen)
+    settings: GenerationSettings = GenerationSettings(),
     *,
     description: str = "generating",
     progress: bool = True,

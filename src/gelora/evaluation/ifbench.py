@@ -70,7 +70,9 @@ class IFBenchPrompt:
     kwargs: list[dict[str, Any]]
 
 
-def read_ifbench(path: Path | str | None = None, max_prompts: int | None = None) -> list[IFBenchPrompt]:
+def read_ifbench(
+    path: Path | str | None = None, max_prompts: int | None = None
+) -> list[IFBenchPrompt]:
     """The benchmark's prompts in file order (the first ``max_prompts`` of them)."""
     path = Path(path) if path is not None else asset_path(ASSET) / DATA
     prompts = []
@@ -143,9 +145,7 @@ class Checkers:
     def needs(self, instruction_id: str) -> tuple[str, ...]:
         """The NLTK data an instruction's checker uses (by its source)."""
         source = inspect.getsource(self.registry[instruction_id])
-        return tuple(
-            sorted({r for call, rs in NLTK_NEEDS.items() if call in source for r in rs})
-        )
+        return tuple(sorted({r for call, rs in NLTK_NEEDS.items() if call in source for r in rs}))
 
     def missing_data(self, instruction_id: str) -> tuple[str, ...]:
         return tuple(r for r in self.needs(instruction_id) if not _has_nltk_data(r))
@@ -164,7 +164,7 @@ def load_checkers(folder: Path | None = None) -> Checkers:
 
     folder = Path(folder) if folder is not None else asset_path(ASSET)
     loaded = sys.modules.get("ifbench")
-    if loaded is not None and Path(list(loaded.__path__)[0]) != folder:
+    if loaded is not None and Path(next(iter(loaded.__path__))) != folder:
         raise ImportError(f"another ifbench package is imported already: {loaded.__path__}")
     if loaded is None:
         spec = importlib.util.spec_from_file_location(
@@ -236,7 +236,9 @@ def score_prompt(checkers: Checkers, prompt: IFBenchPrompt, response: str) -> Pr
         verdicts = []
         for test in (lib.test_instruction_following_strict, lib.test_instruction_following_loose):
             try:
-                verdicts.append(bool(test(single, {prompt.prompt: response}).follow_all_instructions))
+                verdicts.append(
+                    bool(test(single, {prompt.prompt: response}).follow_all_instructions)
+                )
             except LookupError as error:  # NLTK data after all: unscored, not failed
                 unscored[instruction_id] = f"needs NLTK data: {str(error).splitlines()[0:1]}"
                 verdicts = [None, None]
@@ -261,7 +263,9 @@ def summarize(verdicts: Sequence[PromptVerdict]) -> dict[str, float]:
     n_instructions = sum(len(p.strict) for p in verdicts)
     n_unscored = sum(v is None for p in verdicts for v in p.strict)
     scores["ifbench_prompts"] = float(len(verdicts))
-    scores["ifbench_prompts_scored"] = float(sum(_all_followed(p.strict) is not None for p in verdicts))
+    scores["ifbench_prompts_scored"] = float(
+        sum(_all_followed(p.strict) is not None for p in verdicts)
+    )
     scores["ifbench_instructions"] = float(n_instructions)
     scores["ifbench_instructions_unscored"] = float(n_unscored)
     scores["ifbench_checker_errors"] = float(sum(len(p.errors) for p in verdicts))

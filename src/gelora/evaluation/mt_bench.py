@@ -40,7 +40,9 @@ class Question:
     turns: list[str]
 
 
-def read_questions(path: Path | str | None = None, max_questions: int | None = None) -> list[Question]:
+def read_questions(
+    path: Path | str | None = None, max_questions: int | None = None
+) -> list[Question]:
     """MT-Bench's questions in file order (the first ``max_questions``)."""
     path = Path(path) if path is not None else asset_path(ASSET) / FILE
     questions = []

@@ -3,8 +3,8 @@
 The sample is ``estimator.n_samples`` distinct training inputs drawn with the seed (all of them
 when the task has fewer: the number is an upper bound), passed through the frozen pretrained
 model (an instruction-tuning task's prompts formatted with the model's chat template, as it
-reads them); the estimator (TwoNN by default) runs on every hidden-state layer and on resamples of the
-points for error bars (``gelora.geometry.id_profile``).
+reads them); the estimator (TwoNN by default) runs on every hidden-state layer and on resamples
+of the points for error bars (``gelora.geometry.id_profile``).
 """
 
 from __future__ import annotations

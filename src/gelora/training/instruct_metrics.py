@@ -14,7 +14,6 @@ import math
 import torch
 from torchmetrics import Metric
 
-
 IGNORE = -100  # Hugging Face's ignored label (gelora.data.instruction_datamodule masks with it)
 INSTRUCTION_METRICS = ("response_loss", "perplexity")
 LOWER_IS_BETTER = frozenset(INSTRUCTION_METRICS)
