@@ -113,6 +113,15 @@ def subsample_examples(
     return split.subset([order[k] for k in sorted(kept)])
 
 
+def without_repeated_prompts(split: InstructionSplit) -> InstructionSplit:
+    """The first example of every prompt (instruction and input): a repeated prompt could sit on
+    both sides of a split, and its held-out loss would be a training loss."""
+    first: dict[tuple[str, str], int] = {}
+    for i, key in enumerate(zip(split.instructions, split.inputs_, strict=True)):
+        first.setdefault(key, i)
+    return split.subset(sorted(first.values()))
+
+
 def read_alpaca_json(path: Path | str) -> InstructionSplit:
     """Every example of an Alpaca-format file (a JSON list of ``{"instruction", "input",
     "output"}``; ``input`` may be missing or empty), in file order.
@@ -136,13 +145,15 @@ def read_alpaca_json(path: Path | str) -> InstructionSplit:
 def load_alpaca_demo(
     *, split_seed: int = 0, validation_size: int = 100, test_size: int = 100
 ) -> TaskData:
-    """LLaMA-Factory's ``alpaca_en_demo.json`` (999 examples): ``test_size`` and
-    ``validation_size`` examples held out with ``split_seed``, the rest for training. The
+    """LLaMA-Factory's ``alpaca_en_demo.json`` (999 examples, 985 distinct prompts: the 14
+    repeats are dropped): ``test_size`` and ``validation_size`` examples held out with
+    ``split_seed``, the rest for training. The
     validation rows pick the checkpoint (lowest response loss); the test rows give the held-out
     loss of the chosen checkpoint; IFBench is scored after the test (``gelora.evaluation``)."""
     from gelora.data.task_data import TaskData
 
-    examples = read_alpaca_json(asset_path(ASSET) / FILE)
+    read = read_alpaca_json(asset_path(ASSET) / FILE)
+    examples = without_repeated_prompts(read)
     rest, test = held_out(examples, test_size, seed=split_seed)
     train, validation = held_out(rest, validation_size, seed=split_seed)
     return TaskData(
@@ -153,7 +164,8 @@ def load_alpaca_demo(
         label_names=None,
         problem="instruction",
         notes=[
+            f"dropped {len(read) - len(examples)} examples whose prompt repeats an earlier one",
             f"validation {len(validation)} and test {len(test)} examples held out of "
-            f"{len(examples)} with split_seed {split_seed}"
+            f"{len(examples)} with split_seed {split_seed}",
         ],
     )
