@@ -67,7 +67,9 @@ def test_alpaca_demo_is_the_pinned_file_split_stably():
     assert task.sizes() == {"train": 785, "validation": 100, "test": 100}  # 14 repeats dropped
     assert task.notes[0] == "dropped 14 examples whose prompt repeats an earlier one"
     rows = [set(zip(s.texts, s.outputs, strict=True)) for s in (task.train, task.validation)]
-    assert not rows[0] & rows[1] and not rows[0] & set(zip(task.test.texts, task.test.outputs))
+    assert not rows[0] & rows[1] and not rows[0] & set(
+        zip(task.test.texts, task.test.outputs, strict=True)
+    )
     with_input = [t for t, i in zip(task.train.texts, task.train.inputs_, strict=True) if i]
     assert with_input and all("\n\n" in t for t in with_input)  # instruction, blank line, input
     again, other = load_alpaca_demo(), load_alpaca_demo(split_seed=1)
@@ -216,7 +218,10 @@ def test_ifbench_checkers_pass_and_fail_hand_made_answers():
     prompt = _prompt(ifbench, "count:keywords_multiple")
     kwargs = prompt.kwargs[0]
     words = [kwargs[f"keyword{i}"] for i in range(1, 6)]
-    following = " ".join(f"{word} " * times for word, times in zip(words, (1, 2, 3, 5, 7))) + "."
+    following = (
+        " ".join(f"{word} " * times for word, times in zip(words, (1, 2, 3, 5, 7), strict=True))
+        + "."
+    )
     good = ifbench.score_prompt(checkers, prompt, following)
     bad = ifbench.score_prompt(checkers, prompt, f"{words[0]} only once.")
     empty = ifbench.score_prompt(checkers, prompt, "")
