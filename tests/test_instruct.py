@@ -349,7 +349,7 @@ def test_a_tiny_instruction_run_trains_tests_and_scores_ifbench(tuned_run):
 
 
 def test_gelora_generate_writes_mt_bench_answers_for_a_run_and_for_the_base(tuned_run, tmp_path):
-    from gelora.generate import load_run, main
+    from gelora.generate import main
 
     out, _ = tuned_run
     answers = tmp_path / "tuned.jsonl"
@@ -361,13 +361,10 @@ def test_gelora_generate_writes_mt_bench_answers_for_a_run_and_for_the_base(tune
     base = tmp_path / "base.jsonl"
     assert main(["--base", "tiny_llama", *args, "--out", str(base)]) == 0
     assert json.loads(base.read_text().splitlines()[0])["model_id"] == "tiny_llama-base"
-    model, _, _ = load_run(out)  # the run's adapter is in the model
-    from gelora.lora.inject import lora_layers
-
-    assert len(lora_layers(model)) == 2 * 7
     assert main([str(tmp_path)]) == 2  # not a run directory
 
 
+@pytest.mark.slow  # a second tiny run (about a minute): the floor's settings are the config's
 def test_the_untrained_floor_takes_no_step_and_is_scored_on_the_same_rows(tuned_run, tmp_path):
     _, tuned = tuned_run
     results = run_in_process(
