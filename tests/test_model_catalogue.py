@@ -36,6 +36,12 @@ TINY_CONFIGS = {
     "smollm2_135m": lambda: LlamaConfig(
         **SMALL, vocab_size=100, num_hidden_layers=3, num_key_value_heads=2, pad_token_id=0
     ),
+    "smollm2_1_7b": lambda: LlamaConfig(
+        **SMALL, vocab_size=100, num_hidden_layers=3, num_key_value_heads=2, pad_token_id=0
+    ),
+    "tiny_llama": lambda: LlamaConfig(
+        **SMALL, vocab_size=100, num_hidden_layers=3, num_key_value_heads=2, pad_token_id=0
+    ),
 }
 
 

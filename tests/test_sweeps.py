@@ -72,9 +72,27 @@ def test_every_grid_point_of_every_experiment_composes(experiment):
         assert isinstance(cfg.optimizer.lr, float) and cfg.optimizer.lr > 0
 
 
+# Instruction tuning needs a decoder with a chat template: a random 2-block Llama with SmolLM2's
+# tokenizer, sequences long enough for its template, and a few short generations.
+TINY_DECODER = [
+    "model=tiny_llama",
+    "debug=tiny",
+    "task.max_length=128",
+    "task.ifbench_prompts=2",
+    "task.mt_bench_questions=1",
+    "task.max_new_tokens=2",
+]
+
+
+def tiny_overrides(experiment: str) -> list[str]:
+    cfg = compose_train(f"experiment={experiment}", "paths.output_dir=.")
+    return TINY_DECODER if cfg.task.metrics[0] == "response_loss" else TINY
+
+
 def _tiny_sweep_overrides(experiment: str, tmp_path: Path) -> list[str]:
     """One seed, and the GLUE tasks read from local copies written here."""
-    overrides = [f"experiment={experiment}", "seed=0", *TINY, *chosen_rates(experiment)]
+    tiny = tiny_overrides(experiment)
+    overrides = [f"experiment={experiment}", "seed=0", *tiny, *chosen_rates(experiment)]
     axes = grid(experiment)
     for key, values in axes.items():  # every row (method) runs; the other axes at one value
         if key not in ("method", "seed", "task", "budget.rank") or key == "task":

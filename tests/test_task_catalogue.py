@@ -53,8 +53,10 @@ def load(name: str, **overrides) -> TaskData:
 
 def test_every_task_config_is_covered_here():
     names = {p.stem for p in TASK_CONF.glob("*.yaml")}
-    # squad (extractive QA, its own split type) is tested in tests/test_squad.py
-    assert names == {*OFFLINE, *(f"glue_{t}" for t in GLUE_TASKS), "from_files", "squad"}
+    # squad (extractive QA) and alpaca_demo (instruction tuning), each with its own split type,
+    # are tested in tests/test_squad.py and tests/test_instruct.py
+    expected = {*OFFLINE, *(f"glue_{t}" for t in GLUE_TASKS), "from_files", "squad", "alpaca_demo"}
+    assert names == expected
 
 
 @pytest.mark.parametrize("name", sorted(OFFLINE))

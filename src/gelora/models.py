@@ -38,6 +38,7 @@ def resolve_source(asset: str | None, pretrained: str | None) -> str:
 HEADS = {
     "sequence_classification": "AutoModelForSequenceClassification",
     "question_answering": "AutoModelForQuestionAnswering",  # start and end logits per token
+    "causal_lm": "AutoModelForCausalLM",  # the decoder's own LM head: no new module
 }
 
 
@@ -58,14 +59,15 @@ class ModelSpec:
     Attributes:
         asset: an offline asset's name (``gelora.assets``), or ``None`` with ``pretrained``.
         pretrained: a hub id or local folder, or ``None`` with ``asset``.
-        num_labels: classes of the new head (1 for regression, 2 for a QA head: start and end).
+        num_labels: classes of the new head (1 for regression, 2 for a QA head: start and end;
+            not passed on for a causal LM, which keeps its vocabulary head).
         problem_type: Hugging Face's ``config.problem_type``, which picks the loss:
             ``single_label_classification`` (cross-entropy) or ``regression`` (MSE).
         gguf_file: a GGUF file inside the source folder (dequantised on load; needs ``gguf``).
         random_init: build the architecture with these config changes and random weights instead
             of loading them (tiny models for tests and smoke runs); the tokenizer is the source's.
-        head: a key of ``HEADS``: sequence classification (and regression), or span extraction
-            (``question_answering``).
+        head: a key of ``HEADS``: sequence classification (and regression), span extraction
+            (``question_answering``) or a decoder's next-token head (``causal_lm``).
     """
 
     asset: str | None
@@ -116,17 +118,26 @@ class ModelSpec:
         """The local folder or hub id the weights and tokenizer load from (fetches an asset)."""
         return resolve_source(self.asset, self.pretrained)
 
+    @property
+    def head_arguments(self) -> dict[str, Any]:
+        """What ``from_pretrained`` is told about the head: its outputs and loss, none for a
+        causal LM (its head is the pretrained one)."""
+        if self.head == "causal_lm":
+            return {}
+        head: dict[str, Any] = {"num_labels": self.num_labels}
+        if self.problem_type is not None:
+            head["problem_type"] = self.problem_type
+        return head
+
     def _config(self):
         from transformers import AutoConfig
 
         gguf = {"gguf_file": self.gguf_file} if self.gguf_file is not None else {}
-        head = {"problem_type": self.problem_type} if self.problem_type is not None else {}
         config = AutoConfig.from_pretrained(
             self.source,
-            num_labels=self.num_labels,
             trust_remote_code=self.trust_remote_code,
             **gguf,
-            **head,
+            **self.head_arguments,
         )
         for key, value in (self.random_init or {}).items():
             if not hasattr(config, key):
@@ -156,15 +167,13 @@ def load_classifier(
     if spec.random_init is not None:
         model = auto_class.from_config(spec._config())
     else:
-        head = {"problem_type": spec.problem_type} if spec.problem_type is not None else {}
         with _quiet_load(spec.source):
             model, loading_info = auto_class.from_pretrained(
                 spec.source,
-                num_labels=spec.num_labels,
                 trust_remote_code=spec.trust_remote_code,
                 output_loading_info=True,
                 **gguf,
-                **head,
+                **spec.head_arguments,
             )
         report_new_weights(loading_info, head_modules)
     if tokenizer.pad_token is None:  # decoders (Llama, GPT-2) ship without one

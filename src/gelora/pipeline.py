@@ -179,7 +179,7 @@ def _run_stages(cfg: DictConfig, out_dir: Path, reached: dict[str, Any]) -> None
     fit = reached["fit"] = fit_and_test(
         cfg, method, backbone, task, datamodule, profile, plan, out_dir
     )
-    timings |= {"fit_s": fit.fit_s, "test_s": fit.test_s}
+    timings |= {"fit_s": fit.fit_s, "test_s": fit.test_s, **(fit.benchmark_s or {})}
 
 
 def write_plan_outputs(

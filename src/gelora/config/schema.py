@@ -72,6 +72,13 @@ class TaskSchema:
     max_question_length: Optional[int] = None
     n_best: Optional[int] = None
     max_answer_length: Optional[int] = None
+    # instruction tuning (task=alpaca_demo) only: IFBench after the test (null prompts: all 294;
+    # 0: none), MT-Bench answers (null: all 80; 0: none), greedy generation of at most
+    # max_new_tokens, generation_batch_size conversations a batch
+    ifbench_prompts: Optional[int] = None
+    mt_bench_questions: Optional[int] = None
+    max_new_tokens: Optional[int] = None
+    generation_batch_size: Optional[int] = None
     # The task's default learning rates (optimizer.lr and optimizer.head_lr read them unless set):
     # a span head learnt from scratch in a few hundred steps (squad) wants more than a classifier.
     lr: float = 1.0e-3

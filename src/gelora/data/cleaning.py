@@ -20,7 +20,11 @@ def _clean_split(split: Split, name: str, task: TaskData) -> tuple[Split, list[s
     pairs = split.text_pairs
     for i, text in enumerate(split.texts):
         label = split.labels[i]
+        empty_response = task.problem == "instruction" and not str(label).strip()
         if not str(text).strip() or (pairs is not None and not str(pairs[i]).strip()):
+            blank += 1
+            continue
+        if empty_response:  # nothing to learn: every token of the row would be masked
             blank += 1
             continue
         if task.problem == "regression" and not math.isfinite(float(label)):

@@ -20,9 +20,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from gelora.data.instruction_data import InstructionSplit
 from gelora.data.qa_data import QASplit
 
-PROBLEMS = ("classification", "regression", "extractive_qa")
+PROBLEMS = ("classification", "regression", "extractive_qa", "instruction")
+# The split type of each task kind that does not hold ``Split`` rows.
+SPLIT_TYPES = {"extractive_qa": QASplit, "instruction": InstructionSplit}
 REGRESSION_STRATA = 10  # quantile bins that stand in for classes when splitting a regression set
 
 
@@ -73,27 +76,32 @@ class TaskData:
         label_names: class names, index = label; ``None`` for regression and extractive QA.
         notes: facts a reader of the run should know (dropped rows, how a split was made).
         problem: ``"classification"``, ``"regression"`` (one float target, ``num_labels`` 1) or
-            ``"extractive_qa"`` (``QASplit`` splits; a start and an end logit per token).
+            ``"extractive_qa"`` (``QASplit`` splits; a start and an end logit per token) or
+            ``"instruction"`` (``InstructionSplit`` splits: prompts and responses for a causal
+            LM; no labels head).
         extra_tests: further test splits scored like ``test`` (MNLI's mismatched set), by name.
     """
 
     name: str
-    train: Split | QASplit
-    validation: Split | QASplit
-    test: Split | QASplit
+    train: Split | QASplit | InstructionSplit
+    validation: Split | QASplit | InstructionSplit
+    test: Split | QASplit | InstructionSplit
     label_names: list[str] | None
     notes: list[str] = field(default_factory=list)
     problem: str = "classification"
-    extra_tests: dict[str, Split | QASplit] = field(default_factory=dict)
+    extra_tests: dict[str, Split | QASplit | InstructionSplit] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.problem not in PROBLEMS:
             raise ValueError(f"problem must be one of {', '.join(PROBLEMS)}, got {self.problem!r}")
         if (self.problem == "classification") == (self.label_names is None):
             raise ValueError("label_names must be given exactly when the problem is classification")
-        qa = self.problem == "extractive_qa"
-        if any(isinstance(split, QASplit) != qa for split in self.splits().values()):
-            raise ValueError("extractive_qa tasks hold QASplit splits, other tasks Split splits")
+        expected = SPLIT_TYPES.get(self.problem, Split)
+        if any(not isinstance(split, expected) for split in self.splits().values()):
+            raise ValueError(
+                f"{self.problem} tasks hold {expected.__name__} splits; extractive_qa QASplit, "
+                "instruction InstructionSplit, the others Split"
+            )
         if self.problem == "classification":
             n = len(self.label_names)
             for name, split in self.splits().items():
@@ -107,6 +115,8 @@ class TaskData:
         token (start and end logits, Hugging Face's ``num_labels`` of a QA head)."""
         if self.problem == "extractive_qa":
             return 2
+        if self.problem == "instruction":
+            return 0  # no head: the causal LM's own vocabulary logits
         return 1 if self.label_names is None else len(self.label_names)
 
     @property

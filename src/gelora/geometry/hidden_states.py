@@ -17,6 +17,7 @@ full ``(L + 1, batch, length, width)`` activations beyond the batch being proces
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch
@@ -82,6 +83,10 @@ def collect_hidden_states(
     pair_lengths = [len(p) for p in text_pairs] if text_pairs is not None else [0] * len(texts)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]) + pair_lengths[i])
     pooled: torch.Tensor | None = None
+    # A causal LM's vocabulary logits (batch x length x vocabulary) are not needed here: keep one
+    # position's (transformers' ``logits_to_keep``) so a large batch fits in memory.
+    takes = "logits_to_keep" in inspect.signature(model.forward).parameters
+    last_logits_only = {"logits_to_keep": 1} if takes else {}
     try:
         batches = range(0, len(order), batch_size)
         for start in tqdm(batches, desc="hidden states", disable=not progress, leave=False):
@@ -94,7 +99,7 @@ def collect_hidden_states(
                 max_length=max_length,
                 return_tensors="pt",
             ).to(device)
-            outputs = model(**encoded, output_hidden_states=True)
+            outputs = model(**encoded, output_hidden_states=True, **last_logits_only)
             layers = outputs.hidden_states
             if pooled is None:
                 pooled = torch.empty(len(layers), len(texts), layers[0].shape[-1])

@@ -2,7 +2,9 @@
 
 The head follows the task kind: a sequence classifier (or regressor) for classification and
 regression, a span-extraction head (``AutoModelForQuestionAnswering``: start and end logits per
-token) for extractive QA, trained in full with the modules ``model.qa_head_modules`` names.
+token) for extractive QA, trained in full with the modules ``model.qa_head_modules`` names, and
+the decoder's own pretrained next-token head (``AutoModelForCausalLM``) for instruction tuning,
+where only the adapters train.
 
 The target shapes are read from the model's config on the meta device first (no weights), so a
 wrong target name or a budget below one rank per matrix stops the run before the download or load.
@@ -30,13 +32,19 @@ PROBLEM_TYPES = {
     "classification": "single_label_classification",
     "regression": "regression",
     "extractive_qa": None,  # the QA head's own loss, on start and end positions
+    "instruction": None,  # the causal LM's next-token loss, on response tokens
 }
 HEADS = {  # task kind -> head (gelora.models.HEADS)
     "classification": "sequence_classification",
     "regression": "sequence_classification",
     "extractive_qa": "question_answering",
+    "instruction": "causal_lm",
 }
-PEFT_TASK_TYPES = {"sequence_classification": "SEQ_CLS", "question_answering": "QUESTION_ANS"}
+PEFT_TASK_TYPES = {
+    "sequence_classification": "SEQ_CLS",
+    "question_answering": "QUESTION_ANS",
+    "causal_lm": "CAUSAL_LM",
+}
 
 
 @dataclass(frozen=True)
@@ -66,8 +74,11 @@ def model_spec(model_cfg: DictConfig, task: TaskData) -> ModelSpec:
 
 
 def adapt_settings(model_cfg: DictConfig, head: str, lora_dropout: float = 0.0) -> AdaptSettings:
-    """Which modules train in full (the head's), LoRA dropout, shared inputs, peft's task type."""
-    heads = model_cfg.qa_head_modules if head == "question_answering" else model_cfg.head_modules
+    """Which modules train in full (the head's; none for a causal LM, whose head is pretrained),
+    LoRA dropout, shared inputs, peft's task type."""
+    heads = {"question_answering": model_cfg.qa_head_modules, "causal_lm": []}.get(
+        head, model_cfg.head_modules
+    )
     return AdaptSettings(
         head_modules=tuple(heads),
         dropout=lora_dropout,

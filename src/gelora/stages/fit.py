@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gelora.config.build import build
 from gelora.data.datamodule import TextClassificationDataModule
+from gelora.data.instruction_datamodule import InstructionDataModule
 from gelora.data.qa_datamodule import QADataModule
 from gelora.data.task_data import TaskData
 from gelora.lora.export import save_adapter
@@ -37,7 +38,9 @@ from gelora.reporting.console import format_parameter_budget
 from gelora.stages.backbone import Backbone
 from gelora.stages.plan import PlanResult
 from gelora.stages.profile import ProfileResult
+from gelora.training.instruct_module import LoRACausalLMModule
 from gelora.training.loggers import ModelSummaryToLog
+from gelora.training.metrics import metric_mode
 from gelora.training.module import LoRAClassifierModule
 from gelora.training.qa_module import LoRAQuestionAnsweringModule
 
@@ -49,7 +52,8 @@ class FitResult:
     """What training and testing gave.
 
     Attributes:
-        metrics: every logged ``val/...`` and ``test.../...`` value (finite, checked).
+        metrics: every logged ``val/...`` and ``test.../...`` value (finite, checked); an
+            instruction task adds ``test/ifbench_...`` (``gelora.evaluation.benchmarks``).
         test_checkpoint: ``best validation`` or ``final`` (no checkpoint was saved).
         best_step: the optimizer step of the tested best-validation checkpoint.
         adapter_params: LoRA parameters trained (at the start, for a pruning method).
@@ -70,6 +74,9 @@ class FitResult:
     plan: RankPlan
     fit_s: float
     test_s: float
+    benchmark_s: dict[str, float] | None = None  # instruction tasks: ifbench_s, mt_bench_s
+    benchmark_files: dict[str, str] | None = None
+    benchmark_unscored: dict[str, int] | None = None
 
 
 def checkpoint_step(path: str | Path) -> int:
@@ -90,8 +97,19 @@ def build_datamodule(
     task_cfg: DictConfig,
     seed: int,
     token_cache_dir: Path | None = None,
-) -> TextClassificationDataModule | QADataModule:
-    """The task kind's datamodule: windows over contexts for extractive QA, else texts."""
+) -> TextClassificationDataModule | QADataModule | InstructionDataModule:
+    """The task kind's datamodule: windows over contexts for extractive QA, chat-formatted
+    examples for instruction tuning, else texts."""
+    if task.problem == "instruction":
+        return InstructionDataModule(
+            task,
+            backbone.tokenizer,
+            max_length=task_cfg.max_length,
+            batch_size=task_cfg.batch_size,
+            eval_batch_size=task_cfg.eval_batch_size,
+            seed=seed,
+            group_by_length=task_cfg.group_by_length,
+        )
     if task.problem == "extractive_qa":
         return QADataModule(
             task,
@@ -172,7 +190,7 @@ def fit_and_test(
     method: Method,
     backbone: Backbone,
     task: TaskData,
-    datamodule: TextClassificationDataModule | QADataModule,
+    datamodule: TextClassificationDataModule | QADataModule | InstructionDataModule,
     profile: ProfileResult,
     plan: PlanResult,
     out_dir: Path,
@@ -218,6 +236,8 @@ def fit_and_test(
             width=cfg.task.max_length,
             **settings,
         )
+    elif task.problem == "instruction":  # a causal LM, its loss on response tokens only
+        module = LoRACausalLMModule(backbone.model, **settings)
     else:
         module = LoRAClassifierModule(
             backbone.model, num_labels=task.num_labels, problem=task.problem, **settings
@@ -226,7 +246,7 @@ def fit_and_test(
         dirpath=out_dir / "checkpoints",
         filename="best",
         monitor=f"val/{primary}",
-        mode="max",
+        mode=metric_mode(primary),  # min for a loss
         save_top_k=1,
     )
     periodic = ModelCheckpoint(  # last.ckpt every few steps: what a killed run resumes from
@@ -270,6 +290,10 @@ def fit_and_test(
     if not all(math.isfinite(v) for v in metrics.values()):
         raise FloatingPointError(f"non-finite metrics: {metrics}")
     model = module.model
+    benchmarks = None
+    if task.problem == "instruction" and is_global_zero():  # generation with the tested weights
+        benchmarks = _run_benchmarks(cfg, model, backbone, method.name, out_dir)
+        metrics |= {f"test/{name}": value for name, value in benchmarks.scores.items()}
     adapter_dir = None
     if is_global_zero() and module.rank_plan.adapters:  # head_only has no adapter to export
         adapter_dir = str(
@@ -301,9 +325,37 @@ def fit_and_test(
         plan=module.rank_plan,
         fit_s=fit_s,
         test_s=test_s,
+        benchmark_s=benchmarks.seconds if benchmarks else None,
+        benchmark_files=benchmarks.files if benchmarks else None,
+        benchmark_unscored=benchmarks.unscored if benchmarks else None,
     )
     _log_scores(result, primary, test_metrics)
     return result
+
+
+def _run_benchmarks(cfg: DictConfig, model, backbone: Backbone, method: str, out_dir: Path):
+    """IFBench and MT-Bench answers of the tested model (``task.ifbench_prompts``,
+    ``task.mt_bench_questions``), files in the run directory."""
+    from gelora.evaluation.benchmarks import run_benchmarks
+    from gelora.evaluation.generation import GenerationSettings
+
+    task_cfg = cfg.task
+    settings = GenerationSettings(
+        max_new_tokens=task_cfg.max_new_tokens or GenerationSettings.max_new_tokens,
+        batch_size=task_cfg.generation_batch_size or GenerationSettings.batch_size,
+    )
+    untrained = cfg.trainer.get("limit_train_batches") == 0
+    variant = "untrained" if untrained else method
+    return run_benchmarks(
+        model,
+        backbone.tokenizer,
+        out_dir,
+        settings,
+        ifbench_prompts=task_cfg.ifbench_prompts,
+        mt_bench_questions=task_cfg.mt_bench_questions,
+        model_id=f"{cfg.model.name}-{cfg.task.name}-{variant}-seed{cfg.seed}",
+        progress=bool(cfg.trainer.get("enable_progress_bar", True) is not False),
+    )
 
 
 def _log_scores(result: FitResult, primary: str, test_metrics: dict[str, float]) -> None:

@@ -2,8 +2,9 @@
 
 The sample is ``estimator.n_samples`` distinct training inputs drawn with the seed (all of them
 when the task has fewer: the number is an upper bound), passed through the frozen pretrained
-model; the estimator (TwoNN by default) runs on every hidden-state layer and on resamples of the
-points for error bars (``gelora.geometry.id_profile``).
+model (an instruction-tuning task's prompts formatted with the model's chat template, as it
+reads them); the estimator (TwoNN by default) runs on every hidden-state layer and on resamples
+of the points for error bars (``gelora.geometry.id_profile``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from omegaconf import DictConfig
 from sklearn.base import BaseEstimator
 
+from gelora.data.instruction_datamodule import chat_prompt
 from gelora.data.task_data import TaskData
 from gelora.errors import ConfigError
 from gelora.geometry.hidden_states import collect_hidden_states
@@ -162,6 +164,8 @@ def estimate_profile(
         texts, pairs = [a for a, _ in inputs], [b for _, b in inputs]
     else:
         texts, pairs = inputs, None
+    if task.problem == "instruction":  # the prompts as the model reads them: its chat template
+        texts = [chat_prompt(backbone.tokenizer, text) for text in texts]
     key = lookup = None
     if cache_dir is not None:
         key = profile_key(backbone, texts, pairs, estimator, settings, max_length, device)

@@ -82,6 +82,11 @@ def build_record(
             "method_summary": fit.method_summary,
             "distributed": fit.distributed,
             "adapter_dir": fit.adapter_dir,
+            "benchmarks": (
+                {"files": fit.benchmark_files, "ifbench_unscored": fit.benchmark_unscored}
+                if fit.benchmark_files is not None
+                else None
+            ),
             "environment": fit.environment,
         }
     found |= {"status": status, "timings": timings, "error": error, "traceback": traceback}

@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from gelora.config.build import build
 from gelora.data.cleaning import clean_task
+from gelora.data.instruction_data import InstructionSplit, subsample_examples
 from gelora.data.qa_data import QASplit, subsample_questions
 from gelora.data.task_data import Split, TaskData, stratified_subsample
 from gelora.errors import ConfigError
@@ -23,7 +24,7 @@ def load_task(task_cfg: DictConfig) -> TaskData:
     The caps draw their rows with ``task.split_seed``, never the training seed: every seed and
     every method of a sweep trains on the same rows and is scored on the same rows, so seeds vary
     training only (and the ID sample, drawn from the training rows, is shared). Classification
-    rows are drawn stratified by label, extractive QA's by question.
+    rows are drawn stratified by label, extractive QA's by question, instruction examples plainly.
 
     Raises:
         ConfigError: the loader failed, a metric of ``task.metrics`` does not fit the task, or a
@@ -52,8 +53,12 @@ def load_task(task_cfg: DictConfig) -> TaskData:
     return cleaned
 
 
-def capped(split: Split | QASplit, max_samples: int | None, *, seed: int) -> Split | QASplit:
+def capped(
+    split: Split | QASplit | InstructionSplit, max_samples: int | None, *, seed: int
+) -> Split | QASplit | InstructionSplit:
     """At most ``max_samples`` rows of ``split``, drawn with ``seed`` (all if there are fewer)."""
     if isinstance(split, QASplit):
         return subsample_questions(split, max_samples, seed=seed)
+    if isinstance(split, InstructionSplit):
+        return subsample_examples(split, max_samples, seed=seed)
     return stratified_subsample(split, max_samples, seed=seed)

@@ -1,7 +1,9 @@
 """Task metrics by name (torchmetrics), so a task config can say ``metrics: [accuracy, macro_f1]``.
 
 The names are the ones the GLUE and topic-classification literature reports. Every metric here
-is higher-is-better, so the first one of a task can be the monitored (checkpoint) metric.
+is higher-is-better, so the first one of a task can be the monitored (checkpoint) metric;
+instruction tuning's ``response_loss`` and ``perplexity`` (``gelora.training.instruct_metrics``)
+are lower-is-better, and ``metric_mode`` says which way a metric is monitored.
 Classification metrics take predicted class indices, regression metrics the predicted value.
 Extractive QA has its own two, SQuAD's ``exact_match`` and ``f1`` (``QA_METRICS``), computed
 from decoded answer spans by ``gelora.training.qa_metrics``.
@@ -20,6 +22,7 @@ from torchmetrics.classification import (
     MulticlassMatthewsCorrCoef,
 )
 
+from gelora.training.instruct_metrics import INSTRUCTION_METRICS, LOWER_IS_BETTER
 from gelora.training.qa_metrics import QA_METRICS
 
 
@@ -45,10 +48,24 @@ METRICS: dict[str, MetricSpec] = {
 }
 
 
+def metric_mode(name: str) -> str:
+    """``min`` for a metric where lower is better (a loss), else ``max``: Lightning's checkpoint
+    ``mode`` and the direction of ``val/<metric>_best``."""
+    return "min" if name in LOWER_IS_BETTER else "max"
+
+
 def check_metrics(names: list[str], problem: str, num_labels: int) -> None:
     """Raise ``ValueError`` naming the metric that does not fit the task."""
     if not names:
         raise ValueError("task.metrics is empty; name at least one metric")
+    if problem == "instruction" or any(name in INSTRUCTION_METRICS for name in names):
+        for name in names:
+            if problem != "instruction" or name not in INSTRUCTION_METRICS:
+                raise ValueError(
+                    f"task.metrics: {name!r} does not fit a {problem} task; instruction tuning "
+                    f"takes {', '.join(INSTRUCTION_METRICS)}"
+                )
+        return
     if problem == "extractive_qa":
         for name in names:
             if name not in QA_METRICS:

@@ -1,0 +1,207 @@
+"""Chat-formatted examples for a causal LM, with the loss on the response tokens only.
+
+Each example is the tokenizer's own chat template (``apply_chat_template``) applied to a user
+turn (the instruction and its input) and an assistant turn (the response). The prompt is the
+template's rendering of the user turn with the generation prompt (``<|im_start|>assistant\\n``
+for ChatML templates): exactly what the model reads at generation time. Labels are ``-100``
+(ignored by the loss) on every prompt token and on whatever the template writes after the
+response's end-of-turn token (a newline in ChatML); the response tokens and that end-of-turn token
+keep their ids, so the model learns to answer and to stop (Alpaca and TRL's completion-only
+training).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+from transformers import PreTrainedTokenizerBase
+
+from gelora.data.datamodule import LengthGroupedBatches, ResumableDataLoader
+from gelora.data.instruction_data import InstructionSplit
+from gelora.data.task_data import TaskData
+from gelora.errors import ConfigError
+
+IGNORE = -100  # the label Hugging Face's cross-entropy skips
+
+
+def chat_prompt(tokenizer: PreTrainedTokenizerBase, user_turn: str) -> str:
+    """The text a chat model reads before its answer: the template with the generation prompt."""
+    messages = [{"role": "user", "content": user_turn}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def _ids(tokenizer: PreTrainedTokenizerBase, messages: list[dict], **kwargs) -> list[int]:
+    text = tokenizer.apply_chat_template(messages, tokenize=False, **kwargs)
+    # the template already holds every special token it wants (BOS included where it has one)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+@dataclass(frozen=True)
+class ChatExample:
+    """One tokenised example: ``labels`` equal ``input_ids`` on the response, ``-100`` elsewhere."""
+
+    input_ids: list[int]
+    labels: list[int]
+
+    @property
+    def n_response_tokens(self) -> int:
+        return sum(label != IGNORE for label in self.labels)
+
+
+def encode_chat(
+    tokenizer: PreTrainedTokenizerBase, user_turn: str, response: str, max_length: int
+) -> ChatExample:
+    """``user_turn`` and ``response`` in the chat template, the loss on the response only.
+
+    The prompt (user turn with the generation prompt) must be a prefix of the whole
+    conversation's tokens, which holds for templates that render turn by turn (ChatML, Llama,
+    Mistral); the end-of-turn token is the tokenizer's ``eos_token`` (``<|im_end|>`` for
+    SmolLM2's ChatML). Cut to ``max_length`` tokens from the right.
+
+    Raises:
+        ValueError: the prompt is not a prefix of the conversation (a template that rewrites
+            earlier turns).
+    """
+    user = [{"role": "user", "content": user_turn}]
+    prompt = _ids(tokenizer, user, add_generation_prompt=True)
+    whole = _ids(tokenizer, [*user, {"role": "assistant", "content": response}])
+    if whole[: len(prompt)] != prompt:
+        raise ValueError("the chat template's prompt is not a prefix of the whole conversation")
+    answer = whole[len(prompt) :]
+    end = tokenizer.eos_token_id
+    if end in answer:  # keep the end-of-turn token, mask what the template adds after it
+        stop = answer.index(end) + 1
+        answer_labels = answer[:stop] + [IGNORE] * (len(answer) - stop)
+    else:
+        answer_labels = list(answer)
+    labels = [IGNORE] * len(prompt) + answer_labels
+    return ChatExample(whole[:max_length], labels[:max_length])
+
+
+class ChatRows(Dataset):
+    """A split's examples as collator rows (kept tokenised)."""
+
+    def __init__(self, examples: list[ChatExample]):
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict:
+        example = self.examples[index]
+        return {"input_ids": example.input_ids, "labels": example.labels}
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(e.input_ids) for e in self.examples]
+
+
+def collate_right_padded(rows: list[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Rows padded on the right to the batch's longest; padding is masked and has label -100."""
+    width = max(len(row["input_ids"]) for row in rows)
+    ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        n = len(row["input_ids"])
+        ids[i, :n] = torch.tensor(row["input_ids"])
+        labels[i, :n] = torch.tensor(row["labels"])
+        mask[i, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+class InstructionDataModule(L.LightningDataModule):
+    """Train/validation/test loaders of chat-formatted examples, length-grouped for training.
+
+    Examples whose response is cut away entirely by ``max_length`` (a prompt that fills it) would
+    add nothing to the loss: they are dropped and counted (``dropped``, and a note in the log).
+    """
+
+    def __init__(
+        self,
+        task: TaskData,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        max_length: int = 256,
+        batch_size: int = 8,
+        eval_batch_size: int = 16,
+        num_workers: int = 0,
+        seed: int = 0,
+        group_by_length: bool = True,
+    ):
+        super().__init__()
+        if task.problem != "instruction":
+            raise ValueError(f"task {task.name} is {task.problem}, not instruction")
+        if tokenizer.chat_template is None:
+            raise ConfigError("instruction tuning needs a tokenizer with a chat template")
+        self.task = task
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.group_by_length = group_by_length
+        self.rows: dict[str, ChatRows] = {}
+        self.dropped: dict[str, int] = {}
+
+    @property
+    def test_split_names(self) -> list[str]:
+        return ["test", *self.task.extra_tests]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.rows:
+            return
+        for name, split in self.task.splits().items():
+            examples = self.encode(split)
+            kept = [e for e in examples if e.n_response_tokens > 0]
+            self.dropped[name] = len(examples) - len(kept)
+            if not kept:
+                raise ConfigError(
+                    f"task.max_length={self.max_length} leaves no response token in any {name} "
+                    "example"
+                )
+            self.rows[name] = ChatRows(kept)
+
+    def encode(self, split: InstructionSplit) -> list[ChatExample]:
+        return [
+            encode_chat(self.tokenizer, text, response, self.max_length)
+            for text, response in zip(split.texts, split.outputs, strict=True)
+        ]
+
+    @property
+    def token_cache_outcomes(self) -> dict[str, str]:
+        """Chat examples are tokenised in every run (seconds): the token cache holds texts."""
+        return {name: "off" for name in self.rows}
+
+    def _collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        return collate_right_padded(rows, self.tokenizer.pad_token_id)
+
+    def train_dataloader(self) -> DataLoader:
+        rows = self.rows["train"]
+        lengths = rows.lengths if self.group_by_length else [0] * len(rows)
+        batches = LengthGroupedBatches(lengths, self.batch_size, seed=self.seed)
+        return ResumableDataLoader(
+            rows, batch_sampler=batches, collate_fn=self._collate, num_workers=self.num_workers
+        )
+
+    def _eval_loader(self, name: str) -> DataLoader:
+        """Batches in length order: the token-weighted loss does not depend on order."""
+        rows = self.rows[name]
+        order = sorted(range(len(rows)), key=rows.lengths.__getitem__)
+        size = self.eval_batch_size
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
+        return DataLoader(
+            rows, batch_sampler=batches, collate_fn=self._collate, num_workers=self.num_workers
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("validation")
+
+    def test_dataloader(self) -> DataLoader | list[DataLoader]:
+        keys = ["test", *(f"test_{name}" for name in self.task.extra_tests)]
+        loaders = [self._eval_loader(key) for key in keys]
+        return loaders[0] if len(loaders) == 1 else loaders

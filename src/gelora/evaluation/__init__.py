@@ -1,0 +1,1 @@
+"""Evaluation after training: generation, IFBench (rule-checked), MT-Bench answers."""
