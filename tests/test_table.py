@@ -336,3 +336,15 @@ def test_command_draws_the_paired_differences_when_there_are_pairs(tmp_path):
     assert (tmp_path / "out" / "paired_differences.png").stat().st_size > 5_000
     main([str(tmp_path / "sweep"), "--out", str(tmp_path / "alone"), "--versus", "adalora"])
     assert not (tmp_path / "alone" / "paired_differences.png").exists()  # no adalora: no pairs
+
+
+def test_a_lower_is_better_score_is_refused_in_one_line(tmp_path, capsys):
+    loss = _completed(1.67)
+    loss["metrics"] = {"test/response_loss": 1.67, "val/response_loss_best": 1.71}
+    loss["metric"], loss["metric_names"] = "response_loss", ["response_loss", "perplexity"]
+    _job(tmp_path, "lora", "alpaca_demo", 0, loss)
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path), "--no-plots", "--out", str(tmp_path / "out")])
+    assert stop.value.code == 2
+    assert "response_loss" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # no table that reads a loss the wrong way round
