@@ -250,6 +250,8 @@ def test_select_lr_chooses_on_validation_never_test(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| lora | 0.0001: 80.00, **0.0003: 85.00**, 0.001: 85.00 |" in printed
     assert "**3e-05: 80.00**, 0.001: no score" in printed
+    (edge,) = [line for line in printed.splitlines() if line.startswith("At the top of the grid")]
+    assert edge.endswith(": lora/news (0.001).")  # not lora/sst (3e-4 of 1e-3), nor gelora (1 rate)
     assert not (sweep / "table.md").exists()  # a selection sweep is no results table
     assert choose_lr({1e-3: None}) is None
 

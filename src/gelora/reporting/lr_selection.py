@@ -42,6 +42,23 @@ class LrChoice:
     unfinished: int = 0  # runs still without a record (running, or killed): choose after them
 
 
+def at_top_of_grid(choice: LrChoice) -> bool:
+    """The chosen rate is the largest of two or more scored rates: a larger one might do better."""
+    scored = [lr for lr, score in choice.validation.items() if score is not None]
+    return choice.chosen is not None and len(scored) > 1 and choice.chosen == max(scored)
+
+
+def top_of_grid_line(choices: Sequence[LrChoice]) -> str | None:
+    """One line naming the (method, task) cells whose best rate is the grid's largest."""
+    edge = [f"{c.method}/{c.task} ({_lr_text(c.chosen)})" for c in choices if at_top_of_grid(c)]
+    if not edge:
+        return None
+    return (
+        f"At the top of the grid (a larger rate might score higher; extend the grid there before "
+        f"the table runs): {', '.join(edge)}."
+    )
+
+
 def choose_lr(validation: dict[float, float | None]) -> float | None:
     """The learning rate with the highest validation score, the smaller one on a tie."""
     scored = [(score, lr) for lr, score in validation.items() if score is not None]
@@ -107,7 +124,8 @@ def selection_markdown(choices: Sequence[LrChoice], runs: Sequence[SweepRun]) ->
         f"Validation score x100 (val/<metric>_best, {over}) per learning rate; bold: chosen "
         "(best validation score, ties to the smaller learning rate). Test scores not read."
     )
-    return "\n".join(lines) + f"\n\n{rule}\n"
+    edge = top_of_grid_line(choices)
+    return "\n".join(lines) + f"\n\n{rule}\n" + (f"\n{edge}\n" if edge else "")
 
 
 def _yaml_key(name: str) -> str:
