@@ -109,7 +109,15 @@ def _tiny_sweep_overrides(experiment: str, tmp_path: Path) -> list[str]:
     return overrides
 
 
-@pytest.mark.parametrize("experiment", EXPERIMENTS)
+# The paper-sized GPU twins of CPU experiments run the same task kind's code at a tiny size as
+# their CPU sibling does; their tiny runs (the slowest of the suite: 30-110 s) run with -m slow.
+GPU_TWINS = {"instruct_gpu": "instruct_cpu", "squad_deberta": "squad_cpu"}
+
+
+@pytest.mark.parametrize(
+    "experiment",
+    [pytest.param(e, marks=pytest.mark.slow) if e in GPU_TWINS else e for e in EXPERIMENTS],
+)
 def test_every_experiment_runs_at_a_tiny_size(experiment, tmp_path):
     overrides = _tiny_sweep_overrides(experiment, tmp_path)
     proc = sweep(tmp_path, *overrides)

@@ -121,6 +121,35 @@ class ResumableDataLoader(DataLoader):
         self.batch_sampler.load_state_dict(state)
 
 
+def length_grouped_train_loader(
+    rows: Dataset,
+    lengths: list[int],
+    *,
+    batch_size: int,
+    seed: int,
+    group_by_length: bool,
+    collate_fn,
+    num_workers: int = 0,
+) -> ResumableDataLoader:
+    """Training batches of similar length, reshuffled each epoch by ``seed`` and resumable
+    mid-epoch; without length grouping, equal lengths make it a plain seeded shuffle."""
+    batches = LengthGroupedBatches(
+        lengths if group_by_length else [0] * len(lengths), batch_size, seed=seed
+    )
+    return ResumableDataLoader(
+        rows, batch_sampler=batches, collate_fn=collate_fn, num_workers=num_workers
+    )
+
+
+def length_ordered_loader(
+    rows: Dataset, lengths: list[int], *, batch_size: int, collate_fn, num_workers: int = 0
+) -> DataLoader:
+    """Evaluation batches in length order: scores do not depend on order, padding does."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return DataLoader(rows, batch_sampler=batches, collate_fn=collate_fn, num_workers=num_workers)
+
+
 class TextClassificationDataModule(L.LightningDataModule):
     """Train/validation/test loaders with dynamic padding (``DataCollatorWithPadding``)."""
 
@@ -172,22 +201,24 @@ class TextClassificationDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         split = self._splits["train"]
-        # Without length grouping, equal lengths make the same sampler a plain seeded shuffle.
-        lengths = split.lengths if self.group_by_length else [0] * len(split)
-        batches = LengthGroupedBatches(lengths, self.batch_size, seed=self.seed)
-        return ResumableDataLoader(
-            split, batch_sampler=batches, collate_fn=self.collate, num_workers=self.num_workers
+        return length_grouped_train_loader(
+            split,
+            split.lengths,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            group_by_length=self.group_by_length,
+            collate_fn=self.collate,
+            num_workers=self.num_workers,
         )
 
     def _eval_loader(self, name: str) -> DataLoader:
-        """Batches in length order: metrics do not depend on order, padding does."""
         split = self._splits[name]
-        order = sorted(range(len(split)), key=split.lengths.__getitem__)
-        batches = [
-            order[i : i + self.eval_batch_size] for i in range(0, len(order), self.eval_batch_size)
-        ]
-        return DataLoader(
-            split, batch_sampler=batches, collate_fn=self.collate, num_workers=self.num_workers
+        return length_ordered_loader(
+            split,
+            split.lengths,
+            batch_size=self.eval_batch_size,
+            collate_fn=self.collate,
+            num_workers=self.num_workers,
         )
 
     def val_dataloader(self) -> DataLoader:

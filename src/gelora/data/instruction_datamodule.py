@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
 
-from gelora.data.datamodule import LengthGroupedBatches, ResumableDataLoader
+from gelora.data.datamodule import length_grouped_train_loader, length_ordered_loader
 from gelora.data.instruction_data import InstructionSplit
 from gelora.data.task_data import TaskData
 from gelora.errors import ConfigError
@@ -182,20 +182,25 @@ class InstructionDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         rows = self.rows["train"]
-        lengths = rows.lengths if self.group_by_length else [0] * len(rows)
-        batches = LengthGroupedBatches(lengths, self.batch_size, seed=self.seed)
-        return ResumableDataLoader(
-            rows, batch_sampler=batches, collate_fn=self._collate, num_workers=self.num_workers
+        return length_grouped_train_loader(
+            rows,
+            rows.lengths,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            group_by_length=self.group_by_length,
+            collate_fn=self._collate,
+            num_workers=self.num_workers,
         )
 
     def _eval_loader(self, name: str) -> DataLoader:
-        """Batches in length order: the token-weighted loss does not depend on order."""
+        """Length-ordered batches: the token-weighted loss does not depend on order."""
         rows = self.rows[name]
-        order = sorted(range(len(rows)), key=rows.lengths.__getitem__)
-        size = self.eval_batch_size
-        batches = [order[i : i + size] for i in range(0, len(order), size)]
-        return DataLoader(
-            rows, batch_sampler=batches, collate_fn=self._collate, num_workers=self.num_workers
+        return length_ordered_loader(
+            rows,
+            rows.lengths,
+            batch_size=self.eval_batch_size,
+            collate_fn=self._collate,
+            num_workers=self.num_workers,
         )
 
     def val_dataloader(self) -> DataLoader:

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from gelora.data.datamodule import LengthGroupedBatches, ResumableDataLoader
+from gelora.data.datamodule import length_grouped_train_loader, length_ordered_loader
 from gelora.data.qa_data import QASplit
 from gelora.data.qa_windows import Windows, best_answers, make_windows
 from gelora.data.task_data import TaskData
@@ -117,22 +117,22 @@ class QADataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         windows = self.windows["train"]
-        lengths = windows.lengths if self.group_by_length else [0] * len(windows)
-        batches = LengthGroupedBatches(lengths, self.batch_size, seed=self.seed)
-        rows = WindowRows(windows, with_index=False)
-        return ResumableDataLoader(
-            rows, batch_sampler=batches, collate_fn=self.collate, num_workers=self.num_workers
+        return length_grouped_train_loader(
+            WindowRows(windows, with_index=False),
+            windows.lengths,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            group_by_length=self.group_by_length,
+            collate_fn=self.collate,
+            num_workers=self.num_workers,
         )
 
     def _eval_loader(self, name: str) -> DataLoader:
-        """Batches in length order: scores do not depend on order, padding does."""
         windows = self.windows[name]
-        order = sorted(range(len(windows)), key=windows.lengths.__getitem__)
-        size = self.eval_batch_size
-        batches = [order[i : i + size] for i in range(0, len(order), size)]
-        return DataLoader(
+        return length_ordered_loader(
             WindowRows(windows, with_index=True),
-            batch_sampler=batches,
+            windows.lengths,
+            batch_size=self.eval_batch_size,
             collate_fn=self.collate,
             num_workers=self.num_workers,
         )
