@@ -100,39 +100,27 @@ def build_datamodule(
 ) -> TextClassificationDataModule | QADataModule | InstructionDataModule:
     """The task kind's datamodule: windows over contexts for extractive QA, chat-formatted
     examples for instruction tuning, else texts."""
+    common = {  # what every task kind's datamodule takes from the task config
+        "max_length": task_cfg.max_length,
+        "batch_size": task_cfg.batch_size,
+        "eval_batch_size": task_cfg.eval_batch_size,
+        "seed": seed,
+        "group_by_length": task_cfg.group_by_length,
+    }
     if task.problem == "instruction":
-        return InstructionDataModule(
-            task,
-            backbone.tokenizer,
-            max_length=task_cfg.max_length,
-            batch_size=task_cfg.batch_size,
-            eval_batch_size=task_cfg.eval_batch_size,
-            seed=seed,
-            group_by_length=task_cfg.group_by_length,
-        )
+        return InstructionDataModule(task, backbone.tokenizer, **common)
     if task.problem == "extractive_qa":
         return QADataModule(
             task,
             backbone.tokenizer,
-            max_length=task_cfg.max_length,
             doc_stride=task_cfg.doc_stride,
             max_question_length=task_cfg.max_question_length,
             n_best=task_cfg.n_best,
             max_answer_length=task_cfg.max_answer_length,
-            batch_size=task_cfg.batch_size,
-            eval_batch_size=task_cfg.eval_batch_size,
-            seed=seed,
-            group_by_length=task_cfg.group_by_length,
+            **common,
         )
     return TextClassificationDataModule(
-        task,
-        backbone.tokenizer,
-        max_length=task_cfg.max_length,
-        batch_size=task_cfg.batch_size,
-        eval_batch_size=task_cfg.eval_batch_size,
-        seed=seed,
-        group_by_length=task_cfg.group_by_length,
-        token_cache_dir=token_cache_dir,
+        task, backbone.tokenizer, token_cache_dir=token_cache_dir, **common
     )
 
 
