@@ -378,3 +378,68 @@ def test_the_grid_is_extended_by_half_decades_where_the_best_rate_is_its_largest
     _job(sweep, "gelora", "sst", 0, None, lr=1e-2)  # running: no verdict until it lands
     with pytest.raises(SystemExit, match="unfinished runs in gelora/sst"):
         extend.extension_overrides(sweep)
+
+
+def _budget_sweep(root: Path) -> Path:
+    """lora and gelora_budget at budget.rank 1, 2, 4 on one task, 3 seeds; gelora_budget is
+    +2 points at rank 1, level at rank 2, -1 at rank 4 on every seed."""
+    for rank, edge in ((1, 0.02), (2, 0.0), (4, -0.01)):
+        for seed in range(3):
+            score = 0.70 + 0.01 * rank + 0.005 * seed
+            for method, delta in (("lora", 0.0), ("gelora_budget", edge)):
+                _job(root / f"budget.rank={rank}", method, "rt", seed,
+                     _completed(score + delta, params=1000 * rank))  # fmt: skip
+                config = root / f"budget.rank={rank}/method={method},seed={seed},task=rt/.hydra"
+                saved = OmegaConf.load(config / "config.yaml")
+                saved.budget = {"rank": rank, "params": None}
+                OmegaConf.save(saved, config / "config.yaml")
+    return root
+
+
+def test_columns_split_each_task_by_a_setting_and_pair_within_it(tmp_path, capsys):
+    sweep = _budget_sweep(tmp_path / "budget")
+    main([str(sweep), "--columns", "budget.rank", "--out", str(tmp_path / "out"), "--no-plots"])
+    table = (tmp_path / "out" / "table.md").read_text()
+    header = table.splitlines()[0]
+    assert "rt budget.rank=1 (accuracy)" in header and "rt budget.rank=4 (accuracy)" in header
+    from gelora.reporting.paired_tables import paired_section
+    from gelora.reporting.sweep_runs import split_by_column
+
+    runs = split_by_column(load_runs(sweep), "budget.rank")
+    section = paired_section(runs, "lora")
+    per_rank = {
+        rank: section.per_task["gelora_budget", f"rt budget.rank={rank}"].mean_difference
+        for rank in (1, 2, 4)
+    }
+    assert per_rank == pytest.approx({1: 2.0, 2: 0.0, 4: -1.0})
+    (overall,) = section.overall
+    assert len(overall.pairs) == 9 and overall.wins_ties_losses == (3, 3, 3)
+    with pytest.raises(SystemExit) as stop:
+        main([str(sweep), "--columns", "lora.rank", "--no-plots"])
+    assert stop.value.code == 2 and "no value for 'lora.rank'" in capsys.readouterr().err
+
+
+def test_the_curve_plots_scores_at_each_cost_and_the_paired_difference_below(tmp_path, monkeypatch):
+    from gelora.reporting import sweep_plots
+    from gelora.reporting.paired_tables import paired_section
+    from gelora.reporting.sweep_runs import split_by_column
+
+    runs = split_by_column(load_runs(_budget_sweep(tmp_path / "budget")), "budget.rank")
+    shown = {}
+    monkeypatch.setattr(
+        sweep_plots, "save_figure", lambda figure, path: shown.setdefault("f", figure)
+    )
+    sweep_plots.plot_curve(runs, paired_section(runs, "lora"), "budget.rank", tmp_path / "c.png")
+    top, bottom = shown["f"].axes
+    curves = {bars.get_label(): bars.lines[0] for bars in top.containers}  # errorbar's data line
+    assert list(curves["lora"].get_xdata()) == [1000, 2000, 4000]
+    assert list(curves["lora"].get_ydata()) == pytest.approx([71.5, 72.5, 74.5])
+    assert list(curves["gelora_budget"].get_ydata()) == pytest.approx([73.5, 72.5, 73.5])
+    marks = [
+        (bars.lines[0].get_xdata()[0], bars.lines[0].get_ydata()[0]) for bars in bottom.containers
+    ]
+    assert [x for x, _ in sorted(marks)] == [1000, 2000, 4000]
+    assert [y for _, y in sorted(marks)] == pytest.approx([2.0, 0.0, -1.0])
+    monkeypatch.undo()  # the command saves its figures
+    main([str(tmp_path / "budget"), "--columns", "budget.rank", "--out", str(tmp_path / "o")])
+    assert (tmp_path / "o" / "curve.png").stat().st_size > 5_000

@@ -2,11 +2,13 @@
 
     gelora-table multirun_outputs/table_cpu/<sweep_id> [--out DIR] [--versus lora]
     gelora-table multirun_outputs/lr_sweep/<sweep_id> --select-lr lr_choice.yaml
+    gelora-table multirun_outputs/table_cpu_budget/<sweep_id> --columns budget.rank
 
 Every job directory (one with ``.hydra/``) is one run (``gelora.reporting.sweep_runs``); the
 tables and CSV are ``gelora.reporting.tables``, the plots ``gelora.reporting.sweep_plots``.
 Writes ``table.md``, ``table.tex``, ``runs.csv``, ``id_profiles.png``, ``rank_plans.png``,
-``score_vs_params.png`` and (when there are pairs) ``paired_differences.png`` into ``--out``
+``score_vs_params.png``, (when there are pairs) ``paired_differences.png`` and (with
+``--columns``, e.g. ``budget.rank``) ``curve.png`` into ``--out``
 (default: the sweep directory). ``table.md`` and ``table.tex`` end with the paired differences
 of every method versus ``--versus`` (``gelora.reporting.paired``). ``--select-lr`` instead
 chooses each (method, task)'s learning rate by validation score and writes it as YAML
@@ -32,7 +34,7 @@ from gelora.reporting.paired_tables import (
     paired_section,
     refused_line,
 )
-from gelora.reporting.sweep_runs import SweepRun, load_runs
+from gelora.reporting.sweep_runs import SweepRun, load_runs, split_by_column
 from gelora.reporting.tables import latex_table, markdown_table, write_csv
 
 USAGE_ERROR = 2  # argparse's exit status for a bad command line
@@ -66,6 +68,14 @@ def argument_parser() -> argparse.ArgumentParser:
         default="method",
         help="table rows: the method config (default), or each job's overrides other than "
         "task and seed (ablations)",
+    )
+    parser.add_argument(
+        "--columns",
+        default=None,
+        metavar="KEY",
+        help="split each task's column by this config key (e.g. budget.rank for a budget curve): "
+        "cells, and the (task, seed) pairs, are per task and value, and curve.png plots the "
+        "score against adapter parameters with the paired difference at each value",
     )
     parser.add_argument(
         "--no-plots", action="store_true", help="write the tables and CSV only, no figures"
@@ -151,6 +161,11 @@ def paired_or_reason(runs: Sequence[SweepRun], reference: str) -> tuple[PairedSe
 def main(argv: Sequence[str] | None = None) -> None:
     args = argument_parser().parse_args(argv)
     runs = _load(args.sweep_dir, args.rows)
+    if args.columns is not None:
+        try:
+            runs = split_by_column(runs, args.columns)
+        except ValueError as error:
+            fail(str(error))
     if args.select_lr is not None:
         select_lr(runs, args.sweep_dir, args.select_lr)
         return
@@ -170,6 +185,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             from gelora.reporting.sweep_plots import plot_paired_differences
 
             plot_paired_differences(section, out / "paired_differences.png")
+        if args.columns is not None:
+            from gelora.reporting.sweep_plots import plot_curve
+
+            plot_curve(runs, section, args.columns, out / "curve.png")
     counts = {s: sum(r.status == s for r in runs) for s in dict.fromkeys(r.status for r in runs)}
     print(markdown)
     if refused:
