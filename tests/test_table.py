@@ -17,6 +17,7 @@ from scipy.stats import wilcoxon
 from gelora.reporting.lr_selection import choose_lr
 from gelora.reporting.paired import (
     HIGHER_IS_BETTER,
+    LOWER_IS_BETTER,
     bootstrap_interval,
     compare,
     pair_runs,
@@ -24,7 +25,7 @@ from gelora.reporting.paired import (
     wins_ties_losses,
 )
 from gelora.reporting.sweep_runs import SweepRun, load_runs
-from gelora.reporting.table_cli import argument_parser, main
+from gelora.reporting.table_cli import argument_parser, main, paired_or_reason
 from gelora.reporting.tables import Cell, latex_escape, latex_table, markdown_table
 
 
@@ -311,9 +312,14 @@ def test_latex_escape_covers_every_special_character():
 
 
 def test_every_task_metric_has_a_known_direction():
-    from gelora.training.metrics import METRICS
+    from gelora.training.instruct_metrics import LOWER_IS_BETTER as TRAINING_LOWER
+    from gelora.training.metrics import METRICS, metric_mode
+    from gelora.training.qa_metrics import QA_METRICS
 
-    assert set(METRICS) <= HIGHER_IS_BETTER
+    assert set(METRICS) | set(QA_METRICS) <= HIGHER_IS_BETTER
+    assert LOWER_IS_BETTER == TRAINING_LOWER  # the checkpoint's mode and the table agree
+    assert all(metric_mode(m) == "min" for m in LOWER_IS_BETTER)
+    assert all(metric_mode(m) == "max" for m in HIGHER_IS_BETTER)
 
 
 def test_paired_differences_plot_marks_each_mean_and_pair(tmp_path, monkeypatch):
@@ -341,16 +347,48 @@ def test_command_draws_the_paired_differences_when_there_are_pairs(tmp_path):
     assert not (tmp_path / "alone" / "paired_differences.png").exists()  # no adalora: no pairs
 
 
-def test_a_lower_is_better_score_is_refused_in_one_line(tmp_path, capsys):
-    loss = _completed(1.67)
-    loss["metrics"] = {"test/response_loss": 1.67, "val/response_loss_best": 1.71}
-    loss["metric"], loss["metric_names"] = "response_loss", ["response_loss", "perplexity"]
-    _job(tmp_path, "lora", "alpaca_demo", 0, loss)
+def _loss(test: float, val: float, lr: float = 1e-3) -> dict:
+    run = _completed(test, lr=lr)
+    run["metrics"] = {"test/response_loss": test, "val/response_loss_best": val}
+    run["metric"], run["metric_names"] = "response_loss", ["response_loss", "perplexity"]
+    return run
+
+
+def test_a_loss_is_tabled_as_it_is_and_a_lower_loss_wins(tmp_path, capsys):
+    for seed, (lora, gelora) in enumerate([(1.70, 1.65), (1.72, 1.69), (1.68, 1.70)]):
+        _job(tmp_path / "sweep", "lora", "alpaca_demo", seed, _loss(lora, lora))
+        _job(tmp_path / "sweep", "gelora", "alpaca_demo", seed, _loss(gelora, gelora))
+    main([str(tmp_path / "sweep"), "--out", str(tmp_path / "out"), "--no-plots"])
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "| lora | 1.0k | 1.70 +/- 0.02 [1.70] n=3 |" in table  # not x100
+    assert "response_loss as it is (not x100); lower is better" in table
+    section = paired_or_reason(load_runs(tmp_path / "sweep"), "lora")[0]
+    (gelora,) = section.overall
+    assert gelora.differences == pytest.approx([0.05, 0.03, -0.02])  # lora's loss minus gelora's
+    assert gelora.wins_ties_losses == (2, 0, 1)
+    assert "lora's test response_loss minus the method's" in section.caption
+
+
+def test_select_lr_takes_the_lowest_validation_loss(tmp_path, capsys):
+    sweep = tmp_path / "lr_sweep"
+    for lr, val in ((3e-4, 1.9), (1e-3, 1.7), (3e-3, 1.8)):
+        _job(sweep, "lora", "alpaca_demo", 0, _loss(1.0, val, lr=lr), lr=lr)
+    main([str(sweep), "--select-lr", str(tmp_path / "lr.yaml")])
+    assert OmegaConf.load(tmp_path / "lr.yaml").lr_choice.lora.alpaca_demo == 1e-3
+    printed = capsys.readouterr().out
+    assert "**0.001: 1.70**" in printed and "lowest validation score" in printed
+    assert "At the top of the grid" not in printed
+
+
+def test_scores_and_losses_in_one_sweep_are_refused_in_one_line(tmp_path, capsys):
+    _job(tmp_path, "lora", "alpaca_demo", 0, _loss(1.67, 1.71))
+    _job(tmp_path, "lora", "sst", 0, _completed(0.8))
     with pytest.raises(SystemExit) as stop:
         main([str(tmp_path), "--no-plots", "--out", str(tmp_path / "out")])
     assert stop.value.code == 2
-    assert "response_loss" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()  # no table that reads a loss the wrong way round
+    error = capsys.readouterr().err
+    assert "accuracy, response_loss are not in one unit" in error
+    assert not (tmp_path / "out").exists()  # no table that pools points with a loss
 
 
 def _extend_lr_grid():

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from gelora.reporting.paired import sweep_direction
 from gelora.reporting.paired_tables import PairedSection
 from gelora.reporting.plots import save_figure
 from gelora.reporting.sweep_runs import SweepRun
@@ -118,7 +119,8 @@ def plot_sweep(runs: Sequence[SweepRun], out: Path) -> list[Path]:
 
 
 def plot_paired_differences(section: PairedSection, path: Path) -> Path:
-    """Each method minus the reference, in points: the mean paired difference with its bootstrap
+    """Each method against the reference (positive favours the method; points for a score, the
+    loss's units for a loss): the mean paired difference with its bootstrap
     interval (black), and every (task, seed) pair's difference as a dot coloured by task.
 
     A forest plot: what a reader checks first is whether an interval crosses zero, and whether
@@ -139,7 +141,7 @@ def plot_paired_differences(section: PairedSection, path: Path) -> Path:
     ax.axvline(0.0, color="grey", lw=1, ls="--")
     ax.set_yticks(range(len(comparisons)), [c.method for c in comparisons])
     ax.invert_yaxis()
-    ax.set_xlabel(f"test score minus {section.reference}'s, points (x100)")
+    ax.set_xlabel(section.direction.describe_difference(section.reference))
     ax.set_title(f"Paired differences against {section.reference} (mean, 95% bootstrap CI)")
     handles = [plt.Line2D([], [], ls="none", marker="o", color=colours[t], label=t) for t in tasks]
     if handles:
@@ -164,6 +166,7 @@ def plot_curve(
     from the reference at each value with its 95% bootstrap interval. A method's point sits at
     its own cost, so a curve to the left spent less."""
     done = [r for r in _completed(runs) if r.score is not None and r.column is not None]
+    direction = sweep_direction(r.metric for r in done)
     tasks = list(dict.fromkeys(r.base_task for r in done)) or ["(no completed runs)"]
     methods = list(dict.fromkeys(r.method for r in done))
     values = sorted(dict.fromkeys(r.column for r in done), key=_numeric_first)
@@ -182,7 +185,7 @@ def plot_curve(
                 ]
                 if not mine or not all(r.adapter_params for r in mine):
                     continue
-                scores = [100 * r.score for r in mine]
+                scores = [direction.scale * r.score for r in mine]
                 spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
                 params = statistics.fmean(r.adapter_params for r in mine)
                 points.append((params, statistics.fmean(scores), spread, mine[0].task))
@@ -204,7 +207,8 @@ def plot_curve(
                 low_ax.errorbar(params, mean, yerr=[[mean - low], [high - mean]],
                                 marker="os^Dv<>"[k % 7], capsize=3, color=f"C{k % 10}")  # fmt: skip
         top.set_title(f"{task}: {key} = {', '.join(values)}")
-        top.set_ylabel("test score x100 (mean, bars: std)")
+        shown = "test score x100" if direction.scale == 100 else f"test {direction.metric}"
+        top.set_ylabel(f"{shown} (mean, bars: std)")
         top.grid(alpha=0.3)
         top.legend(fontsize=7)
         for ax in axes[:, col]:
@@ -215,6 +219,8 @@ def plot_curve(
         if section is not None:
             bottom = axes[1][col]
             bottom.axhline(0.0, color="grey", lw=1, ls="--")
-            bottom.set_ylabel(f"minus {section.reference}, points\n(mean, 95% bootstrap CI)")
+            bottom.set_ylabel(
+                f"vs {section.reference}, {direction.unit}\n(mean, 95% CI; + favours the row)"
+            )
             bottom.grid(alpha=0.3)
     return save_figure(figure, path)

@@ -26,7 +26,7 @@ from typing import NoReturn
 
 from gelora.atomic import write_text_atomic
 from gelora.reporting.lr_selection import choose_lrs, lr_choice_yaml, selection_markdown
-from gelora.reporting.paired import check_higher_is_better
+from gelora.reporting.paired import sweep_direction
 from gelora.reporting.paired_tables import (
     PairedSection,
     paired_latex,
@@ -108,13 +108,10 @@ def _load(sweep_dir: Path, rows: str) -> list[SweepRun]:
         runs = load_runs(sweep_dir, rows=rows)
     except FileNotFoundError as error:  # no job directory under it
         fail(str(error))
-    try:  # cells x100, means, lr choice and wins all read a higher score as better
-        check_higher_is_better(r.metric for r in runs if r.status == "completed")
+    try:  # cells, means, lr choice and wins all read the metric's direction
+        sweep_direction(r.metric for r in runs if r.status == "completed")
     except ValueError as error:
-        fail(
-            f"{error}. Lower-is-better scores (instruction tuning's response_loss) are tabled by "
-            "experiments/instruct_table.py"
-        )
+        fail(str(error))
     return runs
 
 
