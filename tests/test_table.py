@@ -270,6 +270,21 @@ def test_select_lr_waits_for_the_whole_grid(tmp_path, capsys):
     assert "grid is not finished" in error and "lora/sst (1)" in error
 
 
+def test_select_lr_refuses_a_completed_run_without_a_validation_score(tmp_path, capsys):
+    sweep = tmp_path / "lr_sweep"
+    _job(sweep, "lora", "sst", 0, _completed(0.8, val=0.8, lr=3e-4), lr=3e-4)
+    unscored = _completed(0.9, lr=1e-3)
+    unscored["metrics"] = {"test/accuracy": 0.9}  # resumed after its last step, no val logged
+    _job(sweep, "lora", "sst", 0, unscored, lr=1e-3)
+    out = tmp_path / "lr_choice.yaml"
+    with pytest.raises(SystemExit) as stopped:
+        main([str(sweep), "--select-lr", str(out)])
+    assert stopped.value.code == 2 and not out.exists()  # 3e-4 would have won by default
+    assert "without a validation score in lora/sst (1)" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="without a validation score in lora/sst"):
+        _extend_lr_grid().extension_overrides(sweep)
+
+
 def test_a_missing_sweep_dir_is_one_line_and_exit_2(tmp_path, capsys):
     out = tmp_path / "out"
     for sweep_dir, says in [

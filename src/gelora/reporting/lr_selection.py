@@ -40,6 +40,7 @@ class LrChoice:
     seeds: dict[float, int]  # lr -> completed seeds with a validation score
     chosen: float | None
     unfinished: int = 0  # runs still without a record (running, or killed): choose after them
+    unscored: int = 0  # completed runs whose record has no validation score: rerun them
 
 
 def at_top_of_grid(choice: LrChoice) -> bool:
@@ -86,11 +87,9 @@ def choose_lrs(runs: Sequence[SweepRun]) -> list[LrChoice]:
                 validation[lr] = statistics.fmean(scores) if scores else None
                 seeds[lr] = len(scores)
             unfinished = sum(r.status in ("missing", "running") for r in mine)
-            choices.append(
-                LrChoice(
-                    method, task, validation, seeds, choose_lr(validation, direction), unfinished
-                )
-            )
+            unscored = sum(r.status == "completed" and r.val_score is None for r in mine)
+            chosen = choose_lr(validation, direction)
+            choices.append(LrChoice(method, task, validation, seeds, chosen, unfinished, unscored))
     return choices
 
 

@@ -126,6 +126,13 @@ def select_lr(runs: Sequence[SweepRun], sweep_dir: Path, out: Path) -> None:
             f"the learning-rate grid is not finished: runs without a result in "
             f"{', '.join(unfinished)}; finish (or resume) the sweep first"
         )
+    unscored = [f"{c.method}/{c.task} ({c.unscored})" for c in choices if c.unscored]
+    if unscored:  # a rate left out for want of a score would lose by default
+        fail(
+            f"completed runs without a validation score in {', '.join(unscored)} (resumed after "
+            "their last step by a gelora before the tested checkpoint's score was recorded); "
+            "rerun them from scratch (delete their folders) first"
+        )
     if not any(c.chosen is not None for c in choices):
         fail(f"no completed run under {sweep_dir} records a learning rate and validation score")
     print(selection_markdown(choices, runs))
