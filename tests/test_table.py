@@ -5,6 +5,7 @@ in one line."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 from pathlib import Path
 
@@ -350,3 +351,30 @@ def test_a_lower_is_better_score_is_refused_in_one_line(tmp_path, capsys):
     assert stop.value.code == 2
     assert "response_loss" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # no table that reads a loss the wrong way round
+
+
+def _extend_lr_grid():
+    path = Path(__file__).resolve().parents[1] / "experiments/extend_lr_grid.py"
+    spec = importlib.util.spec_from_file_location("extend_lr_grid", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_grid_is_extended_by_half_decades_where_the_best_rate_is_its_largest(tmp_path):
+    extend = _extend_lr_grid()
+    steps = [3e-4]
+    for _ in range(4):
+        steps.append(extend.next_rate(steps[-1]))
+    assert steps == [3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
+    sweep = tmp_path / "lr_grid"
+    for lr, val in ((3e-4, 0.7), (1e-3, 0.8), (3e-3, 0.9)):  # lora/sst: best at the top
+        _job(sweep, "lora", "sst", 0, _completed(0.5, val=val, lr=lr), lr=lr)
+    for lr, val in ((3e-4, 0.7), (1e-3, 0.9), (3e-3, 0.8)):  # gelora/sst: best inside
+        _job(sweep, "gelora", "sst", 0, _completed(0.5, val=val, lr=lr), lr=lr)
+    assert extend.extension_overrides(sweep) == ["method=lora task=sst optimizer.lr=0.01"]
+    _job(sweep, "lora", "sst", 0, _completed(0.5, val=0.85, lr=1e-2), lr=1e-2)
+    assert extend.extension_overrides(sweep) == []  # 1e-2 ran and lost: 3e-3 is inside now
+    _job(sweep, "gelora", "sst", 0, None, lr=1e-2)  # running: no verdict until it lands
+    with pytest.raises(SystemExit, match="unfinished runs in gelora/sst"):
+        extend.extension_overrides(sweep)

@@ -1,0 +1,176 @@
+"""Fill the CPU table's later sweeps with runs an earlier sweep already made with the same settings.
+
+    python experiments/reuse_table_cpu_runs.py experiments/results/table_cpu
+
+Two of the table's sweeps contain jobs whose settings an earlier sweep has already run:
+
+- step 2 (``experiment=table_cpu``), seed 0, of each method that ran the learning-rate grid: the
+  grid's run (``experiment=table_cpu_lr``, seed 0) at the rate ``--select-lr`` chose for it.
+  The two experiments share every setting (``conf/experiment/setup/table_cpu.yaml``); step 2 only
+  reads the rate from ``conf/lr_choice/table_cpu.yaml`` instead of sweeping it.
+- step 3 (``experiment=table_cpu_budget``) at ``budget.rank=2``: step 2's lora and gelora_budget
+  runs on its task, seed for seed (the budget curve takes the same rank-2 rate from the same
+  file, and step 2's budget is rank 2).
+
+Training on CPU is deterministic here (the README records a grid run rerun from scratch that
+matched its record to the last digit), so running such a job again would spend 3-8 minutes of
+a core to write the same numbers. This copies the earlier job's ``results.json`` into the later
+sweep's job folder (named as the sweep names it), where the sweep finds a completed record and
+skips the job; Hydra still writes that folder's own ``.hydra/`` when the sweep reaches it. Each
+copy gets a ``REUSED_FROM`` file naming its source, and is checked first: the source must be a
+completed run of the same method, task, seed, learning rate, budget, LoRA scaling and test rows.
+Nothing is copied over a completed record. Copies are committed with ``--commit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from gelora.record import RunRecord
+
+GRID_METHODS = ("head_only", "lora", "gelora_budget", "gelora_paper", "eva", "adalora")
+BUDGET_METHODS = ("lora", "gelora_budget")
+BUDGET_TASK = "rotten_tomatoes"
+BUDGET_RANK = 2  # step 2's budget (setup/table_cpu.yaml)
+SEEDS = (0, 1, 2, 3, 4)
+MARKER = "REUSED_FROM"
+
+
+@dataclass(frozen=True)
+class Reuse:
+    source: Path
+    target: Path
+    why: str
+
+
+def completed_records(sweep: Path) -> dict[Path, RunRecord]:
+    records = {}
+    for path in sorted(sweep.rglob("results.json")):
+        try:
+            record = RunRecord.read(path)
+        except (OSError, ValueError, TypeError):
+            continue
+        if record.status == "completed":
+            records[path.parent] = record
+    return records
+
+
+def find_one(records: dict[Path, RunRecord], **want: object) -> Path | None:
+    """The one completed run whose record has every ``want`` field; None if there is none;
+    an error if there are several (nothing to choose between them by)."""
+    found = [
+        job
+        for job, record in records.items()
+        if all(getattr(record, key) == value for key, value in want.items())
+    ]
+    if len(found) > 1:
+        raise SystemExit(f"reuse: several completed runs match {want}: {found}")
+    return found[0] if found else None
+
+
+def grid_to_table(root: Path, lr_choice: Path) -> list[Reuse]:
+    """Step 2's seed-0 jobs of the grid methods <- step 1's run at the chosen rate."""
+    choice = OmegaConf.to_container(OmegaConf.load(lr_choice).lr_choice)
+    grid = completed_records(root / "lr_grid")
+    reuses = []
+    for method in GRID_METHODS:
+        for task, lr in (choice.get(method) or {}).items():
+            source = find_one(grid, variant=method, task=task, seed=0, learning_rate=lr)
+            if source is not None:
+                target = root / "main" / f"method={method},seed=0,task={task}"
+                reuses.append(Reuse(source, target, f"step 1's run at the chosen lr {lr}"))
+    return reuses
+
+
+def table_to_budget(root: Path) -> list[Reuse]:
+    """Step 3's rank-2 jobs <- step 2's runs of the same method and seed on the curve's task."""
+    table = completed_records(root / "main")
+    reuses = []
+    for method in BUDGET_METHODS:
+        for seed in SEEDS:
+            source = find_one(table, variant=method, task=BUDGET_TASK, seed=seed)
+            if source is not None:
+                name = f"budget.rank={BUDGET_RANK},method={method},seed={seed},task={BUDGET_TASK}"
+                reuses.append(Reuse(source, root / "budget" / name, "step 2's run (rank 2)"))
+    return reuses
+
+
+def check_same_settings(source: RunRecord, target_sibling: RunRecord | None) -> str | None:
+    """Why ``source`` cannot stand for a job of the target sweep, or None. The budget must be
+    rank 2 and, when the target sweep already holds a completed run, the scaling rule and test
+    rows must be its."""
+    if (source.budget or {}).get("rank") != BUDGET_RANK and source.variant != "gelora_paper":
+        return f"budget {source.budget}, not rank {BUDGET_RANK}"
+    if target_sibling is None:
+        return None
+    if (source.scaling or {}).get("text") != (target_sibling.scaling or {}).get("text"):
+        return f"scaling {source.scaling} differs from the sweep's {target_sibling.scaling}"
+    own = ((source.eval_rows or {}).get("test") or {}).get("sha256")
+    theirs = ((target_sibling.eval_rows or {}).get("test") or {}).get("sha256")
+    if own != theirs:
+        return "scored on other test rows than the sweep's runs of this task"
+    return None
+
+
+def apply(reuse: Reuse, root: Path) -> str:
+    """Copy one record; returns what happened, in a line (``copied`` lines end with the files
+    written)."""
+    existing = reuse.target / "results.json"
+    if existing.exists() and RunRecord.read(existing).status == "completed":
+        return f"kept   {reuse.target.relative_to(root)} (completed already)"
+    source = RunRecord.read(reuse.source / "results.json")
+    siblings = completed_records(reuse.target.parent)
+    sibling = next((r for r in siblings.values() if r.task == source.task), None)
+    if (why := check_same_settings(source, sibling)) is not None:
+        raise SystemExit(f"reuse: {reuse.source} cannot stand for {reuse.target}: {why}")
+    reuse.target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(reuse.source / "results.json", existing)
+    if (reuse.source / ".hydra").is_dir() and not (reuse.target / ".hydra").exists():
+        shutil.copytree(reuse.source / ".hydra", reuse.target / ".hydra")  # until the sweep's own
+        (reuse.target / ".hydra" / "overrides.yaml").write_text(
+            "".join(f"- {o}\n" for o in reuse.target.name.split(","))
+        )
+    (reuse.target / MARKER).write_text(f"{reuse.source.relative_to(root)}: {reuse.why}\n")
+    return f"copied {reuse.source.relative_to(root)} -> {reuse.target.relative_to(root)}"
+
+
+def written_files(target: Path) -> list[Path]:
+    """What a copy wrote and git keeps: the record, the marker and ``.hydra/*.yaml``."""
+    return [target / "results.json", target / MARKER, *sorted((target / ".hydra").glob("*.yaml"))]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("root", type=Path, help="experiments/results/table_cpu")
+    parser.add_argument("--lr-choice", type=Path, default=Path("conf/lr_choice/table_cpu.yaml"))
+    parser.add_argument("--commit", action="store_true", help="git-commit the copies")
+    args = parser.parse_args(argv)
+    if not args.lr_choice.is_file():
+        sys.exit(f"reuse: {args.lr_choice} does not exist: run step 1 and --select-lr first")
+    lines, copied = [], []
+    for reuse in grid_to_table(args.root, args.lr_choice):  # step 2 first: step 3 reads it
+        lines.append(apply(reuse, args.root))
+        copied += written_files(reuse.target) if lines[-1].startswith("copied") else []
+    for reuse in table_to_budget(args.root):
+        lines.append(apply(reuse, args.root))
+        copied += written_files(reuse.target) if lines[-1].startswith("copied") else []
+    print("\n".join(lines) or "reuse: nothing to copy yet")
+    if args.commit and copied:
+        subprocess.run(["git", "add", "-f", *map(str, copied)], check=True)
+        jobs = sum(p.name == MARKER for p in copied)
+        message = (
+            f"table_cpu: {jobs} jobs reuse an earlier sweep's run of the same settings "
+            f"(experiments/reuse_table_cpu_runs.py; each has a {MARKER} file)"
+        )
+        subprocess.run(["git", "commit", "-q", "-m", message], check=True)
+
+
+if __name__ == "__main__":
+    main()
