@@ -7,7 +7,8 @@ prints, for each such cell, ``method=<m> task=<t> optimizer.lr=<next>``, where t
 continues the grid's half-decade steps (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, ...). The table's step 1
 runs each line as one more grid job and asks again, until nothing is printed: no method's rate is
 then chosen at the edge of what it was allowed to try (experiments/results/table_cpu/README.md).
-Prints nothing, and exits 1, while the grid has runs without a result.
+Prints nothing, and exits 1, while the grid has runs without a result or without a validation
+score.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ def extension_overrides(sweep_dir: Path) -> list[str]:
     unfinished = [f"{c.method}/{c.task}" for c in choices if c.unfinished]
     if unfinished:
         raise SystemExit(f"extend_lr_grid: unfinished runs in {', '.join(unfinished)}")
+    unscored = [f"{c.method}/{c.task}" for c in choices if c.unscored]
+    if unscored:
+        raise SystemExit(
+            f"extend_lr_grid: runs without a validation score in {', '.join(unscored)}"
+        )
     return [
         f"method={c.method} task={c.task} optimizer.lr={yaml_float(next_rate(c.chosen))}"
         for c in choices

@@ -19,3 +19,11 @@ class SignalAtStep(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
             os.kill(os.getpid(), self.signal)
+
+
+class KillAtTestStart(L.Callback):
+    """SIGKILLs this process when testing starts: a run killed after its last training step,
+    before its record is written."""
+
+    def on_test_start(self, trainer, pl_module) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -75,5 +75,24 @@ def test_killed_run_resumes_to_the_same_end(tmp_path, uninterrupted, signal_name
     assert results["metrics"][key] == pytest.approx(uninterrupted["metrics"][key], abs=1e-6)
 
 
+def test_a_run_killed_after_its_last_step_records_its_best_validation_score(
+    tmp_path, uninterrupted
+):
+    """Resumed from a last.ckpt at the final step, fit has nothing left to do and validates no
+    more: the tested checkpoint's validation score must still reach the record (learning-rate
+    selection reads it), equal to the uninterrupted run's."""
+    every_4 = "checkpoint_every_n_steps=4"  # a periodic last.ckpt at step 20, the final step
+    fault = "+extra_callbacks.fault={_target_: tests.faults.KillAtTestStart}"
+    killed = train(tmp_path, every_4, fault)
+    assert killed.returncode == -signal.SIGKILL
+    assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 20
+    resumed = train(tmp_path, every_4)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["resumed_from"]["optimizer_step"] == 20
+    for key in ("val/accuracy_best", "test/accuracy"):
+        assert results["metrics"][key] == pytest.approx(uninterrupted["metrics"][key], abs=1e-6)
+
+
 def RankPlanOf(checkpoint: dict) -> dict[str, int]:
     return {a["module_name"]: a["rank"] for a in checkpoint["rank_plan"]["adapters"]}

@@ -17,6 +17,7 @@ from scipy.stats import wilcoxon
 from gelora.reporting.lr_selection import choose_lr
 from gelora.reporting.paired import (
     HIGHER_IS_BETTER,
+    LOWER_IS_BETTER,
     bootstrap_interval,
     compare,
     pair_runs,
@@ -24,7 +25,7 @@ from gelora.reporting.paired import (
     wins_ties_losses,
 )
 from gelora.reporting.sweep_runs import SweepRun, load_runs
-from gelora.reporting.table_cli import argument_parser, main
+from gelora.reporting.table_cli import argument_parser, main, paired_or_reason
 from gelora.reporting.tables import Cell, latex_escape, latex_table, markdown_table
 
 
@@ -269,6 +270,21 @@ def test_select_lr_waits_for_the_whole_grid(tmp_path, capsys):
     assert "grid is not finished" in error and "lora/sst (1)" in error
 
 
+def test_select_lr_refuses_a_completed_run_without_a_validation_score(tmp_path, capsys):
+    sweep = tmp_path / "lr_sweep"
+    _job(sweep, "lora", "sst", 0, _completed(0.8, val=0.8, lr=3e-4), lr=3e-4)
+    unscored = _completed(0.9, lr=1e-3)
+    unscored["metrics"] = {"test/accuracy": 0.9}  # resumed after its last step, no val logged
+    _job(sweep, "lora", "sst", 0, unscored, lr=1e-3)
+    out = tmp_path / "lr_choice.yaml"
+    with pytest.raises(SystemExit) as stopped:
+        main([str(sweep), "--select-lr", str(out)])
+    assert stopped.value.code == 2 and not out.exists()  # 3e-4 would have won by default
+    assert "without a validation score in lora/sst (1)" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="without a validation score in lora/sst"):
+        _extend_lr_grid().extension_overrides(sweep)
+
+
 def test_a_missing_sweep_dir_is_one_line_and_exit_2(tmp_path, capsys):
     out = tmp_path / "out"
     for sweep_dir, says in [
@@ -311,9 +327,14 @@ def test_latex_escape_covers_every_special_character():
 
 
 def test_every_task_metric_has_a_known_direction():
-    from gelora.training.metrics import METRICS
+    from gelora.training.instruct_metrics import LOWER_IS_BETTER as TRAINING_LOWER
+    from gelora.training.metrics import METRICS, metric_mode
+    from gelora.training.qa_metrics import QA_METRICS
 
-    assert set(METRICS) <= HIGHER_IS_BETTER
+    assert set(METRICS) | set(QA_METRICS) <= HIGHER_IS_BETTER
+    assert LOWER_IS_BETTER == TRAINING_LOWER  # the checkpoint's mode and the table agree
+    assert all(metric_mode(m) == "min" for m in LOWER_IS_BETTER)
+    assert all(metric_mode(m) == "max" for m in HIGHER_IS_BETTER)
 
 
 def test_paired_differences_plot_marks_each_mean_and_pair(tmp_path, monkeypatch):
@@ -341,16 +362,48 @@ def test_command_draws_the_paired_differences_when_there_are_pairs(tmp_path):
     assert not (tmp_path / "alone" / "paired_differences.png").exists()  # no adalora: no pairs
 
 
-def test_a_lower_is_better_score_is_refused_in_one_line(tmp_path, capsys):
-    loss = _completed(1.67)
-    loss["metrics"] = {"test/response_loss": 1.67, "val/response_loss_best": 1.71}
-    loss["metric"], loss["metric_names"] = "response_loss", ["response_loss", "perplexity"]
-    _job(tmp_path, "lora", "alpaca_demo", 0, loss)
+def _loss(test: float, val: float, lr: float = 1e-3) -> dict:
+    run = _completed(test, lr=lr)
+    run["metrics"] = {"test/response_loss": test, "val/response_loss_best": val}
+    run["metric"], run["metric_names"] = "response_loss", ["response_loss", "perplexity"]
+    return run
+
+
+def test_a_loss_is_tabled_as_it_is_and_a_lower_loss_wins(tmp_path, capsys):
+    for seed, (lora, gelora) in enumerate([(1.70, 1.65), (1.72, 1.69), (1.68, 1.70)]):
+        _job(tmp_path / "sweep", "lora", "alpaca_demo", seed, _loss(lora, lora))
+        _job(tmp_path / "sweep", "gelora", "alpaca_demo", seed, _loss(gelora, gelora))
+    main([str(tmp_path / "sweep"), "--out", str(tmp_path / "out"), "--no-plots"])
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "| lora | 1.0k | 1.70 +/- 0.02 [1.70] n=3 |" in table  # not x100
+    assert "response_loss as it is (not x100); lower is better" in table
+    section = paired_or_reason(load_runs(tmp_path / "sweep"), "lora")[0]
+    (gelora,) = section.overall
+    assert gelora.differences == pytest.approx([0.05, 0.03, -0.02])  # lora's loss minus gelora's
+    assert gelora.wins_ties_losses == (2, 0, 1)
+    assert "lora's test response_loss minus the method's" in section.caption
+
+
+def test_select_lr_takes_the_lowest_validation_loss(tmp_path, capsys):
+    sweep = tmp_path / "lr_sweep"
+    for lr, val in ((3e-4, 1.9), (1e-3, 1.7), (3e-3, 1.8)):
+        _job(sweep, "lora", "alpaca_demo", 0, _loss(1.0, val, lr=lr), lr=lr)
+    main([str(sweep), "--select-lr", str(tmp_path / "lr.yaml")])
+    assert OmegaConf.load(tmp_path / "lr.yaml").lr_choice.lora.alpaca_demo == 1e-3
+    printed = capsys.readouterr().out
+    assert "**0.001: 1.70**" in printed and "lowest validation score" in printed
+    assert "At the top of the grid" not in printed
+
+
+def test_scores_and_losses_in_one_sweep_are_refused_in_one_line(tmp_path, capsys):
+    _job(tmp_path, "lora", "alpaca_demo", 0, _loss(1.67, 1.71))
+    _job(tmp_path, "lora", "sst", 0, _completed(0.8))
     with pytest.raises(SystemExit) as stop:
         main([str(tmp_path), "--no-plots", "--out", str(tmp_path / "out")])
     assert stop.value.code == 2
-    assert "response_loss" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()  # no table that reads a loss the wrong way round
+    error = capsys.readouterr().err
+    assert "accuracy, response_loss are not in one unit" in error
+    assert not (tmp_path / "out").exists()  # no table that pools points with a loss
 
 
 def _extend_lr_grid():
@@ -378,3 +431,68 @@ def test_the_grid_is_extended_by_half_decades_where_the_best_rate_is_its_largest
     _job(sweep, "gelora", "sst", 0, None, lr=1e-2)  # running: no verdict until it lands
     with pytest.raises(SystemExit, match="unfinished runs in gelora/sst"):
         extend.extension_overrides(sweep)
+
+
+def _budget_sweep(root: Path) -> Path:
+    """lora and gelora_budget at budget.rank 1, 2, 4 on one task, 3 seeds; gelora_budget is
+    +2 points at rank 1, level at rank 2, -1 at rank 4 on every seed."""
+    for rank, edge in ((1, 0.02), (2, 0.0), (4, -0.01)):
+        for seed in range(3):
+            score = 0.70 + 0.01 * rank + 0.005 * seed
+            for method, delta in (("lora", 0.0), ("gelora_budget", edge)):
+                _job(root / f"budget.rank={rank}", method, "rt", seed,
+                     _completed(score + delta, params=1000 * rank))  # fmt: skip
+                config = root / f"budget.rank={rank}/method={method},seed={seed},task=rt/.hydra"
+                saved = OmegaConf.load(config / "config.yaml")
+                saved.budget = {"rank": rank, "params": None}
+                OmegaConf.save(saved, config / "config.yaml")
+    return root
+
+
+def test_columns_split_each_task_by_a_setting_and_pair_within_it(tmp_path, capsys):
+    sweep = _budget_sweep(tmp_path / "budget")
+    main([str(sweep), "--columns", "budget.rank", "--out", str(tmp_path / "out"), "--no-plots"])
+    table = (tmp_path / "out" / "table.md").read_text()
+    header = table.splitlines()[0]
+    assert "rt budget.rank=1 (accuracy)" in header and "rt budget.rank=4 (accuracy)" in header
+    from gelora.reporting.paired_tables import paired_section
+    from gelora.reporting.sweep_runs import split_by_column
+
+    runs = split_by_column(load_runs(sweep), "budget.rank")
+    section = paired_section(runs, "lora")
+    per_rank = {
+        rank: section.per_task["gelora_budget", f"rt budget.rank={rank}"].mean_difference
+        for rank in (1, 2, 4)
+    }
+    assert per_rank == pytest.approx({1: 2.0, 2: 0.0, 4: -1.0})
+    (overall,) = section.overall
+    assert len(overall.pairs) == 9 and overall.wins_ties_losses == (3, 3, 3)
+    with pytest.raises(SystemExit) as stop:
+        main([str(sweep), "--columns", "lora.rank", "--no-plots"])
+    assert stop.value.code == 2 and "no value for 'lora.rank'" in capsys.readouterr().err
+
+
+def test_the_curve_plots_scores_at_each_cost_and_the_paired_difference_below(tmp_path, monkeypatch):
+    from gelora.reporting import sweep_plots
+    from gelora.reporting.paired_tables import paired_section
+    from gelora.reporting.sweep_runs import split_by_column
+
+    runs = split_by_column(load_runs(_budget_sweep(tmp_path / "budget")), "budget.rank")
+    shown = {}
+    monkeypatch.setattr(
+        sweep_plots, "save_figure", lambda figure, path: shown.setdefault("f", figure)
+    )
+    sweep_plots.plot_curve(runs, paired_section(runs, "lora"), "budget.rank", tmp_path / "c.png")
+    top, bottom = shown["f"].axes
+    curves = {bars.get_label(): bars.lines[0] for bars in top.containers}  # errorbar's data line
+    assert list(curves["lora"].get_xdata()) == [1000, 2000, 4000]
+    assert list(curves["lora"].get_ydata()) == pytest.approx([71.5, 72.5, 74.5])
+    assert list(curves["gelora_budget"].get_ydata()) == pytest.approx([73.5, 72.5, 73.5])
+    marks = [
+        (bars.lines[0].get_xdata()[0], bars.lines[0].get_ydata()[0]) for bars in bottom.containers
+    ]
+    assert [x for x, _ in sorted(marks)] == [1000, 2000, 4000]
+    assert [y for _, y in sorted(marks)] == pytest.approx([2.0, 0.0, -1.0])
+    monkeypatch.undo()  # the command saves its figures
+    main([str(tmp_path / "budget"), "--columns", "budget.rank", "--out", str(tmp_path / "o")])
+    assert (tmp_path / "o" / "curve.png").stat().st_size > 5_000

@@ -6,8 +6,8 @@ scored at, else the last ``val/<metric>``; the mean over completed seeds when th
 a tie goes to the smaller learning rate. Test scores are never read: a choice made on the test
 split makes that split's score an optimistically biased estimate (Cawley and Talbot, "On
 over-fitting in model selection and subsequent selection bias in performance evaluation",
-JMLR 11, 2010). Every metric of ``gelora.training.metrics`` is higher-is-better
-(``gelora.reporting.paired.HIGHER_IS_BETTER``; another metric stops the selection).
+JMLR 11, 2010). "Best" follows the metric's direction (``gelora.reporting.paired.Direction``):
+the highest score, or the lowest loss; a metric of unknown direction stops the selection.
 
 The choice is written as YAML an experiment config reads with
 ``${oc.select:lr_choice.<method>.<task>,<default>}``.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gelora.reporting.paired import check_higher_is_better
+from gelora.reporting.paired import POINTS, Direction, sweep_direction
 from gelora.reporting.sweep_runs import SweepRun
 
 PLAIN_YAML_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
@@ -40,6 +40,7 @@ class LrChoice:
     seeds: dict[float, int]  # lr -> completed seeds with a validation score
     chosen: float | None
     unfinished: int = 0  # runs still without a record (running, or killed): choose after them
+    unscored: int = 0  # completed runs whose record has no validation score: rerun them
 
 
 def at_top_of_grid(choice: LrChoice) -> bool:
@@ -59,15 +60,16 @@ def top_of_grid_line(choices: Sequence[LrChoice]) -> str | None:
     )
 
 
-def choose_lr(validation: dict[float, float | None]) -> float | None:
-    """The learning rate with the highest validation score, the smaller one on a tie."""
-    scored = [(score, lr) for lr, score in validation.items() if score is not None]
+def choose_lr(validation: dict[float, float | None], direction: Direction = POINTS) -> float | None:
+    """The learning rate with the best validation score (highest, or lowest for a loss), the
+    smaller one on a tie."""
+    scored = [(direction.sign * score, lr) for lr, score in validation.items() if score is not None]
     return max(scored, key=lambda item: (item[0], -item[1]))[1] if scored else None
 
 
 def choose_lrs(runs: Sequence[SweepRun]) -> list[LrChoice]:
     """A choice per (method, task) with at least one run that records its learning rate."""
-    check_higher_is_better(r.metric for r in runs if r.status == "completed")
+    direction = sweep_direction(r.metric for r in runs if r.status == "completed")
     with_lr = [r for r in runs if r.lr is not None]
     choices = []
     for method in dict.fromkeys(r.method for r in with_lr):
@@ -85,9 +87,9 @@ def choose_lrs(runs: Sequence[SweepRun]) -> list[LrChoice]:
                 validation[lr] = statistics.fmean(scores) if scores else None
                 seeds[lr] = len(scores)
             unfinished = sum(r.status in ("missing", "running") for r in mine)
-            choices.append(
-                LrChoice(method, task, validation, seeds, choose_lr(validation), unfinished)
-            )
+            unscored = sum(r.status == "completed" and r.val_score is None for r in mine)
+            chosen = choose_lr(validation, direction)
+            choices.append(LrChoice(method, task, validation, seeds, chosen, unfinished, unscored))
     return choices
 
 
@@ -95,12 +97,13 @@ def _lr_text(lr: float) -> str:
     return f"{lr:g}"
 
 
-def _cell(choice: LrChoice | None) -> str:
+def _cell(choice: LrChoice | None, scale: float = 100) -> str:
     if choice is None:
         return "-"
     parts = []
     for lr, score in choice.validation.items():
-        text = f"{_lr_text(lr)}: " + (f"{100 * score:.2f}" if score is not None else "no score")
+        shown = f"{scale * score:.2f}" if score is not None else "no score"
+        text = f"{_lr_text(lr)}: {shown}"
         parts.append(f"**{text}**" if lr == choice.chosen else text)
     return ", ".join(parts)
 
@@ -115,14 +118,20 @@ def selection_markdown(choices: Sequence[LrChoice], runs: Sequence[SweepRun]) ->
         "| method | " + " | ".join(f"{t} (val {metric[t]})" for t in tasks) + " |",
         "|---|" + "---|" * len(tasks),
     ]
+    direction = sweep_direction(r.metric for r in runs if r.status == "completed")
     for method in methods:
-        cells = [_cell(by_key.get((method, t))) for t in tasks]
+        cells = [_cell(by_key.get((method, t)), direction.scale) for t in tasks]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     most_seeds = max((n for c in choices for n in c.seeds.values()), default=0)
     over = f"mean over up to {most_seeds} seeds" if most_seeds > 1 else "one seed"
+    shown, best = (
+        ("Validation score x100", "highest")
+        if direction.higher_is_better
+        else (f"Validation {direction.metric}", "lowest")
+    )
     rule = (
-        f"Validation score x100 (val/<metric>_best, {over}) per learning rate; bold: chosen "
-        "(best validation score, ties to the smaller learning rate). Test scores not read."
+        f"{shown} (val/<metric>_best, {over}) per learning rate; bold: chosen "
+        f"({best} validation score, ties to the smaller learning rate). Test scores not read."
     )
     edge = top_of_grid_line(choices)
     return "\n".join(lines) + f"\n\n{rule}\n" + (f"\n{edge}\n" if edge else "")

@@ -5,7 +5,9 @@ checked through ``SweepRun.test_rows`` (sha256 of the test rows, ``Split.fingerp
 test rows. A pair whose fingerprints differ, or where only one run has one, is refused and
 reported, never silently paired. Over the pairs (pooled over tasks and seeds) this module gives:
 
-- the mean paired difference, method minus reference, in points (score x 100);
+- the mean paired difference, signed so that positive favours the method: method minus
+  reference for a score (in points, score x 100), reference minus method for a loss (in the
+  loss's own units, ``Direction``);
 - a 95% percentile bootstrap interval of that mean: resample pairs with replacement,
   ``BOOTSTRAP_RESAMPLES`` times with ``numpy.random.default_rng(BOOTSTRAP_SEED)`` so the table is
   reproducible, and take the 2.5th and 97.5th percentiles of the resampled means (Efron and
@@ -16,9 +18,10 @@ reported, never silently paired. Over the pairs (pooled over tasks and seeds) th
   ``2 / 2**n >= 0.0625``, so no p is printed rather than one that can never be small;
 - wins, ties and losses of the method.
 
-Every metric of ``gelora.training.metrics`` is higher-is-better (its module docstring says so),
-so a positive difference is a win; ``HIGHER_IS_BETTER`` names them, and a metric outside it
-stops the comparison instead of being read the wrong way round.
+``HIGHER_IS_BETTER`` names the task metrics where higher is better (``gelora.training.metrics``,
+SQuAD's two), ``LOWER_IS_BETTER`` instruction tuning's losses (``gelora.training.instruct_metrics``;
+a test checks the two lists against the training code). A metric in neither, or a sweep mixing
+the two kinds, stops the comparison instead of being read the wrong way round or pooled.
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ import numpy as np
 
 from gelora.reporting.sweep_runs import SweepRun
 
-HIGHER_IS_BETTER = frozenset({"accuracy", "macro_f1", "f1", "matthews", "pearson", "spearman"})
+HIGHER_IS_BETTER = frozenset(
+    {"accuracy", "macro_f1", "f1", "matthews", "pearson", "spearman", "exact_match"}
+)
+LOWER_IS_BETTER = frozenset({"response_loss", "perplexity"})
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
@@ -44,14 +50,69 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
-def check_higher_is_better(metrics: Iterable[str | None]) -> None:
-    """Raise ``ValueError`` for a metric whose direction this module does not know."""
-    unknown = sorted({m for m in metrics if m is not None} - HIGHER_IS_BETTER)
-    if unknown:
-        raise ValueError(
-            f"metric(s) {', '.join(unknown)} not known to be higher-is-better; add them to "
-            "gelora.reporting.paired.HIGHER_IS_BETTER (or teach it their direction)"
+@dataclass(frozen=True)
+class Direction:
+    """Which way a sweep's metric improves, and how its numbers are shown.
+
+    Scores (accuracy, F1, correlations) lie in [0, 1] and are shown x100, as points; a paired
+    difference is method minus reference. Losses are shown as they are, and a paired difference
+    is reference minus method. Either way a positive difference favours the method."""
+
+    sign: int  # +1: higher is better; -1: lower is better
+    scale: float  # shown value = scale x score
+    metric: str | None = None
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.sign > 0
+
+    @property
+    def unit(self) -> str:
+        return "points" if self.scale == 100 else (self.metric or "score")
+
+    def describe_difference(self, reference: str) -> str:
+        """What a paired difference is, for captions and axis labels."""
+        if self.higher_is_better:
+            return f"method minus {reference} test score in points (x100)"
+        return (
+            f"{reference}'s test {self.metric} minus the method's (lower is better: positive "
+            "favours the method)"
         )
+
+
+POINTS = Direction(sign=1, scale=100)
+
+
+def metric_direction(metric: str) -> Direction:
+    """The ``Direction`` of one metric; ``ValueError`` for one this module does not know."""
+    if metric in HIGHER_IS_BETTER:
+        return Direction(1, 100, metric)
+    if metric in LOWER_IS_BETTER:
+        return Direction(-1, 1, metric)
+    raise ValueError(
+        f"metric {metric} is not known to be higher- or lower-is-better; add it to "
+        "gelora.reporting.paired.HIGHER_IS_BETTER or LOWER_IS_BETTER"
+    )
+
+
+def sweep_direction(metrics: Iterable[str | None]) -> Direction:
+    """The one ``Direction`` of a sweep's primary metrics (``POINTS`` when there are none);
+    ``ValueError`` for an unknown metric, for scores and losses mixed in one sweep, or for two
+    different losses (their differences are in different units and cannot be pooled or
+    averaged; scores of different kinds all read as points, as a GLUE average does)."""
+    names = sorted({m for m in metrics if m is not None})
+    directions = {metric_direction(m) for m in names}
+    kinds = {(d.sign, d.scale) for d in directions}
+    if len(kinds) > 1 or (kinds == {(-1, 1)} and len(names) > 1):
+        raise ValueError(
+            f"metrics {', '.join(names)} are not in one unit (scores x100 and losses, or two "
+            "losses); table them in separate sweeps"
+        )
+    if not directions:
+        return POINTS
+    if len(directions) == 1:
+        return directions.pop()
+    return Direction(*kinds.pop(), None)  # several scores of one kind: points, no one name
 
 
 @dataclass(frozen=True)
@@ -62,11 +123,14 @@ class Pair:
     seed: int | None
     method_score: float
     reference_score: float
+    direction: Direction = POINTS
 
     @property
     def difference(self) -> float:
-        """Method minus reference, in points (x100)."""
-        return 100 * (self.method_score - self.reference_score)
+        """Positive favours the method: method minus reference in points (x100) for a score,
+        reference minus method for a loss."""
+        d = self.direction
+        return d.sign * d.scale * (self.method_score - self.reference_score)
 
 
 @dataclass(frozen=True)
@@ -155,7 +219,8 @@ def wilcoxon_test(differences: Sequence[float]) -> WilcoxonResult:
 
 
 def wins_ties_losses(differences: Sequence[float]) -> tuple[int, int, int]:
-    """How often the method scored higher, equal (within float noise), lower."""
+    """How often the method did better, the same (within float noise), worse (differences are
+    signed so that positive favours the method)."""
     signs = Counter(0 if abs(d) <= TIE_POINTS else (1 if d > 0 else -1) for d in differences)
     return signs[1], signs[0], signs[-1]
 
@@ -169,7 +234,7 @@ def _by_task_seed(runs: Iterable[SweepRun]) -> dict[tuple[str, int | None], list
 
 
 def pair_runs(
-    runs: Sequence[SweepRun], method: str, reference: str
+    runs: Sequence[SweepRun], method: str, reference: str, direction: Direction = POINTS
 ) -> tuple[list[Pair], list[Refusal]]:
     """Completed runs of ``method`` and ``reference`` matched on (task, seed), in the order the
     method's runs come; refused: different test-row fingerprints (or only one run has one), and
@@ -187,7 +252,7 @@ def pair_runs(
         elif own[0].test_rows != other[0].test_rows:
             refused.append(Refusal(method, task, seed, DIFFERENT_TEST_ROWS))
         else:
-            pairs.append(Pair(task, seed, own[0].score, other[0].score))
+            pairs.append(Pair(task, seed, own[0].score, other[0].score, direction))
     return pairs, refused
 
 
@@ -196,12 +261,12 @@ def compare(
 ) -> tuple[list[Comparison], dict[tuple[str, str], Comparison], list[Refusal]]:
     """Every method but ``reference`` (first-seen order) against it: overall comparisons,
     per-(method, task) comparisons, and the refused pairs."""
-    check_higher_is_better(r.metric for r in runs if r.status == "completed")
+    direction = sweep_direction(r.metric for r in runs if r.status == "completed")
     methods = [m for m in dict.fromkeys(r.method for r in runs) if m != reference]
     tasks = list(dict.fromkeys(r.task for r in runs))
     overall, per_task, refused = [], {}, []
     for method in methods:
-        pairs, refusals = pair_runs(runs, method, reference)
+        pairs, refusals = pair_runs(runs, method, reference, direction)
         overall.append(Comparison(method, reference, tuple(pairs)))
         refused += refusals
         for task in tasks:

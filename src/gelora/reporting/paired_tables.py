@@ -17,9 +17,11 @@ from gelora.reporting.paired import (
     DIFFERENT_TEST_ROWS,
     MIN_WILCOXON_PAIRS,
     Comparison,
+    Direction,
     Refusal,
     compare,
     plural,
+    sweep_direction,
     unfingerprinted_pairs,
 )
 from gelora.reporting.sweep_runs import SweepRun
@@ -38,6 +40,7 @@ class PairedSection:
     per_task: dict[tuple[str, str], Comparison]
     refused: list[Refusal]
     caption: str
+    direction: Direction
 
 
 def refused_line(refused: Sequence[Refusal]) -> str | None:
@@ -55,8 +58,9 @@ def _other_refusals_line(refused: Sequence[Refusal]) -> str | None:
 
 def paired_section(runs: Sequence[SweepRun], reference: str) -> PairedSection:
     overall, per_task, refused = compare(runs, reference)
+    direction = sweep_direction(r.metric for r in runs if r.status == "completed")
     text = (
-        f"Paired differences: method minus {reference} test score in points (x100), over the "
+        f"Paired differences: {direction.describe_difference(reference)}, over the "
         "(task, seed) pairs on which both completed and were scored on identical test rows "
         "(equal sha256 of the test split's rows), pooled over tasks and seeds. "
         f"CI: {100 * CONFIDENCE:.0f}% percentile bootstrap of the mean ({BOOTSTRAP_RESAMPLES:,} "
@@ -74,7 +78,7 @@ def paired_section(runs: Sequence[SweepRun], reference: str) -> PairedSection:
     ]
     caption = " ".join([text, *(n for n in notes if n)])
     tasks = list(dict.fromkeys(r.task for r in runs))
-    return PairedSection(reference, tasks, overall, per_task, refused, caption)
+    return PairedSection(reference, tasks, overall, per_task, refused, caption, direction)
 
 
 def _overall_cells(comparison: Comparison) -> list[str]:
@@ -108,7 +112,7 @@ def paired_markdown(section: PairedSection) -> str:
     lines += ["| " + " | ".join(_overall_cells(c)) + " |" for c in section.overall]
     lines += [
         "",
-        "Per task: mean difference in points (wins/ties/losses).",
+        f"Per task: mean difference in {section.direction.unit} (wins/ties/losses).",
         "",
         "| method | " + " | ".join(section.tasks) + " |",
         "|---|" + "---:|" * len(section.tasks),

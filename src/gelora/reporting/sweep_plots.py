@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from gelora.reporting.paired import sweep_direction
 from gelora.reporting.paired_tables import PairedSection
 from gelora.reporting.plots import save_figure
 from gelora.reporting.sweep_runs import SweepRun
@@ -118,7 +119,8 @@ def plot_sweep(runs: Sequence[SweepRun], out: Path) -> list[Path]:
 
 
 def plot_paired_differences(section: PairedSection, path: Path) -> Path:
-    """Each method minus the reference, in points: the mean paired difference with its bootstrap
+    """Each method against the reference (positive favours the method; points for a score, the
+    loss's units for a loss): the mean paired difference with its bootstrap
     interval (black), and every (task, seed) pair's difference as a dot coloured by task.
 
     A forest plot: what a reader checks first is whether an interval crosses zero, and whether
@@ -139,10 +141,86 @@ def plot_paired_differences(section: PairedSection, path: Path) -> Path:
     ax.axvline(0.0, color="grey", lw=1, ls="--")
     ax.set_yticks(range(len(comparisons)), [c.method for c in comparisons])
     ax.invert_yaxis()
-    ax.set_xlabel(f"test score minus {section.reference}'s, points (x100)")
+    ax.set_xlabel(section.direction.describe_difference(section.reference))
     ax.set_title(f"Paired differences against {section.reference} (mean, 95% bootstrap CI)")
     handles = [plt.Line2D([], [], ls="none", marker="o", color=colours[t], label=t) for t in tasks]
     if handles:
         ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="x", alpha=0.3)
+    return save_figure(figure, path)
+
+
+def _numeric_first(value: str) -> tuple[int, float | str]:
+    try:
+        return 0, float(value)
+    except ValueError:
+        return 1, value
+
+
+def plot_curve(
+    runs: Sequence[SweepRun], section: PairedSection | None, key: str, path: Path
+) -> Path:
+    """A budget curve (``gelora-table --columns budget.rank``): per task, each method's test
+    score (mean, bars: std over seeds) against its mean adapter parameters at each value of
+    ``key``, joined in the order of the values; below it, each method's mean paired difference
+    from the reference at each value with its 95% bootstrap interval. A method's point sits at
+    its own cost, so a curve to the left spent less."""
+    done = [r for r in _completed(runs) if r.score is not None and r.column is not None]
+    direction = sweep_direction(r.metric for r in done)
+    tasks = list(dict.fromkeys(r.base_task for r in done)) or ["(no completed runs)"]
+    methods = list(dict.fromkeys(r.method for r in done))
+    values = sorted(dict.fromkeys(r.column for r in done), key=_numeric_first)
+    rows = 2 if section is not None else 1
+    figure, axes = plt.subplots(
+        rows, len(tasks), figsize=(5.0 * len(tasks), 3.4 * rows), squeeze=False, sharex="col"
+    )
+    for col, task in enumerate(tasks):
+        top = axes[0][col]
+        costs: set[float] = set()  # ticks at the parameters the methods spent
+        for k, method in enumerate(methods):
+            points = []  # (params, mean, std, label) per value
+            for value in values:
+                mine = [
+                    r for r in done if (r.base_task, r.method, r.column) == (task, method, value)
+                ]
+                if not mine or not all(r.adapter_params for r in mine):
+                    continue
+                scores = [direction.scale * r.score for r in mine]
+                spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
+                params = statistics.fmean(r.adapter_params for r in mine)
+                points.append((params, statistics.fmean(scores), spread, mine[0].task))
+            if not points:
+                continue
+            xs, ys, errs, _ = zip(*points, strict=True)
+            costs.update(xs)
+            top.errorbar(xs, ys, yerr=errs, marker="os^Dv<>"[k % 7], capsize=3, label=method,
+                         color=f"C{k % 10}")  # fmt: skip
+            if section is None or method == section.reference:
+                continue
+            low_ax = axes[1][col]
+            for params, _, _, label in points:
+                comparison = section.per_task.get((method, label))
+                if comparison is None or not comparison.pairs:
+                    continue
+                low, high = comparison.interval
+                mean = comparison.mean_difference
+                low_ax.errorbar(params, mean, yerr=[[mean - low], [high - mean]],
+                                marker="os^Dv<>"[k % 7], capsize=3, color=f"C{k % 10}")  # fmt: skip
+        top.set_title(f"{task}: {key} = {', '.join(values)}")
+        shown = "test score x100" if direction.scale == 100 else f"test {direction.metric}"
+        top.set_ylabel(f"{shown} (mean, bars: std)")
+        top.grid(alpha=0.3)
+        top.legend(fontsize=7)
+        for ax in axes[:, col]:
+            ax.set_xscale("log")
+            ax.set_xticks(sorted(costs), [f"{c / 1e3:.3g}k" for c in sorted(costs)])
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        axes[-1][col].set_xlabel("adapter parameters")
+        if section is not None:
+            bottom = axes[1][col]
+            bottom.axhline(0.0, color="grey", lw=1, ls="--")
+            bottom.set_ylabel(
+                f"vs {section.reference}, {direction.unit}\n(mean, 95% CI; + favours the row)"
+            )
+            bottom.grid(alpha=0.3)
     return save_figure(figure, path)

@@ -10,7 +10,7 @@ learning rate and the validation score (the only score learning-rate selection m
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -39,6 +39,8 @@ class SweepRun:
     error: str | None = None
     block_ranks: list[int] = field(default_factory=list)
     intrinsic_dims: list[float] = field(default_factory=list)
+    base_task: str | None = None  # with columns: the task before ``task`` named the column
+    column: str | None = None  # with columns: the value of the column key, as text
 
 
 @dataclass(frozen=True)
@@ -139,3 +141,20 @@ def load_runs(sweep_dir: Path, rows: str = "method") -> list[SweepRun]:
         for job, run in zip(jobs, runs, strict=True):
             run.method = overrides_label(overrides[job], common)
     return runs
+
+
+def split_by_column(runs: Sequence[SweepRun], key: str) -> list[SweepRun]:
+    """Each run with ``task`` renamed ``"<task> <key>=<value>"``, ``value`` read from the job's
+    ``.hydra/config.yaml`` (the setting it ran with: ``budget.rank`` for a budget curve), so that
+    a table's columns, and the (task, seed) pairs, are per task *and* value. ``base_task`` and
+    ``column`` keep the two parts. A job whose config lacks ``key`` is an error: a column mixing
+    runs with and without the setting would not be one setting."""
+    out = []
+    for run in runs:
+        config = OmegaConf.load(Path(run.run_dir) / ".hydra" / "config.yaml")
+        value = OmegaConf.select(config, key, default=None, throw_on_resolution_failure=False)
+        if value is None:
+            raise ValueError(f"{run.run_dir}: its config has no value for {key!r}")
+        text = str(value)
+        out.append(replace(run, task=f"{run.task} {key}={text}", base_task=run.task, column=text))
+    return out

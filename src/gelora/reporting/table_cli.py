@@ -2,11 +2,13 @@
 
     gelora-table multirun_outputs/table_cpu/<sweep_id> [--out DIR] [--versus lora]
     gelora-table multirun_outputs/lr_sweep/<sweep_id> --select-lr lr_choice.yaml
+    gelora-table multirun_outputs/table_cpu_budget/<sweep_id> --columns budget.rank
 
 Every job directory (one with ``.hydra/``) is one run (``gelora.reporting.sweep_runs``); the
 tables and CSV are ``gelora.reporting.tables``, the plots ``gelora.reporting.sweep_plots``.
 Writes ``table.md``, ``table.tex``, ``runs.csv``, ``id_profiles.png``, ``rank_plans.png``,
-``score_vs_params.png`` and (when there are pairs) ``paired_differences.png`` into ``--out``
+``score_vs_params.png``, (when there are pairs) ``paired_differences.png`` and (with
+``--columns``, e.g. ``budget.rank``) ``curve.png`` into ``--out``
 (default: the sweep directory). ``table.md`` and ``table.tex`` end with the paired differences
 of every method versus ``--versus`` (``gelora.reporting.paired``). ``--select-lr`` instead
 chooses each (method, task)'s learning rate by validation score and writes it as YAML
@@ -24,7 +26,7 @@ from typing import NoReturn
 
 from gelora.atomic import write_text_atomic
 from gelora.reporting.lr_selection import choose_lrs, lr_choice_yaml, selection_markdown
-from gelora.reporting.paired import check_higher_is_better
+from gelora.reporting.paired import sweep_direction
 from gelora.reporting.paired_tables import (
     PairedSection,
     paired_latex,
@@ -32,7 +34,7 @@ from gelora.reporting.paired_tables import (
     paired_section,
     refused_line,
 )
-from gelora.reporting.sweep_runs import SweepRun, load_runs
+from gelora.reporting.sweep_runs import SweepRun, load_runs, split_by_column
 from gelora.reporting.tables import latex_table, markdown_table, write_csv
 
 USAGE_ERROR = 2  # argparse's exit status for a bad command line
@@ -68,6 +70,14 @@ def argument_parser() -> argparse.ArgumentParser:
         "task and seed (ablations)",
     )
     parser.add_argument(
+        "--columns",
+        default=None,
+        metavar="KEY",
+        help="split each task's column by this config key (e.g. budget.rank for a budget curve): "
+        "cells, and the (task, seed) pairs, are per task and value, and curve.png plots the "
+        "score against adapter parameters with the paired difference at each value",
+    )
+    parser.add_argument(
         "--no-plots", action="store_true", help="write the tables and CSV only, no figures"
     )
     parser.add_argument(
@@ -98,13 +108,10 @@ def _load(sweep_dir: Path, rows: str) -> list[SweepRun]:
         runs = load_runs(sweep_dir, rows=rows)
     except FileNotFoundError as error:  # no job directory under it
         fail(str(error))
-    try:  # cells x100, means, lr choice and wins all read a higher score as better
-        check_higher_is_better(r.metric for r in runs if r.status == "completed")
+    try:  # cells, means, lr choice and wins all read the metric's direction
+        sweep_direction(r.metric for r in runs if r.status == "completed")
     except ValueError as error:
-        fail(
-            f"{error}. Lower-is-better scores (instruction tuning's response_loss) are tabled by "
-            "experiments/instruct_table.py"
-        )
+        fail(str(error))
     return runs
 
 
@@ -118,6 +125,13 @@ def select_lr(runs: Sequence[SweepRun], sweep_dir: Path, out: Path) -> None:
         fail(
             f"the learning-rate grid is not finished: runs without a result in "
             f"{', '.join(unfinished)}; finish (or resume) the sweep first"
+        )
+    unscored = [f"{c.method}/{c.task} ({c.unscored})" for c in choices if c.unscored]
+    if unscored:  # a rate left out for want of a score would lose by default
+        fail(
+            f"completed runs without a validation score in {', '.join(unscored)} (resumed after "
+            "their last step by a gelora before the tested checkpoint's score was recorded); "
+            "rerun them from scratch (delete their folders) first"
         )
     if not any(c.chosen is not None for c in choices):
         fail(f"no completed run under {sweep_dir} records a learning rate and validation score")
@@ -151,6 +165,11 @@ def paired_or_reason(runs: Sequence[SweepRun], reference: str) -> tuple[PairedSe
 def main(argv: Sequence[str] | None = None) -> None:
     args = argument_parser().parse_args(argv)
     runs = _load(args.sweep_dir, args.rows)
+    if args.columns is not None:
+        try:
+            runs = split_by_column(runs, args.columns)
+        except ValueError as error:
+            fail(str(error))
     if args.select_lr is not None:
         select_lr(runs, args.sweep_dir, args.select_lr)
         return
@@ -170,6 +189,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             from gelora.reporting.sweep_plots import plot_paired_differences
 
             plot_paired_differences(section, out / "paired_differences.png")
+        if args.columns is not None:
+            from gelora.reporting.sweep_plots import plot_curve
+
+            plot_curve(runs, section, args.columns, out / "curve.png")
     counts = {s: sum(r.status == s for r in runs) for s in dict.fromkeys(r.status for r in runs)}
     print(markdown)
     if refused:

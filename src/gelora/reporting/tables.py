@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gelora.atomic import atomic_file
+from gelora.reporting.paired import sweep_direction
 from gelora.reporting.sweep_runs import SweepRun
 
 RULE = (
@@ -84,8 +85,16 @@ def test_rows_note(runs: Sequence[SweepRun]) -> str:
     return " ".join(notes)
 
 
+def direction_note(runs: Sequence[SweepRun]) -> str:
+    """How the cells read: scores x100, higher is better; or a loss as it is, lower is better."""
+    direction = sweep_direction(r.metric for r in runs if r.status == "completed")
+    if direction.higher_is_better:
+        return "Scores x100; higher is better."
+    return f"Test {direction.metric} as it is (not x100); lower is better."
+
+
 def caption(runs: Sequence[SweepRun]) -> str:
-    return f"{RULE} {scaling_note(runs)} {test_rows_note(runs)}"
+    return f"{RULE} {direction_note(runs)} {scaling_note(runs)} {test_rows_note(runs)}"
 
 
 @dataclass
@@ -94,6 +103,7 @@ class Cell:
     n_runs: int
     n_failed: int
     n_missing: int
+    scale: float = 100  # shown value = scale x score: points for a score, as-is for a loss
 
     @property
     def mean(self) -> float | None:
@@ -109,10 +119,11 @@ class Cell:
         if not self.scores:
             return ", ".join(problems) if problems else "-"
         if len(self.scores) == 1:  # no spread to show: "+/- 0.00" would claim one
-            text = f"{100 * self.scores[0]:.2f} n=1"
+            text = f"{self.scale * self.scores[0]:.2f} n=1"
         else:
             std, median = statistics.stdev(self.scores), statistics.median(self.scores)
-            text = f"{100 * self.mean:.2f} {pm} {100 * std:.2f} [{100 * median:.2f}] "
+            k = self.scale
+            text = f"{k * self.mean:.2f} {pm} {k * std:.2f} [{k * median:.2f}] "
             text += f"n={len(self.scores)}"
         return text + (f" ({', '.join(problems)})" if problems else "")
 
@@ -121,6 +132,7 @@ def summarise(runs: Sequence[SweepRun]) -> tuple[list[str], list[str], dict, dic
     """Methods and tasks in first-seen order, cells by (method, task), params by method."""
     methods = list(dict.fromkeys(r.method for r in runs))
     tasks = list(dict.fromkeys(r.task for r in runs))
+    scale = sweep_direction(r.metric for r in runs if r.status == "completed").scale
     cells, params = {}, {}
     for method in methods:
         counts = [r.adapter_params for r in runs if r.method == method and r.adapter_params]
@@ -132,6 +144,7 @@ def summarise(runs: Sequence[SweepRun]) -> tuple[list[str], list[str], dict, dic
                 n_runs=len(mine),
                 n_failed=sum(r.status not in ("completed", "missing") for r in mine),
                 n_missing=sum(r.status == "missing" for r in mine),
+                scale=scale,
             )
     return methods, tasks, cells, params
 
@@ -151,8 +164,9 @@ def _average(methods, tasks, cells) -> dict[str, str]:
     out = {}
     for method in methods:
         means = [cells[method, t].mean for t in tasks]
+        scale = cells[method, tasks[0]].scale if tasks else 100
         out[method] = (
-            "-" if any(m is None for m in means) else f"{100 * statistics.fmean(means):.2f}"
+            "-" if any(m is None for m in means) else f"{scale * statistics.fmean(means):.2f}"
         )
     return out
 

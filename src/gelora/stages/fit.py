@@ -265,6 +265,12 @@ def fit_and_test(
         raise
     fit_s = round(time.perf_counter() - started, 3)
     fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if best.best_model_score is not None:
+        # The tested checkpoint's own validation score, from the checkpoint callback, whose
+        # state a resume restores. The module's running best (val_best) starts afresh on resume,
+        # so a run resumed after its last step logged none and one resumed mid-way logged the
+        # best since the resume only.
+        fit_metrics[f"val/{primary}_best"] = float(best.best_model_score)
     started = time.perf_counter()
     # The best checkpoint by its path: ``"best"`` makes Lightning warn that two ModelCheckpoint
     # callbacks exist (the periodic last.ckpt is the other) before it picks the first one.
