@@ -102,48 +102,57 @@ def table_to_budget(root: Path) -> list[Reuse]:
     return reuses
 
 
-def check_same_settings(source: RunRecord, target_sibling: RunRecord | None) -> str | None:
+def check_same_settings(source: RunRecord, target_sweep: dict[Path, RunRecord]) -> str | None:
     """Why ``source`` cannot stand for a job of the target sweep, or None. The budget must be
-    rank 2 and, when the target sweep already holds a completed run, the scaling rule and test
-    rows must be its."""
+    rank 2 (gelora_paper: its own cost); a completed run of the same method in the target sweep
+    must share its LoRA scaling rule (gelora_paper alone keeps the paper's alpha/r = 32), and
+    one of the same task its test rows."""
     if (source.budget or {}).get("rank") != BUDGET_RANK and source.variant != "gelora_paper":
         return f"budget {source.budget}, not rank {BUDGET_RANK}"
-    if target_sibling is None:
-        return None
-    if (source.scaling or {}).get("text") != (target_sibling.scaling or {}).get("text"):
-        return f"scaling {source.scaling} differs from the sweep's {target_sibling.scaling}"
+    rule = (source.scaling or {}).get("text")
+    for other in target_sweep.values():
+        if other.variant == source.variant and (other.scaling or {}).get("text") != rule:
+            return f"scaling {rule!r} differs from the sweep's {source.variant} runs'"
     own = ((source.eval_rows or {}).get("test") or {}).get("sha256")
-    theirs = ((target_sibling.eval_rows or {}).get("test") or {}).get("sha256")
-    if own != theirs:
-        return "scored on other test rows than the sweep's runs of this task"
+    for other in target_sweep.values():
+        if (
+            other.task == source.task
+            and ((other.eval_rows or {}).get("test") or {}).get("sha256") != own
+        ):
+            return "scored on other test rows than the sweep's runs of this task"
     return None
 
 
-def apply(reuse: Reuse, root: Path) -> str:
-    """Copy one record; returns what happened, in a line (``copied`` lines end with the files
-    written)."""
-    existing = reuse.target / "results.json"
-    if existing.exists() and RunRecord.read(existing).status == "completed":
-        return f"kept   {reuse.target.relative_to(root)} (completed already)"
-    source = RunRecord.read(reuse.source / "results.json")
-    siblings = completed_records(reuse.target.parent)
-    sibling = next((r for r in siblings.values() if r.task == source.task), None)
-    if (why := check_same_settings(source, sibling)) is not None:
-        raise SystemExit(f"reuse: {reuse.source} cannot stand for {reuse.target}: {why}")
+def pending(reuses: list[Reuse]) -> list[Reuse]:
+    """The reuses whose target holds no completed record, each checked against its target sweep
+    as it stands; one that fails stops everything before anything is copied."""
+    todo = []
+    for reuse in reuses:
+        existing = reuse.target / "results.json"
+        if existing.exists() and RunRecord.read(existing).status == "completed":
+            continue  # the sweep ran it, or an earlier reuse copied it: never overwritten
+        source = RunRecord.read(reuse.source / "results.json")
+        why = check_same_settings(source, completed_records(reuse.target.parent))
+        if why is not None:
+            raise SystemExit(f"reuse: {reuse.source} cannot stand for {reuse.target}: {why}")
+        todo.append(reuse)
+    return todo
+
+
+def copy(reuse: Reuse, root: Path) -> list[Path]:
+    """Copy one record, mark it, give it ``.hydra/`` until the sweep writes its own; returns
+    the files git keeps: the record, the marker and ``.hydra/*.yaml``."""
     reuse.target.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(reuse.source / "results.json", existing)
+    shutil.copyfile(reuse.source / "results.json", reuse.target / "results.json")
     if (reuse.source / ".hydra").is_dir() and not (reuse.target / ".hydra").exists():
-        shutil.copytree(reuse.source / ".hydra", reuse.target / ".hydra")  # until the sweep's own
+        shutil.copytree(reuse.source / ".hydra", reuse.target / ".hydra")
         (reuse.target / ".hydra" / "overrides.yaml").write_text(
             "".join(f"- {o}\n" for o in reuse.target.name.split(","))
         )
     (reuse.target / MARKER).write_text(f"{reuse.source.relative_to(root)}: {reuse.why}\n")
-    return f"copied {reuse.source.relative_to(root)} -> {reuse.target.relative_to(root)}"
-
-
-def written_files(target: Path) -> list[Path]:
-    """What a copy wrote and git keeps: the record, the marker and ``.hydra/*.yaml``."""
-    return [target / "results.json", target / MARKER, *sorted((target / ".hydra").glob("*.yaml"))]
+    print(f"copied {reuse.source.relative_to(root)} -> {reuse.target.relative_to(root)}")
+    hydra = sorted((reuse.target / ".hydra").glob("*.yaml"))
+    return [reuse.target / "results.json", reuse.target / MARKER, *hydra]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -154,14 +163,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.lr_choice.is_file():
         sys.exit(f"reuse: {args.lr_choice} does not exist: run step 1 and --select-lr first")
-    lines, copied = [], []
-    for reuse in grid_to_table(args.root, args.lr_choice):  # step 2 first: step 3 reads it
-        lines.append(apply(reuse, args.root))
-        copied += written_files(reuse.target) if lines[-1].startswith("copied") else []
-    for reuse in table_to_budget(args.root):
-        lines.append(apply(reuse, args.root))
-        copied += written_files(reuse.target) if lines[-1].startswith("copied") else []
-    print("\n".join(lines) or "reuse: nothing to copy yet")
+    copied = []
+    for step in (grid_to_table, table_to_budget):  # step 2 first: step 3 reads its runs
+        reuses = step(args.root, args.lr_choice) if step is grid_to_table else step(args.root)
+        for reuse in pending(reuses):
+            copied += copy(reuse, args.root)
+    if not copied:
+        print("reuse: nothing to copy")
     if args.commit and copied:
         subprocess.run(["git", "add", "-f", *map(str, copied)], check=True)
         jobs = sum(p.name == MARKER for p in copied)

@@ -107,6 +107,19 @@ def test_a_completed_job_is_never_overwritten(table):
     assert not (target / "REUSED_FROM").exists()
 
 
+def test_the_papers_scaling_row_is_reused_beside_rows_of_the_shared_rule(table):
+    root, choice = table
+    paper = root / "lr_grid" / "method=gelora_paper,optimizer.lr=0.001,seed=0,task=rt"
+    _record(paper, "gelora_paper", "rt", 0, 0.001, 0.79, budget={"rank": None, "params": None})
+    record = json.loads((paper / "results.json").read_text())
+    record["scaling"] = {"rule": "constant", "scale": 32.0, "text": "alpha/r = 32"}
+    (paper / "results.json").write_text(json.dumps(record))
+    choice.write_text(choice.read_text() + "  gelora_paper:\n    rt: 0.001\n")
+    _module().main([str(root), "--lr-choice", str(choice)])  # lora's copy lands first
+    target = root / "main" / "method=gelora_paper,seed=0,task=rt" / "results.json"
+    assert json.loads(target.read_text())["scaling"]["text"] == "alpha/r = 32"
+
+
 def test_a_run_on_other_test_rows_or_another_scaling_is_refused(table):
     root, choice = table
     reuse = _module()
@@ -117,10 +130,11 @@ def test_a_run_on_other_test_rows_or_another_scaling_is_refused(table):
     sibling.write_text(json.dumps(record))
     with pytest.raises(SystemExit, match="other test rows"):
         reuse.main([str(root), "--lr-choice", str(choice)])
+    assert not (root / "main/method=head_only,seed=0,task=rt").exists()  # nothing half-done
     record["eval_rows"]["test"]["sha256"] = "rows-of-rt"
-    record["scaling"]["text"] = "alpha/r = 32"
+    record["scaling"]["text"] = "alpha/r = 32"  # the sweep's lora runs at another rule
     sibling.write_text(json.dumps(record))
-    with pytest.raises(SystemExit, match="scaling"):
+    with pytest.raises(SystemExit, match="scaling 'alpha/r = 2' differs from the sweep's lora"):
         reuse.main([str(root), "--lr-choice", str(choice)])
 
 
