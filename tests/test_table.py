@@ -158,6 +158,34 @@ def test_paired_statistics_match_a_hand_computed_case():
     assert per_task["gelora", "sst"].mean_difference == pytest.approx((2 + 3 - 1 + 4) / 4)
 
 
+def test_pairs_on_the_references_own_plan_are_counted_in_the_caption():
+    runs = []
+    for seed in range(3):
+        runs += [_run("lora", "sst", seed, 0.80), _run("id_prop", "sst", seed, 0.80)]
+        runs.append(_run("gelora", "sst", seed, 0.81))
+        runs[-1].trained_ranks = {"q": 1, "v": 3} if seed else {"q": 2, "v": 2}  # 0: uniform
+        runs.append(_run("adalora", "sst", seed, 0.79))
+        runs[-1].trained_ranks = {"q": 3, "v": 1}  # pruned away from its uniform budget
+    for run in runs:
+        run.trained_ranks = run.trained_ranks or {"q": 2, "v": 2}
+    from gelora.reporting.paired_tables import paired_section
+
+    section = paired_section(runs, "lora")
+    assert (
+        "Same ranks as lora, matrix for matrix, in: id_prop (3 of 3 pairs), gelora (1 of 3 "
+        "pairs)." in section.caption
+    )
+
+
+def test_adaloras_trained_ranks_are_its_final_ones(tmp_path):
+    final = {"q": 1, "v": 3}
+    run = _completed(0.8) | {"ranks": {"q": 2, "v": 2}, "method_summary": {"final_ranks": final}}
+    _job(tmp_path, "adalora", "sst", 0, run)
+    _job(tmp_path, "lora", "sst", 0, _completed(0.8) | {"ranks": {"q": 2, "v": 2}})
+    by_method = {r.method: r.trained_ranks for r in load_runs(tmp_path)}
+    assert by_method == {"adalora": final, "lora": {"q": 2, "v": 2}}
+
+
 def test_bootstrap_interval_resamples_pairs_reproducibly():
     differences = [2.0, 3.0, -1.0, 4.0, 5.0]
     rng = np.random.default_rng(0)

@@ -124,6 +124,7 @@ class Pair:
     method_score: float
     reference_score: float
     direction: Direction = POINTS
+    same_plan: bool = False  # both trained the same rank in every matrix (then a tie is no news)
 
     @property
     def difference(self) -> float:
@@ -252,7 +253,9 @@ def pair_runs(
         elif own[0].test_rows != other[0].test_rows:
             refused.append(Refusal(method, task, seed, DIFFERENT_TEST_ROWS))
         else:
-            pairs.append(Pair(task, seed, own[0].score, other[0].score, direction))
+            mine_ranks, their_ranks = own[0].trained_ranks, other[0].trained_ranks
+            same_plan = bool(mine_ranks) and mine_ranks == their_ranks
+            pairs.append(Pair(task, seed, own[0].score, other[0].score, direction, same_plan))
     return pairs, refused
 
 

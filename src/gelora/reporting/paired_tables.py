@@ -51,6 +51,22 @@ def refused_line(refused: Sequence[Refusal]) -> str | None:
     return f"Refused {plural(len(names), 'pair')} {DIFFERENT_TEST_ROWS}: {', '.join(names)}."
 
 
+def same_plan_line(comparisons: Sequence[Comparison]) -> str | None:
+    """One line naming the methods that trained the reference's own ranks, matrix for matrix
+    (AdaLoRA: its final ranks), in some pairs:
+    there the two differ only in what else the method changes (rate, scaling, initialisation),
+    and a method that always matches the reference's plan tests no placement at all."""
+    counts = [
+        f"{c.method} ({sum(p.same_plan for p in c.pairs)} of {plural(len(c.pairs), 'pair')})"
+        for c in comparisons
+        if any(p.same_plan for p in c.pairs)
+    ]
+    if not counts:
+        return None
+    reference = comparisons[0].reference
+    return f"Same ranks as {reference}, matrix for matrix, in: {', '.join(counts)}."
+
+
 def _other_refusals_line(refused: Sequence[Refusal]) -> str | None:
     others = [f"{r.text()} ({r.reason})" for r in refused if r.reason != DIFFERENT_TEST_ROWS]
     return f"Also not paired: {'; '.join(others)}." if others else None
@@ -70,6 +86,7 @@ def paired_section(runs: Sequence[SweepRun], reference: str) -> PairedSection:
     )
     bare = unfingerprinted_pairs(overall, runs)
     notes = [
+        same_plan_line(overall),
         refused_line(refused),
         _other_refusals_line(refused),
         f"{plural(bare, 'pair')} paired without a test-row fingerprint (older records)."

@@ -39,6 +39,7 @@ class SweepRun:
     error: str | None = None
     block_ranks: list[int] = field(default_factory=list)
     intrinsic_dims: list[float] = field(default_factory=list)
+    trained_ranks: dict[str, int] = field(default_factory=dict)  # per matrix, at the end
     base_task: str | None = None  # with columns: the task before ``task`` named the column
     column: str | None = None  # with columns: the value of the column key, as text
 
@@ -106,7 +107,15 @@ def read_run(job_dir: Path) -> SweepRun:
         error=record.error,
         block_ranks=record.block_ranks or [],
         intrinsic_dims=record.intrinsic_dims or [],
+        trained_ranks=trained_ranks(record),
     )
+
+
+def trained_ranks(record: RunRecord) -> dict[str, int]:
+    """The rank of every adapted matrix at the end of training: the plan's (``ranks``), except
+    for AdaLoRA, whose plan is only its budget and which prunes its way to ``final_ranks``."""
+    final = (record.method_summary or {}).get("final_ranks")
+    return dict(final) if isinstance(final, dict) else dict(record.ranks or {})
 
 
 def job_overrides(job_dir: Path) -> list[str]:

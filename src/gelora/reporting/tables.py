@@ -211,7 +211,9 @@ def latex_table(runs: Sequence[SweepRun]) -> str:
 
 def write_csv(runs: Sequence[SweepRun], path: Path) -> None:
     fields = [
-        f for f in SweepRun.__dataclass_fields__ if f not in ("block_ranks", "intrinsic_dims")
+        f
+        for f in SweepRun.__dataclass_fields__
+        if f not in ("block_ranks", "intrinsic_dims", "trained_ranks")
     ]
     lines: list[dict] = []
     for run in runs:
