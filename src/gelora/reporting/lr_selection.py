@@ -69,7 +69,7 @@ def choose_lr(validation: dict[float, float | None], direction: Direction = POIN
 
 def choose_lrs(runs: Sequence[SweepRun]) -> list[LrChoice]:
     """A choice per (method, task) with at least one run that records its learning rate."""
-    direction = sweep_direction(r.metric for r in runs if r.status == "completed")
+    direction = sweep_direction(runs)
     with_lr = [r for r in runs if r.lr is not None]
     choices = []
     for method in dict.fromkeys(r.method for r in with_lr):
@@ -118,7 +118,7 @@ def selection_markdown(choices: Sequence[LrChoice], runs: Sequence[SweepRun]) ->
         "| method | " + " | ".join(f"{t} (val {metric[t]})" for t in tasks) + " |",
         "|---|" + "---|" * len(tasks),
     ]
-    direction = sweep_direction(r.metric for r in runs if r.status == "completed")
+    direction = sweep_direction(runs)
     for method in methods:
         cells = [_cell(by_key.get((method, t)), direction.scale) for t in tasks]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")

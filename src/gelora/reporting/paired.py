@@ -95,12 +95,13 @@ def metric_direction(metric: str) -> Direction:
     )
 
 
-def sweep_direction(metrics: Iterable[str | None]) -> Direction:
-    """The one ``Direction`` of a sweep's primary metrics (``POINTS`` when there are none);
+def sweep_direction(runs: Iterable[SweepRun]) -> Direction:
+    """The one ``Direction`` of a sweep's completed runs' primary metrics (``POINTS`` when
+    there are none);
     ``ValueError`` for an unknown metric, for scores and losses mixed in one sweep, or for two
     different losses (their differences are in different units and cannot be pooled or
     averaged; scores of different kinds all read as points, as a GLUE average does)."""
-    names = sorted({m for m in metrics if m is not None})
+    names = sorted({r.metric for r in runs if r.status == "completed" and r.metric is not None})
     directions = {metric_direction(m) for m in names}
     kinds = {(d.sign, d.scale) for d in directions}
     if len(kinds) > 1 or (kinds == {(-1, 1)} and len(names) > 1):
@@ -264,7 +265,7 @@ def compare(
 ) -> tuple[list[Comparison], dict[tuple[str, str], Comparison], list[Refusal]]:
     """Every method but ``reference`` (first-seen order) against it: overall comparisons,
     per-(method, task) comparisons, and the refused pairs."""
-    direction = sweep_direction(r.metric for r in runs if r.status == "completed")
+    direction = sweep_direction(runs)
     methods = [m for m in dict.fromkeys(r.method for r in runs) if m != reference]
     tasks = list(dict.fromkeys(r.task for r in runs))
     overall, per_task, refused = [], {}, []

@@ -74,7 +74,7 @@ def _other_refusals_line(refused: Sequence[Refusal]) -> str | None:
 
 def paired_section(runs: Sequence[SweepRun], reference: str) -> PairedSection:
     overall, per_task, refused = compare(runs, reference)
-    direction = sweep_direction(r.metric for r in runs if r.status == "completed")
+    direction = sweep_direction(runs)
     text = (
         f"Paired differences: {direction.describe_difference(reference)}, over the "
         "(task, seed) pairs on which both completed and were scored on identical test rows "

@@ -166,7 +166,7 @@ def plot_curve(
     from the reference at each value with its 95% bootstrap interval. A method's point sits at
     its own cost, so a curve to the left spent less."""
     done = [r for r in _completed(runs) if r.score is not None and r.column is not None]
-    direction = sweep_direction(r.metric for r in done)
+    direction = sweep_direction(done)
     tasks = list(dict.fromkeys(r.base_task for r in done)) or ["(no completed runs)"]
     methods = list(dict.fromkeys(r.method for r in done))
     values = sorted(dict.fromkeys(r.column for r in done), key=_numeric_first)

@@ -109,7 +109,7 @@ def _load(sweep_dir: Path, rows: str) -> list[SweepRun]:
     except FileNotFoundError as error:  # no job directory under it
         fail(str(error))
     try:  # cells, means, lr choice and wins all read the metric's direction
-        sweep_direction(r.metric for r in runs if r.status == "completed")
+        sweep_direction(runs)
     except ValueError as error:
         fail(str(error))
     return runs

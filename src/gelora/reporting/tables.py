@@ -87,7 +87,7 @@ def test_rows_note(runs: Sequence[SweepRun]) -> str:
 
 def direction_note(runs: Sequence[SweepRun]) -> str:
     """How the cells read: scores x100, higher is better; or a loss as it is, lower is better."""
-    direction = sweep_direction(r.metric for r in runs if r.status == "completed")
+    direction = sweep_direction(runs)
     if direction.higher_is_better:
         return "Scores x100; higher is better."
     return f"Test {direction.metric} as it is (not x100); lower is better."
@@ -132,7 +132,7 @@ def summarise(runs: Sequence[SweepRun]) -> tuple[list[str], list[str], dict, dic
     """Methods and tasks in first-seen order, cells by (method, task), params by method."""
     methods = list(dict.fromkeys(r.method for r in runs))
     tasks = list(dict.fromkeys(r.task for r in runs))
-    scale = sweep_direction(r.metric for r in runs if r.status == "completed").scale
+    scale = sweep_direction(runs).scale
     cells, params = {}, {}
     for method in methods:
         counts = [r.adapter_params for r in runs if r.method == method and r.adapter_params]
