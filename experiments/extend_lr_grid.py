@@ -17,7 +17,7 @@ import math
 import sys
 from pathlib import Path
 
-from gelora.reporting.lr_selection import at_top_of_grid, choose_lrs, yaml_float
+from gelora.reporting.lr_selection import at_top_of_grid, choose_lrs, grid_not_ready, yaml_float
 from gelora.reporting.sweep_runs import load_runs
 
 
@@ -30,14 +30,8 @@ def next_rate(lr: float) -> float:
 
 def extension_overrides(sweep_dir: Path) -> list[str]:
     choices = choose_lrs(load_runs(sweep_dir))
-    unfinished = [f"{c.method}/{c.task}" for c in choices if c.unfinished]
-    if unfinished:
-        raise SystemExit(f"extend_lr_grid: unfinished runs in {', '.join(unfinished)}")
-    unscored = [f"{c.method}/{c.task}" for c in choices if c.unscored]
-    if unscored:
-        raise SystemExit(
-            f"extend_lr_grid: runs without a validation score in {', '.join(unscored)}"
-        )
+    if (why := grid_not_ready(choices)) is not None:
+        raise SystemExit(f"extend_lr_grid: {why}")
     return [
         f"method={c.method} task={c.task} optimizer.lr={yaml_float(next_rate(c.chosen))}"
         for c in choices

@@ -60,6 +60,26 @@ def top_of_grid_line(choices: Sequence[LrChoice]) -> str | None:
     )
 
 
+def grid_not_ready(choices: Sequence[LrChoice]) -> str | None:
+    """Why no rate may be chosen yet, or None: runs still without a result (a rate chosen
+    before its rivals finish would be chosen by the clock), or completed runs without a
+    validation score (their rate would lose by default; rerun them)."""
+    unfinished = [f"{c.method}/{c.task} ({c.unfinished})" for c in choices if c.unfinished]
+    if unfinished:
+        return (
+            f"the learning-rate grid is not finished: unfinished runs in {', '.join(unfinished)}, "
+            "without a result yet; finish (or resume) the sweep first"
+        )
+    unscored = [f"{c.method}/{c.task} ({c.unscored})" for c in choices if c.unscored]
+    if unscored:
+        return (
+            f"completed runs without a validation score in {', '.join(unscored)} (resumed after "
+            "their last step by a gelora before the tested checkpoint's score was recorded); "
+            "rerun them from scratch (delete their folders) first"
+        )
+    return None
+
+
 def choose_lr(validation: dict[float, float | None], direction: Direction = POINTS) -> float | None:
     """The learning rate with the best validation score (highest, or lowest for a loss), the
     smaller one on a tie."""

@@ -25,7 +25,12 @@ from pathlib import Path
 from typing import NoReturn
 
 from gelora.atomic import write_text_atomic
-from gelora.reporting.lr_selection import choose_lrs, lr_choice_yaml, selection_markdown
+from gelora.reporting.lr_selection import (
+    choose_lrs,
+    grid_not_ready,
+    lr_choice_yaml,
+    selection_markdown,
+)
 from gelora.reporting.paired import sweep_direction
 from gelora.reporting.paired_tables import (
     PairedSection,
@@ -120,19 +125,8 @@ def select_lr(runs: Sequence[SweepRun], sweep_dir: Path, out: Path) -> None:
         choices = choose_lrs(runs)
     except ValueError as error:
         fail(str(error))
-    unfinished = [f"{c.method}/{c.task} ({c.unfinished})" for c in choices if c.unfinished]
-    if unfinished:  # a rate chosen before its rivals finish would be chosen by the clock
-        fail(
-            f"the learning-rate grid is not finished: runs without a result in "
-            f"{', '.join(unfinished)}; finish (or resume) the sweep first"
-        )
-    unscored = [f"{c.method}/{c.task} ({c.unscored})" for c in choices if c.unscored]
-    if unscored:  # a rate left out for want of a score would lose by default
-        fail(
-            f"completed runs without a validation score in {', '.join(unscored)} (resumed after "
-            "their last step by a gelora before the tested checkpoint's score was recorded); "
-            "rerun them from scratch (delete their folders) first"
-        )
+    if (why := grid_not_ready(choices)) is not None:
+        fail(why)
     if not any(c.chosen is not None for c in choices):
         fail(f"no completed run under {sweep_dir} records a learning rate and validation score")
     print(selection_markdown(choices, runs))
