@@ -113,12 +113,8 @@ def check_same_settings(source: RunRecord, target_sweep: dict[Path, RunRecord]) 
     for other in target_sweep.values():
         if other.variant == source.variant and (other.scaling or {}).get("text") != rule:
             return f"scaling {rule!r} differs from the sweep's {source.variant} runs'"
-    own = ((source.eval_rows or {}).get("test") or {}).get("sha256")
     for other in target_sweep.values():
-        if (
-            other.task == source.task
-            and ((other.eval_rows or {}).get("test") or {}).get("sha256") != own
-        ):
+        if other.task == source.task and other.test_rows_sha256 != source.test_rows_sha256:
             return "scored on other test rows than the sweep's runs of this task"
     return None
 
@@ -164,10 +160,10 @@ def main(argv: list[str] | None = None) -> None:
     if not args.lr_choice.is_file():
         sys.exit(f"reuse: {args.lr_choice} does not exist: run step 1 and --select-lr first")
     copied = []
-    for step in (grid_to_table, table_to_budget):  # step 2 first: step 3 reads its runs
-        reuses = step(args.root, args.lr_choice) if step is grid_to_table else step(args.root)
-        for reuse in pending(reuses):
-            copied += copy(reuse, args.root)
+    for reuse in pending(grid_to_table(args.root, args.lr_choice)):
+        copied += copy(reuse, args.root)
+    for reuse in pending(table_to_budget(args.root)):  # after step 2's copies: it reads them
+        copied += copy(reuse, args.root)
     if not copied:
         print("reuse: nothing to copy")
     if args.commit and copied:

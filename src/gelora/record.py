@@ -113,6 +113,12 @@ class RunRecord:
             return None
         return self.metrics.get(f"test/{self.metric}")
 
+    @property
+    def test_rows_sha256(self) -> str | None:
+        """The fingerprint of the test rows the run was scored on (``eval_rows``), or ``None``
+        for a record older than fingerprints: runs pair only on equal ones."""
+        return ((self.eval_rows or {}).get("test") or {}).get("sha256")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

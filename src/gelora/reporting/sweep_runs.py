@@ -88,7 +88,6 @@ def read_run(job_dir: Path) -> SweepRun:
         return SweepRun(
             str(job_dir), "unreadable", job.method, job.task, job.seed, lr=job.lr, error=str(error)
         )
-    test_rows = (record.eval_rows or {}).get("test") or {}
     return SweepRun(
         run_dir=str(job_dir),
         status=record.status,
@@ -100,7 +99,7 @@ def read_run(job_dir: Path) -> SweepRun:
         adapter_params=record.trainable_adapter_params,
         trainable_params=record.trainable_params,
         total_s=record.timings.get("total_s") if record.timings else None,
-        test_rows=test_rows.get("sha256"),
+        test_rows=record.test_rows_sha256,
         scaling=(record.scaling or {}).get("text"),
         lr=record.learning_rate if record.learning_rate is not None else job.lr,
         val_score=validation_score(record),
