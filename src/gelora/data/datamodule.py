@@ -121,36 +121,38 @@ class ResumableDataLoader(DataLoader):
         self.batch_sampler.load_state_dict(state)
 
 
-def length_grouped_train_loader(
-    rows: Dataset,
-    lengths: list[int],
-    *,
-    batch_size: int,
-    seed: int,
-    group_by_length: bool,
-    collate_fn,
-    num_workers: int = 0,
-) -> ResumableDataLoader:
-    """Training batches of similar length, reshuffled each epoch by ``seed`` and resumable
-    mid-epoch; without length grouping, equal lengths make it a plain seeded shuffle."""
-    batches = LengthGroupedBatches(
-        lengths if group_by_length else [0] * len(lengths), batch_size, seed=seed
-    )
-    return ResumableDataLoader(
-        rows, batch_sampler=batches, collate_fn=collate_fn, num_workers=num_workers
-    )
+class LengthBatchedLoaders:
+    """The loaders every task kind's datamodule builds from its own batch settings
+    (``batch_size``, ``eval_batch_size``, ``seed``, ``group_by_length``, ``num_workers``)."""
+
+    batch_size: int
+    eval_batch_size: int
+    seed: int
+    group_by_length: bool
+    num_workers: int
+
+    def length_grouped_train_loader(
+        self, rows: Dataset, lengths: list[int], collate_fn
+    ) -> ResumableDataLoader:
+        """Training batches of similar length, reshuffled each epoch by ``seed`` and resumable
+        mid-epoch; without length grouping, equal lengths make it a plain seeded shuffle."""
+        grouped = lengths if self.group_by_length else [0] * len(lengths)
+        batches = LengthGroupedBatches(grouped, self.batch_size, seed=self.seed)
+        return ResumableDataLoader(
+            rows, batch_sampler=batches, collate_fn=collate_fn, num_workers=self.num_workers
+        )
+
+    def length_ordered_loader(self, rows: Dataset, lengths: list[int], collate_fn) -> DataLoader:
+        """Evaluation batches in length order: scores do not depend on order, padding does."""
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        size = self.eval_batch_size
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
+        return DataLoader(
+            rows, batch_sampler=batches, collate_fn=collate_fn, num_workers=self.num_workers
+        )
 
 
-def length_ordered_loader(
-    rows: Dataset, lengths: list[int], *, batch_size: int, collate_fn, num_workers: int = 0
-) -> DataLoader:
-    """Evaluation batches in length order: scores do not depend on order, padding does."""
-    order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    return DataLoader(rows, batch_sampler=batches, collate_fn=collate_fn, num_workers=num_workers)
-
-
-class TextClassificationDataModule(L.LightningDataModule):
+class TextClassificationDataModule(LengthBatchedLoaders, L.LightningDataModule):
     """Train/validation/test loaders with dynamic padding (``DataCollatorWithPadding``)."""
 
     def __init__(
@@ -201,25 +203,11 @@ class TextClassificationDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         split = self._splits["train"]
-        return length_grouped_train_loader(
-            split,
-            split.lengths,
-            batch_size=self.batch_size,
-            seed=self.seed,
-            group_by_length=self.group_by_length,
-            collate_fn=self.collate,
-            num_workers=self.num_workers,
-        )
+        return self.length_grouped_train_loader(split, split.lengths, self.collate)
 
     def _eval_loader(self, name: str) -> DataLoader:
         split = self._splits[name]
-        return length_ordered_loader(
-            split,
-            split.lengths,
-            batch_size=self.eval_batch_size,
-            collate_fn=self.collate,
-            num_workers=self.num_workers,
-        )
+        return self.length_ordered_loader(split, split.lengths, self.collate)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("validation")

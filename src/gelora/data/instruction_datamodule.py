@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
 
-from gelora.data.datamodule import length_grouped_train_loader, length_ordered_loader
+from gelora.data.datamodule import LengthBatchedLoaders
 from gelora.data.instruction_data import InstructionSplit
 from gelora.data.task_data import TaskData
 from gelora.errors import ConfigError
@@ -113,7 +113,7 @@ def collate_right_padded(rows: list[dict], pad_token_id: int) -> dict[str, torch
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-class InstructionDataModule(L.LightningDataModule):
+class InstructionDataModule(LengthBatchedLoaders, L.LightningDataModule):
     """Train/validation/test loaders of chat-formatted examples, length-grouped for training.
 
     Examples whose response is cut away entirely by ``max_length`` (a prompt that fills it) would
@@ -182,26 +182,12 @@ class InstructionDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         rows = self.rows["train"]
-        return length_grouped_train_loader(
-            rows,
-            rows.lengths,
-            batch_size=self.batch_size,
-            seed=self.seed,
-            group_by_length=self.group_by_length,
-            collate_fn=self._collate,
-            num_workers=self.num_workers,
-        )
+        return self.length_grouped_train_loader(rows, rows.lengths, self._collate)
 
     def _eval_loader(self, name: str) -> DataLoader:
         """Length-ordered batches: the token-weighted loss does not depend on order."""
         rows = self.rows[name]
-        return length_ordered_loader(
-            rows,
-            rows.lengths,
-            batch_size=self.eval_batch_size,
-            collate_fn=self._collate,
-            num_workers=self.num_workers,
-        )
+        return self.length_ordered_loader(rows, rows.lengths, self._collate)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("validation")

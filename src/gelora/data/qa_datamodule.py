@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from gelora.data.datamodule import length_grouped_train_loader, length_ordered_loader
+from gelora.data.datamodule import LengthBatchedLoaders
 from gelora.data.qa_data import QASplit
 from gelora.data.qa_windows import Windows, best_answers, make_windows
 from gelora.data.task_data import TaskData
@@ -35,7 +35,7 @@ class WindowRows(Dataset):
         return self.windows.row(index, with_targets=True, with_index=self.with_index)
 
 
-class QADataModule(L.LightningDataModule):
+class QADataModule(LengthBatchedLoaders, L.LightningDataModule):
     """Train/validation/test window loaders with dynamic padding, and span decoding per split.
 
     Args:
@@ -117,25 +117,13 @@ class QADataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         windows = self.windows["train"]
-        return length_grouped_train_loader(
-            WindowRows(windows, with_index=False),
-            windows.lengths,
-            batch_size=self.batch_size,
-            seed=self.seed,
-            group_by_length=self.group_by_length,
-            collate_fn=self.collate,
-            num_workers=self.num_workers,
-        )
+        rows = WindowRows(windows, with_index=False)
+        return self.length_grouped_train_loader(rows, windows.lengths, self.collate)
 
     def _eval_loader(self, name: str) -> DataLoader:
         windows = self.windows[name]
-        return length_ordered_loader(
-            WindowRows(windows, with_index=True),
-            windows.lengths,
-            batch_size=self.eval_batch_size,
-            collate_fn=self.collate,
-            num_workers=self.num_workers,
-        )
+        rows = WindowRows(windows, with_index=True)
+        return self.length_ordered_loader(rows, windows.lengths, self.collate)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("validation")
