@@ -20,6 +20,7 @@ from gelora.reporting.paired import (
     LOWER_IS_BETTER,
     bootstrap_interval,
     compare,
+    holm_adjusted,
     pair_runs,
     wilcoxon_test,
     wins_ties_losses,
@@ -206,6 +207,31 @@ def test_pairs_without_fingerprints_on_both_sides_are_paired_and_said_so(tmp_pat
     assert "2 completed run(s) recorded no test-row fingerprint." in table
 
 
+def test_holm_adjustment_matches_a_hand_computed_case():
+    # m = 4 tested: sorted 0.01, 0.02, 0.03, 0.5 -> 4(0.01) = 0.04, 3(0.02) = 0.06, then
+    # 2(0.03) = 0.06 (held at least as large as the one before), 1(0.5) = 0.5.
+    raw = [0.03, None, 0.01, 0.5, 0.02]
+    assert holm_adjusted(raw) == pytest.approx([0.06, None, 0.04, 0.5, 0.06])
+    # Never below the raw p, never above 1, and the largest p alone is left as it is.
+    assert holm_adjusted([0.4, 0.9]) == pytest.approx([0.8, 0.9])
+    assert holm_adjusted([0.6, 0.7, 0.8]) == [1.0, 1.0, 1.0]
+    assert holm_adjusted([None, None]) == [None, None]
+
+
+def test_the_paired_table_adjusts_the_rows_p_values_together():
+    # Two methods, each 8 pairs, both winning on every pair: Wilcoxon p = 2 / 2**8 each.
+    runs = []
+    for seed in range(8):
+        runs.append(_run("lora", "sst", seed, 0.80))
+        runs.append(_run("gelora", "sst", seed, 0.81 + seed / 1000))
+        runs.append(_run("random", "sst", seed, 0.82 + seed / 1000))
+    from gelora.reporting.paired_tables import paired_markdown, paired_section
+
+    table = paired_markdown(paired_section(runs, "lora"))
+    assert "| 0.00781 | 0.0156 | 8/0/0 |" in table  # raw 2/256, Holm 2 x 2/256 for both
+    assert "Holm's step-down method, 1979, over the 2 p-values given" in table
+
+
 def test_wilcoxon_gives_no_p_for_too_few_or_all_zero_differences():
     assert wilcoxon_test([1.0, 2.0, 3.0, -0.5, 4.0]).text() == "n/a (only 5 non-zero pairs)"
     assert wilcoxon_test([0.0] * 8).text() == "n/a (all differences zero)"
@@ -230,7 +256,8 @@ def test_pairs_scored_on_different_test_rows_are_refused_and_named(tmp_path, cap
     assert line in printed.splitlines()
     table = (tmp_path / "out" / "table.md").read_text()
     assert "## Paired differences versus lora" in table
-    assert "| gelora | 1 | +2.00 | [+2.00, +2.00] | n/a (only 1 non-zero pair) | 1/0/0 |" in table
+    row = "| gelora | 1 | +2.00 | [+2.00, +2.00] | n/a (only 1 non-zero pair) | - | 1/0/0 |"
+    assert row in table
     assert "identical test rows" in table and line in table
     assert "Paired differences versus lora" in (tmp_path / "out" / "table.tex").read_text()
 

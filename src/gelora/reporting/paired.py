@@ -16,7 +16,9 @@ reported, never silently paired. Over the pairs (pooled over tasks and seeds) th
   ``scipy.stats.wilcoxon`` with zero differences dropped (its ``zero_method="wilcox"``); with
   fewer than ``MIN_WILCOXON_PAIRS`` non-zero differences the smallest two-sided p it can give is
   ``2 / 2**n >= 0.0625``, so no p is printed rather than one that can never be small;
-- wins, ties and losses of the method.
+- wins, ties and losses of the method;
+- across the methods compared with one reference, Holm's step-down adjustment of their Wilcoxon
+  p-values (``holm_adjusted``), since ten rows against one reference are ten tests.
 
 ``HIGHER_IS_BETTER`` names the task metrics where higher is better (``gelora.training.metrics``,
 SQuAD's two), ``LOWER_IS_BETTER`` instruction tuning's losses (``gelora.training.instruct_metrics``;
@@ -218,6 +220,20 @@ def wilcoxon_test(differences: Sequence[float]) -> WilcoxonResult:
     from scipy.stats import wilcoxon  # scipy comes with scikit-learn; imported only when used
 
     return WilcoxonResult(float(wilcoxon(nonzero, alternative="two-sided").pvalue), "")
+
+
+def holm_adjusted(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment (Holm 1979, "A simple sequentially rejective multiple test
+    procedure", Scand. J. Statist. 6:65-70): with the m p-values sorted ascending,
+    p_(i) becomes max_{j <= i} min(1, (m - j + 1) p_(j)), which controls the family-wise error
+    rate. An entry without a p (None: too few pairs) stays None and does not count in m."""
+    tested = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p_value, index) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - rank) * p_value))
+        adjusted[index] = running
+    return adjusted
 
 
 def wins_ties_losses(differences: Sequence[float]) -> tuple[int, int, int]:

@@ -20,6 +20,7 @@ from gelora.reporting.paired import (
     Direction,
     Refusal,
     compare,
+    holm_adjusted,
     plural,
     sweep_direction,
     unfingerprinted_pairs,
@@ -27,7 +28,15 @@ from gelora.reporting.paired import (
 from gelora.reporting.sweep_runs import SweepRun
 from gelora.reporting.tables import latex_escape, scaling_note
 
-HEADER = ["method", "pairs", "mean difference", "95% CI", "Wilcoxon p", "wins/ties/losses"]
+HEADER = [
+    "method",
+    "pairs",
+    "mean difference",
+    "95% CI",
+    "Wilcoxon p",
+    "Holm p",
+    "wins/ties/losses",
+]
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,7 @@ class PairedSection:
     reference: str
     tasks: list[str]
     overall: list[Comparison]
+    holm: dict[str, float | None]  # method -> Holm-adjusted Wilcoxon p over ``overall``
     per_task: dict[tuple[str, str], Comparison]
     refused: list[Refusal]
     caption: str
@@ -82,7 +92,17 @@ def paired_section(runs: Sequence[SweepRun], reference: str) -> PairedSection:
         f"CI: {100 * CONFIDENCE:.0f}% percentile bootstrap of the mean ({BOOTSTRAP_RESAMPLES:,} "
         f"resamples of the pairs, numpy default_rng({BOOTSTRAP_SEED})). p: two-sided Wilcoxon "
         "signed-rank test (scipy.stats.wilcoxon, zero differences dropped), not given under "
-        f"{MIN_WILCOXON_PAIRS} non-zero differences. {scaling_note(runs)}"
+        f"{MIN_WILCOXON_PAIRS} non-zero differences. Holm p: the Wilcoxon p-values adjusted "
+        "for the methods compared with the same reference (Holm's step-down method, 1979, over "
+        f"the {plural(sum(c.wilcoxon.p_value is not None for c in overall), 'p-value')} "
+        f"given). {scaling_note(runs)}"
+    )
+    holm = dict(
+        zip(
+            (c.method for c in overall),
+            holm_adjusted([c.wilcoxon.p_value for c in overall]),
+            strict=True,
+        )
     )
     bare = unfingerprinted_pairs(overall, runs)
     notes = [
@@ -95,12 +115,12 @@ def paired_section(runs: Sequence[SweepRun], reference: str) -> PairedSection:
     ]
     caption = " ".join([text, *(n for n in notes if n)])
     tasks = list(dict.fromkeys(r.task for r in runs))
-    return PairedSection(reference, tasks, overall, per_task, refused, caption, direction)
+    return PairedSection(reference, tasks, overall, holm, per_task, refused, caption, direction)
 
 
-def _overall_cells(comparison: Comparison) -> list[str]:
+def _overall_cells(comparison: Comparison, holm_p: float | None) -> list[str]:
     if not comparison.pairs:
-        return [comparison.method, "0", "-", "-", "-", "-"]
+        return [comparison.method, "0", "-", "-", "-", "-", "-"]
     low, high = comparison.interval
     return [
         comparison.method,
@@ -108,6 +128,7 @@ def _overall_cells(comparison: Comparison) -> list[str]:
         f"{comparison.mean_difference:+.2f}",
         f"[{low:+.2f}, {high:+.2f}]",
         comparison.wilcoxon.text(),
+        f"{holm_p:.3g}" if holm_p is not None else "-",
         "/".join(map(str, comparison.wins_ties_losses)),
     ]
 
@@ -126,7 +147,9 @@ def paired_markdown(section: PairedSection) -> str:
         "| " + " | ".join(HEADER) + " |",
         "|---|" + "---:|" * (len(HEADER) - 1),
     ]
-    lines += ["| " + " | ".join(_overall_cells(c)) + " |" for c in section.overall]
+    lines += [
+        "| " + " | ".join(_overall_cells(c, section.holm[c.method])) + " |" for c in section.overall
+    ]
     lines += [
         "",
         f"Per task: mean difference in {section.direction.unit} (wins/ties/losses).",
@@ -146,11 +169,11 @@ def paired_latex(section: PairedSection) -> str:
 
     lines = [
         f"% Paired differences versus {section.reference}",
-        r"\begin{tabular}{l r r r r r}",
+        r"\begin{tabular}{l r r r r r r}",
         r"\toprule",
-        row(["Method", "Pairs", "Mean diff.", "95% CI", "Wilcoxon p", "W/T/L"]),
+        row(["Method", "Pairs", "Mean diff.", "95% CI", "Wilcoxon p", "Holm p", "W/T/L"]),
         r"\midrule",
-        *(row(_overall_cells(c)) for c in section.overall),
+        *(row(_overall_cells(c, section.holm[c.method])) for c in section.overall),
         r"\bottomrule",
         r"\end{tabular}",
         "",
