@@ -85,6 +85,8 @@ def _other_refusals_line(refused: Sequence[Refusal]) -> str | None:
 def paired_section(runs: Sequence[SweepRun], reference: str) -> PairedSection:
     overall, per_task, refused = compare(runs, reference)
     direction = sweep_direction(runs)
+    raw_p = [c.wilcoxon.p_value for c in overall]
+    holm = dict(zip((c.method for c in overall), holm_adjusted(raw_p), strict=True))
     text = (
         f"Paired differences: {direction.describe_difference(reference)}, over the "
         "(task, seed) pairs on which both completed and were scored on identical test rows "
@@ -94,15 +96,8 @@ def paired_section(runs: Sequence[SweepRun], reference: str) -> PairedSection:
         "signed-rank test (scipy.stats.wilcoxon, zero differences dropped), not given under "
         f"{MIN_WILCOXON_PAIRS} non-zero differences. Holm p: the Wilcoxon p-values adjusted "
         "for the methods compared with the same reference (Holm's step-down method, 1979, over "
-        f"the {plural(sum(c.wilcoxon.p_value is not None for c in overall), 'p-value')} "
+        f"the {plural(sum(p is not None for p in raw_p), 'p-value')} "
         f"given). {scaling_note(runs)}"
-    )
-    holm = dict(
-        zip(
-            (c.method for c in overall),
-            holm_adjusted([c.wilcoxon.p_value for c in overall]),
-            strict=True,
-        )
     )
     bare = unfingerprinted_pairs(overall, runs)
     notes = [
