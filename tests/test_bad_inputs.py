@@ -53,7 +53,10 @@ CONFIG_CASES = [
     (["estimator.n_samples=2"], "estimator.n_samples must be an integer >= 3"),
     (["estimator.n_samples=abc"], "estimator.n_samples must be an integer >= 3 or all"),
     (["optimizer.warmup_ratio=7"], "optimizer.warmup_ratio must lie in [0, 1), got 7.0"),
-    (["optimizer.weight_decay=-1"], "optimizer.weight_decay must be a number >= 0, got -1.0"),
+    (
+        ["optimizer.weight_decay=-1"],
+        "optimizer.weight_decay must be a finite number >= 0, got -1.0",
+    ),
     (["checkpoint_every_n_steps=0"], "checkpoint_every_n_steps must be an integer >= 1, got 0"),
     (["trainer.max_steps=0"], "trainer.max_steps must be >= 1 or -1, got 0"),
     (["estimator.pooling=max"], "estimator.pooling must be one of mean, cls, token"),
@@ -74,10 +77,57 @@ CONFIG_CASES = [
     (["model.blocks=bert.encoder.layers"], "model.blocks='bert.encoder.layers' names no module"),
     (["task.metrics=[bleu]"], "task.metrics: 'bleu' is unknown"),
     (["task.batch_size=0"], "task.batch_size must be a positive integer, got 0"),
-    (["optimizer.lr=-1"], "optimizer.lr must be a number > 0, got -1.0"),
+    (["optimizer.lr=-1"], "optimizer.lr must be a finite number > 0, got -1.0"),
     (["lora.dropout=1.5"], "lora.dropout must lie in [0, 1), got 1.5"),
-    (["seed=1.5"], "seed must be an integer, got 1.5"),
+    (["seed=1.5"], "seed must be an integer in [0, 4294967295], got 1.5"),
+    # Non-finite rates: nan passes every comparison's negation and inf every "> 0".
+    (["optimizer.lr=inf"], "optimizer.lr must be a finite number > 0, got inf"),
+    (["optimizer.lr=nan"], "optimizer.lr must be a finite number > 0, got nan"),
+    (["optimizer.head_lr=inf"], "optimizer.head_lr must be a finite number > 0 or null, got inf"),
+    (["lora.dropout=nan"], "lora.dropout must lie in [0, 1), got nan"),
+    (["lora.scale=inf"], "lora.scale must be a finite number > 0, got inf"),
+    (
+        ["trainer.gradient_clip_val=nan"],
+        "trainer.gradient_clip_val must be a finite number >= 0 or null, got nan",
+    ),
+    # Seeds: Lightning's seed_everything (and numpy) take 0 .. 2**32 - 1.
+    (["seed=-1"], "seed must be an integer in [0, 4294967295], got -1"),
+    (
+        ["seed=12345678901234567890"],
+        "seed must be an integer in [0, 4294967295], got 12345678901234567890",
+    ),
+    (["task.split_seed=-1"], "task.split_seed must be an integer in [0, 4294967295], got -1"),
+    (
+        ["estimator.sample_seed=-1"],
+        "estimator.sample_seed must be an integer in [0, 4294967295], got -1",
+    ),
+    (["task.metrics=[]"], "task.metrics must be a non-empty list of metric names, got []"),
+    # The estimator is built from its config before any model loads, so its own arguments fail
+    # first, not after the hidden states are computed.
+    (["estimator.id.method=foo"], "estimator.id: method must be one of fit, mle, got 'foo'"),
+    (
+        ["estimator.id.discard_fraction=1.5"],
+        "estimator.id: discard_fraction must lie in [0, 1), got 1.5",
+    ),
+    (["estimator=mle", "estimator.id.k=1"], "estimator.id: k must be an integer >= 2, got 1"),
+    (["+estimator.id.nonsense=1"], "estimator.id: TwoNN.__init__() got an unexpected keyword"),
+    (
+        ["estimator=skdim_twonn", "estimator.id.name=NoSuch"],
+        "estimator.id: name: skdim.id has no estimator 'NoSuch'",
+    ),
+    (
+        ["estimator=dadapy_twonn", "estimator.id.fraction=0"],
+        "estimator.id: fraction must lie in (0, 1], got 0",
+    ),
 ]
+
+# Refused by check_config itself: the first thing a run does, before any data or model loads.
+EARLY_CASES = [case for case in CONFIG_CASES if case[0][-1].split("=")[0].lstrip("+") in {
+    "seed", "optimizer.lr", "optimizer.head_lr", "lora.dropout", "lora.scale",
+    "trainer.gradient_clip_val", "task.split_seed", "estimator.sample_seed", "task.metrics",
+    "estimator.id.method", "estimator.id.discard_fraction", "estimator.id.k",
+    "estimator.id.nonsense", "estimator.id.name", "estimator.id.fraction",
+}]  # fmt: skip
 
 
 # A value of the wrong type, or a key no schema has, fails when the config is composed (before any
@@ -118,6 +168,33 @@ def test_bad_config_is_one_clear_error(tmp_path, overrides, message):
     record = json.loads((tmp_path / "results.json").read_text())
     assert record["status"] == "failed"
     assert not (tmp_path / "checkpoints").exists()  # stopped before any training
+
+
+@pytest.mark.parametrize(("overrides", "message"), EARLY_CASES, ids=lambda v: str(v)[:40])
+def test_check_config_refuses_it_before_anything_loads(overrides, message):
+    from gelora.config.checks import check_config
+
+    with pytest.raises(ConfigError) as error:
+        check_config(compose_train(*TINY, *overrides))
+    assert message in str(error.value)
+
+
+def test_the_seed_range_is_lightnings():
+    from lightning.fabric.utilities.seed import max_seed_value, min_seed_value
+
+    from gelora.config.checks import SEED_MAX
+
+    assert (min_seed_value, max_seed_value) == (0, SEED_MAX)
+
+
+def test_an_empty_metric_list_is_one_line_on_the_command_line(tmp_path):
+    proc = helpers.gelora_train(tmp_path / "run", *TINY, "task.metrics=[]", timeout=120)
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert errors == [
+        "gelora-train: error: task.metrics must be a non-empty list of metric names, got []"
+    ]
+    assert "Traceback" not in proc.stderr
 
 
 def test_missing_user_file_names_it(tmp_path):

@@ -4,11 +4,13 @@ The schemas (``gelora.config.schema``) fix every value's type at compose time; t
 which values of that type make sense, plus the types of the few keys no schema holds (``seed``,
 ``resume``, ``checkpoint_every_n_steps`` at the top level) and of the ``Any`` keys. ``check_config``
 runs first thing in a run, before any model or data is loaded, and raises one ``ConfigError``
-line: ``<key> <what it must be>, got <value>``.
+line: ``<key> <what it must be>, got <value>``. It also builds the ID estimator (cheap), so that
+the estimator's own arguments fail there too.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +37,22 @@ def _positive_int(value: Any) -> bool:
     return _int(value) and value >= 1
 
 
+def _finite(value: Any) -> bool:
+    """A number that is neither inf nor nan: nan fails every comparison, so ``not v < 0`` and
+    inf passes ``v > 0``; a rate or a decay must be a real number."""
+    return _number(value) and math.isfinite(value)
+
+
+# What a seed may be: Lightning's seed_everything (numpy's legacy seeding) and scikit-learn's
+# random_state take 0 .. 2**32 - 1; lightning.fabric.utilities.seed.max_seed_value.
+SEED_MAX = 2**32 - 1
+SEED_RANGE = f"must be an integer in [0, {SEED_MAX}]"
+
+
+def _seed(value: Any) -> bool:
+    return _int(value) and 0 <= value <= SEED_MAX
+
+
 def _optional(test: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda value: value is None or test(value)
 
@@ -47,7 +65,7 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("seed", _int, "must be an integer"),
+    Rule("seed", _seed, SEED_RANGE),
     Rule("resume", lambda v: isinstance(v, bool), "must be true or false"),
     Rule("checkpoint_every_n_steps", _positive_int, "must be an integer >= 1"),
     Rule("threads", _optional(_positive_int), "must be a positive integer or null"),
@@ -65,6 +83,8 @@ RULES: tuple[Rule, ...] = (
         f"must be one of {', '.join(RESAMPLINGS)}",
     ),
     Rule("estimator.resample_fraction", lambda v: 0 < v < 1, "must lie in (0, 1)"),
+    Rule("estimator.sample_seed", _seed, SEED_RANGE),
+    Rule("task.split_seed", _seed, SEED_RANGE),
     Rule("task.metrics", lambda v: len(v) > 0, "must be a non-empty list of metric names"),
     Rule("task.max_train_samples", _optional(_positive_int), "must be a positive integer or null"),
     Rule("task.max_eval_samples", _optional(_positive_int), "must be a positive integer or null"),
@@ -85,13 +105,18 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "task.generation_batch_size", _optional(_positive_int), "must be a positive integer or null"
     ),
-    Rule("optimizer.lr", lambda v: v > 0, "must be a number > 0"),
-    Rule("optimizer.head_lr", _optional(lambda v: v > 0), "must be a number > 0 or null"),
-    Rule("optimizer.weight_decay", lambda v: v >= 0, "must be a number >= 0"),
+    Rule("optimizer.lr", lambda v: _finite(v) and v > 0, "must be a finite number > 0"),
+    Rule(
+        "optimizer.head_lr",
+        _optional(lambda v: _finite(v) and v > 0),
+        "must be a finite number > 0 or null",
+    ),
+    Rule("optimizer.weight_decay", lambda v: _finite(v) and v >= 0, "must be a finite number >= 0"),
     Rule("optimizer.warmup_ratio", lambda v: 0 <= v < 1, "must lie in [0, 1)"),
     Rule("budget.rank", _optional(_positive_int), "must be a positive integer or null"),
     Rule("budget.params", _optional(_positive_int), "must be a positive integer or null"),
     Rule("lora.dropout", lambda v: 0 <= v < 1, "must lie in [0, 1)"),
+    Rule("lora.scale", lambda v: _finite(v) and v > 0, "must be a finite number > 0"),
     Rule(
         "trainer.max_epochs",
         _optional(lambda v: v == -1 or v >= 1),
@@ -100,10 +125,15 @@ RULES: tuple[Rule, ...] = (
     Rule("trainer.max_steps", _optional(lambda v: v == -1 or v >= 1), "must be >= 1 or -1"),
     Rule(
         "trainer.val_check_interval",
-        _optional(lambda v: _number(v) and v > 0),
+        _optional(lambda v: _finite(v) and v > 0),
         "must be a share of an epoch in (0, 1], a number of batches >= 1, or null",
     ),
     Rule("trainer.accumulate_grad_batches", _optional(_positive_int), "must be an integer >= 1"),
+    Rule(
+        "trainer.gradient_clip_val",
+        _optional(lambda v: _finite(v) and v >= 0),
+        "must be a finite number >= 0 or null",
+    ),
 )
 
 
@@ -139,3 +169,27 @@ def check_config(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> None:
     unknown = [name for name in cfg.task.metrics if name not in known]
     if unknown:
         raise ConfigError(f"task.metrics: {unknown[0]!r} is unknown; known: {', '.join(known)}")
+    check_estimator(cfg.estimator.id)
+
+
+def check_estimator(node: DictConfig, key: str = "estimator.id") -> Any:
+    """Build the ID estimator from its config node and check its arguments, so that a bad one
+    (``estimator.id.method=foo``) stops the run before any model loads, not after the hidden
+    states are computed. Building one is cheap (scikit-learn style: ``__init__`` only stores its
+    arguments); an estimator's ``check_params()``, where it has one, checks them.
+
+    Raises:
+        ConfigError: ``estimator.id: <what is wrong>``.
+    """
+    from gelora.config.build import build
+
+    estimator = build(node, key)
+    if not callable(getattr(estimator, "fit", None)):
+        raise ConfigError(f"{key}: a {type(estimator).__name__} has no fit(X): not an estimator")
+    check_params = getattr(estimator, "check_params", None)
+    if callable(check_params):
+        try:
+            check_params()
+        except (ValueError, TypeError, ImportError) as error:
+            raise ConfigError(f"{key}: {error}") from error
+    return estimator

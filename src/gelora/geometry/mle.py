@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from gelora.geometry.neighbors import distinct_neighbor_distances
+from gelora.geometry.neighbors import check_block_size, distinct_neighbor_distances
 
 
 def levina_bickel_inverse(distances: np.ndarray) -> np.ndarray:
@@ -32,9 +32,14 @@ class MLE(BaseEstimator):
         self.device = device
         self.block_size = block_size
 
-    def fit(self, X, y=None) -> MLE:
-        if not isinstance(self.k, int) or self.k < 2:
+    def check_params(self) -> None:
+        """Raise ``ValueError`` for a bad argument, before any model loads (``TwoNN``'s)."""
+        if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 2:
             raise ValueError(f"k must be an integer >= 2, got {self.k!r}")
+        check_block_size(self.block_size)
+
+    def fit(self, X, y=None) -> MLE:
+        self.check_params()
         neighbors = distinct_neighbor_distances(
             X, k=self.k, device=self.device, block_size=self.block_size
         )

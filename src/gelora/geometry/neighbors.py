@@ -89,6 +89,14 @@ def nearest_neighbor_distances(
     return found.distances, found.indices
 
 
+def check_block_size(block_size) -> None:
+    """Raise ``ValueError`` unless ``block_size`` is ``None`` (the default tile) or an int >= 1."""
+    if block_size is not None and (
+        not isinstance(block_size, int) or isinstance(block_size, bool) or block_size < 1
+    ):
+        raise ValueError(f"block_size must be an integer >= 1 or null, got {block_size!r}")
+
+
 def exact_nearest_neighbors(
     points: torch.Tensor, k: int = 2, *, block_size: int | None = None, extra_candidates: int = 2
 ) -> ExactNeighbors:

@@ -31,10 +31,26 @@ class SkdimEstimator(BaseEstimator):
         self.name = name
         self.params = params
 
-    def fit(self, X, y=None) -> SkdimEstimator:
+    def _estimator(self):
+        """skdim's estimator, built (cheap: scikit-learn style, it only stores its arguments)."""
         skdim_id = _require("skdim.id")
+        estimator_class = getattr(skdim_id, str(self.name), None)
+        if not isinstance(estimator_class, type) or not hasattr(estimator_class, "fit"):
+            raise ValueError(f"name: skdim.id has no estimator {self.name!r}")
+        try:
+            return estimator_class(**(self.params or {}))
+        except TypeError as error:
+            raise ValueError(f"params: {error}") from error
+
+    def check_params(self) -> None:
+        """Raise for a missing extra, an unknown skdim class or arguments it does not take,
+        before any model loads."""
+        self._estimator()
+
+    def fit(self, X, y=None) -> SkdimEstimator:
+        estimator = self._estimator()
         points = as_point_tensor(X).double().cpu().numpy()
-        fitted = getattr(skdim_id, self.name)(**(self.params or {})).fit(points)
+        fitted = estimator.fit(points)
         self.dimension_ = float(fitted.dimension_)
         self.n_points_ = self.n_used_ = len(points)
         return self
@@ -46,7 +62,15 @@ class DadapyTwoNN(BaseEstimator):
     def __init__(self, fraction: float = 0.9):
         self.fraction = fraction
 
+    def check_params(self) -> None:
+        """Raise for a missing extra or a share of points outside (0, 1], before any model
+        loads."""
+        _require("dadapy")
+        if not 0.0 < self.fraction <= 1.0:
+            raise ValueError(f"fraction must lie in (0, 1], got {self.fraction}")
+
     def fit(self, X, y=None) -> DadapyTwoNN:
+        self.check_params()
         dadapy = _require("dadapy")
         points = np.ascontiguousarray(as_point_tensor(X).double().cpu().numpy())
         data = dadapy.Data(points, verbose=False)

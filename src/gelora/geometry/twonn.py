@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from gelora.geometry.neighbors import distinct_neighbor_distances
+from gelora.geometry.neighbors import check_block_size, distinct_neighbor_distances
 
 _METHODS = ("fit", "mle")
 
@@ -71,11 +71,18 @@ class TwoNN(BaseEstimator):
         self.device = device
         self.block_size = block_size
 
-    def fit(self, X, y=None) -> TwoNN:
+    def check_params(self) -> None:
+        """Raise ``ValueError`` for a bad argument: a run calls it before any model loads (the
+        scikit-learn convention of checking in ``fit`` would fail only after the hidden states
+        are computed); ``fit`` calls it too."""
         if self.method not in _METHODS:
-            raise ValueError(f"method must be one of {_METHODS}, got {self.method!r}")
+            raise ValueError(f"method must be one of {', '.join(_METHODS)}, got {self.method!r}")
         if not 0.0 <= self.discard_fraction < 1.0:
             raise ValueError(f"discard_fraction must lie in [0, 1), got {self.discard_fraction}")
+        check_block_size(self.block_size)
+
+    def fit(self, X, y=None) -> TwoNN:
+        self.check_params()
         neighbors = distinct_neighbor_distances(
             X, k=2, device=self.device, block_size=self.block_size
         )
