@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +21,7 @@ from gelora.data.instruction_datamodule import (
 from gelora.training.instruct_metrics import ResponseLoss, response_token_nll
 from tests.helpers import run_in_process
 
+RESULTS = Path(__file__).resolve().parents[1] / "experiments" / "results" / "instruct_cpu"
 TINY_DECODER = ["model=tiny_llama", "debug=tiny", "task.max_length=128"]
 SMALL_EVAL = ["task.ifbench_prompts=4", "task.mt_bench_questions=2", "task.max_new_tokens=4"]
 
@@ -241,21 +243,156 @@ def test_ifbench_checkers_pass_and_fail_hand_made_answers():
     assert scores["ifbench_instructions"] == 3 and scores["ifbench_instructions_unscored"] == 0
 
 
-def test_instructions_needing_absent_nltk_data_are_unscored_and_counted(monkeypatch):
+def _nltk_missing(*args, **kwargs):
+    """What NLTK raises when a resource is not installed (``nltk.data.find``)."""
+    raise LookupError("\n" + "*" * 70 + "\n  Resource punkt_tab not found.\n  Please use ...")
+
+
+def test_an_instruction_is_unscored_only_when_its_checker_raises_for_nltk_data(monkeypatch):
+    """Every checker runs: one that answers before it needs NLTK data is scored."""
+    import nltk
+
     from gelora.evaluation import ifbench
 
     checkers = ifbench.load_checkers()
-    assert checkers.needs("ratio:stop_words") == ("corpora/stopwords",)
-    assert "tokenizers/punkt_tab" in checkers.needs("format:title_case")
-    assert checkers.needs("count:keywords_multiple") == ()
-    monkeypatch.setattr(ifbench, "_has_nltk_data", lambda resource: False)
-    prompt = _prompt(ifbench, "ratio:stop_words")
-    verdict = ifbench.score_prompt(checkers, prompt, "the of and a to in is it")
-    assert verdict.strict == [None] and "corpora/stopwords" in verdict.unscored["ratio:stop_words"]
+    monkeypatch.setattr(nltk, "word_tokenize", _nltk_missing)  # as on a machine without punkt_tab
+    # "the n-th sentence, as the m-th word": a one-sentence answer fails before word_tokenize
+    position = _prompt(ifbench, "words:keywords_specific_position")
+    short = ifbench.score_prompt(checkers, position, "One short sentence.")
+    assert short.strict == [False] and short.loose == [False] and short.unscored == {}
+    # the second and second-to-last word: word_tokenize first, so no verdict without its data
+    words = _prompt(ifbench, "words:words_position")
+    verdict = ifbench.score_prompt(checkers, words, "the of and a to in is it")
+    assert verdict.strict == [None] and verdict.loose == [None]
+    assert verdict.unscored == {
+        "words:words_position": "needs NLTK data not on this machine: punkt_tab"
+    }
     keyword = _prompt(ifbench, "count:keywords_multiple")
-    scores = ifbench.summarize([verdict, ifbench.score_prompt(checkers, keyword, "no")])
-    assert scores["ifbench_prompts_scored"] == 1 and scores["ifbench_instructions_unscored"] == 1
-    assert ifbench.unscored_counts([verdict]) == {"ratio:stop_words": 1}
+    scores = ifbench.summarize([verdict, short, ifbench.score_prompt(checkers, keyword, "no")])
+    assert scores["ifbench_prompts_scored"] == 2 and scores["ifbench_instructions_unscored"] == 1
+    assert ifbench.unscored_counts([verdict, short]) == {"words:words_position": 1}
+
+
+def test_a_checker_that_breaks_is_a_checker_error_not_an_unscored_instruction(monkeypatch):
+    """IndexError and KeyError are LookupErrors too; only NLTK's missing data leaves a verdict
+    out."""
+    from gelora.evaluation import ifbench
+
+    checkers = ifbench.load_checkers()
+    prompt = _prompt(ifbench, "count:keywords_multiple")
+    checker = checkers.registry["count:keywords_multiple"]
+
+    def broken(self, value):
+        return [][1]
+
+    monkeypatch.setattr(checker, "check_following", broken)
+    verdict = ifbench.score_prompt(checkers, prompt, "an answer")
+    assert verdict.strict == [False] and verdict.loose == [False] and verdict.unscored == {}
+    assert verdict.errors["count:keywords_multiple"].startswith("IndexError")
+
+
+def _evaluation_lib_scores(checkers, prompts, responses) -> dict[str, float]:
+    """IFBench's own ``evaluation_lib`` as its ``run_eval`` calls it (strict, then loose on the
+    same inputs), over the prompts on which no checker raised (here: for want of NLTK data)."""
+    lib = checkers.evaluation_lib
+    outputs = {"strict": [], "loose": []}
+    for prompt, response in zip(prompts, responses, strict=True):
+        example = lib.InputExample(
+            key=prompt.key,
+            instruction_id_list=list(prompt.instruction_id_list),
+            prompt=prompt.prompt,
+            kwargs=[dict(k) for k in prompt.kwargs],
+        )
+        try:
+            strict = lib.test_instruction_following_strict(example, {prompt.prompt: response})
+            loose = lib.test_instruction_following_loose(example, {prompt.prompt: response})
+        except LookupError:
+            continue
+        outputs["strict"].append(strict)
+        outputs["loose"].append(loose)
+    scores = {}
+    for mode, rows in outputs.items():
+        report = lib.generate_report(rows, mode)
+        scores[f"ifbench_prompt_{mode}"] = report[f"{mode}:prompt-level"]
+        scores[f"ifbench_instruction_{mode}"] = report[f"{mode}:instruction-level"]
+    return scores
+
+
+def test_our_ifbench_scores_are_evaluation_libs_on_the_committed_lora_answers(capsys):
+    """The committed instruct_cpu LoRA run's 24 answers, scored by us and by IFBench's own
+    ``evaluation_lib``: the same four numbers (0.0952 prompt-level and 0.0870 instruction-level
+    strict on a machine without NLTK's punkt_tab, where 3 prompts cannot be scored)."""
+    from gelora.evaluation import ifbench
+    from gelora.evaluation.benchmarks import IFBENCH_FILE
+
+    answers = RESULTS / "method=lora,seed=0" / IFBENCH_FILE
+    checkers = ifbench.load_checkers()
+    by_key = {p.key: p for p in ifbench.read_ifbench()}
+    rows = [json.loads(line) for line in answers.read_text().splitlines()]
+    prompts = [by_key[row["key"]] for row in rows]
+    responses = [row["response"] for row in rows]
+    ours = ifbench.summarize(
+        [ifbench.score_prompt(checkers, p, r) for p, r in zip(prompts, responses, strict=True)]
+    )
+    theirs = _evaluation_lib_scores(checkers, prompts, responses)
+    capsys.readouterr()  # generate_report prints its report
+    for name, value in theirs.items():
+        assert ours[name] == pytest.approx(value), name
+    if not ifbench._has_nltk_data("tokenizers/punkt_tab"):
+        assert ours["ifbench_prompt_strict"] == pytest.approx(2 / 21)  # 0.0952
+        assert ours["ifbench_instruction_strict"] == pytest.approx(2 / 23)  # 0.0870
+        assert ours["ifbench_instructions_unscored"] == 3
+
+
+def test_a_runs_saved_ifbench_answers_are_rescored_offline(tmp_path, capsys):
+    """``python -m gelora.evaluation.ifbench RUN_DIR`` scores the saved answers again and
+    updates the record, keeping the replaced scores beside the new ones."""
+    import shutil
+
+    from gelora.evaluation import ifbench
+    from gelora.evaluation.benchmarks import IFBENCH_FILE
+
+    run = tmp_path / "run"
+    shutil.copytree(RESULTS / "method=lora,seed=0", run)
+    before = json.loads((run / "results.json").read_text())
+    before["metrics"]["test/ifbench_prompt_strict"] = 0.5  # what an older rule recorded
+    (run / "results.json").write_text(json.dumps(before, indent=2) + "\n")
+    assert ifbench.main([str(run)]) == 0
+    assert "prompt_strict 0.5000 -> " in capsys.readouterr().out
+    after = json.loads((run / "results.json").read_text())
+    checkers = ifbench.load_checkers()
+    verdicts = [
+        ifbench.score_prompt(checkers, p, r) for p, r in ifbench.read_answers(run / IFBENCH_FILE)
+    ]
+    expected = ifbench.summarize(verdicts)
+    for name, value in expected.items():
+        assert after["metrics"][f"test/{name}"] == pytest.approx(value), name
+    assert after["benchmarks"]["ifbench_unscored"] == ifbench.unscored_counts(verdicts)
+    assert after["benchmarks"]["ifbench_rescored"]["before"]["ifbench_prompt_strict"] == 0.5
+    assert "config" not in after  # the committed copies keep no config
+    assert {k: v for k, v in after.items() if k not in ("metrics", "benchmarks")} == {
+        k: v for k, v in before.items() if k not in ("metrics", "benchmarks")
+    }
+    rows = [json.loads(line) for line in (run / IFBENCH_FILE).read_text().splitlines()]
+    assert [r["strict"] for r in rows] == [v.strict for v in verdicts]
+    assert ifbench.main([str(tmp_path / "none")]) == 2
+
+
+def test_the_committed_instruct_cpu_ifbench_scores_are_todays_scoring():
+    """The committed records hold what the saved answers score today (on a machine without
+    NLTK's punkt_tab, where they were scored)."""
+    from gelora.evaluation import ifbench
+    from gelora.evaluation.benchmarks import IFBENCH_FILE
+
+    if ifbench._has_nltk_data("tokenizers/punkt_tab"):
+        pytest.skip("scored without NLTK's punkt_tab; this machine has it")
+    checkers = ifbench.load_checkers()
+    for run in sorted(RESULTS.glob("method=*")):
+        record = json.loads((run / "results.json").read_text())
+        answers = ifbench.read_answers(run / IFBENCH_FILE)
+        scores = ifbench.summarize([ifbench.score_prompt(checkers, p, r) for p, r in answers])
+        for name, value in scores.items():
+            assert record["metrics"][f"test/{name}"] == pytest.approx(value), (run.name, name)
 
 
 # -- MT-Bench answers ---------------------------------------------------------------------------

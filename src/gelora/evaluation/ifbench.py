@@ -11,9 +11,16 @@ with two offline guards:
   checker calls spaCy): a stand-in ``spacy.cli.download`` that does nothing is in place while it
   is imported, so spaCy is not needed.
 - The checkers call ``nltk.download(...)`` before they use NLTK data; here that call only looks
-  for the data locally (``nltk.data.find``) and never reaches the network. Checkers that need
-  NLTK data (``punkt_tab`` for ``word_tokenize``, ``stopwords``, the POS tagger) that this machine
-  lacks are left **unscored**: their instructions are counted apart, never silently dropped.
+  for the data locally (``nltk.data.find``) and never reaches the network.
+
+Every checker is run on every answer. An instruction is left **unscored** only when its checker
+actually stops for want of NLTK data this machine lacks (``punkt_tab`` for ``word_tokenize``,
+``stopwords``, the POS tagger: NLTK raises a plain ``LookupError`` naming the resource); it is
+counted apart, never silently dropped. A checker that answers before it needs the data (a
+"4th sentence" rule on a one-sentence answer is not followed, whatever the tokenizer says) is
+scored, as IFBench's own ``evaluation_lib`` scores it. Any other exception a checker raises on an
+answer (``IndexError``, ``KeyError``: also ``LookupError``s) counts as not followed and is kept in
+``checker_errors``.
 
 Scores follow the benchmark's ``evaluation_lib``: ``test_instruction_following_strict`` and
 ``..._loose`` (the response, and the response without its first or last line or without ``*``)
@@ -27,9 +34,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import inspect
 import json
 import logging
+import re
 import sys
 import types
 from collections import Counter
@@ -48,12 +55,9 @@ ASSET = "ifbench"
 DATA = "data/IFBench_test.jsonl"
 DATA_SHA256 = "11c3d683dcc7f4908a4d3cacd05c9a8bbd5484af2f8fde969e7abe2b8bad3e34"
 N_PROMPTS = 294
-# NLTK data a checker's source uses -> where NLTK keeps it
-NLTK_NEEDS = {
-    "word_tokenize": ("tokenizers/punkt_tab",),
-    "pos_tag": ("tokenizers/punkt_tab", "taggers/averaged_perceptron_tagger_eng"),
-    "count_stopwords": ("corpora/stopwords",),
-}
+# NLTK's text for data it lacks: "Resource 'punkt_tab' not found." (older releases colour the
+# name: "Resource \x1b[93mpunkt_tab\x1b[0m not found.")
+NLTK_MISSING = re.compile(r"Resource\s+(?:\x1b\[93m)?'?([^\s'\x1b]+)'?(?:\x1b\[0m)?\s+not found")
 NLTK_PACKAGES = {  # nltk.download's names -> the resource path it would install
     "punkt": "tokenizers/punkt",
     "punkt_tab": "tokenizers/punkt_tab",
@@ -142,13 +146,18 @@ class Checkers:
     registry: dict[str, type]
     folder: Path
 
-    def needs(self, instruction_id: str) -> tuple[str, ...]:
-        """The NLTK data an instruction's checker uses (by its source)."""
-        source = inspect.getsource(self.registry[instruction_id])
-        return tuple(sorted({r for call, rs in NLTK_NEEDS.items() if call in source for r in rs}))
 
-    def missing_data(self, instruction_id: str) -> tuple[str, ...]:
-        return tuple(r for r in self.needs(instruction_id) if not _has_nltk_data(r))
+def missing_nltk_data(error: BaseException) -> str | None:
+    """The NLTK resource whose absence ``error`` reports, or ``None`` for any other error.
+
+    ``nltk.data.find`` raises a plain ``LookupError`` whose text names the resource ("Resource
+    punkt_tab not found"); ``IndexError`` and ``KeyError`` are ``LookupError`` subclasses and
+    mean a checker broke, not that data is missing.
+    """
+    if type(error) is not LookupError:
+        return None
+    found = NLTK_MISSING.search(str(error))
+    return None if found is None else found.group(1)
 
 
 @cache
@@ -221,29 +230,26 @@ def score_prompt(checkers: Checkers, prompt: IFBenchPrompt, response: str) -> Pr
     unscored: dict[str, str] = {}
     errors: dict[str, str] = {}
     for instruction_id, kwargs in zip(prompt.instruction_id_list, prompt.kwargs, strict=True):
-        missing = checkers.missing_data(instruction_id)
-        if missing:
-            unscored[instruction_id] = f"needs NLTK data not on this machine: {', '.join(missing)}"
-            strict.append(None)
-            loose.append(None)
-            continue
         single = lib.InputExample(
             key=prompt.key,
             instruction_id_list=[instruction_id],
             prompt=prompt.prompt,
             kwargs=[dict(kwargs)],
         )
-        verdicts = []
+        verdicts: list[bool | None] = []
         for test in (lib.test_instruction_following_strict, lib.test_instruction_following_loose):
             try:
                 verdicts.append(
                     bool(test(single, {prompt.prompt: response}).follow_all_instructions)
                 )
-            except LookupError as error:  # NLTK data after all: unscored, not failed
-                unscored[instruction_id] = f"needs NLTK data: {str(error).splitlines()[0:1]}"
-                verdicts = [None, None]
-                break
-            except Exception as error:  # the checker broke on this answer: not followed
+            except Exception as error:
+                resource = missing_nltk_data(error)
+                if resource is not None:  # the checker needed data this machine lacks
+                    unscored[instruction_id] = f"needs NLTK data not on this machine: {resource}"
+                    errors.pop(instruction_id, None)
+                    verdicts = [None, None]
+                    break
+                # the checker broke on this answer: not followed
                 errors[instruction_id] = f"{type(error).__name__}: {error}"
                 verdicts.append(False)
         strict.append(verdicts[0])
@@ -285,3 +291,93 @@ def write_verdicts(verdicts: Sequence[PromptVerdict], path: Path) -> Path:
         for verdict in verdicts:
             out.write(json.dumps(verdict.to_dict(), ensure_ascii=False) + "\n")
     return path
+
+
+def read_answers(path: Path) -> list[tuple[IFBenchPrompt, str]]:
+    """The prompts and saved answers of an ``ifbench_answers.jsonl`` (``write_verdicts``), each
+    prompt taken from the benchmark's own file by key.
+
+    Raises:
+        ValueError: a key the benchmark lacks, or a prompt whose text is not the benchmark's.
+    """
+    by_key = {p.key: p for p in read_ifbench()}
+    answers = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        prompt = by_key.get(str(row["key"]))
+        if prompt is None or prompt.prompt != row["prompt"]:
+            raise ValueError(f"{path}: prompt {row['key']} is not IFBench's")
+        answers.append((prompt, row["response"]))
+    return answers
+
+
+def rescore_run(run_dir: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """A run's saved IFBench answers scored again with this module's rules, offline: rewrites
+    ``ifbench_answers.jsonl`` and the IFBench fields of ``results.json`` (``test/ifbench_*`` in
+    ``metrics``, ``benchmarks.ifbench_unscored``), and keeps the replaced scores in
+    ``benchmarks.ifbench_rescored``. Returns the scores before and after.
+
+    Raises:
+        FileNotFoundError: no ``results.json`` or no ``ifbench_answers.jsonl`` in ``run_dir``.
+    """
+    from gelora.atomic import write_text_atomic
+    from gelora.evaluation.benchmarks import IFBENCH_FILE
+    from gelora.record import RunRecord
+
+    run_dir = Path(run_dir)
+    results, answers_file = run_dir / "results.json", run_dir / IFBENCH_FILE
+    for path in (results, answers_file):
+        if not path.is_file():
+            raise FileNotFoundError(f"{run_dir} has no {path.name}")
+    record = RunRecord.read(results)  # a run record, or ValueError
+    checkers = load_checkers()
+    verdicts = [score_prompt(checkers, p, r) for p, r in read_answers(answers_file)]
+    scores = summarize(verdicts)
+    metrics = dict(record.metrics or {})
+    before = {k: metrics[f"test/{k}"] for k in scores if f"test/{k}" in metrics}
+    metrics |= {f"test/{name}": value for name, value in scores.items()}
+    benchmarks = dict(record.benchmarks or {})
+    benchmarks["ifbench_unscored"] = unscored_counts(verdicts)
+    benchmarks["ifbench_rescored"] = {
+        "how": "the saved answers scored again offline (gelora.evaluation.ifbench.rescore_run): "
+        "every checker run, an instruction unscored only where its checker raised for NLTK data",
+        "before": before,
+    }
+    write_verdicts(verdicts, answers_file)
+    text = results.read_text()
+    payload = json.loads(text)  # every other field as it was, keys of older versions included
+    payload |= {"metrics": metrics, "benchmarks": benchmarks}
+    ending = "\n" if text.endswith("\n") else ""
+    write_text_atomic(results, json.dumps(payload, indent=2, default=str) + ending)
+    return before, scores
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gelora.evaluation.ifbench RUN_DIR...``: ``rescore_run`` on each run."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m gelora.evaluation.ifbench",
+        description="Score runs' saved IFBench answers (ifbench_answers.jsonl) again, offline, "
+        "and update their results.json.",
+    )
+    parser.add_argument("run_dirs", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    names = ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose")
+    for run_dir in args.run_dirs:
+        try:
+            before, after = rescore_run(run_dir)
+        except (OSError, ValueError) as error:
+            print(f"ifbench rescore: error: {error}", file=sys.stderr)
+            return 2
+        changes = ", ".join(
+            f"{name} {before.get(f'ifbench_{name}', float('nan')):.4f} -> "
+            f"{after[f'ifbench_{name}']:.4f}"
+            for name in names
+        )
+        print(f"{run_dir}: {changes}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
