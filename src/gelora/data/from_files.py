@@ -1,21 +1,45 @@
 """Your own data: ``task=from_files`` reads a training file and, optionally, validation and test.
 
-Files are CSV, TSV, JSON lines or Parquet with one or two text columns (``task.text_fields``)
-and a label column (``task.label_field``). For ``problem: classification`` labels are names (or
-numbers) mapped to class indices, in ``task.label_names`` order when given, else sorted; a label
-in the validation or test file that training never saw is an error, not a silent new class. For
+Files are CSV, TSV, JSON lines, JSON or Parquet (``gelora.data.tables`` reads them, or refuses
+them in one line naming the file and the line) with one or two text columns
+(``task.text_fields``) and a label column (``task.label_field``). For ``problem:
+classification`` labels are class names mapped to class indices, in ``task.label_names`` order
+when given, else sorted (numbers in numeric order, else alphabetically); a label in the
+validation or test file that training never saw is an error, not a silent new class. For
 ``problem: regression`` labels are numbers. A split without a file is carved, seeded and
 stratified, from the training file, and the run's notes say so. For ``problem: extractive_qa``
-the files are SQuAD-format JSON instead (``gelora.data.squad.load_squad_files``).
+the files are SQuAD-format JSON instead (``gelora.data.squad.load_squad_files``); for
+``problem: instruction`` they hold Alpaca rows: columns ``instruction``, ``input`` (optional)
+and ``output`` (``gelora.data.instruction_data``), and a repeated prompt keeps its first row.
+
+The label rule (``label_key``, the one function every split, every file and
+``task.label_names`` go through): a label names its class by
+
+- a number (JSON or Parquet number, or text that is a decimal numeral such as ``1``, ``1.0``,
+  `` 1 ``, ``01``, ``1e0``, ``+1``): the class is the number, written shortest (``1``, ``0.5``),
+  so ``1``, ``1.0``, ``"1"`` and ``" 1.0 "`` are one class. Only decimal numerals count:
+  ``nan``, ``inf``, ``1_000`` and ``0x1`` are text. A non-finite JSON/Parquet number is an error;
+- a boolean (JSON ``true``/``false``, Parquet bool): the class ``true`` or ``false``, the
+  spelling JSON uses, so a CSV's ``true`` is the same class (a CSV's ``True`` is not);
+- text: the text with surrounding blanks stripped, case kept (``Pos`` and ``pos`` differ);
+- anything else (a JSON list or object, bytes, a date) is an error naming the file and row.
+
+A missing label (an empty cell, ``null``, a Parquet NaN) is an error naming the file and row.
+Text columns must hold text (or numbers, read as written); a JSON list or object is an error.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from gelora.data.instruction_data import InstructionSplit, held_out, without_repeated_prompts
 from gelora.data.tables import read_table, require_columns
 from gelora.data.task_data import (
     PROBLEMS,
@@ -25,20 +49,81 @@ from gelora.data.task_data import (
     stratified_three_way_split,
 )
 
+NUMERAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+ALPACA_COLUMNS = ("instruction", "input", "output")
 
-def _label_key(value: Any) -> str:
-    """Labels compared as text, so that ``1`` in JSON and ``"1"`` in CSV are the same class."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip()
+
+def _number_key(number: Decimal) -> str:
+    """A number written shortest and exactly: ``1`` for 1.0, ``0.5`` for 0.50, ``0`` for -0
+    (no rounding, so numbers that differ in their 30th digit stay apart)."""
+    sign, digits, exponent = number.as_tuple()
+    text = "".join(map(str, digits)).lstrip("0")
+    if not text:
+        return "0"
+    stripped = text.rstrip("0")
+    exponent += len(text) - len(stripped)  # 1200 = 12e2
+    sign_text = "-" if sign else ""
+    if exponent > 30 or exponent + len(stripped) < -30:  # 1e400: short, not 400 digits
+        return f"{sign_text}{stripped}e{exponent}"
+    if exponent >= 0:
+        return sign_text + stripped + "0" * exponent
+    whole, point = stripped[:exponent], stripped[exponent:]
+    return f"{sign_text}{whole or '0'}.{point.rjust(-exponent, '0')}"
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "a JSON list"
+    if isinstance(value, dict):
+        return "a JSON object"
+    return f"a {type(value).__name__}"
+
+
+def _is_missing(value: Any) -> bool:
+    """``None``, a NaN (Parquet's and pandas' missing value) or pandas' ``NA``."""
+    if value is None or type(value).__name__ == "NAType":
+        return True
+    return isinstance(value, float | np.floating) and math.isnan(value)
+
+
+def label_key(value: Any, path: str | Path, row: int) -> str:
+    """The class that label ``value`` (row ``row`` of ``path``) names: the module's label rule.
+
+    Raises:
+        ValueError: the label is a list, an object, a non-finite number or another non-label,
+            naming ``path`` and ``row``.
+    """
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, int | np.integer):
+        return _number_key(Decimal(int(value)))
+    if isinstance(value, float | np.floating):
+        if not math.isfinite(value):
+            raise ValueError(f"{path}, row {row}: label {value!r} is not a finite number")
+        return _number_key(Decimal(repr(float(value))))
+    if isinstance(value, str):
+        text = value.strip()
+        return _number_key(Decimal(text)) if NUMERAL.fullmatch(text) else text
+    raise ValueError(
+        f"{path}, row {row}: label {value!r} is {_kind(value)}, not a class name or number"
+    )
 
 
 def _sort_labels(keys: set[str]) -> list[str]:
     """Numeric labels in numeric order (2 before 10), others alphabetically."""
-    try:
-        return sorted(keys, key=float)
-    except ValueError:
-        return sorted(keys)
+    if all(NUMERAL.fullmatch(key) for key in keys):
+        return sorted(keys, key=Decimal)
+    return sorted(keys)
+
+
+def _text_value(value: Any, field: str, path: str | Path, row: int) -> str:
+    if _is_missing(value):
+        raise ValueError(f"{path}, row {row}: no value in column {field!r}")
+    if isinstance(value, list | dict):
+        raise ValueError(
+            f"{path}, row {row}: the value in column {field!r} is {_kind(value)}, not text"
+        )
+    return str(value)
 
 
 def _read_rows(
@@ -50,12 +135,9 @@ def _read_rows(
     labels = []
     for number, row in enumerate(rows, start=1):
         for field, column in zip(text_fields, columns, strict=True):
-            value = row.get(field)
-            if value is None or (isinstance(value, float) and math.isnan(value)):
-                raise ValueError(f"{path}, row {number}: no value in column {field!r}")
-            column.append(str(value))
+            column.append(_text_value(row.get(field), field, path, number))
         label = row.get(label_field)
-        if label is None or _label_key(label) == "":
+        if _is_missing(label) or (isinstance(label, str) and not label.strip()):
             raise ValueError(f"{path}, row {number}: no label in column {label_field!r}")
         labels.append(label)
     return columns, labels
@@ -65,6 +147,8 @@ def _regression_targets(labels: list[Any], path: str | Path) -> list[float]:
     targets = []
     for number, label in enumerate(labels, start=1):
         try:
+            if isinstance(label, bool | np.bool_):
+                raise TypeError
             target = float(label)
         except (TypeError, ValueError):
             raise ValueError(
@@ -76,11 +160,10 @@ def _regression_targets(labels: list[Any], path: str | Path) -> list[float]:
     return targets
 
 
-def _class_indices(labels: list[Any], label_names: list[str], path: str | Path) -> list[int]:
+def _class_indices(keys: list[str], label_names: list[str], path: str | Path) -> list[int]:
     index = {name: i for i, name in enumerate(label_names)}
     indices = []
-    for number, label in enumerate(labels, start=1):
-        key = _label_key(label)
+    for number, key in enumerate(keys, start=1):
         if key not in index:
             raise ValueError(
                 f"{path}, row {number}: unknown label {key!r}; known labels: "
@@ -88,6 +171,96 @@ def _class_indices(labels: list[Any], label_names: list[str], path: str | Path) 
             )
         indices.append(index[key])
     return indices
+
+
+def _given_label_names(label_names: Sequence[Any]) -> list[str]:
+    names: list[str] = []
+    for number, value in enumerate(label_names, start=1):
+        name = label_key(value, "task.label_names", number)
+        if name in names:
+            raise ValueError(
+                f"task.label_names lists {name!r} twice (labels that denote the same number "
+                "are one class)"
+            )
+        names.append(name)
+    return names
+
+
+def _instruction_rows(path: str | Path) -> tuple[InstructionSplit, str | None]:
+    """The Alpaca rows of ``path``, a repeated prompt's first only, and a note if any dropped."""
+    rows = read_table(path)
+    require_columns(rows, ["instruction", "output"], path)
+    columns: dict[str, list[str]] = {name: [] for name in ALPACA_COLUMNS}
+    for number, row in enumerate(rows, start=1):
+        for name, column in columns.items():
+            value = row.get(name)
+            column.append(
+                ""
+                if name == "input" and _is_missing(value)
+                else _text_value(value, name, path, number)
+            )
+    read = InstructionSplit(columns["instruction"], columns["input"], columns["output"])
+    kept = without_repeated_prompts(read)
+    dropped = len(read) - len(kept)
+    note = (
+        f"{path}: dropped {dropped} rows whose prompt repeats an earlier one" if dropped else None
+    )
+    return kept, note
+
+
+def _carving_notes(
+    files: dict[str, str | None], validation_fraction: float, test_fraction: float, seed: int
+) -> list[str]:
+    """What was carved from the training file, for the run's notes."""
+    train_file, seed_note = files["train"], f"split_seed={seed}"
+    if files["validation"] is None and files["test"] is None:
+        return [
+            f"no validation_file or test_file: validation and test are seeded "
+            f"{validation_fraction:.0%} and {test_fraction:.0%} parts of {train_file} ({seed_note})"
+        ]
+    if files["test"] is None:
+        return [
+            f"no test_file: test is a seeded {test_fraction:.0%} part of {train_file} ({seed_note})"
+        ]
+    if files["validation"] is None:
+        return [
+            f"no validation_file: validation is a seeded {validation_fraction:.0%} part of "
+            f"{train_file} ({seed_note})"
+        ]
+    return []
+
+
+def _load_instruction(
+    files: dict[str, str | None],
+    *,
+    name: str,
+    split_seed: int,
+    validation_fraction: float,
+    test_fraction: float,
+) -> TaskData:
+    """Alpaca rows from the files; a split without a file is a seeded part of the training rows."""
+    splits: dict[str, InstructionSplit] = {}
+    notes = [f"{split}: {path}" for split, path in files.items() if path is not None]
+    for split, path in files.items():
+        if path is not None:
+            splits[split], note = _instruction_rows(path)
+            notes += [note] if note else []
+    carve_both = files["validation"] is None and files["test"] is None
+    if files["test"] is None:
+        splits["train"], splits["test"] = held_out(splits["train"], test_fraction, seed=split_seed)
+    if files["validation"] is None:
+        share = validation_fraction / (1 - test_fraction) if carve_both else validation_fraction
+        splits["train"], splits["validation"] = held_out(splits["train"], share, seed=split_seed)
+    notes += _carving_notes(files, validation_fraction, test_fraction, split_seed)
+    return TaskData(
+        name=name,
+        train=splits["train"],
+        validation=splits["validation"],
+        test=splits["test"],
+        label_names=None,
+        problem="instruction",
+        notes=notes,
+    )
 
 
 def load_from_files(
@@ -120,23 +293,40 @@ def load_from_files(
             test_fraction=test_fraction,
         )
     fields = [text_fields] if isinstance(text_fields, str) else list(text_fields)
-    if len(fields) not in (1, 2):
-        raise ValueError(f"task.text_fields must name one or two columns, got {fields}")
     if problem not in PROBLEMS:
         raise ValueError(f"task.problem must be one of {', '.join(PROBLEMS)}, got {problem!r}")
-    if problem == "regression" and label_names is not None:
-        raise ValueError("task.label_names is for classification; set it to null for regression")
+    if problem != "classification" and label_names is not None:
+        raise ValueError(f"task.label_names is for classification; set it to null for {problem}")
     files = {"train": train_file, "validation": validation_file, "test": test_file}
+    if problem == "instruction":
+        if fields != ["text"] or label_field != "label":
+            raise ValueError(
+                "task.problem=instruction reads Alpaca columns instruction, input (optional) and "
+                "output; task.text_fields and task.label_field do not apply: leave them unset"
+            )
+        return _load_instruction(
+            files,
+            name=name,
+            split_seed=split_seed,
+            validation_fraction=validation_fraction,
+            test_fraction=test_fraction,
+        )
+    if len(fields) not in (1, 2):
+        raise ValueError(f"task.text_fields must name one or two columns, got {fields}")
     raw = {
         split: _read_rows(path, fields, label_field)
         for split, path in files.items()
         if path is not None
     }
     if problem == "classification":
+        keys = {
+            split: [label_key(y, files[split], row) for row, y in enumerate(labels, start=1)]
+            for split, (_, labels) in raw.items()
+        }
         if label_names is None:
-            names = _sort_labels({_label_key(y) for y in raw["train"][1]})
+            names = _sort_labels(set(keys["train"]))
         else:
-            names = [_label_key(y) for y in label_names]
+            names = _given_label_names(label_names)
         if len(names) < 2:
             raise ValueError(f"{train_file}: classification needs 2 or more labels, found {names}")
     else:
@@ -148,13 +338,12 @@ def load_from_files(
         targets = (
             _regression_targets(labels, path)
             if names is None
-            else _class_indices(labels, names, path)
+            else _class_indices(keys[split], names, path)
         )
         return Split(columns[0], targets, text_pairs=columns[1] if len(columns) == 2 else None)
 
     splits = {split: to_split(split) for split in raw}
     notes = [f"{split}: {path}" for split, path in files.items() if path is not None]
-    seed_note = f"split_seed={split_seed}"
     if validation_file is None and test_file is None:
         splits["train"], splits["validation"], splits["test"] = stratified_three_way_split(
             splits["train"],
@@ -162,25 +351,15 @@ def load_from_files(
             test_fraction=test_fraction,
             seed=split_seed,
         )
-        notes.append(
-            f"no validation_file or test_file: validation and test are seeded "
-            f"{validation_fraction:.0%} and {test_fraction:.0%} parts of {train_file} ({seed_note})"
-        )
     elif test_file is None:
         splits["train"], splits["test"] = stratified_split(
             splits["train"], test_fraction, seed=split_seed
-        )
-        notes.append(
-            f"no test_file: test is a seeded {test_fraction:.0%} part of {train_file} ({seed_note})"
         )
     elif validation_file is None:
         splits["train"], splits["validation"] = stratified_split(
             splits["train"], validation_fraction, seed=split_seed
         )
-        notes.append(
-            f"no validation_file: validation is a seeded {validation_fraction:.0%} part of "
-            f"{train_file} ({seed_note})"
-        )
+    notes += _carving_notes(files, validation_fraction, test_fraction, split_seed)
     return TaskData(
         name=name,
         train=splits["train"],
