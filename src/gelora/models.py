@@ -100,9 +100,14 @@ class ModelSpec:
         )
 
     @property
-    def portable_name(self) -> str:
+    def portable_name(self) -> str | None:
         """The model's name for files that leave this machine (an adapter's config): the hub id,
-        or the offline asset's name and pinned carrier, never a path into one machine's cache."""
+        or the offline asset's name and pinned carrier, never a path into one machine's cache;
+        ``None`` for a model built with random weights (``random_init``: ``tiny_bert``,
+        ``tiny_llama``), whose source lends only its architecture and tokenizer: naming it would
+        claim a base model whose weights the adapter was never trained on."""
+        if self.random_init is not None:
+            return None
         if self.pretrained is not None:
             return str(self.pretrained)
         from gelora.assets import ASSETS, CONVERTED_ASSETS

@@ -46,14 +46,20 @@ def lora_config_of(
     head_modules: Sequence[str] = (),
     base_model: str | None = None,
     task_type: str | None = "SEQ_CLS",
+    lora_dropout: float = 0.0,
 ):
     """The trainable ``peft.LoraConfig`` of ``plan``: every planned module by its full name,
     per-module ranks and alphas in ``rank_pattern``/``alpha_pattern`` (alpha follows the
-    plan's scaling rule, so peft's ``lora_alpha / r`` is the plan's)."""
+    plan's scaling rule, so peft's ``lora_alpha / r`` is the plan's), and ``lora_dropout`` (the
+    run's ``lora.dropout``)."""
     from gelora.lora.export import peft_lora_config
 
     config = peft_lora_config(
-        plan, head_modules=head_modules, base_model_name_or_path=base_model, task_type=task_type
+        plan,
+        head_modules=head_modules,
+        base_model_name_or_path=base_model,
+        task_type=task_type,
+        lora_dropout=lora_dropout,
     )
     config.inference_mode = False
     return config
@@ -99,6 +105,7 @@ def lora_config_for(
     settings: EstimatorSettings | None = None,
     task_type: str | None = "SEQ_CLS",
     cache_dir: Path | None = None,
+    lora_dropout: float = 0.0,
 ):
     """GeLoRA's ``peft.LoraConfig`` for ``model`` from the ID profile of ``texts``.
 
@@ -113,6 +120,7 @@ def lora_config_for(
             block (default: the one ``nn.ModuleList`` with a block per hidden layer, and every
             ``nn.Linear`` in it).
         head_modules: modules peft should train in full (``modules_to_save``), e.g. a new head.
+        lora_dropout: peft's ``lora_dropout`` in the returned config.
 
     Returns:
         A ``LoraConfig`` whose ``get_peft_model(model, config)`` carries exactly the plan.
@@ -148,7 +156,9 @@ def lora_config_for(
     )
     method = InjectedLoRA(policy or GeLoRAPolicy())
     result = make_plan(method, backbone, profile.profile, budget, train_batches=_no_batches)
-    return lora_config_of(result.plan, head_modules=head_modules, task_type=task_type)
+    return lora_config_of(
+        result.plan, head_modules=head_modules, task_type=task_type, lora_dropout=lora_dropout
+    )
 
 
 def _no_batches():
@@ -212,6 +222,7 @@ def plan_from_config(cfg: DictConfig, out_dir: Path) -> PlanRun:
         head_modules=backbone.adapt_settings.head_modules,
         base_model=backbone.spec.portable_name,
         task_type=backbone.adapt_settings.peft_task_type,
+        lora_dropout=cfg.lora.dropout,
     )
     config_dir = out_dir / LORA_CONFIG_DIR
     config.save_pretrained(config_dir)

@@ -34,8 +34,10 @@ def peft_lora_config(
     head_modules: Sequence[str] = (),
     base_model_name_or_path: str | None = None,
     task_type: str | None = "SEQ_CLS",
+    lora_dropout: float = 0.0,
 ) -> LoraConfig:
-    """The ``LoraConfig`` equivalent to ``plan``: the commonest rank and alpha as defaults."""
+    """The ``LoraConfig`` equivalent to ``plan``: the commonest rank and alpha as defaults, and
+    the run's LoRA dropout (``lora.dropout``), so that training on in peft keeps it."""
     if not plan.adapters:
         raise ValueError("the rank plan has no adapters to export")
     rank = collections.Counter(a.rank for a in plan.adapters).most_common(1)[0][0]
@@ -46,7 +48,7 @@ def peft_lora_config(
         target_modules=[a.module_name for a in plan.adapters],
         rank_pattern={a.module_name: a.rank for a in plan.adapters if a.rank != rank},
         alpha_pattern={a.module_name: a.alpha for a in plan.adapters if a.alpha != alpha},
-        lora_dropout=0.0,
+        lora_dropout=lora_dropout,
         modules_to_save=list(head_modules) or None,
         base_model_name_or_path=base_model_name_or_path,
         task_type=task_type,
@@ -66,6 +68,21 @@ def peft_state_dict(model: nn.Module, head_modules: Sequence[str] = ()) -> dict[
     return {key: value.detach().cpu().contiguous() for key, value in state.items()}
 
 
+def lora_dropout_of(model: nn.Module) -> float:
+    """The dropout probability of the model's LoRA layers (0 without dropout or layers).
+
+    Raises:
+        ValueError: the layers differ, which one ``LoraConfig.lora_dropout`` cannot hold.
+    """
+    found = {
+        float(layer.lora_dropout.p) if isinstance(layer.lora_dropout, nn.Dropout) else 0.0
+        for layer in lora_layers(model).values()
+    }
+    if len(found) > 1:
+        raise ValueError(f"LoRA layers with different dropouts {sorted(found)}: peft holds one")
+    return found.pop() if found else 0.0
+
+
 def save_adapter(
     model: nn.Module,
     plan: RankPlan,
@@ -74,11 +91,15 @@ def save_adapter(
     head_modules: Sequence[str] = (),
     base_model_name_or_path: str | None = None,
     task_type: str | None = "SEQ_CLS",
+    lora_dropout: float | None = None,
 ) -> Path:
     """Write the adapter to ``directory`` in peft's format, atomically (a temp dir, then rename).
 
     ``task_type`` is peft's name for the model's head (``SEQ_CLS``, ``QUESTION_ANS``): peft's
     ``AutoPeftModelFor...`` classes and ``PeftModel.from_pretrained`` wrap the base model by it.
+    ``lora_dropout`` (``None``: the dropout of the model's own LoRA layers, what it trained
+    with) goes into the config. ``base_model_name_or_path`` is ``None`` for a model with random
+    weights (``ModelSpec.portable_name``): no real model is its base.
     """
     directory = Path(directory)
     with atomic_dir(directory) as staging:
@@ -93,6 +114,7 @@ def save_adapter(
                 head_modules=head_modules,
                 base_model_name_or_path=base_model_name_or_path,
                 task_type=task_type,
+                lora_dropout=lora_dropout_of(model) if lora_dropout is None else lora_dropout,
             )
             config.save_pretrained(staging)
             save_file(
