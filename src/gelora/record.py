@@ -38,6 +38,8 @@ class RunRecord:
 
     Attributes (beyond the self-explanatory):
         variant: the table row (the ``method`` config, e.g. ``gelora_budget``), else ``method``.
+        labels: a classification task's class names in index order (index ``i`` is class
+            ``labels[i]``); ``None`` for other tasks.
         id_sample: ``requested`` (``estimator.n_samples``), ``used``, ``note``.
         eval_rows: per evaluation split (``validation``, ``test``, ``test_<name>``), ``rows``
             and ``sha256`` (``Split.fingerprint``): runs are paired only on equal test rows.
@@ -67,6 +69,7 @@ class RunRecord:
     budget_params: int | None = None
     task_sizes: dict[str, int] | None = None
     task_notes: list[str] | None = None
+    labels: list[str] | None = None
     id_sample: dict[str, Any] | None = None
     eval_rows: dict[str, dict[str, Any]] | None = None
     scaling: dict[str, Any] | None = None

@@ -40,6 +40,7 @@ def build_record(
     found["variant"] = identity.get("variant") or method
     if task is not None:
         found |= {"task_sizes": task.sizes(), "task_notes": list(task.notes)}
+        found["labels"] = None if task.label_names is None else list(task.label_names)
         found["eval_rows"] = {
             name: {"rows": len(split), "sha256": split.fingerprint()}
             for name, split in task.splits().items()

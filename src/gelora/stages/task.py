@@ -49,7 +49,9 @@ def load_task(task_cfg: DictConfig) -> TaskData:
         },
     )
     cleaned = clean_task(subsampled)
-    log.info("task %s: %s; %s", cleaned.name, cleaned.sizes(), "; ".join(cleaned.notes))
+    names = cleaned.label_names or []  # index=class: the head's outputs, results.json's labels
+    labels = ["labels " + ", ".join(f"{i}={n}" for i, n in enumerate(names))] if names else []
+    log.info("task %s: %s; %s", cleaned.name, cleaned.sizes(), "; ".join(labels + cleaned.notes))
     return cleaned
 
 
