@@ -38,7 +38,7 @@ def _text(path: Path) -> str:
         if data.startswith(magic):
             raise ValueError(
                 f"{path}: this is {what} (it starts with {magic!r}), not {path.suffix} text; "
-                "save it as UTF-8 text or give it the suffix of its format"
+                + ("rename it to .parquet" if magic == b"PAR1" else "save it as UTF-8 text")
             )
     nul = data.find(b"\x00")
     if nul >= 0:
