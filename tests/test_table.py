@@ -37,17 +37,21 @@ def _job(
     seed: int,
     results: dict | None,
     lr: float | None = None,
-) -> None:
-    name = f"method={method},seed={seed},task={task}"
+    task_config: dict | None = None,
+    name: str | None = None,
+) -> Path:
+    name = name or f"method={method},seed={seed},task={task}"
     job = root / (name if lr is None else f"{name},optimizer.lr={lr}")
     (job / ".hydra").mkdir(parents=True)
-    config = {"task": {"name": task}, "seed": seed, "optimizer": {"lr": lr or 1e-3}}
+    task_node = {"name": task} | (task_config or {})
+    config = {"task": task_node, "seed": seed, "optimizer": {"lr": lr or 1e-3}}
     OmegaConf.save(config, job / ".hydra" / "config.yaml")
     choices = {"hydra": {"runtime": {"choices": {"method": method, "rank_policy": "x"}}}}
     OmegaConf.save(choices, job / ".hydra" / "hydra.yaml")
     if results is not None:
         base = {"task": task, "seed": seed, "variant": method, "metric": "accuracy"}
         (job / "results.json").write_text(json.dumps(base | results))
+    return job
 
 
 def _completed(
@@ -57,6 +61,7 @@ def _completed(
     test_rows: str | None = "rows-a",
     lr: float = 1e-3,
     scaling: str = "alpha/r = 2",
+    n_test_rows: int = 100,
 ) -> dict:
     """A completed run's results; ``val`` defaults to the test score, ``test_rows`` is the test
     split's fingerprint (None: an older record without ``eval_rows``)."""
@@ -74,7 +79,7 @@ def _completed(
     if test_rows is not None:
         results["eval_rows"] = {
             "validation": {"rows": 100, "sha256": "val-rows"},
-            "test": {"rows": 100, "sha256": test_rows},
+            "test": {"rows": n_test_rows, "sha256": test_rows},
         }
     return results
 
@@ -239,20 +244,27 @@ def test_wilcoxon_gives_no_p_for_too_few_or_all_zero_differences():
 
 
 def test_pairs_scored_on_different_test_rows_are_refused_and_named(tmp_path, capsys):
-    for seed in range(3):
-        _job(tmp_path, "lora", "sst", seed, _completed(0.80))
-    _job(tmp_path, "gelora", "sst", 0, _completed(0.82))
-    _job(tmp_path, "gelora", "sst", 1, _completed(0.83, test_rows="rows-b"))
-    _job(tmp_path, "gelora", "sst", 2, _completed(0.84, test_rows=None))  # no fingerprint
-    pairs, refused = pair_runs(load_runs(tmp_path), "gelora", "lora")
+    runs = [_run("lora", "sst", seed, 0.80, test_rows="rows-a") for seed in range(3)]
+    runs += [
+        _run("gelora", "sst", 0, 0.82, test_rows="rows-a"),
+        _run("gelora", "sst", 1, 0.83, test_rows="rows-b"),
+        _run("gelora", "sst", 2, 0.84, test_rows=None),  # no fingerprint
+    ]
+    pairs, refused = pair_runs(runs, "gelora", "lora")
     assert [p.seed for p in pairs] == [0]
     assert [(r.seed, r.reason) for r in refused] == [
         (1, "scored on different test rows"),
         (2, "scored on different test rows"),
     ]
+    # From a sweep, rows-b would be a column of its own (never paired across columns); a record
+    # without a fingerprint shares its task's one row set, and its pair is refused and named.
+    for seed in range(3):
+        _job(tmp_path, "lora", "sst", seed, _completed(0.80))
+    _job(tmp_path, "gelora", "sst", 0, _completed(0.82))
+    _job(tmp_path, "gelora", "sst", 1, _completed(0.83, test_rows=None))  # no fingerprint
     main([str(tmp_path), "--no-plots", "--out", str(tmp_path / "out")])
     printed = capsys.readouterr().out
-    line = "Refused 2 pairs scored on different test rows: gelora/sst/seed=1, gelora/sst/seed=2."
+    line = "Refused 1 pair scored on different test rows: gelora/sst/seed=1."
     assert line in printed.splitlines()
     table = (tmp_path / "out" / "table.md").read_text()
     assert "## Paired differences versus lora" in table
@@ -551,3 +563,149 @@ def test_the_curve_plots_scores_at_each_cost_and_the_paired_difference_below(tmp
     monkeypatch.undo()  # the command saves its figures
     main([str(tmp_path / "budget"), "--columns", "budget.rank", "--out", str(tmp_path / "o")])
     assert (tmp_path / "o" / "curve.png").stat().st_size > 5_000
+
+
+def test_user_data_sets_and_metrics_are_separate_columns_never_one_cell(tmp_path):
+    # Two of a user's data sets, both task from_files: a classification run (accuracy) and a
+    # regression run (pearson). They are two columns named by their files, not one cell of n=2.
+    reviews = {"train_file": "data/reviews.csv", "test_file": None, "problem": "classification"}
+    scores = {"train_file": "data/scores.csv", "test_file": "data/scores_test.csv"}
+    _job(tmp_path, "lora", "from_files", 0, _completed(0.80, test_rows="rows-r"),
+         task_config=reviews, name="a")  # fmt: skip
+    regression = _completed(0.50, test_rows="rows-s")
+    regression |= {"metric": "pearson", "metrics": {"test/pearson": 0.5, "val/pearson_best": 0.5}}
+    _job(tmp_path, "lora", "from_files", 0, regression, task_config=scores, name="b")
+    table = markdown_table(load_runs(tmp_path))
+    header, _, row = table.splitlines()[:3]
+    assert "| from_files(data/reviews.csv) (accuracy) |" in header
+    assert "| from_files(train=data/scores.csv, test=data/scores_test.csv) (pearson) |" in header
+    assert "n=2" not in row and "| 80.00 n=1 | 50.00 n=1 |" in row
+    # The same file scored with two metrics (classification, then regression) is two columns too.
+    again = _completed(0.70, test_rows="rows-r")
+    again |= {"metric": "macro_f1", "metrics": {"test/macro_f1": 0.7}}
+    _job(tmp_path, "lora", "from_files", 1, again, task_config=reviews, name="c")
+    header = markdown_table(load_runs(tmp_path)).splitlines()[0]
+    assert "| from_files(data/reviews.csv) [accuracy] (accuracy) |" in header
+    assert "| from_files(data/reviews.csv) [macro_f1] (macro_f1) |" in header
+
+
+def test_the_data_set_name_comes_from_the_records_config_when_it_has_one(tmp_path):
+    run = _completed(0.8) | {"config": {"task": {"name": "from_files", "train_file": "x.tsv"}}}
+    job = _job(tmp_path, "lora", "from_files", 0, run)
+    (row,) = load_runs(tmp_path)
+    assert (row.task, row.task_name) == ("from_files(x.tsv)", "from_files")
+    (job / "results.json").write_text(json.dumps(json.loads((job / "results.json").read_text())
+                                                 | {"config": None}))  # fmt: skip
+    (row,) = load_runs(tmp_path)
+    assert row.task == "from_files"  # the Hydra config says nothing of files either: the name
+
+
+def test_runs_scored_on_different_test_rows_are_never_pooled_in_one_cell(tmp_path, capsys):
+    # rotten_tomatoes at the full test split (seeds 0, 1) and capped by task.max_eval_samples
+    # (seed 2): two row sets, two columns; the pairs stay within a column.
+    for seed in range(3):
+        rows = ("aaaaaaaa1111", 1000) if seed < 2 else ("bbbbbbbb2222", 100)
+        for method, score in (("lora", 0.80), ("gelora", 0.82)):
+            result = _completed(score + seed / 100, test_rows=rows[0], n_test_rows=rows[1])
+            _job(tmp_path, method, "rotten_tomatoes", seed, result)
+    _job(tmp_path, "gelora", "rotten_tomatoes", 3, None)  # missing: its rows are not known
+    main([str(tmp_path), "--no-plots", "--out", str(tmp_path / "out")])
+    table = (tmp_path / "out" / "table.md").read_text()
+    header = table.splitlines()[0]
+    lora, gelora = (next(x for x in table.splitlines() if x.startswith(f"| {m} ")) for m in
+                    ("lora", "gelora"))  # fmt: skip
+    full = "rotten_tomatoes [1000 test rows, sha256 aaaaaaaa]"
+    capped = "rotten_tomatoes [100 test rows, sha256 bbbbbbbb]"
+    unknown = "rotten_tomatoes [test rows not recorded]"
+    assert f"| {full} (accuracy) | {capped} (accuracy) | {unknown} (?) | average |" in header
+    assert "| 80.50 +/- 0.71 [80.50] n=2 | 82.00 n=1 | - | - |" in lora
+    assert "| 82.50 +/- 0.71 [82.50] n=2 | 84.00 n=1 | 1 missing | - |" in gelora
+    note = (
+        "Columns split by test rows (runs scored on different test rows are never pooled): "
+        "rotten_tomatoes (2 row sets); no average, as it would count such a task more than once."
+    )
+    assert note in table
+    assert "| gelora | 3 | +2.00 |" in table  # every pair within its own column, none refused
+    warning = (
+        "gelora-table: warning: rotten_tomatoes was scored on 2 different test-row sets "
+        "(1000 rows, sha256 aaaaaaaa: 4 runs; 100 rows, sha256 bbbbbbbb: 2 runs): one column each"
+    )
+    assert warning in capsys.readouterr().err.splitlines()
+
+
+def test_records_older_than_fingerprints_share_their_tasks_column(tmp_path):
+    _job(tmp_path, "lora", "sst", 0, _completed(0.80))
+    _job(tmp_path, "lora", "sst", 1, _completed(0.82, test_rows=None))  # before eval_rows
+    table = markdown_table(load_runs(tmp_path))
+    assert table.splitlines()[0].startswith("| method | adapter params | sst (accuracy) |")
+    assert "n=2" in table and "1 completed run(s) recorded no test-row fingerprint." in table
+
+
+def test_a_broken_job_is_named_skipped_and_counted_not_fatal(tmp_path, capsys):
+    sweep = _sweep(tmp_path / "sweep")
+    bad_config = _job(sweep, "lora", "sst", 7, _completed(0.1), name="bad_config")
+    (bad_config / ".hydra" / "config.yaml").write_text("task: {name: sst\nseed: [7\n")
+    bad_record = _job(sweep, "lora", "sst", 8, _completed(0.1), name="bad_record")
+    (bad_record / "results.json").write_text('{"status": "completed", "metrics": ')
+    main([str(sweep), "--no-plots", "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if "skipped" in line]
+    assert len(warnings) == 2
+    assert warnings[0].startswith(
+        f"gelora-table: warning: skipped {bad_config}/.hydra/config.yaml: not valid YAML ("
+    )
+    assert warnings[1].startswith(
+        f"gelora-table: warning: skipped {bad_record}/results.json: not valid JSON ("
+    )
+    table = (tmp_path / "out" / "table.md").read_text()
+    lora_row = next(line for line in table.splitlines() if line.startswith("| lora "))
+    assert "84.00 +/- 5.29 [82.00] n=3 |" in lora_row  # the two broken jobs are in no cell
+    assert "failed" not in lora_row
+    skipped = (
+        "Skipped 2 jobs whose files could not be read (in no cell): "
+        "bad_config/.hydra/config.yaml (not valid YAML), bad_record/results.json (not valid JSON)."
+    )
+    assert skipped in table and skipped in (tmp_path / "out" / "table.tex").read_text()
+    assert "9 runs: " in captured.out and "2 jobs skipped (unreadable files)" in captured.out
+    rows = list(csv.DictReader((tmp_path / "out" / "runs.csv").open()))
+    assert len(rows) == 9
+
+
+def test_a_record_of_the_wrong_shape_is_skipped_too(tmp_path, capsys):
+    _job(tmp_path, "lora", "sst", 0, _completed(0.8))
+    _job(tmp_path, "lora", "sst", 1, {"status": "completed", "metrics": [1, 2]})
+    _job(tmp_path, "lora", "sst", 2, {"status": "exploded"})
+    (job,) = [p for p in tmp_path.iterdir() if "seed=0" in p.name]
+    other = _job(tmp_path, "lora", "sst", 3, _completed(0.8), name="no_hydra_yaml")
+    (other / ".hydra" / "hydra.yaml").write_text(": :\n  - [")
+    runs = load_runs(tmp_path)
+    assert [r.run_dir for r in runs] == [str(job)]
+    main([str(tmp_path), "--no-plots", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert err.count("gelora-table: warning: skipped ") == 3
+    assert "seed=1,task=sst/results.json: not a run record (" in err
+    assert "seed=2,task=sst/results.json: not a run record (ValueError: status must be" in err
+    assert "no_hydra_yaml/.hydra/hydra.yaml: not valid YAML (" in err
+
+
+def test_a_sweep_where_no_job_can_be_read_is_one_line_and_exit_2(tmp_path, capsys):
+    job = _job(tmp_path, "lora", "sst", 0, _completed(0.8))
+    (job / "results.json").write_text("{")
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path), "--no-plots", "--out", str(tmp_path / "out")])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == f"gelora-table: error: no job under {tmp_path} could be read (1 skipped)"
+
+
+def test_select_lr_refuses_two_data_sets_under_one_task_name(tmp_path, capsys):
+    for k, train in enumerate(("a.csv", "b.csv")):
+        _job(tmp_path, "lora", "from_files", 0, _completed(0.8, lr=1e-3, test_rows=f"r{k}"),
+             lr=1e-3, task_config={"train_file": train}, name=f"d{k}")  # fmt: skip
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path), "--select-lr", str(tmp_path / "lr.yaml")])
+    assert stop.value.code == 2 and not (tmp_path / "lr.yaml").exists()
+    assert (
+        "lr_choice.lora.from_files would hold one rate for 2 columns (from_files(a.csv), "
+        "from_files(b.csv)); select learning rates in separate sweeps"
+    ) in capsys.readouterr().err

@@ -10,7 +10,10 @@ JMLR 11, 2010). "Best" follows the metric's direction (``gelora.reporting.paired
 the highest score, or the lowest loss; a metric of unknown direction stops the selection.
 
 The choice is written as YAML an experiment config reads with
-``${oc.select:lr_choice.<method>.<task>,<default>}``.
+``${oc.select:lr_choice.<method>.<task>,<default>}``, ``<task>`` the task config's name
+(``SweepRun.task_name``). Where one name holds several table columns (two of a user's data sets,
+both ``from_files``; one task on two test-row sets) that key could hold only one of their rates,
+so the selection stops and says so.
 """
 
 from __future__ import annotations
@@ -35,12 +38,17 @@ class LrChoice:
     """One (method, task): the validation score of every learning rate tried, and the choice."""
 
     method: str
-    task: str
+    task: str  # the table column (``SweepRun.task``)
     validation: dict[float, float | None]  # lr -> mean validation score; None: none completed
     seeds: dict[float, int]  # lr -> completed seeds with a validation score
     chosen: float | None
     unfinished: int = 0  # runs still without a record (running, or killed): choose after them
     unscored: int = 0  # completed runs whose record has no validation score: rerun them
+    task_name: str | None = None  # the task config's name: the key in lr_choice; ``task`` if None
+
+    @property
+    def key(self) -> str:
+        return self.task_name or self.task
 
 
 def at_top_of_grid(choice: LrChoice) -> bool:
@@ -88,7 +96,9 @@ def choose_lr(validation: dict[float, float | None], direction: Direction = POIN
 
 
 def choose_lrs(runs: Sequence[SweepRun]) -> list[LrChoice]:
-    """A choice per (method, task) with at least one run that records its learning rate."""
+    """A choice per (method, task) with at least one run that records its learning rate.
+
+    ``ValueError`` when a task config's name (the key in ``lr_choice``) holds several columns."""
     direction = sweep_direction(runs)
     with_lr = [r for r in runs if r.lr is not None]
     choices = []
@@ -109,8 +119,24 @@ def choose_lrs(runs: Sequence[SweepRun]) -> list[LrChoice]:
             unfinished = sum(r.status in ("missing", "running") for r in mine)
             unscored = sum(r.status == "completed" and r.val_score is None for r in mine)
             chosen = choose_lr(validation, direction)
-            choices.append(LrChoice(method, task, validation, seeds, chosen, unfinished, unscored))
+            name = mine[0].task_name
+            choices.append(
+                LrChoice(method, task, validation, seeds, chosen, unfinished, unscored, name)
+            )
+    _check_one_column_per_key(choices)
     return choices
+
+
+def _check_one_column_per_key(choices: Sequence[LrChoice]) -> None:
+    columns: dict[tuple[str, str], list[str]] = {}
+    for choice in choices:
+        columns.setdefault((choice.method, choice.key), []).append(choice.task)
+    for (method, key), tasks in columns.items():
+        if len(tasks) > 1:
+            raise ValueError(
+                f"lr_choice.{method}.{key} would hold one rate for {len(tasks)} columns "
+                f"({', '.join(tasks)}); select learning rates in separate sweeps"
+            )
 
 
 def _lr_text(lr: float) -> str:
@@ -179,5 +205,5 @@ def lr_choice_yaml(choices: Sequence[LrChoice], sweep_dir: Path | str) -> str:
         chosen = [c for c in choices if c.method == method and c.chosen is not None]
         if chosen:
             lines.append(f"  {_yaml_key(method)}:")
-            lines += [f"    {_yaml_key(c.task)}: {yaml_float(c.chosen)}" for c in chosen]
+            lines += [f"    {_yaml_key(c.key)}: {yaml_float(c.chosen)}" for c in chosen]
     return "\n".join(lines) + "\n"

@@ -1,21 +1,37 @@
 """Reading a sweep: every Hydra job directory under it, as one ``SweepRun`` row each.
 
 A job's ``results.json`` is read as a ``RunRecord`` (its schema); a job without one is
-``missing`` (killed before it could write), an unreadable one ``unreadable``: nothing is dropped.
+``missing`` (killed before it could write). A job one of whose files cannot be read (a broken
+``.hydra/*.yaml``, a ``results.json`` that is not JSON or not a run record) is a ``SkippedJob``:
+named, with the file and why, never a row and never the end of the table (``load_sweep``).
 Besides the test score a row keeps what a comparison must check: the fingerprint of the test rows
 it was scored on (``test_rows``; runs are paired only on equal ones), the LoRA scaling rule, the
 learning rate and the validation score (the only score learning-rate selection may look at).
+
+A row's ``task`` is its table column, which holds one data set scored one way
+(``label_columns``): the task's name (``task_name``), for a user's data set (a task config with
+``train_file``, e.g. ``from_files``) its files, and, only where runs of one such name differ, the
+metric and the test rows (row count and sha256) in brackets. Runs are never pooled across data
+sets, metrics or test rows; a record older than fingerprints (no ``eval_rows``) joins its task's
+one row set.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from omegaconf import OmegaConf
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from gelora.record import RunRecord
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,6 +58,53 @@ class SweepRun:
     trained_ranks: dict[str, int] = field(default_factory=dict)  # per matrix, at the end
     base_task: str | None = None  # with columns: the task before ``task`` named the column
     column: str | None = None  # with columns: the value of the column key, as text
+    task_name: str | None = None  # the task config's name (``lr_choice`` keys); ``task`` if None
+    data: str | None = None  # a user's data set: its files (``data_label``); None: a named task
+    test_row_count: int | None = None  # rows of the test split (``eval_rows``)
+
+
+@dataclass(frozen=True)
+class SkippedJob:
+    """A job left out of the table because one of its files cannot be read."""
+
+    job_dir: str
+    file: str  # the file that could not be read
+    shown: str  # that file, relative to the sweep directory (captions)
+    reason: str  # short: "not valid YAML", "not valid JSON", "not a run record", ...
+    detail: str  # the error, on one line
+
+    def warning(self) -> str:
+        return f"skipped {self.file}: {self.reason} ({self.detail})"
+
+
+class UnreadableJob(Exception):
+    """A job file that cannot be read: ``reason`` short, ``detail`` the error."""
+
+    def __init__(self, path: Path, reason: str, error: BaseException) -> None:
+        self.path, self.reason = path, reason
+        text = " ".join(str(error).split())
+        text = text if len(text) <= 200 else text[:197] + "..."
+        self.detail = f"{type(error).__name__}: {text}" if text else type(error).__name__
+        super().__init__(f"{path}: {reason} ({self.detail})")
+
+
+# What reading a job's files can raise when a file is broken (not when gelora is): OSError (no
+# file, no permission), a YAML or JSON syntax error, and a file of the wrong shape (OmegaConf's
+# errors, a missing key, a list where a mapping belongs).
+READ_ERRORS = (
+    OSError, ValueError, TypeError, KeyError, AttributeError, yaml.YAMLError,
+    OmegaConfBaseException,
+)  # fmt: skip
+
+
+def load_yaml(path: Path) -> Any:
+    """``OmegaConf.load(path)``, or ``UnreadableJob`` saying what is wrong with the file."""
+    try:
+        return OmegaConf.load(path)
+    except yaml.YAMLError as error:
+        raise UnreadableJob(path, "not valid YAML", error) from error
+    except READ_ERRORS as error:
+        raise UnreadableJob(path, "cannot be read", error) from error
 
 
 @dataclass(frozen=True)
@@ -52,16 +115,58 @@ class JobIdentity:
     task: str
     seed: int | None
     lr: float | None
+    task_config: dict[str, Any] | None = None  # the ``task`` node, as plain values
 
 
 def _job_identity(job_dir: Path) -> JobIdentity:
-    config = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
-    choices = OmegaConf.load(job_dir / ".hydra" / "hydra.yaml").hydra.runtime.choices
-    method = choices.get("method") or choices.get("rank_policy") or "?"
-    lr = OmegaConf.select(
-        config, "optimizer.lr", default=None, throw_on_resolution_failure=False
-    )  # results.json's learning_rate wins; this is for jobs without one
-    return JobIdentity(str(method), str(config.task.name), config.get("seed"), _float_or_none(lr))
+    config_path, hydra_path = job_dir / ".hydra" / "config.yaml", job_dir / ".hydra" / "hydra.yaml"
+    config = load_yaml(config_path)
+    try:
+        task = config.task
+        name, seed, task_config = str(task.name), config.get("seed"), _plain(task)
+        lr = OmegaConf.select(
+            config, "optimizer.lr", default=None, throw_on_resolution_failure=False
+        )  # results.json's learning_rate wins; this is for jobs without one
+    except READ_ERRORS as error:
+        raise UnreadableJob(config_path, "not a job config", error) from error
+    hydra = load_yaml(hydra_path)
+    try:
+        choices = hydra.hydra.runtime.choices
+        method = choices.get("method") or choices.get("rank_policy") or "?"
+    except READ_ERRORS as error:
+        raise UnreadableJob(hydra_path, "not Hydra's record of the job", error) from error
+    return JobIdentity(str(method), name, seed, _float_or_none(lr), task_config)
+
+
+def _plain(node: Any) -> dict[str, Any] | None:
+    """A config node as plain values, unresolvable interpolations left as they are written."""
+    if isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=False)  # type: ignore[return-value]
+    return node if isinstance(node, dict) else None
+
+
+def _short_path(value: str) -> str:
+    """A data file as a column header shows it: as written when relative, the last two parts of
+    an absolute path (which names the machine's folders more than the data)."""
+    path = Path(value)
+    return value if not path.is_absolute() else "…/" + "/".join(path.parts[-2:])
+
+
+def data_label(task_config: dict[str, Any] | None) -> str | None:
+    """A user's data set by its files: ``from_files(train.csv)``, or with the other splits'
+    files ``from_files(train=train.csv, test=test.csv)``; None for a task without
+    ``train_file`` (a named task: its name says which data)."""
+    if not isinstance(task_config, dict) or not isinstance(task_config.get("train_file"), str):
+        return None
+    name = task_config.get("name") or "from_files"
+    files = {
+        split: _short_path(value)
+        for split in ("train", "validation", "test")
+        if isinstance(value := task_config.get(f"{split}_file"), str)
+    }
+    if len(files) == 1:
+        return f"{name}({files['train']})"
+    return f"{name}(" + ", ".join(f"{split}={path}" for split, path in files.items()) + ")"
 
 
 def _float_or_none(value: object) -> float | None:
@@ -77,22 +182,37 @@ def validation_score(record: RunRecord) -> float | None:
 
 
 def read_run(job_dir: Path) -> SweepRun:
-    """The job's ``results.json`` (a ``RunRecord``) as a row; ``missing`` without one."""
+    """The job's ``results.json`` (a ``RunRecord``) as a row; ``missing`` without one.
+
+    Raises ``UnreadableJob`` when the job's config or record cannot be read."""
     job = _job_identity(job_dir)
     path = job_dir / "results.json"
     if not path.exists():
-        return SweepRun(str(job_dir), "missing", job.method, job.task, job.seed, lr=job.lr)
-    try:
-        record = RunRecord.read(path)
-    except (ValueError, TypeError) as error:
         return SweepRun(
-            str(job_dir), "unreadable", job.method, job.task, job.seed, lr=job.lr, error=str(error)
-        )
+            str(job_dir), "missing", job.method, job.task, job.seed, lr=job.lr,
+            task_name=job.task, data=data_label(job.task_config),
+        )  # fmt: skip
+    try:
+        return _run_from_record(job_dir, job, RunRecord.read(path))
+    except json.JSONDecodeError as error:
+        raise UnreadableJob(path, "not valid JSON", error) from error
+    except READ_ERRORS as error:
+        raise UnreadableJob(path, "not a run record", error) from error
+
+
+def _run_from_record(job_dir: Path, job: JobIdentity, record: RunRecord) -> SweepRun:
+    task = record.task if record.task != "?" else job.task
+    config = record.config if isinstance(record.config, dict) else {}
+    task_config = config.get("task") if isinstance(config.get("task"), dict) else job.task_config
+    test_rows = ((record.eval_rows or {}).get("test") or {}).get("rows")
     return SweepRun(
         run_dir=str(job_dir),
         status=record.status,
         method=record.variant or job.method,
-        task=record.task if record.task != "?" else job.task,
+        task=task,
+        task_name=task,
+        data=data_label(task_config),
+        test_row_count=test_rows if isinstance(test_rows, int) else None,
         seed=record.seed if record.seed is not None else job.seed,
         metric=record.metric,
         score=record.test_score,
@@ -118,7 +238,12 @@ def trained_ranks(record: RunRecord) -> dict[str, int]:
 
 
 def job_overrides(job_dir: Path) -> list[str]:
-    return [str(o) for o in OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")]
+    path = job_dir / ".hydra" / "overrides.yaml"
+    overrides = load_yaml(path)
+    try:
+        return [str(o) for o in overrides]
+    except READ_ERRORS as error:
+        raise UnreadableJob(path, "not a list of overrides", error) from error
 
 
 def overrides_label(overrides: Sequence[str], common: set[str]) -> str:
@@ -132,8 +257,18 @@ def overrides_label(overrides: Sequence[str], common: set[str]) -> str:
     return ",".join(items) or "(defaults)"
 
 
-def load_runs(sweep_dir: Path, rows: str = "method") -> list[SweepRun]:
-    """Every job under ``sweep_dir`` (directories holding ``.hydra/config.yaml``).
+@dataclass
+class Sweep:
+    """A sweep directory read: a row per readable job, and the jobs skipped."""
+
+    runs: list[SweepRun]
+    skipped: list[SkippedJob]
+
+
+def load_sweep(sweep_dir: Path, rows: str = "method") -> Sweep:
+    """Every job under ``sweep_dir`` (directories holding ``.hydra/config.yaml``): a row for
+    each, its column labelled by ``label_columns``; a job with a file that cannot be read is
+    skipped, and named with the file and why.
 
     ``rows``: ``method`` groups runs by method; ``overrides`` by their other overrides.
     """
@@ -142,13 +277,73 @@ def load_runs(sweep_dir: Path, rows: str = "method") -> list[SweepRun]:
     jobs = sorted(p.parent.parent for p in sweep_dir.rglob(".hydra/config.yaml"))
     if not jobs:
         raise FileNotFoundError(f"no Hydra job directories (with .hydra/) under {sweep_dir}")
-    runs = [read_run(job) for job in jobs]
-    if rows == "overrides":
-        overrides = {job: job_overrides(job) for job in jobs}
+    runs, overrides, skipped = [], {}, []
+    for job in jobs:
+        try:
+            run = read_run(job)
+            if rows == "overrides":
+                overrides[job] = job_overrides(job)
+        except UnreadableJob as error:
+            shown = str(error.path.relative_to(sweep_dir)) if error.path.is_relative_to(
+                sweep_dir) else str(error.path)  # fmt: skip
+            skipped.append(SkippedJob(str(job), str(error.path), shown, error.reason, error.detail))
+            continue
+        runs.append(run)
+    if rows == "overrides" and overrides:
         common = set.intersection(*(set(o) for o in overrides.values()))
-        for job, run in zip(jobs, runs, strict=True):
-            run.method = overrides_label(overrides[job], common)
-    return runs
+        for run in runs:
+            run.method = overrides_label(overrides[Path(run.run_dir)], common)
+    return Sweep(label_columns(runs), skipped)
+
+
+def load_runs(sweep_dir: Path, rows: str = "method") -> list[SweepRun]:
+    """``load_sweep``'s rows; each skipped job is a warning on the ``gelora`` log."""
+    sweep = load_sweep(sweep_dir, rows)
+    for job in sweep.skipped:
+        log.warning("%s", job.warning())
+    return sweep.runs
+
+
+def fingerprint_text(run: SweepRun) -> str:
+    """The test rows a run was scored on, short: ``1000 test rows, sha256 1a2b3c4d``."""
+    if run.test_rows is None:
+        return "test rows not recorded"
+    count = f"{run.test_row_count} test rows" if run.test_row_count is not None else "test rows"
+    return f"{count}, sha256 {run.test_rows[:8]}"
+
+
+def label_columns(runs: Sequence[SweepRun]) -> list[SweepRun]:
+    """Each run with ``task`` set to its column: the data (a user's data set by its files, else
+    the task's name), and where runs of one data label differ in metric or test rows, the
+    metric and the rows in brackets, so that no cell pools them. A run that does not say (a
+    missing job; a record older than ``eval_rows``) joins its label's only metric or row set,
+    and where there are several, a column of its own (``test rows not recorded``)."""
+    base = {id(r): r.data or r.task for r in runs}
+    out = []
+    for run in runs:
+        mine = [r for r in runs if base[id(r)] == base[id(run)]]
+        metrics = sorted({r.metric for r in mine if r.metric is not None})
+        row_sets = sorted({r.test_rows for r in mine if r.test_rows is not None})
+        parts = []
+        if len(metrics) > 1:
+            parts.append(run.metric or "metric not recorded")
+        if len(row_sets) > 1:
+            parts.append(fingerprint_text(run))
+        label = base[id(run)] + (f" [{'; '.join(parts)}]" if parts else "")
+        out.append(replace(run, task=label, task_name=run.task_name or run.task))
+    return out
+
+
+def row_set_splits(runs: Sequence[SweepRun]) -> dict[str, dict[str, int]]:
+    """Per data label whose runs were scored on several test-row sets: each row set's text and
+    how many runs it holds (as ``label_columns`` split them into columns)."""
+    by_base: dict[str, dict[str, int]] = {}
+    for run in runs:
+        if run.test_rows is not None:
+            texts = by_base.setdefault(run.data or run.task_name or run.task, {})
+            key = fingerprint_text(run).replace(" test rows,", " rows,")
+            texts[key] = texts.get(key, 0) + 1
+    return {base: texts for base, texts in by_base.items() if len(texts) > 1}
 
 
 def split_by_column(runs: Sequence[SweepRun], key: str) -> list[SweepRun]:
@@ -159,7 +354,7 @@ def split_by_column(runs: Sequence[SweepRun], key: str) -> list[SweepRun]:
     runs with and without the setting would not be one setting."""
     out = []
     for run in runs:
-        config = OmegaConf.load(Path(run.run_dir) / ".hydra" / "config.yaml")
+        config = load_yaml(Path(run.run_dir) / ".hydra" / "config.yaml")
         value = OmegaConf.select(config, key, default=None, throw_on_resolution_failure=False)
         if value is None:
             raise ValueError(f"{run.run_dir}: its config has no value for {key!r}")

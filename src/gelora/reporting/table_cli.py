@@ -14,6 +14,11 @@ of every method versus ``--versus`` (``gelora.reporting.paired``). ``--select-lr
 chooses each (method, task)'s learning rate by validation score and writes it as YAML
 (``gelora.reporting.lr_selection``).
 A sweep directory that is missing or holds no job is one line on stderr and exit status 2.
+A job one of whose files cannot be read (a broken ``.hydra/config.yaml``, a ``results.json`` that
+is not a run record) is one warning line on stderr naming the file, and the others are tabled;
+the caption says how many jobs were skipped and why. Runs of one task are never pooled across
+data sets, metrics or test rows (``gelora.reporting.sweep_runs.label_columns``); a task split into
+columns by its test rows is a warning line too.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from gelora.reporting.lr_selection import (
     lr_choice_yaml,
     selection_markdown,
 )
-from gelora.reporting.paired import sweep_direction
+from gelora.reporting.paired import plural, sweep_direction
 from gelora.reporting.paired_tables import (
     PairedSection,
     paired_latex,
@@ -39,7 +44,13 @@ from gelora.reporting.paired_tables import (
     paired_section,
     refused_line,
 )
-from gelora.reporting.sweep_runs import SweepRun, load_runs, split_by_column
+from gelora.reporting.sweep_runs import (
+    SkippedJob,
+    SweepRun,
+    load_sweep,
+    row_set_splits,
+    split_by_column,
+)
 from gelora.reporting.tables import latex_table, markdown_table, write_csv
 
 USAGE_ERROR = 2  # argparse's exit status for a bad command line
@@ -49,6 +60,11 @@ def fail(message: str) -> NoReturn:
     """One line on stderr and exit status 2, as argparse does for a bad command line."""
     print(f"gelora-table: error: {message}", file=sys.stderr)
     raise SystemExit(USAGE_ERROR)
+
+
+def warn(message: str) -> None:
+    """One line on stderr; the table goes on."""
+    print(f"gelora-table: warning: {message}", file=sys.stderr)
 
 
 def argument_parser() -> argparse.ArgumentParser:
@@ -104,20 +120,29 @@ def argument_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(sweep_dir: Path, rows: str) -> list[SweepRun]:
+def _load(sweep_dir: Path, rows: str) -> tuple[list[SweepRun], list[SkippedJob]]:
     if not sweep_dir.exists():
         fail(f"sweep directory {sweep_dir} does not exist")
     if not sweep_dir.is_dir():
         fail(f"sweep directory {sweep_dir} is not a directory")
     try:
-        runs = load_runs(sweep_dir, rows=rows)
+        sweep = load_sweep(sweep_dir, rows=rows)
     except FileNotFoundError as error:  # no job directory under it
         fail(str(error))
+    for job in sweep.skipped:
+        warn(job.warning())
+    if not sweep.runs:
+        fail(f"no job under {sweep_dir} could be read ({len(sweep.skipped)} skipped)")
+    for base, sets in row_set_splits(sweep.runs).items():
+        counts = "; ".join(f"{text}: {plural(n, 'run')}" for text, n in sets.items())
+        warn(
+            f"{base} was scored on {len(sets)} different test-row sets ({counts}): one column each"
+        )
     try:  # cells, means, lr choice and wins all read the metric's direction
-        sweep_direction(runs)
+        sweep_direction(sweep.runs)
     except ValueError as error:
         fail(str(error))
-    return runs
+    return sweep.runs, sweep.skipped
 
 
 def select_lr(runs: Sequence[SweepRun], sweep_dir: Path, out: Path) -> None:
@@ -158,7 +183,7 @@ def paired_or_reason(runs: Sequence[SweepRun], reference: str) -> tuple[PairedSe
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = argument_parser().parse_args(argv)
-    runs = _load(args.sweep_dir, args.rows)
+    runs, skipped = _load(args.sweep_dir, args.rows)
     if args.columns is not None:
         try:
             runs = split_by_column(runs, args.columns)
@@ -171,9 +196,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     section, why_none = paired_or_reason(runs, args.versus)
     paired_md, paired_tex, refused = paired_texts(section, why_none)
-    markdown = markdown_table(runs) + "\n" + paired_md
+    markdown = markdown_table(runs, skipped) + "\n" + paired_md
     write_text_atomic(out / "table.md", markdown)
-    write_text_atomic(out / "table.tex", latex_table(runs) + "\n" + paired_tex)
+    write_text_atomic(out / "table.tex", latex_table(runs, skipped) + "\n" + paired_tex)
     write_csv(runs, out / "runs.csv")
     if not args.no_plots:
         from gelora.reporting.sweep_plots import plot_sweep
@@ -191,7 +216,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(markdown)
     if refused:
         print(refused)
-    print(f"{len(runs)} runs: {counts}; written to {out}")
+    skipped_text = f"; {plural(len(skipped), 'job')} skipped (unreadable files)" if skipped else ""
+    print(f"{len(runs)} runs: {counts}{skipped_text}; written to {out}")
 
 
 if __name__ == "__main__":

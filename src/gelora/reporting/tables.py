@@ -4,9 +4,13 @@ Rows are methods (the ``method`` choice, else the rank policy), columns tasks. A
 ``mean +/- std [median] n=k`` of the test score over the completed seeds (sample standard
 deviation, ``n - 1``; the test split scored at the best-validation checkpoint), just
 ``score n=1`` for a single seed; a cell with failed or missing seeds says how many, and a cell
-without a completed seed says ``failed`` or ``missing``. The average column is the mean of the
-row's task means, given only when every task has one. The caption states the LoRA scaling rule
-the runs recorded and whether every run of a task was scored on the same test rows. Names in
+without a completed seed says ``failed`` or ``missing``. A column is one data set scored one
+way (``sweep_runs.label_columns``): a user's data sets are named by their files, and runs of one
+task on different test rows or with different metrics are separate columns, never one cell. The
+average column is the mean of the row's column means, given only when every column has one and
+no task was split by test rows (it would count twice). The caption states the LoRA scaling rule
+the runs recorded, whether every run of a column was scored on the same test rows, which tasks
+were split by test rows, and which jobs were skipped because a file could not be read. Names in
 LaTeX go through ``latex_escape``. Paired comparisons are ``gelora.reporting.paired_tables``.
 """
 
@@ -19,8 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gelora.atomic import atomic_file
-from gelora.reporting.paired import sweep_direction
-from gelora.reporting.sweep_runs import SweepRun
+from gelora.reporting.paired import plural, sweep_direction
+from gelora.reporting.sweep_runs import SkippedJob, SweepRun, row_set_splits
 
 RULE = (
     "Cells: mean +/- sample std over seeds (median in brackets) of the test score at the "
@@ -85,6 +89,27 @@ def test_rows_note(runs: Sequence[SweepRun]) -> str:
     return " ".join(notes)
 
 
+def row_sets_note(runs: Sequence[SweepRun]) -> str | None:
+    """The tasks whose runs were split into columns by their test rows, or None."""
+    splits = row_set_splits(runs)
+    if not splits:
+        return None
+    named = ", ".join(f"{base} ({plural(len(sets), 'row set')})" for base, sets in splits.items())
+    return (
+        f"Columns split by test rows (runs scored on different test rows are never pooled): "
+        f"{named}; no average, as it would count such a task more than once."
+    )
+
+
+def skipped_note(skipped: Sequence[SkippedJob]) -> str | None:
+    """The jobs left out because a file could not be read, by file and why; None if none."""
+    if not skipped:
+        return None
+    files = ", ".join(f"{job.shown} ({job.reason})" for job in skipped)
+    jobs = plural(len(skipped), "job")
+    return f"Skipped {jobs} whose files could not be read (in no cell): {files}."
+
+
 def direction_note(runs: Sequence[SweepRun]) -> str:
     """How the cells read: scores x100, higher is better; or a loss as it is, lower is better."""
     direction = sweep_direction(runs)
@@ -93,8 +118,10 @@ def direction_note(runs: Sequence[SweepRun]) -> str:
     return f"Test {direction.metric} as it is (not x100); lower is better."
 
 
-def caption(runs: Sequence[SweepRun]) -> str:
-    return f"{RULE} {direction_note(runs)} {scaling_note(runs)} {test_rows_note(runs)}"
+def caption(runs: Sequence[SweepRun], skipped: Sequence[SkippedJob] = ()) -> str:
+    notes = [direction_note(runs), scaling_note(runs), test_rows_note(runs)]
+    notes += [note for note in (row_sets_note(runs), skipped_note(skipped)) if note]
+    return " ".join([RULE, *notes])
 
 
 @dataclass
@@ -160,20 +187,24 @@ def _task_metric(runs: Sequence[SweepRun], task: str) -> str:
     return next((r.metric for r in runs if r.task == task and r.metric), "?")
 
 
-def _average(methods, tasks, cells) -> dict[str, str]:
+def _average(methods, tasks, cells, split_by_rows: bool = False) -> dict[str, str]:
+    """Each row's mean of its column means; ``-`` unless every column has one, and ``-`` for
+    every row when a task was split into several columns by its test rows."""
     out = {}
     for method in methods:
         means = [cells[method, t].mean for t in tasks]
         scale = cells[method, tasks[0]].scale if tasks else 100
         out[method] = (
-            "-" if any(m is None for m in means) else f"{scale * statistics.fmean(means):.2f}"
+            "-"
+            if split_by_rows or any(m is None for m in means)
+            else f"{scale * statistics.fmean(means):.2f}"
         )
     return out
 
 
-def markdown_table(runs: Sequence[SweepRun]) -> str:
+def markdown_table(runs: Sequence[SweepRun], skipped: Sequence[SkippedJob] = ()) -> str:
     methods, tasks, cells, params = summarise(runs)
-    average = _average(methods, tasks, cells)
+    average = _average(methods, tasks, cells, bool(row_set_splits(runs)))
     head = [f"{t} ({_task_metric(runs, t)})" for t in tasks]
     lines = [
         "| method | adapter params | " + " | ".join(head) + " | average |",
@@ -184,12 +215,12 @@ def markdown_table(runs: Sequence[SweepRun]) -> str:
         lines.append(
             f"| {m} | {_params_text(params[m])} | " + " | ".join(row) + f" | {average[m]} |"
         )
-    return "\n".join(lines) + f"\n\n{caption(runs)}\n"
+    return "\n".join(lines) + f"\n\n{caption(runs, skipped)}\n"
 
 
-def latex_table(runs: Sequence[SweepRun]) -> str:
+def latex_table(runs: Sequence[SweepRun], skipped: Sequence[SkippedJob] = ()) -> str:
     methods, tasks, cells, params = summarise(runs)
-    average = _average(methods, tasks, cells)
+    average = _average(methods, tasks, cells, bool(row_set_splits(runs)))
     lines = [
         r"\begin{tabular}{l r " + "r " * len(tasks) + "r}",
         r"\toprule",
@@ -205,7 +236,7 @@ def latex_table(runs: Sequence[SweepRun]) -> str:
             + " & ".join(row)
             + f" & {average[m]} \\\\"
         )
-    lines += [r"\bottomrule", r"\end{tabular}", f"% {caption(runs)}"]
+    lines += [r"\bottomrule", r"\end{tabular}", f"% {caption(runs, skipped)}"]
     return "\n".join(lines) + "\n"
 
 
