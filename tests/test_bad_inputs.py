@@ -197,6 +197,49 @@ def test_an_empty_metric_list_is_one_line_on_the_command_line(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_a_max_length_beyond_the_models_positions_is_refused_before_the_weights_load(monkeypatch):
+    import transformers
+
+    from gelora.models import ModelSpec, check_max_length
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("weights were read")
+
+    for auto_class in ("AutoModelForSequenceClassification", "AutoModelForCausalLM"):
+        monkeypatch.setattr(getattr(transformers, auto_class), "from_pretrained", no_weights)
+    spec = ModelSpec(asset="all-minilm-l6-v2", pretrained=None, num_labels=2)
+    with pytest.raises(ConfigError) as error:
+        check_max_length(spec, 100000)
+    assert str(error.value) == (
+        "task.max_length must be at most 512, the positions of model all-minilm-l6-v2 "
+        "(BertConfig.max_position_embeddings), got 100000"
+    )
+    check_max_length(spec, 512)  # the limit itself is fine
+
+
+def test_position_limits_of_the_architectures():
+    from transformers import BertConfig, DebertaV2Config, LlamaConfig, RobertaConfig
+
+    from gelora.models import position_limit
+
+    assert position_limit(BertConfig(max_position_embeddings=64)) == (64, "max_position_embeddings")
+    assert position_limit(LlamaConfig(max_position_embeddings=8192))[0] == 8192
+    # RoBERTa counts positions from padding_idx + 1: 514 embeddings hold 512 tokens.
+    assert position_limit(RobertaConfig(max_position_embeddings=514, pad_token_id=1))[0] == 512
+    # DeBERTa-v3: relative positions only (position_biased_input false): no absolute limit.
+    assert position_limit(DebertaV2Config(position_biased_input=False)) is None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs the pipeline to call gelora.models.check_max_length after load_task",
+)
+def test_a_run_with_a_max_length_beyond_the_models_positions_fails_naming_it(tmp_path):
+    with pytest.raises(ConfigError, match=r"task\.max_length must be at most 512, .*got 100000"):
+        run_in_process(tmp_path, "task.max_length=100000")
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_missing_user_file_names_it(tmp_path):
     with pytest.raises(ConfigError, match=r"no_such\.csv"):
         run_in_process(tmp_path, *_files(tmp_path, _sentences(40))[:1],

@@ -8,6 +8,8 @@ relative to a block, so that ``output.dense`` cannot be confused with ``attentio
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from gelora.assets import asset_path
+from gelora.errors import ConfigError
 from gelora.logs import logged_as_debug
 from gelora.ranks.plan import TargetModule
 
@@ -135,20 +138,75 @@ class ModelSpec:
         return head
 
     def _config(self):
-        from transformers import AutoConfig
-
-        gguf = {"gguf_file": self.gguf_file} if self.gguf_file is not None else {}
-        config = AutoConfig.from_pretrained(
-            self.source,
-            trust_remote_code=self.trust_remote_code,
-            **gguf,
-            **self.head_arguments,
+        """The model's config with the head's arguments and ``random_init``'s changes; a fresh
+        copy on every call of one read per source (a GGUF file's config takes seconds)."""
+        config = copy.deepcopy(
+            _read_config(
+                self.source,
+                self.trust_remote_code,
+                self.gguf_file,
+                tuple(sorted(self.head_arguments.items())),
+            )
         )
         for key, value in (self.random_init or {}).items():
             if not hasattr(config, key):
                 raise ValueError(f"model.random_init: {type(config).__name__} has no {key!r}")
             setattr(config, key, value)
         return config
+
+
+@functools.lru_cache(maxsize=8)
+def _read_config(
+    source: str, trust_remote_code: bool, gguf_file: str | None, head: tuple[tuple[str, Any], ...]
+):
+    from transformers import AutoConfig
+
+    gguf = {"gguf_file": gguf_file} if gguf_file is not None else {}
+    return AutoConfig.from_pretrained(
+        source, trust_remote_code=trust_remote_code, **gguf, **dict(head)
+    )
+
+
+# Config attributes that bound the positions a model reads, by architecture family: BERT-likes
+# and decoders (``max_position_embeddings``), GPT-2 (``n_positions``), others.
+POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length")
+# RoBERTa and its kin count positions from ``padding_idx + 1``: 514 embeddings hold 512 tokens.
+PADDING_OFFSET_TYPES = frozenset(
+    {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "xmod",
+     "roberta-prelayernorm", "longformer", "ibert", "mpnet"}
+)  # fmt: skip
+
+
+def position_limit(config) -> tuple[int, str] | None:
+    """The most tokens the model's position embeddings take, and the config attribute it comes
+    from; ``None`` for a model without absolute positions (DeBERTa-v3: relative ones only)."""
+    if getattr(config, "position_biased_input", True) is False:
+        return None
+    for key in POSITION_KEYS:
+        value = getattr(config, key, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            if getattr(config, "model_type", None) in PADDING_OFFSET_TYPES:
+                value -= (getattr(config, "pad_token_id", None) or 0) + 1
+            return value, key
+    return None
+
+
+def check_max_length(spec: ModelSpec, max_length: int) -> None:
+    """Refuse a ``task.max_length`` beyond the model's positions, from its config alone (read
+    once per source and reused by the shape check and a random-weight build; no weights).
+
+    Raises:
+        ConfigError: ``task.max_length must be at most <limit>, the positions of model <name>
+            (<Config>.<attribute>), got <max_length>``.
+    """
+    config = spec._config()
+    limit = position_limit(config)
+    if limit is not None and max_length > limit[0]:
+        raise ConfigError(
+            f"task.max_length must be at most {limit[0]}, the positions of model "
+            f"{spec.pretrained or spec.asset} ({type(config).__name__}.{limit[1]}), "
+            f"got {max_length}"
+        )
 
 
 def load_classifier(
