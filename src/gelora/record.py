@@ -7,6 +7,7 @@ early (a failure, an interruption) still writes one, with the stages it reached 
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from dataclasses import asdict, dataclass, field, fields
@@ -16,19 +17,84 @@ from typing import Any
 from gelora.atomic import write_json_atomic
 
 STATUSES = ("running", "completed", "failed", "interrupted")
-SECRET_KEY = re.compile(r"api[_-]?key|token|secret|password|passwd|credential", re.IGNORECASE)
+REDACTED = "<redacted>"
+
+# Secret-looking key NAMES, matched as whole words: a key is split on ``_``, ``-``, ``.``, spaces
+# and camelCase (``AWSSecretAccessKey`` -> aws secret access key), so that ``task.cache_tokens``,
+# ``max_new_tokens``, ``tokenizer`` or ``key_padding`` are settings, kept in the record.
+_SECRET_WORDS = frozenset(
+    {"password", "passwd", "passphrase", "secret", "secrets", "credential", "credentials",
+     "creds", "auth", "oauth", "authorization", "bearer", "cookie", "cookies"}
+)  # fmt: skip
+# ``token`` is a credential alone or after one of these (``hf_token``, ``access_token``), not
+# after ``pad``, ``eos`` or ``max_new`` (a tokenizer's or a generation's setting).
+_TOKEN_KINDS = frozenset(
+    {"hf", "hub", "huggingface", "auth", "access", "api", "refresh", "id", "session", "bearer",
+     "github", "gh", "gitlab", "wandb", "openai", "personal", "private", "security", "jwt", "sas",
+     "slack", "bot", "client", "login", "user", "service"}
+)  # fmt: skip
+# ``key`` is a credential right after one of these (``api_key``, ``aws_access_key_id``), not alone
+# or after ``sort`` or ``cache``.
+_KEY_KINDS = frozenset(
+    {"api", "access", "secret", "private", "session", "signing", "encryption", "ssh", "auth",
+     "account", "master", "license", "subscription"}
+)  # fmt: skip
+_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+_FUSED = re.compile(r"(api|access|secret|private|session|auth|hf|bearer)(key|token)")  # apikey
+
+# Values that are credentials whatever their key: Hugging Face, OpenAI, AWS, GitHub, Slack tokens.
+SECRET_VALUE = re.compile(
+    r"\bhf_[A-Za-z0-9]{30,}\b"
+    r"|\bsk-[A-Za-z0-9_-]{20,}"
+    r"|\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"
+    r"|\bgh[pousr]_[A-Za-z0-9]{30,}\b"
+    r"|\bgithub_pat_[A-Za-z0-9_]{22,}"
+    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"
+)
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^/\s@]+(?=@)", re.I)
+
+
+def _words(key: str) -> list[str]:
+    words = []
+    for part in re.split(r"[^A-Za-z0-9]+", key):
+        for word in _WORD.findall(part):
+            fused = _FUSED.fullmatch(word.lower())
+            words.extend(fused.groups() if fused else [word.lower()])
+    return words
+
+
+def is_secret_key(key: Any) -> bool:
+    """Whether a config key names a credential: a word such as ``password``, ``secret``,
+    ``auth`` or ``credentials``, a ``token`` alone or of a credential kind (``hf_token``,
+    ``access_token``), or a ``key`` of one (``api_key``, ``aws_secret_access_key``)."""
+    words = _words(str(key))
+    if _SECRET_WORDS.intersection(words):
+        return True
+    if words and words[-1] == "token" and (len(words) == 1 or words[-2] in _TOKEN_KINDS):
+        return True
+    return any(a in _KEY_KINDS and b == "key" for a, b in itertools.pairwise(words))
+
+
+def _redact_value(value: str) -> str:
+    if SECRET_VALUE.search(value):
+        return REDACTED
+    return _URL_PASSWORD.sub(lambda m: m.group("head") + REDACTED, value)
 
 
 def redact_secrets(value: Any) -> Any:
-    """A copy of a config tree with the value of every secret-looking key replaced, so keys that
-    a user passed as overrides never reach ``results.json`` or an experiment logger."""
+    """A copy of a config tree with the value of every secret-looking key (``is_secret_key``)
+    replaced, and every string that looks like a credential (``SECRET_VALUE``; a password in a
+    URL) replaced whatever its key, so secrets a user passed as overrides never reach
+    ``results.json`` or an experiment logger."""
     if isinstance(value, dict):
         return {
-            k: "<redacted>" if SECRET_KEY.search(str(k)) and v is not None else redact_secrets(v)
+            k: REDACTED if is_secret_key(k) and v is not None else redact_secrets(v)
             for k, v in value.items()
         }
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [redact_secrets(v) for v in value]
+    if isinstance(value, str):
+        return _redact_value(value)
     return value
 
 
