@@ -22,7 +22,8 @@ from gelora.training.instruct_metrics import ResponseLoss, response_token_nll
 from tests.helpers import run_in_process
 
 RESULTS = Path(__file__).resolve().parents[1] / "experiments" / "results" / "instruct_cpu"
-TINY_DECODER = ["model=tiny_llama", "debug=tiny", "task.max_length=128"]
+# 64 tokens: the prompt fills them in a few examples of every split (dropped, and recorded)
+TINY_DECODER = ["model=tiny_llama", "debug=tiny", "task.max_length=64"]
 SMALL_EVAL = ["task.ifbench_prompts=4", "task.mt_bench_questions=2", "task.max_new_tokens=4"]
 
 
@@ -146,19 +147,40 @@ def test_batches_are_right_padded_with_masked_ignored_padding():
     assert batch["labels"].tolist() == [[IGNORE, 6, 7], [8, IGNORE, IGNORE]]
 
 
-def test_the_datamodule_masks_and_drops_rows_without_a_response_token(tokenizer):
+def test_the_datamodule_drops_rows_without_a_response_token_and_says_so(tokenizer, caplog):
     from gelora.data.instruction_data import InstructionSplit
     from gelora.data.instruction_datamodule import InstructionDataModule
     from gelora.data.task_data import TaskData
 
-    split = InstructionSplit(["Say hi.", "Say bye. " * 40], ["", ""], ["Hi!", "Bye!"])
-    task = TaskData("t", split, split, split, None, problem="instruction")
+    split = InstructionSplit(
+        ["Say hi.", "Say bye. " * 40, "Count."], ["", "", ""], ["Hi!", "Bye!", "1 2 3 " * 20]
+    )
+    task = TaskData("t", split, split, split, None, notes=["as loaded"], problem="instruction")
     data = InstructionDataModule(task, tokenizer, max_length=60, batch_size=2)
-    data.setup("fit")
-    assert len(data.rows["train"]) == 1 and data.dropped["train"] == 1
-    batch = next(iter(data.train_dataloader()))
-    labelled = batch["labels"][0][batch["labels"][0] != IGNORE]
-    assert tokenizer.decode(labelled) == "Hi!<|im_end|>"
+    with caplog.at_level("INFO", logger="gelora.data.instruction_datamodule"):
+        data.setup("fit")
+    assert len(data.rows["train"]) == 2 and data.dropped["train"] == 1
+    answers = [
+        tokenizer.decode(labels[labels != IGNORE])
+        for batch in data.train_dataloader()
+        for labels in batch["labels"]
+    ]
+    assert len(answers) == 2 and "Hi!<|im_end|>" in answers
+    # the task the run records is the rows used, and its notes say what max_length did
+    assert data.task.sizes() == {name: len(rows) for name, rows in data.rows.items()}
+    assert data.task.sizes() == {"train": 2, "validation": 2, "test": 2}
+    assert data.task.test.fingerprint() == split.subset([0, 2]).fingerprint()
+    dropped = (
+        "dropped 1 of 3 train, 1 of 3 validation, 1 of 3 test examples: task.max_length=60 "
+        "leaves no token of their response (the prompt fills it)"
+    )
+    cut = "task.max_length=60 cuts the response short in 1 of 2 train, 1 of 2 validation, "
+    cut += "1 of 2 test examples kept"
+    assert data.task.notes == ["as loaded", dropped, cut]
+    assert [r.getMessage() for r in caplog.records] == [dropped, cut]
+    whole = InstructionDataModule(task, tokenizer, max_length=1000)
+    whole.setup("fit")
+    assert whole.task is task  # nothing dropped or cut: the task as loaded
 
 
 # -- loss and perplexity ------------------------------------------------------------------------
@@ -483,6 +505,35 @@ def test_a_tiny_instruction_run_trains_tests_and_scores_ifbench(tuned_run):
     config = json.loads((out / "adapter" / "adapter_config.json").read_text())
     assert config["task_type"] == "CAUSAL_LM" and not config["modules_to_save"]
     assert results["trainable_params"] == results["trainable_adapter_params"]  # no head trains
+
+
+def test_the_record_counts_the_rows_trained_and_evaluated(tuned_run, tokenizer):
+    """Rows that max_length leaves without a response token are not trained or evaluated on,
+    and the record's sizes, row fingerprints and notes say so."""
+    from gelora.stages.task import load_task
+    from tests.helpers import compose_train
+
+    _, results = tuned_run
+    loaded = load_task(compose_train("task=alpaca_demo", *TINY_DECODER, "paths.output_dir=.").task)
+    used, dropped = {}, {}
+    for name, split in loaded.splits().items():
+        keep = [
+            i
+            for i, (text, response) in enumerate(zip(split.texts, split.outputs, strict=True))
+            if encode_chat(tokenizer, text, response, 64).n_response_tokens > 0
+        ]
+        used[name], dropped[name] = split.subset(keep), len(split) - len(keep)
+    assert all(dropped.values()), dropped  # the test needs some rows dropped in every split
+    assert results["task_sizes"] == {name: len(split) for name, split in used.items()}
+    for name in ("validation", "test"):
+        assert results["eval_rows"][name] == {
+            "rows": len(used[name]),
+            "sha256": used[name].fingerprint(),
+        }
+    counts = ", ".join(f"{dropped[n]} of {len(s)} {n}" for n, s in loaded.splits().items())
+    assert f"dropped {counts} examples: task.max_length=64 leaves no token" in " ".join(
+        results["task_notes"]
+    )
 
 
 def test_gelora_generate_writes_mt_bench_answers_for_a_run_and_for_the_base(tuned_run, tmp_path):

@@ -8,11 +8,17 @@ for ChatML templates): exactly what the model reads at generation time. Labels a
 response's end-of-turn token (a newline in ChatML); the response tokens and that end-of-turn token
 keep their ids, so the model learns to answer and to stop (Alpaca and TRL's completion-only
 training).
+
+An example whose prompt fills ``max_length`` keeps no response token and adds nothing to the
+loss: the datamodule drops it, and after ``setup`` its ``task`` holds the rows it trains and
+evaluates on, with notes saying how many rows of which split were dropped (and how many kept
+only the start of their response). The run records that task (sizes, notes, row fingerprints).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 
 import lightning as L
 import torch
@@ -24,6 +30,7 @@ from gelora.data.instruction_data import InstructionSplit
 from gelora.data.task_data import TaskData
 from gelora.errors import ConfigError
 
+log = logging.getLogger(__name__)
 IGNORE = -100  # the label Hugging Face's cross-entropy skips
 
 
@@ -45,6 +52,7 @@ class ChatExample:
 
     input_ids: list[int]
     labels: list[int]
+    response_cut: bool = False  # max_length cut response tokens away (some, or all)
 
     @property
     def n_response_tokens(self) -> int:
@@ -78,7 +86,8 @@ def encode_chat(
     else:
         answer_labels = list(answer)
     labels = [IGNORE] * len(prompt) + answer_labels
-    return ChatExample(whole[:max_length], labels[:max_length])
+    cut = any(label != IGNORE for label in labels[max_length:])
+    return ChatExample(whole[:max_length], labels[:max_length], response_cut=cut)
 
 
 class ChatRows(Dataset):
@@ -117,7 +126,8 @@ class InstructionDataModule(LengthBatchedLoaders, L.LightningDataModule):
     """Train/validation/test loaders of chat-formatted examples, length-grouped for training.
 
     Examples whose response is cut away entirely by ``max_length`` (a prompt that fills it) would
-    add nothing to the loss: they are dropped and counted (``dropped``, and a note in the log).
+    add nothing to the loss: ``setup`` drops them, counts them (``dropped``, per split), says so
+    in the log, and replaces ``task`` by the rows kept, with a note; the run records that task.
     """
 
     def __init__(
@@ -155,16 +165,55 @@ class InstructionDataModule(LengthBatchedLoaders, L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.rows:
             return
+        kept: dict[str, list[int]] = {}
+        cut: dict[str, int] = {}
         for name, split in self.task.splits().items():
             examples = self.encode(split)
-            kept = [e for e in examples if e.n_response_tokens > 0]
-            self.dropped[name] = len(examples) - len(kept)
-            if not kept:
+            kept[name] = [i for i, e in enumerate(examples) if e.n_response_tokens > 0]
+            self.dropped[name] = len(examples) - len(kept[name])
+            cut[name] = sum(examples[i].response_cut for i in kept[name])
+            if not kept[name]:
                 raise ConfigError(
                     f"task.max_length={self.max_length} leaves no response token in any {name} "
                     "example"
                 )
-            self.rows[name] = ChatRows(kept)
+            self.rows[name] = ChatRows([examples[i] for i in kept[name]])
+        self.task = self._rows_used(kept, cut)
+
+    def _rows_used(self, kept: dict[str, list[int]], cut: dict[str, int]) -> TaskData:
+        """The task without the dropped rows, with notes (also logged) on what ``max_length``
+        did; the task itself when it dropped and cut nothing."""
+        task, limit = self.task, f"task.max_length={self.max_length}"
+        splits = task.splits()
+        notes = []
+        if any(self.dropped.values()):
+            counts = ", ".join(
+                f"{n} of {len(splits[name])} {name}" for name, n in self.dropped.items() if n
+            )
+            notes.append(
+                f"dropped {counts} examples: {limit} leaves no token of their response "
+                "(the prompt fills it)"
+            )
+        if any(cut.values()):
+            counts = ", ".join(f"{n} of {len(kept[name])} {name}" for name, n in cut.items() if n)
+            notes.append(f"{limit} cuts the response short in {counts} examples kept")
+        for note in notes:
+            log.info(note)
+        if not notes:
+            return task
+
+        def used(name: str) -> InstructionSplit:
+            split = splits[name]
+            return split.subset(kept[name]) if self.dropped[name] else split
+
+        return replace(
+            task,
+            train=used("train"),
+            validation=used("validation"),
+            test=used("test"),
+            extra_tests={n: used(f"test_{n}") for n in task.extra_tests},
+            notes=[*task.notes, *notes],
+        )
 
     def encode(self, split: InstructionSplit) -> list[ChatExample]:
         return [
