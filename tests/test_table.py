@@ -709,3 +709,11 @@ def test_select_lr_refuses_two_data_sets_under_one_task_name(tmp_path, capsys):
         "lr_choice.lora.from_files would hold one rate for 2 columns (from_files(a.csv), "
         "from_files(b.csv)); select learning rates in separate sweeps"
     ) in capsys.readouterr().err
+
+
+def test_a_data_set_under_an_absolute_path_is_named_by_its_last_folder_and_file():
+    from gelora.reporting.sweep_runs import data_label
+
+    task = {"name": "from_files", "train_file": "/home/me/data/sst/train.csv", "test_file": None}
+    assert data_label(task) == "from_files(.../sst/train.csv)"  # no machine's folders in a table
+    assert data_label({"name": "rotten_tomatoes", "max_eval_samples": 100}) is None

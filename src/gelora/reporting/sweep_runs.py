@@ -149,7 +149,7 @@ def _short_path(value: str) -> str:
     """A data file as a column header shows it: as written when relative, the last two parts of
     an absolute path (which names the machine's folders more than the data)."""
     path = Path(value)
-    return value if not path.is_absolute() else "…/" + "/".join(path.parts[-2:])
+    return value if not path.is_absolute() else ".../" + "/".join(path.parts[-2:])
 
 
 def data_label(task_config: dict[str, Any] | None) -> str | None:
