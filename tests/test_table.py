@@ -625,6 +625,7 @@ def test_runs_scored_on_different_test_rows_are_never_pooled_in_one_cell(tmp_pat
         "rotten_tomatoes (2 row sets); no average, as it would count such a task more than once."
     )
     assert note in table
+    assert "Every completed run of a column was scored on the same test rows (sha256)." in table
     assert "| gelora | 3 | +2.00 |" in table  # every pair within its own column, none refused
     warning = (
         "gelora-table: warning: rotten_tomatoes was scored on 2 different test-row sets "

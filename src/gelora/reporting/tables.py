@@ -80,7 +80,7 @@ def test_rows_note(runs: Sequence[SweepRun]) -> str:
     ]
     bare = sum(r.test_rows is None for r in done)
     if not differing and not bare:
-        return "Every completed run of a task was scored on the same test rows (sha256)."
+        return "Every completed run of a column was scored on the same test rows (sha256)."
     notes = []
     if differing:
         notes.append("Test rows differ within " + ", ".join(differing) + ".")
