@@ -11,7 +11,7 @@ import lightning as L
 import torch
 import torch.distributed as dist
 from torchmetrics import MaxMetric, MeanMetric
-from transformers import PreTrainedModel, get_linear_schedule_with_warmup
+from transformers import PreTrainedModel
 
 from gelora.lora.inject import adapter_parameters, lora_layers
 from gelora.ranks.plan import RankPlan
@@ -104,6 +104,7 @@ class LoRAClassifierModule(L.LightningModule):
         self.val_best = MaxMetric()
         self.val_loss = MeanMetric()
         self.strict_loading = False  # checkpoints carry the trainable tensors only
+        self._total_steps: int | None = None  # set in on_train_start
         self._adapt = adapt
         self.plan_agreement: dict = {}
 
@@ -184,14 +185,32 @@ class LoRAClassifierModule(L.LightningModule):
         optimizer = torch.optim.AdamW(
             [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
         )
-        total_steps = int(self.trainer.estimated_stepping_batches)
-        scheduler = get_linear_schedule_with_warmup(
-            optimizer, int(self.warmup_ratio * total_steps), total_steps
-        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._warmup_then_decay)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+    def _warmup_then_decay(self, step: int) -> float:
+        """Linear warm-up over ``warmup_ratio`` of all steps, then linear decay to 0, as
+        ``transformers.get_linear_schedule_with_warmup``. The number of steps is read in
+        ``on_train_start``: asking Lightning for it in ``configure_optimizers`` sets up the
+        training loader before a resumed run's loader state is restored, and the resumed epoch
+        then starts over from its first batch."""
+        total = self._total_steps or 1
+        warmup = int(self.warmup_ratio * total)
+        if step < warmup:
+            return step / max(1, warmup)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    def on_train_start(self) -> None:
+        self._total_steps = int(self.trainer.estimated_stepping_batches)
+        for config in self.trainer.lr_scheduler_configs:  # the rates of the current step, again
+            scheduler = config.scheduler
+            groups = scheduler.optimizer.param_groups
+            for group, base_lr in zip(groups, scheduler.base_lrs, strict=True):
+                group["lr"] = base_lr * self._warmup_then_decay(scheduler.last_epoch)
+            scheduler._last_lr = [group["lr"] for group in groups]
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         trainable = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
