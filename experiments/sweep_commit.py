@@ -21,6 +21,7 @@ from pathlib import Path
 
 from gelora.atomic import write_json_atomic
 from gelora.record import RunRecord
+from gelora.run_folder import superseded
 
 
 def completed_jobs(sweep_dir: Path) -> list[Path]:
@@ -28,7 +29,7 @@ def completed_jobs(sweep_dir: Path) -> list[Path]:
     jobs = []
     for results in sorted(sweep_dir.rglob("results.json")):
         job = results.parent
-        if not (job / ".hydra").is_dir():
+        if not (job / ".hydra").is_dir() or superseded(job, sweep_dir):
             continue
         try:
             if RunRecord.read(results).status == "completed":

@@ -1,11 +1,25 @@
-"""Fault injection for the resilience tests: a callback that signals its own process."""
+"""Fault injection for the resilience tests: a callback that signals its own process.
+
+Each fault fires once per run folder (a marker file in it says it did), so the resumed run is
+given the very same command, ``+extra_callbacks.fault=...`` included: a resume must have the
+settings of the run it continues (``gelora.run_folder``).
+"""
 
 from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import lightning as L
+
+
+def _first_time(trainer: L.Trainer, name: str) -> bool:
+    marker = Path(trainer.default_root_dir) / f"fault-{name}.fired"
+    if marker.exists():
+        return False
+    marker.touch()
+    return True
 
 
 class SignalAtStep(L.Callback):
@@ -17,7 +31,7 @@ class SignalAtStep(L.Callback):
         self.signal = getattr(signal, signal_name)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step == self.step:
+        if trainer.global_step == self.step and _first_time(trainer, "signal"):
             os.kill(os.getpid(), self.signal)
 
 
@@ -26,4 +40,5 @@ class KillAtTestStart(L.Callback):
     before its record is written."""
 
     def on_test_start(self, trainer, pl_module) -> None:
-        os.kill(os.getpid(), signal.SIGKILL)
+        if _first_time(trainer, "test-start"):
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -230,10 +230,6 @@ def test_position_limits_of_the_architectures():
     assert position_limit(DebertaV2Config(position_biased_input=False)) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the pipeline to call gelora.models.check_max_length after load_task",
-)
 def test_a_run_with_a_max_length_beyond_the_models_positions_fails_naming_it(tmp_path):
     with pytest.raises(ConfigError, match=r"task\.max_length must be at most 512, .*got 100000"):
         run_in_process(tmp_path, "task.max_length=100000")

@@ -167,8 +167,11 @@ def test_a_failed_job_is_recorded_the_sweep_goes_on_and_resumes(tmp_path):
 
     again = sweep(tmp_path, *overrides)  # the same sweep_id: completed jobs are skipped
     assert again.returncode == 0, again.stderr[-4000:]
-    assert again.stdout.count("already completed, skipped") == 2
+    assert again.stdout.count("already holds this run, completed") == 2
     assert again.stderr.count("needs a budget") == 2  # the failed ones ran again
+    # Their first records were moved aside, not overwritten, and are in no table.
+    assert len(list(sweep_dir.rglob("superseded/*/results.json"))) == 2
+    assert len(load_runs(sweep_dir)) == 4
 
 
 def test_a_short_job_folder_is_its_overrides():

@@ -5,6 +5,7 @@ training -> results. ``run`` calls the stages of ``gelora.stages`` in that order
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import traceback
@@ -22,17 +23,25 @@ from gelora.atomic import write_json_atomic
 from gelora.config.build import build
 from gelora.config.checks import check_config
 from gelora.logs import route_library_logs_to_root
+from gelora.models import check_max_length
 from gelora.ranks.plan import RankPlan
-from gelora.record import RunRecord
 from gelora.reporting.plots import plot_id_profile, plot_rank_plan
-from gelora.stages.backbone import Backbone, load_backbone
+from gelora.run_folder import (
+    FolderClaim,
+    check_resumed_data,
+    check_writable,
+    claim_run_folder,
+    folder_lock,
+    run_settings,
+    save_hydra_files,
+)
+from gelora.stages.backbone import Backbone, load_backbone, model_spec
 from gelora.stages.fit import build_datamodule, fit_and_test, is_global_zero
 from gelora.stages.plan import (
     load_budget,
     load_method,
     load_scaling,
     make_plan,
-    resume_checkpoint,
 )
 from gelora.stages.profile import (
     EstimatorSettings,
@@ -43,17 +52,9 @@ from gelora.stages.profile import (
 )
 from gelora.stages.record import build_record
 from gelora.stages.task import load_task
+from gelora.training.run_state import RunStateCallback
 
 log = logging.getLogger(__name__)
-
-
-def completed_record(cfg: DictConfig) -> RunRecord | None:
-    """The run directory's record if it is a completed run, else ``None``."""
-    try:
-        record = RunRecord.read(Path(cfg.paths.output_dir) / "results.json")
-    except (OSError, ValueError, TypeError):
-        return None
-    return record if record.status == "completed" else None
 
 
 def _config_record(cfg: DictConfig) -> Any:
@@ -85,16 +86,53 @@ def run(cfg: DictConfig, variant: str | None = None) -> dict[str, Any]:
 
     ``variant`` names the table row this run belongs to (the ``method`` config, e.g.
     ``gelora_budget``); by default, the method's name.
+
+    The run folder holds one run (``gelora.run_folder``): a folder that already holds this
+    completed run is left as it is and its record returned; a conflict (another process, a
+    completed run or a checkpoint with other settings, a damaged checkpoint) raises
+    ``RunFolderError`` before anything is loaded or written.
     """
     route_library_logs_to_root()
     out_dir = Path(cfg.paths.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(out_dir)
+    global_zero = is_global_zero()
+    with folder_lock(out_dir) if global_zero else contextlib.nullcontext():
+        settings = run_settings(_config_record(cfg), variant)
+        claim = claim_run_folder(
+            out_dir,
+            settings,
+            resume=cfg.get("resume") is not False,
+            rerun=cfg.get("rerun") is True,
+            global_zero=global_zero,
+        )
+        if claim.completed is not None:
+            score = claim.completed.test_score
+            log.info(
+                "%s already holds this run, completed (test/%s = %s): nothing to do; "
+                "rerun=true runs it again and moves this one to superseded/",
+                out_dir,
+                claim.completed.metric,
+                "n/a" if score is None else f"{score:.4f}",
+            )
+            return claim.completed.to_dict()
+        if global_zero:
+            save_hydra_files(out_dir, cfg)
+        return _run_claimed(cfg, variant, out_dir, claim, settings)
+
+
+def _run_claimed(
+    cfg: DictConfig,
+    variant: str | None,
+    out_dir: Path,
+    claim: FolderClaim,
+    settings: dict[str, Any],
+) -> dict[str, Any]:
     log.info("run directory: %s", out_dir)
     started = time.perf_counter()
     reached: dict[str, Any] = {}  # the stage results so far, for the record
     status, error_text, trace = "running", None, None
     try:
-        _run_stages(cfg, out_dir, reached)
+        _run_stages(cfg, out_dir, reached, claim, settings)
         status = "completed"
     except BaseException as error:
         stopped = isinstance(error, (KeyboardInterrupt, SIGTERMException))
@@ -118,6 +156,7 @@ def run(cfg: DictConfig, variant: str | None = None) -> dict[str, Any]:
             metric_names=list(cfg.task.metrics),
             error=error_text,
             traceback=trace,
+            run_dir=out_dir,
             **reached,
         )
         if is_global_zero():  # one results.json per run, however many processes train it
@@ -127,7 +166,13 @@ def run(cfg: DictConfig, variant: str | None = None) -> dict[str, Any]:
     return record.to_dict()
 
 
-def _run_stages(cfg: DictConfig, out_dir: Path, reached: dict[str, Any]) -> None:
+def _run_stages(
+    cfg: DictConfig,
+    out_dir: Path,
+    reached: dict[str, Any],
+    claim: FolderClaim,
+    settings: dict[str, Any],
+) -> None:
     timings: dict[str, float] = {}
     reached["timings"] = timings
     check_config(cfg)
@@ -142,6 +187,9 @@ def _run_stages(cfg: DictConfig, out_dir: Path, reached: dict[str, Any]) -> None
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     task = reached["task"] = load_task(cfg.task)
+    check_max_length(model_spec(cfg.model, task), cfg.task.max_length)  # config only, no weights
+    data = {name: split.fingerprint() for name, split in task.splits().items()}
+    check_resumed_data(claim, data)
     sample = reached["sample"] = id_sample_size(cfg.estimator.n_samples, task)
     backbone = reached["backbone"] = load_backbone(cfg.model, task, budget, cfg.lora.dropout)
     tokens = cache_root() / "tokenized" if cfg.task.cache_tokens else None
@@ -161,6 +209,8 @@ def _run_stages(cfg: DictConfig, out_dir: Path, reached: dict[str, Any]) -> None
     datamodule.setup("fit")  # every split, tokenised once
     timings["tokenize_s"] = round(time.perf_counter() - started, 3)
     reached["token_cache"] = datamodule.token_cache_outcomes
+    # the rows used: an instruction task drops those max_length leaves no response token in
+    task = reached["task"] = datamodule.task
 
     def train_batches():
         return datamodule.train_dataloader()
@@ -171,13 +221,21 @@ def _run_stages(cfg: DictConfig, out_dir: Path, reached: dict[str, Any]) -> None
         profile.profile,
         budget,
         train_batches=train_batches,
-        resume_from=resume_checkpoint(out_dir, cfg.resume),
+        resume_from=claim.resume_from,
     )
     timings |= plan.timings
     if is_global_zero():
         write_plan_outputs(plan.plan, profile, backbone, task.name, out_dir)
     fit = reached["fit"] = fit_and_test(
-        cfg, method, backbone, task, datamodule, profile, plan, out_dir
+        cfg,
+        method,
+        backbone,
+        task,
+        datamodule,
+        profile,
+        plan,
+        out_dir,
+        run_state=RunStateCallback(settings, data),
     )
     timings |= {"fit_s": fit.fit_s, "test_s": fit.test_s, **(fit.benchmark_s or {})}
 

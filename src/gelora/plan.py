@@ -187,8 +187,9 @@ def plan_from_config(cfg: DictConfig, out_dir: Path) -> PlanRun:
     from gelora.config.build import build
     from gelora.config.checks import check_config
     from gelora.methods.ours import InjectedLoRA
+    from gelora.models import check_max_length
     from gelora.pipeline import write_plan_outputs
-    from gelora.stages.backbone import load_backbone
+    from gelora.stages.backbone import load_backbone, model_spec
     from gelora.stages.plan import load_budget, load_method, load_scaling
     from gelora.stages.profile import estimation_device
     from gelora.stages.task import load_task
@@ -203,6 +204,7 @@ def plan_from_config(cfg: DictConfig, out_dir: Path) -> PlanRun:
     budget = load_budget(cfg.get("budget"))
     seed_everything(cfg.seed, workers=True, verbose=False)  # as gelora-train: same random init
     task = load_task(cfg.task)
+    check_max_length(model_spec(cfg.model, task), cfg.task.max_length)  # before weights
     backbone = load_backbone(cfg.model, task, budget, cfg.lora.dropout)
     profile = estimate_profile(
         backbone,

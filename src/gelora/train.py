@@ -7,7 +7,9 @@ gelora-train -m experiment=table_cpu           # a sweep: every job under multir
 
 In a sweep (``-m``), a job that fails is recorded in its own ``results.json`` (status and
 traceback) and the sweep goes on; a job whose directory already holds a completed
-``results.json`` is skipped, so re-running a sweep with the same ``sweep_id`` resumes it.
+``results.json`` of the same settings is skipped, so re-running a sweep with the same
+``sweep_id`` resumes it, and a job whose folder holds a run of other settings is refused in one
+line, its files untouched (``gelora.run_folder``).
 
 Only Hydra and the config schemas are imported here: ``--help`` and tab completion stay fast.
 torch, Lightning and transformers are imported when a run starts.
@@ -59,16 +61,13 @@ def _variant() -> str | None:
 def main(cfg: DictConfig) -> float | None:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from gelora.pipeline import completed_record, run
+    from gelora.pipeline import run
 
     sweep = _in_sweep()
-    primary = f"test/{cfg.task.metrics[0]}"
+    primary = f"test/{cfg.task.metrics[0]}" if cfg.task.metrics else None
     if sweep:
         hydra_cfg = HydraConfig.get()
         log.info(job_line(hydra_cfg.job.num, hydra_cfg.overrides.task, Path(hydra_cfg.sweep.dir)))
-    if sweep and (done := completed_record(cfg)) is not None:
-        log.info("%s: already completed, skipped", cfg.paths.output_dir)
-        return (done.metrics or {}).get(primary)
     try:
         record = run(cfg, variant=_variant())
     except (ConfigError, AssetError) as error:
@@ -93,9 +92,11 @@ def plan_main(cfg: DictConfig) -> None:
     """``gelora-plan``: the ID profile and rank plan as a peft ``LoraConfig``, no training."""
     from gelora.logs import route_library_logs_to_root
     from gelora.plan import plan_from_config
+    from gelora.run_folder import save_hydra_files
 
     route_library_logs_to_root()
     try:
+        save_hydra_files(Path(cfg.paths.output_dir), cfg)
         plan_from_config(cfg, Path(cfg.paths.output_dir))
     except (ConfigError, AssetError) as error:
         log.error("gelora-plan: error: %s", error)
@@ -145,12 +146,36 @@ def help_text(overrides: list[str]) -> str:
     return HELP.format(groups=groups, config=OmegaConf.to_yaml(cfg))
 
 
+def output_root(arguments: list[str]) -> Path:
+    """Where Hydra will create this command's run (or sweep) folder, as far as the command line
+    says: ``hydra.run.dir`` (``hydra.sweep.dir`` with ``-m``), else under the working folder."""
+    sweep = "-m" in arguments or "--multirun" in arguments
+    key = "hydra.sweep.dir=" if sweep else "hydra.run.dir="
+    given = [a.split("=", 1)[1] for a in arguments if a.startswith(key)]
+    if given and "${" not in given[-1]:
+        return Path(given[-1].strip("'\""))
+    return Path.cwd() / ("multirun_outputs" if sweep else "outputs")
+
+
+def refuse_unusable_output(arguments: list[str], program: str) -> None:
+    """Exit with one line when the run folder cannot be created or written (Hydra would print
+    its own traceback, and exit 0)."""
+    from gelora.run_folder import RunFolderError, check_writable
+
+    try:
+        check_writable(output_root(arguments))
+    except RunFolderError as error:
+        print(f"{program}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
 def cli() -> None:
     """The console script: ``--help`` answered here, everything else by the Hydra app."""
     arguments = sys.argv[1:]
     if "--help" in arguments or "-h" in arguments:
         print(help_text([a for a in arguments if a not in ("--help", "-h")]))
         return
+    refuse_unusable_output(arguments, "gelora-train")
     main()
 
 
@@ -163,6 +188,7 @@ def plan_cli() -> None:
         return
     if not any(a.startswith("hydra.run.dir=") for a in arguments):
         sys.argv.append(PLAN_RUN_DIR)
+    refuse_unusable_output(arguments, "gelora-plan")
     plan_main()
 
 

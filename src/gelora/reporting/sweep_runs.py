@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from gelora.record import RunRecord
+from gelora.run_folder import superseded
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +275,11 @@ def load_sweep(sweep_dir: Path, rows: str = "method") -> Sweep:
     """
     if rows not in ("method", "overrides"):
         raise ValueError(f"rows must be 'method' or 'overrides', got {rows!r}")
-    jobs = sorted(p.parent.parent for p in sweep_dir.rglob(".hydra/config.yaml"))
+    jobs = sorted(
+        p.parent.parent
+        for p in sweep_dir.rglob(".hydra/config.yaml")
+        if not superseded(p, sweep_dir)  # older runs moved aside by a fresh run in their folder
+    )
     if not jobs:
         raise FileNotFoundError(f"no Hydra job directories (with .hydra/) under {sweep_dir}")
     runs, overrides, skipped = [], {}, []

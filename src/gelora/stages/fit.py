@@ -18,7 +18,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -43,6 +43,7 @@ from gelora.training.loggers import ModelSummaryToLog
 from gelora.training.metrics import metric_mode
 from gelora.training.module import LoRAClassifierModule
 from gelora.training.qa_module import LoRAQuestionAnsweringModule
+from gelora.training.run_state import RunFolderCheckpoint, RunStateCallback
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,13 @@ def checkpoint_step(path: str | Path) -> int:
     """The optimizer step a Lightning checkpoint was saved at (tensors and plain data only)."""
     # mmap: only the header and the small entries are read, not the saved weights
     return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+
+
+def saved_best_score(path: Path, state_key: str) -> float | None:
+    """The monitored score a best checkpoint was saved with (its own callback state)."""
+    saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    score = (saved.get("callbacks") or {}).get(state_key, {}).get("best_model_score")
+    return None if score is None else float(score)
 
 
 def is_global_zero() -> bool:
@@ -182,11 +190,14 @@ def fit_and_test(
     profile: ProfileResult,
     plan: PlanResult,
     out_dir: Path,
+    run_state: RunStateCallback | None = None,
 ) -> FitResult:
     """Train the planned adapters, test the best-validation checkpoint, export the adapter.
 
-    A run directory holding ``checkpoints/last.ckpt`` resumes from it (``plan.resumed_from``);
-    on SIGTERM, ``last.ckpt`` is written at the step Lightning stopped at, then the run ends.
+    A run directory holding ``checkpoints/last.ckpt`` resumes from it (``plan.resumed_from``,
+    checked by ``gelora.run_folder.claim_run_folder``); on SIGTERM, ``last.ckpt`` is written at
+    the step Lightning stopped at, then the run ends. ``run_state`` puts the run's settings and
+    the generators' states into every checkpoint (``gelora.training.run_state``).
     """
     resume_from = Path(plan.resumed_from["checkpoint"]) if plan.resumed_from else None
     loggers = build_loggers(cfg.get("logger"))
@@ -230,20 +241,22 @@ def fit_and_test(
         module = LoRAClassifierModule(
             backbone.model, num_labels=task.num_labels, problem=task.problem, **settings
         )
-    best = ModelCheckpoint(
+    best = RunFolderCheckpoint(
         dirpath=out_dir / "checkpoints",
         filename="best",
         monitor=f"val/{primary}",
         mode=metric_mode(primary),  # min for a loss
         save_top_k=1,
     )
-    periodic = ModelCheckpoint(  # last.ckpt every few steps: what a killed run resumes from
+    periodic = RunFolderCheckpoint(  # last.ckpt every few steps: what a killed run resumes from
         dirpath=out_dir / "checkpoints",
         save_top_k=0,
         save_last=True,
         every_n_train_steps=cfg.checkpoint_every_n_steps,
     )
     callbacks: list[L.Callback] = [best, periodic, ModelSummaryToLog(), *method.callbacks()]
+    if run_state is not None:
+        callbacks.append(run_state)
     if loggers:  # the learning rate per step: warm-up and decay on the dashboard
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     callbacks += [  # e.g. EarlyStopping, or fault injection in the tests
@@ -265,16 +278,16 @@ def fit_and_test(
         raise
     fit_s = round(time.perf_counter() - started, 3)
     fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    if best.best_model_score is not None:
-        # The tested checkpoint's own validation score, from the checkpoint callback, whose
-        # state a resume restores. The module's running best (val_best) starts afresh on resume,
-        # so a run resumed after its last step logged none and one resumed mid-way logged the
-        # best since the resume only.
-        fit_metrics[f"val/{primary}_best"] = float(best.best_model_score)
+    # The tested checkpoint is this folder's best.ckpt (a fresh run in a used folder moved older
+    # ones aside, ``gelora.run_folder``), and its validation score is the one saved inside it.
+    # Neither is taken from the callback's state: a resume restores the state saved with
+    # last.ckpt, which may predate the last best.ckpt (a run killed between the two), and the
+    # module's running best (val_best) starts afresh on resume.
+    best_file = out_dir / "checkpoints" / f"{best.filename}{best.FILE_EXTENSION}"
+    ckpt = str(best_file) if best_file.is_file() else None
+    if ckpt is not None and (score := saved_best_score(best_file, best.state_key)) is not None:
+        fit_metrics[f"val/{primary}_best"] = score
     started = time.perf_counter()
-    # The best checkpoint by its path: ``"best"`` makes Lightning warn that two ModelCheckpoint
-    # callbacks exist (the periodic last.ckpt is the other) before it picks the first one.
-    ckpt = best.best_model_path or None
     per_loader = trainer.test(
         module, datamodule=datamodule, ckpt_path=ckpt, verbose=False, weights_only=True
     )

@@ -69,12 +69,6 @@ def load_budget(budget_cfg: DictConfig | None) -> Budget | None:
         raise ConfigError(str(error)) from error
 
 
-def resume_checkpoint(out_dir: Path, resume: bool = True) -> Path | None:
-    """``<run dir>/checkpoints/last.ckpt`` when ``resume`` is on and a run left one, else None."""
-    path = out_dir / "checkpoints" / "last.ckpt"
-    return path if resume and path.is_file() else None
-
-
 def saved_rank_plan(checkpoint: Path) -> tuple[RankPlan, int]:
     """The rank plan a checkpoint was trained with, and its optimizer step (tensors and plain
     data only: ``weights_only=True`` refuses pickled objects)."""

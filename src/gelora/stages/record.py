@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from gelora.data.task_data import TaskData
@@ -32,10 +33,18 @@ def build_record(
     token_cache: dict[str, str] | None = None,
     error: str | None = None,
     traceback: str | None = None,
+    run_dir: Path | None = None,
 ) -> RunRecord:
-    """The record of a run that got as far as the stage results it is given."""
+    """The record of a run that got as far as the stage results it is given.
+
+    Paths into ``run_dir`` are written relative to it (``config.paths.output_dir`` is ``.``), so
+    a record names no folder of the machine that made it and stays true when the folder moves.
+    """
     found: dict[str, Any] = dict(identity)
     found |= {"method": method, "budget": budget, "config": redact_secrets(config)}
+    paths = found["config"].get("paths") if isinstance(found["config"], dict) else None
+    if run_dir is not None and isinstance(paths, dict) and "output_dir" in paths:
+        paths["output_dir"] = "."
     found["scaling"] = scaling
     found["variant"] = identity.get("variant") or method
     if task is not None:
@@ -91,4 +100,21 @@ def build_record(
             "environment": fit.environment,
         }
     found |= {"status": status, "timings": timings, "error": error, "traceback": traceback}
+    if run_dir is not None:
+        for key in ("resumed_from", "adapter_dir", "benchmarks"):
+            found[key] = relative_paths(found.get(key), run_dir)
     return RunRecord(**found)
+
+
+def relative_paths(value: Any, run_dir: Path) -> Any:
+    """``value`` with every string that is a path inside ``run_dir`` made relative to it."""
+    if isinstance(value, dict):
+        return {k: relative_paths(v, run_dir) for k, v in value.items()}
+    if isinstance(value, list):
+        return [relative_paths(v, run_dir) for v in value]
+    if isinstance(value, str) and Path(value).is_absolute():
+        try:
+            return Path(value).resolve().relative_to(Path(run_dir).resolve()).as_posix()
+        except ValueError:
+            return value
+    return value
