@@ -334,3 +334,16 @@ def test_claim_reads_a_record_without_settings_as_a_completed_run(tmp_path):
     assert claim.completed is not None
     with pytest.raises(RunFolderError, match="seed: 0 -> 1"):
         claim_run_folder(tmp_path, run_settings({"seed": 1}, None), resume=True)
+
+
+def test_hydra_files_are_written_with_secrets_redacted(tmp_path):
+    """gelora writes .hydra/ itself now, after claiming the folder: an override that is a secret
+    no longer lands in clear in overrides.yaml, config.yaml or hydra.yaml."""
+    proc = gelora_train(tmp_path, *B, "+wandb_api_key=hunter2-not-for-disk", "seed=3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    hydra_files = {p.name: p.read_text() for p in (tmp_path / ".hydra").glob("*.yaml")}
+    assert sorted(hydra_files) == ["config.yaml", "hydra.yaml", "overrides.yaml"]
+    for name, text in hydra_files.items():
+        assert "hunter2" not in text, name
+    assert "+wandb_api_key=<redacted>" in hydra_files["overrides.yaml"]
+    assert "seed=3" in hydra_files["overrides.yaml"]  # the rest as given

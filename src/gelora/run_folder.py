@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from gelora.errors import ConfigError
-from gelora.record import RunRecord, redact_secrets
+from gelora.record import REDACTED, RunRecord, is_secret_key, redact_secrets
 
 log = logging.getLogger(__name__)
 
@@ -319,28 +319,44 @@ def _completed_record(out_dir: Path) -> RunRecord | None:
 
 
 def save_hydra_files(out_dir: Path, job_config: Any) -> None:
-    """Hydra's ``.hydra/`` (config, hydra, overrides), written once the folder is claimed.
+    """Hydra's ``.hydra/`` (config, hydra, overrides), written once the folder is claimed, with
+    secrets redacted as in ``results.json`` (``gelora.record.redact_secrets``).
 
     ``conf/train.yaml`` sets ``hydra.output_subdir: null``, because Hydra would write them before
-    the app runs, over the files of a completed run that the app then declines to repeat.
-    ``job_config`` is the config the app was given (unresolved, without ``hydra``), as Hydra saves
-    it.
+    the app runs: over the files of a completed run that the app then declines to repeat, and
+    with any secret passed as an override in clear. ``job_config`` is the config the app was
+    given (unresolved, without ``hydra``), as Hydra saves it.
     """
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
     from gelora.atomic import atomic_file
+    from gelora.sweep_jobs import split_overrides
 
     if not HydraConfig.initialized():
         return
-    hydra_cfg = HydraConfig.get()
+    hydra_cfg = OmegaConf.to_container(HydraConfig.get(), resolve=False)
+    overrides = [redact_override(o) for o in hydra_cfg["overrides"]["task"]]
+    hydra_cfg["overrides"]["task"] = overrides
+    dirname = split_overrides(str(hydra_cfg["job"]["override_dirname"]))
+    hydra_cfg["job"]["override_dirname"] = ",".join(redact_override(o) for o in dirname)
     folder = out_dir / ".hydra"
     folder.mkdir(exist_ok=True)
     files = {
-        "config.yaml": job_config,
-        "hydra.yaml": OmegaConf.create({"hydra": hydra_cfg}),
-        "overrides.yaml": OmegaConf.create(list(hydra_cfg.overrides.task)),
+        "config.yaml": redact_secrets(OmegaConf.to_container(job_config, resolve=False)),
+        "hydra.yaml": {"hydra": hydra_cfg},
+        "overrides.yaml": overrides,
     }
     for name, node in files.items():
         with atomic_file(folder / name) as tmp:
-            OmegaConf.save(node, tmp)
+            OmegaConf.save(OmegaConf.create(node), tmp)
+
+
+def redact_override(override: str) -> str:
+    """A ``key=value`` command-line override with a secret value replaced (``redact_secrets``)."""
+    key, equals, value = override.partition("=")
+    if not equals:
+        return override
+    if is_secret_key(key.lstrip("+~")):
+        return f"{key}={REDACTED}"
+    return f"{key}={redact_secrets(value)}"
