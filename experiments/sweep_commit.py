@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from gelora.atomic import write_json_atomic
+from gelora.atomic import atomic_file, write_json_atomic
 from gelora.record import RunRecord
-from gelora.run_folder import superseded
+from gelora.run_folder import portable_hydra, superseded
 
 
 def completed_jobs(sweep_dir: Path) -> list[Path]:
@@ -37,6 +37,21 @@ def completed_jobs(sweep_dir: Path) -> list[Path]:
         except (OSError, ValueError):
             continue  # being written, or broken: the table reports it, git does not need it
     return jobs
+
+
+def make_portable(hydra_file: Path) -> bool:
+    """Rewrite a ``hydra.yaml`` or ``multirun.yaml`` without this machine's folders
+    (``gelora.run_folder.portable_hydra``); returns whether it changed."""
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.to_container(OmegaConf.load(hydra_file), resolve=False)
+    before = json.dumps(node, sort_keys=True)
+    portable_hydra(node.get("hydra") or {})
+    if json.dumps(node, sort_keys=True) == before:
+        return False
+    with atomic_file(hydra_file) as tmp:
+        OmegaConf.save(OmegaConf.create(node), tmp)
+    return True
 
 
 def strip_config(results: Path) -> None:
@@ -65,6 +80,7 @@ def commit_completed(sweep_dir: Path, label: str) -> int:
         strip_config(job / "results.json")
         paths += [str(job / "results.json"), *map(str, sorted((job / ".hydra").glob("*.yaml")))]
     if (sweep_dir / "multirun.yaml").exists():
+        make_portable(sweep_dir / "multirun.yaml")  # Hydra's, with this machine's folders
         paths.append(str(sweep_dir / "multirun.yaml"))
     root = Path(_git("rev-parse", "--show-toplevel", cwd=sweep_dir).stdout.strip())
     _git("add", "-f", "--", *paths, cwd=root)

@@ -75,6 +75,23 @@ def test_committed_tables_and_answers_hold_no_absolute_path():
     assert not found, "absolute paths in committed files:\n" + "\n".join(found[:20])
 
 
+def test_committed_hydra_files_hold_no_absolute_path():
+    """Hydra's own records (``.hydra/*.yaml``, ``multirun.yaml``) included: gelora writes them
+    portable now (``gelora.run_folder.portable_hydra``), and
+    ``experiments/portable_hydra_files.py`` rewrote the older ones."""
+    files = sorted(RESULTS.rglob("*.yaml"))
+    assert any(p.name == "hydra.yaml" for p in files) and any(
+        p.name == "multirun.yaml" for p in files
+    )
+    found = [
+        f"{path.relative_to(ROOT)}: {text[match.start() : match.start() + 80]}"
+        for path in files
+        for text in [path.read_text()]
+        for match in EMBEDDED.finditer(text)
+    ]
+    assert not found, "absolute paths in committed Hydra files:\n" + "\n".join(found[:20])
+
+
 def test_the_path_check_sees_what_it_must_and_only_that():
     record = {
         "adapter_dir": "adapter",

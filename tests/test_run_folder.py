@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from gelora.run_folder import (
     FolderClaim,
@@ -347,3 +348,8 @@ def test_hydra_files_are_written_with_secrets_redacted(tmp_path):
         assert "hunter2" not in text, name
     assert "+wandb_api_key=<redacted>" in hydra_files["overrides.yaml"]
     assert "seed=3" in hydra_files["overrides.yaml"]  # the rest as given
+    # ... and Hydra's runtime paths name no folder of this machine (hydra.run.dir stays as the
+    # command gave it; the sweeps under experiments/ give relative ones)
+    runtime = OmegaConf.load(tmp_path / ".hydra" / "hydra.yaml").hydra.runtime
+    assert runtime.output_dir == "." and runtime.cwd is None
+    assert all(not str(s.path or "").startswith("/") for s in runtime.config_sources)

@@ -335,7 +335,7 @@ def save_hydra_files(out_dir: Path, job_config: Any) -> None:
 
     if not HydraConfig.initialized():
         return
-    hydra_cfg = OmegaConf.to_container(HydraConfig.get(), resolve=False)
+    hydra_cfg = portable_hydra(OmegaConf.to_container(HydraConfig.get(), resolve=False))
     overrides = [redact_override(o) for o in hydra_cfg["overrides"]["task"]]
     hydra_cfg["overrides"]["task"] = overrides
     dirname = split_overrides(str(hydra_cfg["job"]["override_dirname"]))
@@ -350,6 +350,22 @@ def save_hydra_files(out_dir: Path, job_config: Any) -> None:
     for name, node in files.items():
         with atomic_file(folder / name) as tmp:
             OmegaConf.save(OmegaConf.create(node), tmp)
+
+
+def portable_hydra(hydra_cfg: dict[str, Any]) -> dict[str, Any]:
+    """Hydra's own record of a job (``hydra.yaml``'s ``hydra`` node, ``multirun.yaml``'s) with no
+    folder of the machine that ran it: ``runtime.output_dir`` is ``.`` (the run folder),
+    ``runtime.cwd`` and the config sources' file paths are ``None``. Changed in place and
+    returned."""
+    runtime = hydra_cfg.get("runtime") or {}
+    if str(runtime.get("output_dir", "")).startswith("/"):
+        runtime["output_dir"] = "."
+    if str(runtime.get("cwd", "")).startswith("/"):
+        runtime["cwd"] = None
+    for source in runtime.get("config_sources") or []:
+        if isinstance(source, dict) and str(source.get("path", "")).startswith("/"):
+            source["path"] = None
+    return hydra_cfg
 
 
 def redact_override(override: str) -> str:
