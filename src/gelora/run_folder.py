@@ -131,7 +131,8 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 def describe_differences(differences: list[str], limit: int = 4) -> str:
-    shown = "; ".join(differences[:limit])
+    """The first ``limit`` differences, config keys as a user types them (``trainer.max_steps``)."""
+    shown = "; ".join(d.removeprefix("config.") for d in differences[:limit])
     more = len(differences) - limit
     return shown + (f"; and {more} more" if more > 0 else "")
 
