@@ -17,12 +17,14 @@ from gelora.ranks.policies import (
     HeadOnlyPolicy,
     IDProportionalPolicy,
     MatchedUniformPolicy,
+    MeasuredIDs,
     RandomPolicy,
     RankPolicy,
     ShuffledPolicy,
     UniformPolicy,
     block_scores,
     gelora_block_ranks,
+    noise_aware_gaps,
 )
 from gelora.ranks.scaling import Scaling
 
@@ -33,6 +35,7 @@ __all__ = [
     "HeadOnlyPolicy",
     "IDProportionalPolicy",
     "MatchedUniformPolicy",
+    "MeasuredIDs",
     "RandomPolicy",
     "RankPlan",
     "RankPolicy",
@@ -45,5 +48,6 @@ __all__ = [
     "budget_from_config",
     "equivalent_uniform_rank",
     "gelora_block_ranks",
+    "noise_aware_gaps",
     "rank_unit",
 ]

@@ -8,6 +8,7 @@ adapter of rank ``r`` on an ``in -> out`` map costs ``r (in + out)`` (Hu et al. 
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -83,11 +84,15 @@ def budget_from_config(rank: int | None, params: int | None) -> Budget | None:
     return Budget(rank=rank, params=params)
 
 
+ALLOCATIONS = ("proportional", "waterfill")
+
+
 def allocate_ranks(
     targets: Sequence[TargetModule],
     n_params: int,
     scores: Sequence[float],
     minimum_ranks: Sequence[int] | None = None,
+    allocation: str = "proportional",
 ) -> list[int]:
     """Per-target ranks that spend ``n_params`` in proportion to ``scores``, deterministically.
 
@@ -99,9 +104,18 @@ def allocate_ranks(
     (ties to the earlier target) that still fit, until no target fits. So the result never
     exceeds the budget and misses it by less than ``rank_unit(targets)``.
 
+    ``allocation="waterfill"`` spends the same ``R`` another way (``scores`` are then checked but
+    not used): one rank at a time to the target of lowest current rank (ties to the earlier
+    target) among those whose next rank still fits, until none fits. The lowest ranks rise
+    first, so a budget well above the minimum ranks tends to a uniform plan; the stopping rule,
+    and so the miss of less than ``rank_unit(targets)``, is the proportional rule's.
+
     Raises:
-        ValueError: the minimum ranks alone exceed the budget, or scores are bad.
+        ValueError: the minimum ranks alone exceed the budget, scores are bad, or the
+            allocation is unknown.
     """
+    if allocation not in ALLOCATIONS:
+        raise ValueError(f"allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
     if not targets:
         raise ValueError("no target modules to adapt")
     if len(scores) != len(targets):
@@ -118,6 +132,8 @@ def allocate_ranks(
             f"the minimum ranks cost {n_params - remaining:,} parameters, "
             f"more than the budget of {n_params:,}"
         )
+    if allocation == "waterfill":
+        return _waterfill(ranks, costs, remaining)
     if sum(scores) == 0:
         scores = [1.0] * len(targets)  # nothing to prefer: share evenly
     weight = sum(s * c for s, c in zip(scores, costs, strict=True))
@@ -135,3 +151,20 @@ def allocate_ranks(
                 placed = True
         if not placed:
             return ranks
+
+
+def _waterfill(ranks: list[int], costs: Sequence[int], remaining: int) -> list[int]:
+    """``allocate_ranks``'s waterfill: the lowest rank that fits rises by one, until none fits.
+
+    A target whose next rank does not fit never will (the budget only shrinks), so it leaves
+    the queue for good.
+    """
+    queue = [(rank, j) for j, rank in enumerate(ranks)]
+    heapq.heapify(queue)
+    while queue:
+        rank, j = heapq.heappop(queue)
+        if costs[j] <= remaining:
+            ranks[j] = rank + 1
+            remaining -= costs[j]
+            heapq.heappush(queue, (rank + 1, j))
+    return ranks

@@ -17,6 +17,28 @@ from gelora.ranks.plan import RankPlan, TargetModule, within_block
 from gelora.ranks.scaling import Scaling
 
 BLOCK_SCORES = ("gap", "id", "uniform")
+REMAINDERS = (*BLOCK_SCORES, "waterfill")  # budgeted GeLoRA's ``score``: how the rest is shared
+
+
+class MeasuredIDs(list):
+    """A profile's IDs (a plain list of floats, the embeddings output first) that also carry
+    each layer's standard deviation over the resampled estimates, ``stds`` (``None`` when the
+    profile was not resampled: ``estimator.n_resamples`` 0).
+
+    Every policy reads it as the list it is; ``GeLoRAPolicy(noise_k > 0)`` also reads ``stds``.
+    """
+
+    def __init__(self, dims: Sequence[float], stds: Sequence[float | None] | None = None):
+        super().__init__(float(d) for d in dims)
+        if stds is not None and len(stds) != len(self):
+            raise ValueError(f"{len(stds)} ID standard deviations for {len(self)} layers")
+        known = stds is not None and all(s is not None for s in stds)
+        self.stds: tuple[float, ...] | None = tuple(float(s) for s in stds) if known else None
+
+    @classmethod
+    def of(cls, profile) -> MeasuredIDs:
+        """From an ``IDProfile`` (``gelora.geometry.id_profile``): its dimensions and stds."""
+        return cls(profile.dimensions, profile.stds)
 
 
 class RankPolicy(Protocol):
@@ -62,6 +84,32 @@ def gelora_block_ranks(intrinsic_dims: Sequence[float], offset: int = 1) -> list
         max(math.ceil(after - before), 0) + offset
         for before, after in itertools.pairwise(intrinsic_dims)
     ]
+
+
+def noise_aware_gaps(
+    intrinsic_dims: Sequence[float], stds: Sequence[float], k: float
+) -> tuple[list[float], list[int]]:
+    """The ID gaps ``g_i = d_{i+1} - d_i`` (block ``i``) that clear ``k`` standard deviations.
+
+    A gap counts, unchanged, only when ``g_i > k * sqrt(s_i^2 + s_{i+1}^2)``, ``s`` being each
+    layer's standard deviation over the resampled ID estimates; otherwise it counts as 0. The
+    gap's spread is taken as that of a difference of independent estimates: the resamples of
+    adjacent layers share their points, so this ignores their covariance (with the usual positive
+    correlation, it overstates the spread, and so errs towards calling a gap noise). ``k = 0``
+    keeps every positive gap: the paper's rule. Returns the gaps and the blocks whose positive
+    gap was set to 0.
+    """
+    kept, ignored = [], []
+    pairs = zip(itertools.pairwise(intrinsic_dims), itertools.pairwise(stds), strict=True)
+    for block, ((before, after), (s_before, s_after)) in enumerate(pairs):
+        gap = after - before
+        if gap > k * math.hypot(s_before, s_after):
+            kept.append(gap)
+        else:
+            kept.append(0.0)
+            if gap > 0:
+                ignored.append(block)
+    return kept, ignored
 
 
 def _checked_dims(intrinsic_dims: Sequence[float] | None, policy: str) -> list[float]:
@@ -113,14 +161,17 @@ def _budgeted_plan(
     scores_of_block: Sequence[float],
     scaling: Scaling,
     minimum_of_block: Sequence[int] | None = None,
+    allocation: str = "proportional",
+    notes: Sequence[str] = (),
 ) -> RankPlan:
-    """Spend ``budget`` over ``targets``: minimum ranks first, the rest by block score.
+    """Spend ``budget`` over ``targets``: minimum ranks first, the rest by block score (or, with
+    ``allocation="waterfill"``, lowest rank first: see ``allocate_ranks``).
 
     When the minimum ranks cost more than the budget, every target keeps one rank instead and the
     plan says so in its notes.
     """
     n_params = budget.n_params(targets)
-    notes = [f"budget: {budget.describe(targets)}"]
+    notes = [f"budget: {budget.describe(targets)}", *notes]
     minimum = [1] * len(targets)
     if minimum_of_block is not None:
         wanted = [max(minimum_of_block[t.block], 1) for t in targets]
@@ -130,9 +181,12 @@ def _budgeted_plan(
         else:
             notes.append(
                 f"the ID-gap lower bound costs {cost:,} parameters, more than the budget: "
-                "kept one rank per matrix and shared the rest by score"
+                "kept one rank per matrix and shared the rest by "
+                + ("score" if allocation == "proportional" else allocation)
             )
-    ranks = allocate_ranks(targets, n_params, [scores_of_block[t.block] for t in targets], minimum)
+    ranks = allocate_ranks(
+        targets, n_params, [scores_of_block[t.block] for t in targets], minimum, allocation
+    )
     return RankPlan.from_target_ranks(name, targets, ranks, scaling, notes=notes)
 
 
@@ -141,8 +195,27 @@ class GeLoRAPolicy:
 
     Without a budget, the paper's rule: every matrix of block ``i`` gets
     ``max(ceil(d_{i+1} - d_i), 0) + offset``. With a budget, that rule is the lower bound and the
-    rest of the budget is shared in proportion to ``score`` (see ``block_scores``) by
-    largest-remainder rounding (``allocate_ranks``).
+    rest of the budget is shared by ``score``:
+
+    - ``gap`` (the default), ``id``, ``uniform``: in proportion to the block's score (see
+      ``block_scores``: its positive ID gap, its output ID, or 1) by largest-remainder rounding
+      (``allocate_ranks``);
+    - ``waterfill``: one rank at a time to the lowest-ranked matrix (ties to the earlier target,
+      so to the earlier block), the bounds as the floor (``allocate_ranks(allocation=
+      "waterfill")``). A budget equal to the bounds' cost gives the bounds; a large one tends to
+      uniform LoRA lifted where the gaps ask for more. Issue 26: proportional sharing hands most
+      of a large budget to the one or two blocks of largest gap, so beyond the bound the gap's
+      noise decides where most parameters go; waterfill uses the gaps only as floors.
+
+    ``noise_k`` (0 in the paper, and by default) makes the gaps noise-aware (issue 26: with a few
+    hundred points, adjacent layers' IDs differ by about their own resampling error, so many
+    gaps, and the ranks they set, are noise). A gap counts only beyond ``noise_k`` standard
+    deviations of its resampled estimate (``noise_aware_gaps``); a gap within them counts as 0,
+    in the bound and in the ``gap`` score. It needs the profile's resampled spread
+    (``MeasuredIDs``, so ``estimator.n_resamples >= 2``).
+
+    Alphas follow the run's scaling rule (``gelora.ranks.scaling``; the paper holds
+    ``alpha / r = 32``, the ``gelora_paper`` method).
 
     Alphas follow the run's scaling rule (``gelora.ranks.scaling``; the paper holds
     ``alpha / r = 32``, the ``gelora_paper`` method).
@@ -151,13 +224,30 @@ class GeLoRAPolicy:
     name = "gelora"
     needs_intrinsic_dims = True
 
-    def __init__(self, offset: int = 1, score: str = "gap", scaling: Scaling | None = None):
+    def __init__(
+        self,
+        offset: int = 1,
+        score: str = "gap",
+        scaling: Scaling | None = None,
+        noise_k: float = 0.0,
+    ):
         if offset < 0:
             raise ValueError(f"rank_policy.offset must be >= 0, got {offset}")
-        block_scores([0.0, 0.0], score)  # validates the name
+        if score not in REMAINDERS:
+            raise ValueError(
+                f"rank_policy.score must be one of {', '.join(REMAINDERS)}, got {score!r}"
+            )
+        if (
+            isinstance(noise_k, bool)
+            or not isinstance(noise_k, int | float)
+            or not math.isfinite(noise_k)
+            or noise_k < 0
+        ):
+            raise ValueError(f"rank_policy.noise_k must be a finite number >= 0, got {noise_k!r}")
         self.offset = offset
         self.scaling = Scaling.of(scaling)
         self.score = score
+        self.noise_k = noise_k
 
     def plan(
         self,
@@ -166,18 +256,49 @@ class GeLoRAPolicy:
         budget: Budget | None = None,
     ) -> RankPlan:
         dims = _checked_dims(intrinsic_dims, self.name)
-        ranks = gelora_block_ranks(dims, self.offset)
+        if self.noise_k == 0:  # the paper's rule, untouched
+            ranks = gelora_block_ranks(dims, self.offset)
+            gaps, notes = None, []
+        else:
+            gaps, notes = self._noise_aware(dims, getattr(intrinsic_dims, "stds", None))
+            ranks = [max(math.ceil(gap), 0) + self.offset for gap in gaps]
         _check_blocks(targets, len(ranks), len(dims))
         if budget is None:
-            return RankPlan.from_ranks(self.name, targets, dict(enumerate(ranks)), self.scaling)
+            plan = RankPlan.from_ranks(self.name, targets, dict(enumerate(ranks)), self.scaling)
+            return RankPlan(plan.policy, plan.adapters, (*plan.notes, *notes)) if notes else plan
+        if self.score == "waterfill":
+            scores, allocation = block_scores(dims, "uniform"), "waterfill"  # scores unused
+        else:
+            scores, allocation = block_scores(dims, self.score), "proportional"
+            if gaps is not None and self.score == "gap":
+                scores = gaps
         return _budgeted_plan(
             self.name,
             targets,
             budget,
-            block_scores(dims, self.score),
+            scores,
             self.scaling,
             minimum_of_block=ranks,
+            allocation=allocation,
+            notes=notes,
         )
+
+    def _noise_aware(
+        self, dims: list[float], stds: Sequence[float] | None
+    ) -> tuple[list[float], list[str]]:
+        if stds is None:
+            raise ValueError(
+                f"rank_policy.noise_k={self.noise_k} needs each layer's ID spread over resamples: "
+                "set estimator.n_resamples to 2 or more (or rank_policy.noise_k=0)"
+            )
+        gaps, ignored = noise_aware_gaps(dims, stds, self.noise_k)
+        note = (
+            f"noise_k={self.noise_k}: the ID gaps of blocks {', '.join(map(str, ignored))} lie "
+            "within noise_k standard deviations of their resampled estimates and count as 0"
+            if ignored
+            else f"noise_k={self.noise_k}: every positive ID gap clears its noise"
+        )
+        return gaps, [note]
 
 
 class IDProportionalPolicy:

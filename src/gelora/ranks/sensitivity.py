@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from gelora.geometry.id_profile import IDProfile
 from gelora.ranks.budget import Budget
 from gelora.ranks.plan import RankPlan, TargetModule
-from gelora.ranks.policies import RankPolicy
+from gelora.ranks.policies import MeasuredIDs, RankPolicy
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,11 @@ def rank_sensitivity(
     if not resampled or not policy.needs_intrinsic_dims:
         return None
     main = plan.block_ranks(n_blocks)
-    all_ranks = [policy.plan(targets, dims, budget).block_ranks(n_blocks) for dims in resampled]
+    # Each resample is planned with the main profile's spread (what a noise-aware rule reads).
+    all_ranks = [
+        policy.plan(targets, MeasuredIDs(dims, profile.stds), budget).block_ranks(n_blocks)
+        for dims in resampled
+    ]
     every = [*all_ranks, main]
     return RankSensitivity(
         n_resamples=len(resampled),
