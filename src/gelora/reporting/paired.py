@@ -16,6 +16,25 @@ reported, never silently paired. Over the pairs (pooled over tasks and seeds) th
   ``scipy.stats.wilcoxon`` with zero differences dropped (its ``zero_method="wilcox"``); with
   fewer than ``MIN_WILCOXON_PAIRS`` non-zero differences the smallest two-sided p it can give is
   ``2 / 2**n >= 0.0625``, so no p is printed rather than one that can never be small;
+- a hierarchical (task, then seed) percentile bootstrap interval of the same mean
+  (``hierarchical_bootstrap_interval``): draw as many tasks as there are, with replacement, then
+  within each drawn task as many of its pairs as it has, with replacement; the statistic is the
+  mean over all drawn pairs, so its estimand is the point estimate's, the mean over all
+  (task, seed) pairs (each pair weighs the same; with equally many seeds per task, as in a
+  sweep's grid, that is also the mean of the task means). Tasks, not only seeds, are then a
+  source of variation, which the flat interval (pairs exchangeable) leaves out. The tables show
+  it by default once there are ``HIERARCHICAL_MIN_TASKS`` tasks or more;
+- the minimum detectable effect (``minimum_detectable_effect``) at ``POWER`` and two-sided
+  ``ALPHA``: ``(t_{1-alpha/2, n-1} + t_{power, n-1}) * sd / sqrt(n)``, with ``sd`` the pairs'
+  standard deviation (ddof 1) and Student's t quantiles with n - 1 degrees of freedom, the usual
+  approximation to the paired t-test's power (it treats pairs as independent, as the flat
+  interval does);
+- a verdict in words (``verdict``): ahead or behind when the 95% interval excludes zero;
+  "equivalent within +/-M" when a margin is given and the 90% interval lies inside [-M, +M]
+  (two one-sided tests at alpha 0.05, Schuirmann 1987); else no detectable difference, with the
+  MDE;
+- the noise floor (``noise_floor``): the reference against itself under another training seed,
+  pairing each (task, seed) run with the task's next seed, cyclically, on identical test rows;
 - wins, ties and losses of the method;
 - across the methods compared with one reference, Holm's step-down adjustment of their Wilcoxon
   p-values (``holm_adjusted``), since ten rows against one reference are ten tests.
@@ -31,6 +50,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -45,6 +65,11 @@ BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
 MIN_WILCOXON_PAIRS = 6  # below this, an exact two-sided p is never under 0.05 (2 / 2**5)
 TIE_POINTS = 1e-9  # differences (in points) this small are float noise: a tie
+HIERARCHICAL_MIN_TASKS = 3  # from this many tasks the task-then-seed interval is the one shown
+ALPHA = 0.05  # two-sided level of the MDE
+POWER = 0.80  # power of the MDE
+EQUIVALENCE_CONFIDENCE = 0.90  # TOST at alpha 0.05: the 90% interval inside the margin
+MIN_VERDICT_PAIRS = 3  # fewer pairs: no verdict (an interval of 1 or 2 pairs is their range)
 
 
 def plural(count: int, noun: str) -> str:
@@ -128,6 +153,7 @@ class Pair:
     reference_score: float
     direction: Direction = POINTS
     same_plan: bool = False  # both trained the same rank in every matrix (then a tie is no news)
+    best_at_last: bool | None = None  # the method's run: best validation at its last evaluation
 
     @property
     def difference(self) -> float:
@@ -175,12 +201,71 @@ class Comparison:
         return [p.difference for p in self.pairs]
 
     @property
+    def task_groups(self) -> list[list[float]]:
+        """The differences per task, tasks in first-seen order (the hierarchical bootstrap's
+        clusters)."""
+        groups: dict[str, list[float]] = {}
+        for pair in self.pairs:
+            groups.setdefault(pair.task, []).append(pair.difference)
+        return list(groups.values())
+
+    @property
     def mean_difference(self) -> float | None:
         return float(np.mean(self.differences)) if self.pairs else None
 
     @property
+    def sd(self) -> float | None:
+        """Standard deviation of the differences (ddof 1); None under 2 pairs."""
+        return float(np.std(self.differences, ddof=1)) if len(self.pairs) > 1 else None
+
+    @cached_property
     def interval(self) -> tuple[float, float] | None:
+        """The flat 95% interval (pairs resampled as exchangeable)."""
         return bootstrap_interval(self.differences) if self.pairs else None
+
+    @cached_property
+    def hierarchical_interval(self) -> tuple[float, float] | None:
+        """The 95% task-then-seed interval."""
+        return hierarchical_bootstrap_interval(self.task_groups) if self.pairs else None
+
+    def interval_shown(
+        self, hierarchical: bool, confidence: float = CONFIDENCE
+    ) -> tuple[float, float] | None:
+        """The hierarchical or the flat interval at ``confidence``."""
+        if not self.pairs:
+            return None
+        if confidence == CONFIDENCE:
+            return self.hierarchical_interval if hierarchical else self.interval
+        if hierarchical:
+            return hierarchical_bootstrap_interval(self.task_groups, confidence=confidence)
+        return bootstrap_interval(self.differences, confidence=confidence)
+
+    @property
+    def mde(self) -> float | None:
+        return minimum_detectable_effect(self.differences)
+
+    def verdict(self, hierarchical: bool, margin: float | None = None) -> str:
+        if len(self.pairs) < MIN_VERDICT_PAIRS:
+            return f"no verdict: only {plural(len(self.pairs), 'pair')}"
+        if self.wins_ties_losses[1] == len(self.pairs):
+            return "identical scores on every pair"
+        equivalence = None
+        if margin is not None:
+            equivalence = self.interval_shown(hierarchical, EQUIVALENCE_CONFIDENCE)
+        return verdict(
+            self.mean_difference,  # type: ignore[arg-type]
+            self.interval_shown(hierarchical),  # type: ignore[arg-type]
+            self.mde,
+            margin,
+            equivalence,
+        )
+
+    @property
+    def best_at_last(self) -> tuple[int, int]:
+        """Of the method's runs in these pairs that record it, how many had their best
+        validation at the last evaluation: (k, n)."""
+        known = [p.best_at_last for p in self.pairs if p.best_at_last is not None]
+        return sum(known), len(known)
 
     @property
     def wilcoxon(self) -> WilcoxonResult:
@@ -189,6 +274,12 @@ class Comparison:
     @property
     def wins_ties_losses(self) -> tuple[int, int, int]:
         return wins_ties_losses(self.differences)
+
+
+def _percentiles(means: np.ndarray, confidence: float) -> tuple[float, float]:
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 def bootstrap_interval(
@@ -204,9 +295,94 @@ def bootstrap_interval(
         raise ValueError("no differences to bootstrap")
     rng = np.random.default_rng(seed)
     means = values[rng.integers(0, values.size, size=(resamples, values.size))].mean(axis=1)
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
+    return _percentiles(means, confidence)
+
+
+def hierarchical_bootstrap_means(
+    groups: Sequence[Sequence[float]],
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> np.ndarray:
+    """Two-stage resampled means: per resample, draw ``len(groups)`` groups (tasks) with
+    replacement, then within each drawn group as many values (seeds) as it holds, with
+    replacement; the statistic is the mean over all values drawn (each pair weighs the same, as
+    in the pooled mean). Reproducible: ``numpy.random.default_rng(seed)``."""
+    arrays = [np.asarray(g, dtype=float) for g in groups if len(g)]
+    if not arrays:
+        raise ValueError("no differences to bootstrap")
+    sizes = np.array([a.size for a in arrays])
+    width = int(sizes.max())
+    padded = np.zeros((len(arrays), width))
+    for row, values in enumerate(arrays):
+        padded[row, : values.size] = values
+    rng = np.random.default_rng(seed)
+    drawn = rng.integers(0, len(arrays), size=(resamples, len(arrays)))  # tasks
+    counts = sizes[drawn]  # (resamples, tasks): the drawn task's number of pairs
+    within = np.floor(rng.random((resamples, len(arrays), width)) * counts[..., None])
+    values = padded[drawn[..., None], within.astype(int)]
+    used = np.arange(width) < counts[..., None]  # a task of fewer pairs draws fewer
+    return (values * used).sum(axis=(1, 2)) / counts.sum(axis=1)
+
+
+def hierarchical_bootstrap_interval(
+    groups: Sequence[Sequence[float]],
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float]:
+    """Percentile interval of ``hierarchical_bootstrap_means`` (tasks, then seeds within them;
+    Davison and Hinkley, *Bootstrap Methods and their Application*, 1997, sec. 3.8)."""
+    return _percentiles(hierarchical_bootstrap_means(groups, resamples, seed), confidence)
+
+
+def minimum_detectable_effect(
+    differences: Sequence[float], alpha: float = ALPHA, power: float = POWER
+) -> float | None:
+    """The smallest true mean difference a two-sided paired t-test at ``alpha`` detects with
+    probability ``power`` given these pairs' spread: ``(t_{1-alpha/2, n-1} + t_{power, n-1})
+    * sd / sqrt(n)``, sd with ddof 1; None under 2 pairs (no spread to go by)."""
+    n = len(differences)
+    if n < 2:
+        return None
+    from scipy.stats import t
+
+    sd = float(np.std(np.asarray(differences, dtype=float), ddof=1))
+    return float((t.ppf(1 - alpha / 2, n - 1) + t.ppf(power, n - 1)) * sd / np.sqrt(n))
+
+
+def equivalent(interval: tuple[float, float], margin: float) -> bool:
+    """Two one-sided tests (Schuirmann 1987): equivalence within +/-margin when the
+    (1 - 2 alpha) interval lies inside [-margin, +margin]."""
+    return -margin <= interval[0] and interval[1] <= margin
+
+
+def verdict(
+    mean: float,
+    interval: tuple[float, float],
+    mde: float | None,
+    margin: float | None = None,
+    equivalence_interval: tuple[float, float] | None = None,
+) -> str:
+    """What the statistics allow one to say of a row: ahead or behind by the mean, with the
+    95% interval, when that interval excludes zero; else, with ``margin``, equivalent when the
+    90% ``equivalence_interval`` lies inside [-margin, +margin]; else no detectable difference,
+    with the MDE (and, with a margin, that equivalence was not shown either)."""
+    low, high = interval
+    bounds = f"[{low:+.2f}, {high:+.2f}]"
+    if low > 0:
+        return f"ahead by {mean:.2f} {bounds}"
+    if high < 0:
+        return f"behind by {-mean:.2f} {bounds}"
+    if (
+        margin is not None
+        and equivalence_interval is not None
+        and equivalent(equivalence_interval, margin)
+    ):
+        return f"equivalent within +/-{margin:g}"
+    text = "no detectable difference (MDE " + (f"{mde:.2f})" if mde is not None else "n/a)")
+    if margin is not None:
+        text += f"; not shown equivalent within +/-{margin:g}"
+    return text
 
 
 def wilcoxon_test(differences: Sequence[float]) -> WilcoxonResult:
@@ -272,7 +448,10 @@ def pair_runs(
         else:
             mine_ranks, their_ranks = own[0].trained_ranks, other[0].trained_ranks
             same_plan = bool(mine_ranks) and mine_ranks == their_ranks
-            pairs.append(Pair(task, seed, own[0].score, other[0].score, direction, same_plan))
+            pairs.append(
+                Pair(task, seed, own[0].score, other[0].score, direction, same_plan,
+                     own[0].best_at_last)
+            )  # fmt: skip
     return pairs, refused
 
 
@@ -304,3 +483,33 @@ def unfingerprinted_pairs(comparisons: Sequence[Comparison], runs: Sequence[Swee
         for c in comparisons
         for p in c.pairs
     )
+
+
+def noise_floor(
+    runs: Sequence[SweepRun], reference: str, direction: Direction = POINTS
+) -> Comparison:
+    """The reference against itself under another training seed: within each task, the run of
+    seed s (sorted seeds s_1 < ... < s_k) is paired with that of the next seed, cyclically
+    (s_k with s_1; with two seeds, one pair), when both were scored on identical test rows;
+    the difference is the other seed's score minus this one's, signed as ``Pair.difference``.
+    Each task's cyclic differences sum to zero, so the mean is 0 by construction; what the row
+    shows is the spread: the intervals and the MDE of a difference that is only the seed.
+    Its ``best_at_last`` counts each reference run once (as the other seed of one pair)."""
+    mine = _by_task_seed(r for r in runs if r.method == reference)
+    tasks: dict[str, list[tuple[int | None, SweepRun]]] = {}
+    for (task, seed), own in mine.items():
+        if len(own) == 1:
+            tasks.setdefault(task, []).append((seed, own[0]))
+    pairs = []
+    for task, seeded in tasks.items():
+        seeded.sort(key=lambda item: (item[0] is None, item[0] or 0))
+        k = len(seeded)
+        links = [(i, (i + 1) % k) for i in range(k)] if k > 2 else [(0, 1)] if k == 2 else []
+        for i, j in links:
+            (seed, this), (_, other) = seeded[i], seeded[j]
+            if this.test_rows != other.test_rows:
+                continue
+            pairs.append(
+                Pair(task, seed, other.score, this.score, direction, False, other.best_at_last)
+            )  # type: ignore[arg-type]
+    return Comparison(f"{reference} vs itself (other seed)", reference, tuple(pairs))

@@ -1,26 +1,40 @@
 """Rendering ``gelora.reporting.paired``: "Paired differences versus <reference>" in markdown and
 LaTeX, one row per method over all (task, seed) pairs, then one cell per task.
 
-The caption says what was paired (identical test rows), how the interval and the p-value were
-computed, the LoRA scaling rule(s) of the runs, and which pairs were refused and why.
+The caption says what was paired (identical test rows), how the intervals, the MDE, the
+verdict and the p-value were computed, which interval is shown (the hierarchical one from
+``HIERARCHICAL_MIN_TASKS`` tasks), the LoRA scaling rule(s) of the runs, which pairs were refused
+or left out and why, and which rows may be under-trained. Under the methods' rows, the noise
+floor: the reference against itself under another seed (``gelora.reporting.paired.noise_floor``).
+``paired_csv`` writes the same rows as ``paired.csv``.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
+from gelora.atomic import write_text_atomic
 from gelora.reporting.paired import (
+    ALPHA,
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
     CONFIDENCE,
     DIFFERENT_TEST_ROWS,
+    EQUIVALENCE_CONFIDENCE,
+    HIERARCHICAL_MIN_TASKS,
+    MIN_VERDICT_PAIRS,
     MIN_WILCOXON_PAIRS,
+    POWER,
     Comparison,
     Direction,
     Refusal,
     compare,
     holm_adjusted,
+    noise_floor,
     plural,
     sweep_direction,
     unfingerprinted_pairs,
@@ -36,7 +50,17 @@ HEADER = [
     "Wilcoxon p",
     "Holm p",
     "wins/ties/losses",
+    "flat 95% CI",
+    "hierarchical 95% CI",
+    "MDE",
+    "verdict",
 ]
+CSV_FIELDS = [
+    "row", "pairs", "tasks", "mean_difference", "sd", "interval_shown", "ci95_low", "ci95_high",
+    "flat_ci95_low", "flat_ci95_high", "hierarchical_ci95_low", "hierarchical_ci95_high", "mde",
+    "wilcoxon_p", "holm_p", "wins", "ties", "losses", "verdict", "left_out_same_plan",
+    "best_at_last", "best_step_recorded",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -51,6 +75,13 @@ class PairedSection:
     refused: list[Refusal]
     caption: str
     direction: Direction
+    hierarchical: bool = False  # the interval shown: task-then-seed (else flat)
+    margin: float | None = None  # --margin: the equivalence margin, in the difference's unit
+    noise: Comparison | None = None  # the reference against itself under another seed
+    left_out: dict[str, int] = field(default_factory=dict)  # --differing-plans: same-plan pairs
+
+    def verdict(self, comparison: Comparison) -> str:
+        return comparison.verdict(self.hierarchical, self.margin)
 
 
 def refused_line(refused: Sequence[Refusal]) -> str | None:
@@ -82,49 +113,173 @@ def _other_refusals_line(refused: Sequence[Refusal]) -> str | None:
     return f"Also not paired: {'; '.join(others)}." if others else None
 
 
-def paired_section(runs: Sequence[SweepRun], reference: str) -> PairedSection:
+def under_trained_lines(comparisons: Sequence[Comparison]) -> list[str]:
+    """One line per row most of whose runs (more than half of those that record it) had their
+    best validation at the last evaluation: their scores may still have been rising."""
+    lines = []
+    for comparison in comparisons:
+        k, n = comparison.best_at_last
+        if n and 2 * k > n:
+            lines.append(
+                f"{comparison.method} may be under-trained: {k} of {plural(n, 'run')} had their "
+                "best validation at the last evaluation."
+            )
+    return lines
+
+
+def _interval_text(section_tasks: int, hierarchical: bool) -> str:
+    flat = (
+        f"flat: the pairs resampled as exchangeable ({BOOTSTRAP_RESAMPLES:,} resamples, numpy "
+        f"default_rng({BOOTSTRAP_SEED}))"
+    )
+    nested = (
+        "hierarchical: tasks resampled with replacement, then seeds within each drawn task, "
+        "the statistic the mean over all drawn pairs (the estimand of the mean difference: "
+        "every pair weighs the same)"
+    )
+    shown = "hierarchical" if hierarchical else "flat"
+    why = (
+        f"{plural(section_tasks, 'task')}; the hierarchical interval is shown from "
+        f"{HIERARCHICAL_MIN_TASKS} tasks"
+    )
+    return (
+        f"CI: {100 * CONFIDENCE:.0f}% percentile bootstrap intervals of the mean, {flat}, and "
+        f"{nested}; the 95% CI column is the {shown} one ({why}), and both are given."
+    )
+
+
+def _verdict_text(margin: float | None) -> str:
+    mde = (
+        f"MDE: the minimum detectable effect at {100 * POWER:.0f}% power, two-sided alpha "
+        f"{ALPHA:g}, (t_(1-alpha/2, n-1) + t_(power, n-1)) x SD / sqrt(n) over the n pairs "
+        "(SD with ddof 1)."
+    )
+    equivalence = (
+        f" equivalent within +/-{margin:g} when the {100 * EQUIVALENCE_CONFIDENCE:.0f}% interval "
+        f"(same kind) lies inside [-{margin:g}, +{margin:g}] (two one-sided tests, --margin);"
+        if margin is not None
+        else ""
+    )
+    return (
+        f"{mde} Verdict: ahead or behind by the mean difference when the shown 95% interval "
+        f"excludes 0;{equivalence} else no detectable difference, with the MDE (the MDE treats the "
+        f"pairs as independent, as the flat interval does); none under "
+        f"{plural(MIN_VERDICT_PAIRS, 'pair')}."
+    )
+
+
+def _noise_text(noise: Comparison | None, reference: str) -> str | None:
+    if noise is None:
+        return None
+    if not noise.pairs:
+        return f"No noise floor: no task has two seeds of {reference} on identical test rows."
+    return (
+        f"Noise floor ({noise.method}): {reference}'s run of each seed paired with its next seed "
+        "in the same task (cyclically; identical test rows), the same statistics; with three or "
+        "more seeds per task its mean is 0 by construction, its intervals and MDE show what a "
+        "difference that is only the training seed looks like. Cyclic pairs share runs, "
+        "so its Wilcoxon p is only indicative; it is not in the Holm adjustment."
+    )
+
+
+def _left_out_line(left_out: dict[str, int], totals: dict[str, int]) -> str | None:
+    if not totals:
+        return None
+    counts = ", ".join(f"{m} {left_out.get(m, 0)} of {totals[m]}" for m in totals)
+    return (
+        "--differing-plans: pairs whose two runs trained identical rank plans (equal ranks per "
+        f"matrix; AdaLoRA: its final ranks) left out: {counts}. The noise floor keeps all its "
+        "pairs (one method, one plan per task)."
+    )
+
+
+def paired_section(
+    runs: Sequence[SweepRun],
+    reference: str,
+    margin: float | None = None,
+    differing_plans: bool = False,
+) -> PairedSection:
     overall, per_task, refused = compare(runs, reference)
     direction = sweep_direction(runs)
+    same_plan = same_plan_line(overall)
+    left_out: dict[str, int] = {}
+    totals: dict[str, int] = {}
+    if differing_plans:
+        for comparison in overall:
+            totals[comparison.method] = len(comparison.pairs)
+            left_out[comparison.method] = sum(p.same_plan for p in comparison.pairs)
+        overall = [replace(c, pairs=tuple(p for p in c.pairs if not p.same_plan)) for c in overall]
+        per_task = {
+            key: replace(c, pairs=tuple(p for p in c.pairs if not p.same_plan))
+            for key, c in per_task.items()
+        }
+        same_plan = None
+    noise = noise_floor(runs, reference, direction)
+    paired_tasks = {p.task for c in overall for p in c.pairs}
+    hierarchical = len(paired_tasks) >= HIERARCHICAL_MIN_TASKS
     raw_p = [c.wilcoxon.p_value for c in overall]
     holm = dict(zip((c.method for c in overall), holm_adjusted(raw_p), strict=True))
     text = (
         f"Paired differences: {direction.describe_difference(reference)}, over the "
         "(task, seed) pairs on which both completed and were scored on identical test rows "
         "(equal sha256 of the test split's rows), pooled over tasks and seeds. "
-        f"CI: {100 * CONFIDENCE:.0f}% percentile bootstrap of the mean ({BOOTSTRAP_RESAMPLES:,} "
-        f"resamples of the pairs, numpy default_rng({BOOTSTRAP_SEED})). p: two-sided Wilcoxon "
+        f"{_interval_text(len(paired_tasks), hierarchical)} p: two-sided Wilcoxon "
         "signed-rank test (scipy.stats.wilcoxon, zero differences dropped), not given under "
         f"{MIN_WILCOXON_PAIRS} non-zero differences. Holm p: the Wilcoxon p-values adjusted "
         "for the methods compared with the same reference (Holm's step-down method, 1979, over "
         f"the {plural(sum(p is not None for p in raw_p), 'p-value')} "
-        f"given). {scaling_note(runs)}"
+        f"given). {_verdict_text(margin)} {scaling_note(runs)}"
     )
     bare = unfingerprinted_pairs(overall, runs)
     notes = [
-        same_plan_line(overall),
+        _noise_text(noise, reference),
+        same_plan,
+        _left_out_line(left_out, totals),
         refused_line(refused),
         _other_refusals_line(refused),
         f"{plural(bare, 'pair')} paired without a test-row fingerprint (older records)."
         if bare
         else None,
+        *under_trained_lines([*overall, replace(noise, method=f"{reference} (noise floor)")]),
     ]
     caption = " ".join([text, *(n for n in notes if n)])
     tasks = list(dict.fromkeys(r.task for r in runs))
-    return PairedSection(reference, tasks, overall, holm, per_task, refused, caption, direction)
+    return PairedSection(
+        reference, tasks, overall, holm, per_task, refused, caption, direction,
+        hierarchical, margin, noise, left_out,
+    )  # fmt: skip
 
 
-def _overall_cells(comparison: Comparison, holm_p: float | None) -> list[str]:
+def _interval_cell(interval: tuple[float, float] | None) -> str:
+    return "-" if interval is None else f"[{interval[0]:+.2f}, {interval[1]:+.2f}]"
+
+
+def _rows(section: PairedSection) -> list[tuple[Comparison, float | None]]:
+    """The methods' rows with their Holm p, then the noise floor (no Holm p)."""
+    rows = [(c, section.holm[c.method]) for c in section.overall]
+    if section.noise is not None and section.noise.pairs:
+        rows.append((section.noise, None))
+    return rows
+
+
+def _overall_cells(
+    section: PairedSection, comparison: Comparison, holm_p: float | None
+) -> list[str]:
     if not comparison.pairs:
-        return [comparison.method, "0", "-", "-", "-", "-", "-"]
-    low, high = comparison.interval
+        return [comparison.method, "0", *["-"] * (len(HEADER) - 2)]
+    mde = comparison.mde
     return [
         comparison.method,
         str(len(comparison.pairs)),
         f"{comparison.mean_difference:+.2f}",
-        f"[{low:+.2f}, {high:+.2f}]",
+        _interval_cell(comparison.interval_shown(section.hierarchical)),
         comparison.wilcoxon.text(),
         f"{holm_p:.3g}" if holm_p is not None else "-",
         "/".join(map(str, comparison.wins_ties_losses)),
+        _interval_cell(comparison.interval),
+        _interval_cell(comparison.hierarchical_interval),
+        f"{mde:.2f}" if mde is not None else "-",
+        section.verdict(comparison),
     ]
 
 
@@ -143,7 +298,7 @@ def paired_markdown(section: PairedSection) -> str:
         "|---|" + "---:|" * (len(HEADER) - 1),
     ]
     lines += [
-        "| " + " | ".join(_overall_cells(c, section.holm[c.method])) + " |" for c in section.overall
+        "| " + " | ".join(_overall_cells(section, c, holm_p)) + " |" for c, holm_p in _rows(section)
     ]
     lines += [
         "",
@@ -164,11 +319,25 @@ def paired_latex(section: PairedSection) -> str:
 
     lines = [
         f"% Paired differences versus {section.reference}",
-        r"\begin{tabular}{l r r r r r r}",
+        r"\begin{tabular}{l r r r r r r r r r l}",
         r"\toprule",
-        row(["Method", "Pairs", "Mean diff.", "95% CI", "Wilcoxon p", "Holm p", "W/T/L"]),
+        row(
+            [
+                "Method",
+                "Pairs",
+                "Mean diff.",
+                "95% CI",
+                "Wilcoxon p",
+                "Holm p",
+                "W/T/L",
+                "Flat 95% CI",
+                "Hier. 95% CI",
+                "MDE",
+                "Verdict",
+            ]
+        ),
         r"\midrule",
-        *(row(_overall_cells(c, section.holm[c.method])) for c in section.overall),
+        *(row(_overall_cells(section, c, holm_p)) for c, holm_p in _rows(section)),
         r"\bottomrule",
         r"\end{tabular}",
         "",
@@ -182,3 +351,45 @@ def paired_latex(section: PairedSection) -> str:
         lines.append(row([comparison.method, *cells]))
     lines += [r"\bottomrule", r"\end{tabular}", f"% {section.caption}"]
     return "\n".join(lines) + "\n"
+
+
+def paired_csv(section: PairedSection, path: Path) -> Path:
+    """The paired rows (the noise floor last) as CSV: both intervals, the MDE, the verdict, the
+    same-plan pairs left out and the runs best at their last evaluation."""
+    lines: list[dict[str, object]] = []
+    for comparison, holm_p in _rows(section):
+        flat, nested = comparison.interval, comparison.hierarchical_interval
+        shown = comparison.interval_shown(section.hierarchical)
+        wins, ties, losses = comparison.wins_ties_losses
+        at_last, recorded = comparison.best_at_last
+        lines.append({
+            "row": comparison.method,
+            "pairs": len(comparison.pairs),
+            "tasks": len(comparison.task_groups),
+            "mean_difference": comparison.mean_difference,
+            "sd": comparison.sd,
+            "interval_shown": "hierarchical" if section.hierarchical else "flat",
+            "ci95_low": shown[0] if shown else None,
+            "ci95_high": shown[1] if shown else None,
+            "flat_ci95_low": flat[0] if flat else None,
+            "flat_ci95_high": flat[1] if flat else None,
+            "hierarchical_ci95_low": nested[0] if nested else None,
+            "hierarchical_ci95_high": nested[1] if nested else None,
+            "mde": comparison.mde,
+            "wilcoxon_p": comparison.wilcoxon.p_value,
+            "holm_p": holm_p,
+            "wins": wins,
+            "ties": ties,
+            "losses": losses,
+            "verdict": section.verdict(comparison) if comparison.pairs else "",
+            "left_out_same_plan": section.left_out.get(comparison.method, 0),
+            "best_at_last": at_last,
+            "best_step_recorded": recorded,
+        })  # fmt: skip
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for line in lines:
+        writer.writerow({k: "" if v is None else v for k, v in line.items()})
+    write_text_atomic(path, buffer.getvalue())
+    return path

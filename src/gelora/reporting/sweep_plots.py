@@ -120,8 +120,9 @@ def plot_sweep(runs: Sequence[SweepRun], out: Path) -> list[Path]:
 
 def plot_paired_differences(section: PairedSection, path: Path) -> Path:
     """Each method against the reference (positive favours the method; points for a score, the
-    loss's units for a loss): the mean paired difference with its bootstrap
-    interval (black), and every (task, seed) pair's difference as a dot coloured by task.
+    loss's units for a loss): the mean paired difference with its bootstrap interval (black; the
+    one the table shows, hierarchical from three tasks), and every (task, seed) pair's
+    difference as a dot coloured by task.
 
     A forest plot: what a reader checks first is whether an interval crosses zero, and whether
     one task carries the mean."""
@@ -134,7 +135,7 @@ def plot_paired_differences(section: PairedSection, path: Path) -> Path:
             jitter = 0.22 * ((k * 0.618) % 1 - 0.5)  # spread, deterministic: no rng in a figure
             ax.plot(pair.difference, row + jitter, "o", ms=3.5, alpha=0.6,
                     color=colours[pair.task])  # fmt: skip
-        low, high = comparison.interval
+        low, high = comparison.interval_shown(section.hierarchical)
         mean = comparison.mean_difference
         ax.errorbar(mean, row, xerr=[[mean - low], [high - mean]], fmt="D", color="black",
                     capsize=4, ms=6, zorder=3)  # fmt: skip
@@ -142,7 +143,8 @@ def plot_paired_differences(section: PairedSection, path: Path) -> Path:
     ax.set_yticks(range(len(comparisons)), [c.method for c in comparisons])
     ax.invert_yaxis()
     ax.set_xlabel(section.direction.describe_difference(section.reference))
-    ax.set_title(f"Paired differences against {section.reference} (mean, 95% bootstrap CI)")
+    kind = "hierarchical" if section.hierarchical else "flat"
+    ax.set_title(f"Paired differences against {section.reference} (mean, {kind} 95% bootstrap CI)")
     handles = [plt.Line2D([], [], ls="none", marker="o", color=colours[t], label=t) for t in tasks]
     if handles:
         ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))

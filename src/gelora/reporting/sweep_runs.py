@@ -62,6 +62,16 @@ class SweepRun:
     task_name: str | None = None  # the task config's name (``lr_choice`` keys); ``task`` if None
     data: str | None = None  # a user's data set: its files (``data_label``); None: a named task
     test_row_count: int | None = None  # rows of the test split (``eval_rows``)
+    best_step: int | None = None  # optimizer step of the best validation (the tested checkpoint)
+    optimizer_steps: int | None = None  # optimizer steps trained
+
+    @property
+    def best_at_last(self) -> bool | None:
+        """Whether the best validation came at the last evaluation (``best_step`` equal to
+        ``optimizer_steps``: the score may still have been rising); None when not recorded."""
+        if self.best_step is None or self.optimizer_steps is None:
+            return None
+        return self.best_step >= self.optimizer_steps
 
 
 @dataclass(frozen=True)
@@ -228,6 +238,8 @@ def _run_from_record(job_dir: Path, job: JobIdentity, record: RunRecord) -> Swee
         block_ranks=record.block_ranks or [],
         intrinsic_dims=record.intrinsic_dims or [],
         trained_ranks=trained_ranks(record),
+        best_step=record.best_step,
+        optimizer_steps=record.optimizer_steps,
     )
 
 

@@ -1,16 +1,21 @@
 """``gelora-table``: a sweep directory -> paper-style tables, paired comparisons, a CSV, plots.
 
     gelora-table multirun_outputs/table_cpu/<sweep_id> [--out DIR] [--versus lora]
+        [--margin POINTS] [--differing-plans]
     gelora-table multirun_outputs/lr_sweep/<sweep_id> --select-lr lr_choice.yaml
     gelora-table multirun_outputs/table_cpu_budget/<sweep_id> --columns budget.rank
 
 Every job directory (one with ``.hydra/``) is one run (``gelora.reporting.sweep_runs``); the
 tables and CSV are ``gelora.reporting.tables``, the plots ``gelora.reporting.sweep_plots``.
-Writes ``table.md``, ``table.tex``, ``runs.csv``, ``id_profiles.png``, ``rank_plans.png``,
-``score_vs_params.png``, (when there are pairs) ``paired_differences.png`` and (with
+Writes ``table.md``, ``table.tex``, ``runs.csv``, (with a paired section) ``paired.csv``,
+``id_profiles.png``, ``rank_plans.png``, ``score_vs_params.png``, (when there are pairs)
+``paired_differences.png`` and (with
 ``--columns``, e.g. ``budget.rank``) ``curve.png`` into ``--out``
 (default: the sweep directory). ``table.md`` and ``table.tex`` end with the paired differences
-of every method versus ``--versus`` (``gelora.reporting.paired``). ``--select-lr`` instead
+of every method versus ``--versus`` (``gelora.reporting.paired``): both bootstrap intervals,
+the MDE, a verdict (with ``--margin``, equivalence by two one-sided tests) and the noise floor;
+``paired.csv`` holds the same rows. ``--differing-plans`` leaves out pairs trained on identical
+rank plans. ``--select-lr`` instead
 chooses each (method, task)'s learning rate by validation score and writes it as YAML
 (``gelora.reporting.lr_selection``).
 A sweep directory that is missing or holds no job is one line on stderr and exit status 2.
@@ -39,6 +44,7 @@ from gelora.reporting.lr_selection import (
 from gelora.reporting.paired import plural, sweep_direction
 from gelora.reporting.paired_tables import (
     PairedSection,
+    paired_csv,
     paired_latex,
     paired_markdown,
     paired_section,
@@ -109,6 +115,21 @@ def argument_parser() -> argparse.ArgumentParser:
         "is paired with it on (task, seed) and identical test rows",
     )
     parser.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        metavar="M",
+        help="equivalence margin of the paired differences, in their unit (points for a score): "
+        "a row whose 90%% interval lies inside [-M, +M] is called equivalent within +/-M "
+        "(two one-sided tests at alpha 0.05)",
+    )
+    parser.add_argument(
+        "--differing-plans",
+        action="store_true",
+        help="leave out of the paired differences the pairs whose two runs trained identical "
+        "rank plans (equal ranks per matrix); the caption says how many per row",
+    )
+    parser.add_argument(
         "--select-lr",
         type=Path,
         default=None,
@@ -171,18 +192,25 @@ def paired_texts(section: PairedSection | None, why_none: str) -> tuple[str, str
     return paired_markdown(section), paired_latex(section), refused_line(section.refused)
 
 
-def paired_or_reason(runs: Sequence[SweepRun], reference: str) -> tuple[PairedSection | None, str]:
+def paired_or_reason(
+    runs: Sequence[SweepRun],
+    reference: str,
+    margin: float | None = None,
+    differing_plans: bool = False,
+) -> tuple[PairedSection | None, str]:
     """The paired section, or None and one line saying why there is none."""
     if not any(r.method == reference for r in runs):
         return None, f"No paired differences: reference method {reference!r} is not in this sweep."
     try:
-        return paired_section(runs, reference), ""
+        return paired_section(runs, reference, margin, differing_plans), ""
     except ValueError as error:  # a metric of unknown direction
         return None, f"No paired differences: {error}."
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = argument_parser().parse_args(argv)
+    if args.margin is not None and not args.margin > 0:
+        fail(f"--margin must be a positive number, got {args.margin}")
     runs, skipped = _load(args.sweep_dir, args.rows)
     if args.columns is not None:
         try:
@@ -194,12 +222,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     out = args.out or args.sweep_dir
     out.mkdir(parents=True, exist_ok=True)
-    section, why_none = paired_or_reason(runs, args.versus)
+    section, why_none = paired_or_reason(runs, args.versus, args.margin, args.differing_plans)
     paired_md, paired_tex, refused = paired_texts(section, why_none)
     markdown = markdown_table(runs, skipped) + "\n" + paired_md
     write_text_atomic(out / "table.md", markdown)
     write_text_atomic(out / "table.tex", latex_table(runs, skipped) + "\n" + paired_tex)
     write_csv(runs, out / "runs.csv")
+    if section is not None:
+        paired_csv(section, out / "paired.csv")
     if not args.no_plots:
         from gelora.reporting.sweep_plots import plot_sweep
 
