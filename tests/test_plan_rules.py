@@ -227,12 +227,6 @@ def test_noise_k_without_resamples_is_one_line_naming_the_keys(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stages/plan.py passes profile.dimensions, a plain list: it must pass "
-    "gelora.ranks.MeasuredIDs.of(profile) for the policy to see the spread (outside "
-    "this change's paths)",
-)
 def test_a_tiny_run_with_noise_aware_gaps_records_the_rule(tmp_path):
     proc = gelora_train(
         tmp_path, *TINY, "rank_policy=gelora", "rank_policy.noise_k=1", "estimator.n_resamples=3"

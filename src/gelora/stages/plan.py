@@ -22,6 +22,7 @@ from gelora.geometry.id_profile import IDProfile
 from gelora.methods.base import Method, as_method
 from gelora.ranks.budget import Budget, budget_from_config
 from gelora.ranks.plan import RankPlan
+from gelora.ranks.policies import MeasuredIDs
 from gelora.ranks.scaling import Scaling, scaling_from_config
 from gelora.ranks.sensitivity import RankSensitivity, rank_sensitivity
 from gelora.reporting.console import format_rank_plan
@@ -106,7 +107,7 @@ def make_plan(
             method.prepare(backbone.model, train_batches, targets, budget)
             timings[method.prepare_timing] = round(time.perf_counter() - started, 3)
         try:
-            plan = method.plan(targets, profile.dimensions, budget)
+            plan = method.plan(targets, MeasuredIDs.of(profile), budget)  # IDs and stds
         except ValueError as error:
             raise ConfigError(f"rank_policy={method.name}: {error}") from error
     sensitivity = rank_sensitivity(method, targets, profile, plan, backbone.n_blocks, budget)
