@@ -103,6 +103,10 @@ CONFIG_CASES = [
         "estimator.sample_seed must be an integer in [0, 4294967295], got -1",
     ),
     (["task.metrics=[]"], "task.metrics must be a non-empty list of metric names, got []"),
+    (
+        ["estimator.n_resamples=0", "rank_policy.noise_k=1"],
+        "rank_policy.noise_k=1 needs estimator.n_resamples >= 2, got 0",
+    ),
     # The estimator is built from its config before any model loads, so its own arguments fail
     # first, not after the hidden states are computed.
     (["estimator.id.method=foo"], "estimator.id: method must be one of fit, mle, got 'foo'"),
@@ -133,7 +137,7 @@ EARLY_CASES = [case for case in CONFIG_CASES if case[0][-1].split("=")[0].lstrip
     "seed", "optimizer.lr", "optimizer.head_lr", "lora.dropout", "lora.scale",
     "trainer.gradient_clip_val", "task.split_seed", "estimator.sample_seed", "task.metrics",
     "estimator.id.method", "estimator.id.discard_fraction", "estimator.id.k",
-    "estimator.id.nonsense", "estimator.id.name", "estimator.id.fraction",
+    "estimator.id.nonsense", "estimator.id.name", "estimator.id.fraction", "rank_policy.noise_k",
 }]  # fmt: skip
 
 

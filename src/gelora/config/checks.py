@@ -170,6 +170,13 @@ def check_config(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> None:
     if unknown:
         raise ConfigError(f"task.metrics: {unknown[0]!r} is unknown; known: {', '.join(known)}")
     check_estimator(cfg.estimator.id)
+    noise_k = OmegaConf.select(cfg, "rank_policy.noise_k", default=None)
+    if _number(noise_k) and noise_k > 0 and (cfg.estimator.n_resamples or 0) < 2:
+        # noise-aware gaps read each layer's spread over resampled estimates (gelora.ranks)
+        raise ConfigError(
+            f"rank_policy.noise_k={noise_k} needs estimator.n_resamples >= 2, got "
+            f"{cfg.estimator.n_resamples}"
+        )
 
 
 def check_estimator(node: DictConfig, key: str = "estimator.id") -> Any:
