@@ -116,6 +116,8 @@ class RunRecord:
         budget_params: the budget in parameters on this model's targets.
         metric: the task's primary metric; ``metrics`` holds ``test/<m>``, ``val/<m>``,
             ``val/<m>_best`` for every metric of the task.
+        stopped_early: whether ``early_stopping.patience`` ended training before its step or
+            epoch cap (``best_step`` and ``optimizer_steps`` say where the best and the last were).
         method_summary: what a method adds (AdaLoRA: schedule, final ranks, budget history).
         distributed: the adapter fingerprint of every process, and where the plan came from.
         benchmarks: an instruction task's generation benchmarks: ``files`` (IFBench verdicts,
@@ -157,6 +159,7 @@ class RunRecord:
     metrics: dict[str, float] | None = None
     test_checkpoint: str | None = None
     optimizer_steps: int | None = None
+    stopped_early: bool | None = None
     best_step: int | None = None
     trainable_adapter_params: int | None = None
     trainable_params: int | None = None

@@ -68,6 +68,13 @@ RULES: tuple[Rule, ...] = (
     Rule("seed", _seed, SEED_RANGE),
     Rule("resume", lambda v: isinstance(v, bool), "must be true or false"),
     Rule("checkpoint_every_n_steps", _positive_int, "must be an integer >= 1"),
+    Rule("rerun", lambda v: isinstance(v, bool), "must be true or false"),
+    Rule("early_stopping.patience", _optional(_positive_int), "must be an integer >= 1 or null"),
+    Rule(
+        "early_stopping.min_delta",
+        lambda v: _number(v) and math.isfinite(v) and v >= 0,
+        "must be a finite number >= 0",
+    ),
     Rule("threads", _optional(_positive_int), "must be a positive integer or null"),
     Rule(
         "estimator.n_samples",

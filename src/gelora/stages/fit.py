@@ -18,7 +18,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -78,6 +78,7 @@ class FitResult:
     benchmark_s: dict[str, float] | None = None  # instruction tasks: ifbench_s, mt_bench_s
     benchmark_files: dict[str, str] | None = None
     benchmark_unscored: dict[str, int] | None = None
+    stopped_early: bool = False  # early_stopping.patience ran out before the step cap
 
 
 def checkpoint_step(path: str | Path) -> int:
@@ -247,6 +248,10 @@ def fit_and_test(
         monitor=f"val/{primary}",
         mode=metric_mode(primary),  # min for a loss
         save_top_k=1,
+        # after each validation, as EarlyStopping below: left to Lightning, an integer
+        # trainer.val_check_interval=1 (every batch) reads as 1.0 (once an epoch) and the best
+        # checkpoint would be saved at epoch ends only
+        save_on_train_epoch_end=False,
     )
     periodic = RunFolderCheckpoint(  # last.ckpt every few steps: what a killed run resumes from
         dirpath=out_dir / "checkpoints",
@@ -259,7 +264,20 @@ def fit_and_test(
         callbacks.append(run_state)
     if loggers:  # the learning rate per step: warm-up and decay on the dashboard
         callbacks.append(LearningRateMonitor(logging_interval="step"))
-    callbacks += [  # e.g. EarlyStopping, or fault injection in the tests
+    stopping = cfg.get("early_stopping") or {}
+    if stopping.get("patience"):  # until validation stops improving; trainer.max_steps caps it
+        callbacks.append(
+            EarlyStopping(
+                monitor=f"val/{primary}",
+                mode=metric_mode(primary),
+                patience=stopping.patience,
+                min_delta=stopping.get("min_delta") or 0.0,
+                # after each validation: Lightning's default reads trainer.val_check_interval=1
+                # (every batch) as 1.0 (once an epoch) and would check at epoch ends only
+                check_on_train_epoch_end=False,
+            )
+        )
+    callbacks += [  # e.g. fault injection in the tests
         build(node, f"extra_callbacks.{name}")
         for name, node in (cfg.get("extra_callbacks") or {}).items()
     ]
@@ -277,6 +295,11 @@ def fit_and_test(
         )
         raise
     fit_s = round(time.perf_counter() - started, 3)
+    stopped_early = any(  # patience ran out (else the step or epoch cap ended training); read
+        # now: testing a checkpoint restores the callbacks' states saved in it
+        isinstance(c, EarlyStopping) and c.wait_count >= c.patience
+        for c in trainer.callbacks
+    )
     fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     # The tested checkpoint is this folder's best.ckpt (a fresh run in a used folder moved older
     # ones aside, ``gelora.run_folder``), and its validation score is the one saved inside it.
@@ -317,6 +340,7 @@ def fit_and_test(
         metrics=metrics,
         test_checkpoint="best validation" if ckpt else "final",
         optimizer_steps=trainer.global_step,
+        stopped_early=stopped_early,
         best_step=checkpoint_step(ckpt) if ckpt else None,
         adapter_params=counts["adapter"],
         trainable_params=counts["trainable"],

@@ -85,6 +85,7 @@ def build_record(
             "metrics": fit.metrics,
             "test_checkpoint": fit.test_checkpoint,
             "optimizer_steps": fit.optimizer_steps,
+            "stopped_early": fit.stopped_early,
             "best_step": fit.best_step,
             "trainable_adapter_params": fit.adapter_params,
             "trainable_params": fit.trainable_params,

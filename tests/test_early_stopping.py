@@ -1,0 +1,45 @@
+"""Training until validation stops improving: ``early_stopping.patience`` evaluations without an
+improvement of ``val/<primary>`` stop a run before its step cap, and the record says so."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers import TINY, gelora_train, run_in_process
+
+LONG = ["trainer.max_steps=40", "trainer.max_epochs=20", "trainer.val_check_interval=1"]
+
+
+def test_patience_stops_a_run_before_its_step_cap_and_the_record_says_so(tmp_path):
+    # min_delta 1.0: no accuracy change can count as an improvement, so the run stops after the
+    # first evaluation and `patience` more, at step 1 + 2 = 3 of at most 40. The tested
+    # checkpoint is still the best validation score (no min_delta there).
+    results = run_in_process(
+        tmp_path, *TINY, *LONG, "early_stopping.patience=2", "early_stopping.min_delta=1.0"
+    )
+    assert results["status"] == "completed"
+    assert results["stopped_early"] is True
+    assert results["optimizer_steps"] == 3
+    assert 1 <= results["best_step"] <= 3
+
+
+def test_without_patience_the_step_cap_ends_the_run(tmp_path):
+    results = run_in_process(tmp_path, *TINY, "trainer.max_steps=5", "trainer.max_epochs=20")
+    assert results["stopped_early"] is False
+    assert results["optimizer_steps"] == 5
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("early_stopping.patience=0", "early_stopping.patience must be an integer >= 1 or null"),
+        ("early_stopping.min_delta=-1", "early_stopping.min_delta must be a finite number >= 0"),
+    ],
+)
+def test_bad_stopping_settings_are_one_line(tmp_path, override, message):
+    proc = gelora_train(tmp_path, *TINY, override)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert json.loads((tmp_path / "results.json").read_text())["status"] == "failed"
