@@ -81,17 +81,13 @@ class FitResult:
     stopped_early: bool = False  # early_stopping.patience ran out before the step cap
 
 
-def checkpoint_step(path: str | Path) -> int:
-    """The optimizer step a Lightning checkpoint was saved at (tensors and plain data only)."""
+def saved_best(path: Path, state_key: str) -> tuple[int, float | None]:
+    """The optimizer step a best checkpoint was saved at, and the monitored score it was saved
+    with (its own callback state), read once (tensors and plain data only)."""
     # mmap: only the header and the small entries are read, not the saved weights
-    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
-
-
-def saved_best_score(path: Path, state_key: str) -> float | None:
-    """The monitored score a best checkpoint was saved with (its own callback state)."""
     saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     score = (saved.get("callbacks") or {}).get(state_key, {}).get("best_model_score")
-    return None if score is None else float(score)
+    return int(saved["global_step"]), None if score is None else float(score)
 
 
 def is_global_zero() -> bool:
@@ -308,8 +304,9 @@ def fit_and_test(
     # module's running best (val_best) starts afresh on resume.
     best_file = out_dir / "checkpoints" / f"{best.filename}{best.FILE_EXTENSION}"
     ckpt = str(best_file) if best_file.is_file() else None
-    if ckpt is not None and (score := saved_best_score(best_file, best.state_key)) is not None:
-        fit_metrics[f"val/{primary}_best"] = score
+    best_step, best_score = saved_best(best_file, best.state_key) if ckpt else (None, None)
+    if best_score is not None:
+        fit_metrics[f"val/{primary}_best"] = best_score
     started = time.perf_counter()
     per_loader = trainer.test(
         module, datamodule=datamodule, ckpt_path=ckpt, verbose=False, weights_only=True
@@ -341,7 +338,7 @@ def fit_and_test(
         test_checkpoint="best validation" if ckpt else "final",
         optimizer_steps=trainer.global_step,
         stopped_early=stopped_early,
-        best_step=checkpoint_step(ckpt) if ckpt else None,
+        best_step=best_step,
         adapter_params=counts["adapter"],
         trainable_params=counts["trainable"],
         total_params=counts["total"],
