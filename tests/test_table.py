@@ -500,6 +500,113 @@ def test_the_grid_is_extended_by_half_decades_where_the_best_rate_is_its_largest
         extend.extension_overrides(sweep)
 
 
+def test_the_grid_is_extended_downward_where_the_best_rate_is_its_smallest(tmp_path):
+    extend = _extend_lr_grid()
+    steps = [3e-3]
+    for _ in range(4):
+        steps.append(extend.previous_rate(steps[-1]))
+    assert steps == [3e-3, 1e-3, 3e-4, 1e-4, 3e-5]
+    assert all(extend.previous_rate(extend.next_rate(lr)) == lr for lr in (1e-4, 3e-4, 1e-2))
+    sweep = tmp_path / "lr_grid"
+    grids = {
+        ("lora", "sst"): {3e-4: 0.9, 1e-3: 0.8, 3e-3: 0.7},  # bottom edge: extend to 1e-4
+        ("lora", "news"): {3e-4: 0.7, 1e-3: 0.8, 3e-3: 0.9},  # top edge: extend to 1e-2
+        ("gelora", "sst"): {3e-4: 0.7, 1e-3: 0.9, 3e-3: 0.8},  # inside: nothing
+        ("gelora", "news"): {1e-3: 0.9},  # one rate: no edge to speak of
+    }
+    for (method, task), grid in grids.items():
+        for lr, val in grid.items():
+            _job(sweep, method, task, 0, _completed(0.5, val=val, lr=lr), lr=lr)
+    assert sorted(extend.extension_overrides(sweep)) == [
+        "method=lora task=news optimizer.lr=0.01",
+        "method=lora task=sst optimizer.lr=0.0001",
+    ]
+    _job(sweep, "lora", "sst", 0, _completed(0.5, val=0.85, lr=1e-4), lr=1e-4)
+    assert extend.extension_overrides(sweep) == ["method=lora task=news optimizer.lr=0.01"]
+
+
+def test_both_edges_and_the_interior_of_a_grid(tmp_path, capsys):
+    from gelora.reporting.lr_selection import LrChoice, at_bottom_of_grid, at_top_of_grid, grid_edge
+
+    def choice(validation):
+        from gelora.reporting.lr_selection import choose_lr
+
+        return LrChoice("m", "t", validation, {}, choose_lr(validation))
+
+    bottom = choice({1e-4: 0.9, 1e-3: 0.8})
+    top = choice({1e-4: 0.8, 1e-3: 0.9})
+    inside = choice({1e-4: 0.8, 3e-4: 0.9, 1e-3: 0.8})
+    tie = choice({1e-4: 0.9, 1e-3: 0.9})  # ties go to the smaller rate: the bottom edge
+    alone = choice({1e-3: 0.9, 3e-3: None})  # one scored rate: neither edge
+    assert [grid_edge(c) for c in (bottom, top, inside, tie, alone)] == [
+        "bottom", "top", None, "bottom", None,
+    ]  # fmt: skip
+    assert at_bottom_of_grid(bottom) and not at_top_of_grid(bottom)
+    assert at_top_of_grid(top) and not at_bottom_of_grid(top)
+    # gelora-table --select-lr names both edges, each in its own line
+    sweep = tmp_path / "lr_sweep"
+    for task, grid in (("sst", {3e-4: 0.9, 1e-3: 0.8}), ("news", {3e-4: 0.8, 1e-3: 0.9})):
+        for lr, val in grid.items():
+            _job(sweep, "lora", task, 0, _completed(0.5, val=val, lr=lr), lr=lr)
+    main([str(sweep), "--select-lr", str(tmp_path / "lr.yaml")])
+    printed = capsys.readouterr().out.splitlines()
+    (low,) = [line for line in printed if line.startswith("At the bottom of the grid")]
+    (high,) = [line for line in printed if line.startswith("At the top of the grid")]
+    assert low.endswith(": lora/sst (0.0003).") and high.endswith(": lora/news (0.001).")
+
+
+def _budget_lr_job(root: Path, method: str, rank: int, lr: float, val: float) -> None:
+    """One job of a learning-rate grid that also sweeps budget.rank (budget_curve_lr.yaml)."""
+    job = _job(
+        root, method, "rt", 0, _completed(0.5, val=val, lr=lr), lr=lr,
+        name=f"budget.rank={rank},method={method},seed=0,task=rt",
+    )  # fmt: skip
+    saved = OmegaConf.load(job / ".hydra" / "config.yaml")
+    saved.budget = {"rank": rank, "params": None}
+    OmegaConf.save(saved, job / ".hydra" / "config.yaml")
+
+
+def test_a_grid_per_budget_chooses_a_rate_per_budget(tmp_path, capsys):
+    sweep = tmp_path / "budget_lr"
+    best = {("lora", 1): 3e-3, ("lora", 2): 1e-3, ("lora", 4): 3e-4, ("gelora_budget", 1): 1e-3,
+            ("gelora_budget", 2): 1e-3, ("gelora_budget", 4): 1e-3}  # fmt: skip
+    for (method, rank), chosen in best.items():
+        for lr in (3e-4, 1e-3, 3e-3):
+            _budget_lr_job(sweep, method, rank, lr, 0.9 if lr == chosen else 0.8)
+    out = tmp_path / "lr_choice.yaml"
+    # one rate per task would pool the ranks' scores: refused, naming the per-budget way
+    with pytest.raises(SystemExit):
+        main([str(sweep), "--select-lr", str(out)])
+    assert "3 runs of gelora_budget/rt at learning rate 0.0003 have seed 0" in (
+        capsys.readouterr().err
+    )
+    assert not out.exists()
+    main([str(sweep), "--columns", "budget.rank", "--select-lr", str(out)])
+    assert OmegaConf.to_container(OmegaConf.load(out)) == {
+        "lr_choice": {
+            "lora": {"rt": {"rank_1": 3e-3, "rank_2": 1e-3, "rank_4": 3e-4}},
+            "gelora_budget": {"rt": {"rank_1": 1e-3, "rank_2": 1e-3, "rank_4": 1e-3}},
+        }
+    }
+    printed = capsys.readouterr().out
+    assert "lora/rt budget.rank=4 (0.0003)" in printed  # bottom of its grid
+    assert "lora/rt budget.rank=1 (0.003)" in printed  # top of its grid
+    # the experiment config reads each budget's own rate
+    choice = OmegaConf.load(out)
+    for rank, lr in ((1, 3e-3), (2, 1e-3), (4, 3e-4)):
+        cfg = OmegaConf.merge(
+            choice,
+            {"budget": {"rank": rank}, "lr_choice_key": "rank_${budget.rank}"},
+            {"lr": "${lr_choice.lora.rt.${lr_choice_key}}"},
+        )
+        assert cfg.lr == lr
+    extend = _extend_lr_grid()
+    assert sorted(extend.extension_overrides(sweep, "budget.rank")) == [
+        "method=lora task=rt budget.rank=1 optimizer.lr=0.01",
+        "method=lora task=rt budget.rank=4 optimizer.lr=0.0001",
+    ]
+
+
 def _budget_sweep(root: Path) -> Path:
     """lora and gelora_budget at budget.rank 1, 2, 4 on one task, 3 seeds; gelora_budget is
     +2 points at rank 1, level at rank 2, -1 at rank 4 on every seed."""

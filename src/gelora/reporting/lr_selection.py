@@ -14,6 +14,13 @@ The choice is written as YAML an experiment config reads with
 (``SweepRun.task_name``). Where one name holds several table columns (two of a user's data sets,
 both ``from_files``; one task on two test-row sets) that key could hold only one of their rates,
 so the selection stops and says so.
+
+A grid that also sweeps a setting, selected with ``gelora-table --columns budget.rank
+--select-lr``, is a grid per value: each budget gets its own rate, written one level deeper,
+``lr_choice.<method>.<task>.rank_<r>`` (``column_key``), for a budget curve that trains each
+budget at its own rate (conf/experiment/budget_curve_lr.yaml, budget_curve.yaml). A rate chosen
+at either edge of its grid (the largest or the smallest rate run) is named below the table:
+a rate past it might score higher (``experiments/extend_lr_grid.py`` prints the next step).
 """
 
 from __future__ import annotations
@@ -45,16 +52,59 @@ class LrChoice:
     unfinished: int = 0  # runs still without a record (running, or killed): choose after them
     unscored: int = 0  # completed runs whose record has no validation score: rerun them
     task_name: str | None = None  # the task config's name: the key in lr_choice; ``task`` if None
+    column: str | None = None  # with ``columns`` (a grid per budget): the value, as text
+    column_key: str | None = None  # its key under the task in lr_choice: ``rank_2``
 
     @property
     def key(self) -> str:
         return self.task_name or self.task
 
+    @property
+    def path(self) -> str:
+        """Where the choice sits in the YAML: ``lr_choice.<method>.<task>[.<column key>]``."""
+        tail = f".{self.column_key}" if self.column_key is not None else ""
+        return f"lr_choice.{self.method}.{self.key}{tail}"
+
+
+def column_key(columns: str, value: str) -> str:
+    """The key a choice per value of ``columns`` sits under, below its task: the key's last part
+    and the value, ``budget.rank`` = 2 -> ``rank_2``. An experiment config reads it as
+    ``lr_choice_key: rank_${budget.rank}`` and ``${lr_choice.<method>.<task>.${lr_choice_key}}``
+    (conf/experiment/budget_curve.yaml)."""
+    key = f"{columns.rsplit('.', 1)[-1]}_{value}"
+    if not PLAIN_YAML_KEY.fullmatch(key):
+        raise ValueError(
+            f"{columns}={value} gives the lr_choice key {key!r}, which an interpolation cannot "
+            "name; select learning rates per value of a key with plain values (budget.rank)"
+        )
+    return key
+
+
+def _scored(choice: LrChoice) -> list[float]:
+    return [lr for lr, score in choice.validation.items() if score is not None]
+
 
 def at_top_of_grid(choice: LrChoice) -> bool:
     """The chosen rate is the largest of two or more scored rates: a larger one might do better."""
-    scored = [lr for lr, score in choice.validation.items() if score is not None]
+    scored = _scored(choice)
     return choice.chosen is not None and len(scored) > 1 and choice.chosen == max(scored)
+
+
+def at_bottom_of_grid(choice: LrChoice) -> bool:
+    """The chosen rate is the smallest of two or more scored rates: a smaller one might do
+    better."""
+    scored = _scored(choice)
+    return choice.chosen is not None and len(scored) > 1 and choice.chosen == min(scored)
+
+
+def grid_edge(choice: LrChoice) -> str | None:
+    """``"top"`` or ``"bottom"`` when the chosen rate is at that edge of the rates scored, else
+    None (inside the grid, or a single rate: no edge to speak of)."""
+    if at_top_of_grid(choice):
+        return "top"
+    if at_bottom_of_grid(choice):
+        return "bottom"
+    return None
 
 
 def top_of_grid_line(choices: Sequence[LrChoice]) -> str | None:
@@ -65,6 +115,17 @@ def top_of_grid_line(choices: Sequence[LrChoice]) -> str | None:
     return (
         f"At the top of the grid (a larger rate might score higher; extend the grid there before "
         f"the table runs): {', '.join(edge)}."
+    )
+
+
+def bottom_of_grid_line(choices: Sequence[LrChoice]) -> str | None:
+    """One line naming the (method, task) cells whose best rate is the grid's smallest."""
+    edge = [f"{c.method}/{c.task} ({_lr_text(c.chosen)})" for c in choices if at_bottom_of_grid(c)]
+    if not edge:
+        return None
+    return (
+        f"At the bottom of the grid (a smaller rate might score higher; extend the grid there "
+        f"before the table runs): {', '.join(edge)}."
     )
 
 
@@ -95,10 +156,16 @@ def choose_lr(validation: dict[float, float | None], direction: Direction = POIN
     return max(scored, key=lambda item: (item[0], -item[1]))[1] if scored else None
 
 
-def choose_lrs(runs: Sequence[SweepRun]) -> list[LrChoice]:
+def choose_lrs(runs: Sequence[SweepRun], columns: str | None = None) -> list[LrChoice]:
     """A choice per (method, task) with at least one run that records its learning rate.
 
-    ``ValueError`` when a task config's name (the key in ``lr_choice``) holds several columns."""
+    ``columns``: the key the runs' columns were split by (``sweep_runs.split_by_column``, e.g.
+    ``budget.rank``): each value is its own grid, and its choice is keyed by the value below the
+    task (``lr_choice.<method>.<task>.rank_<r>``, ``column_key``), so that a budget curve runs
+    each budget at its own rate.
+
+    ``ValueError`` when a task config's name (the key in ``lr_choice``) holds several columns
+    (other than the values of ``columns``)."""
     direction = sweep_direction(runs)
     with_lr = [r for r in runs if r.lr is not None]
     choices = []
@@ -119,22 +186,45 @@ def choose_lrs(runs: Sequence[SweepRun]) -> list[LrChoice]:
             unfinished = sum(r.status in ("missing", "running") for r in mine)
             unscored = sum(r.status == "completed" and r.val_score is None for r in mine)
             chosen = choose_lr(validation, direction)
-            name = mine[0].task_name
-            choices.append(
-                LrChoice(method, task, validation, seeds, chosen, unfinished, unscored, name)
-            )
+            value = mine[0].column if columns is not None else None
+            choice = LrChoice(
+                method, task, validation, seeds, chosen, unfinished, unscored,
+                task_name=mine[0].task_name,
+                column=value,
+                column_key=column_key(columns, value) if columns and value is not None else None,
+            )  # fmt: skip
+            choices.append(choice)
     _check_one_column_per_key(choices)
+    _check_one_run_per_seed(with_lr)
     return choices
 
 
+def _check_one_run_per_seed(runs: Sequence[SweepRun]) -> None:
+    """Two runs of one (method, column, rate, seed) differ in a setting the selection does not
+    see (a grid that also sweeps ``budget.rank``): their mean would pool two settings' scores."""
+    seen: dict[tuple, int] = {}
+    for run in runs:
+        if run.seed is not None:
+            key = (run.method, run.task, run.lr, run.seed)
+            seen[key] = seen.get(key, 0) + 1
+    doubled = [(m, t, lr, seed, n) for (m, t, lr, seed), n in seen.items() if n > 1]
+    if doubled:
+        method, task, lr, seed, n = doubled[0]
+        raise ValueError(
+            f"{n} runs of {method}/{task} at learning rate {_lr_text(lr)} have seed {seed}: "
+            "they differ in another setting the grid sweeps (a budget?), and one rate would "
+            "pool them; select a rate per value with --columns KEY (e.g. budget.rank)"
+        )
+
+
 def _check_one_column_per_key(choices: Sequence[LrChoice]) -> None:
-    columns: dict[tuple[str, str], list[str]] = {}
+    columns: dict[str, list[str]] = {}
     for choice in choices:
-        columns.setdefault((choice.method, choice.key), []).append(choice.task)
-    for (method, key), tasks in columns.items():
+        columns.setdefault(choice.path, []).append(choice.task)
+    for path, tasks in columns.items():
         if len(tasks) > 1:
             raise ValueError(
-                f"lr_choice.{method}.{key} would hold one rate for {len(tasks)} columns "
+                f"{path} would hold one rate for {len(tasks)} columns "
                 f"({', '.join(tasks)}); select learning rates in separate sweeps"
             )
 
@@ -179,8 +269,8 @@ def selection_markdown(choices: Sequence[LrChoice], runs: Sequence[SweepRun]) ->
         f"{shown} (val/<metric>_best, {over}) per learning rate; bold: chosen "
         f"({best} validation score, ties to the smaller learning rate). Test scores not read."
     )
-    edge = top_of_grid_line(choices)
-    return "\n".join(lines) + f"\n\n{rule}\n" + (f"\n{edge}\n" if edge else "")
+    edges = [line for line in (top_of_grid_line(choices), bottom_of_grid_line(choices)) if line]
+    return "\n".join(lines) + f"\n\n{rule}\n" + "".join(f"\n{line}\n" for line in edges)
 
 
 def _yaml_key(name: str) -> str:
@@ -205,5 +295,11 @@ def lr_choice_yaml(choices: Sequence[LrChoice], sweep_dir: Path | str) -> str:
         chosen = [c for c in choices if c.method == method and c.chosen is not None]
         if chosen:
             lines.append(f"  {_yaml_key(method)}:")
-            lines += [f"    {_yaml_key(c.key)}: {yaml_float(c.chosen)}" for c in chosen]
+        for key in dict.fromkeys(c.key for c in chosen):
+            mine = [c for c in chosen if c.key == key]
+            if mine[0].column_key is None:  # one rate per task
+                lines += [f"    {_yaml_key(key)}: {yaml_float(c.chosen)}" for c in mine]
+                continue
+            lines.append(f"    {_yaml_key(key)}:")  # one rate per value of the columns' key
+            lines += [f"      {c.column_key}: {yaml_float(c.chosen)}" for c in mine]
     return "\n".join(lines) + "\n"

@@ -136,7 +136,8 @@ def argument_parser() -> argparse.ArgumentParser:
         metavar="OUT.yaml",
         help="for a sweep over optimizer.lr: choose each (method, task)'s learning rate by "
         "validation score (never test), print every lr's score and write the choice as "
-        "lr_choice.<method>.<task> to OUT.yaml; no tables or figures are written",
+        "lr_choice.<method>.<task> to OUT.yaml (with --columns budget.rank: a rate per budget, "
+        "lr_choice.<method>.<task>.rank_<r>); no tables or figures are written",
     )
     return parser
 
@@ -166,9 +167,11 @@ def _load(sweep_dir: Path, rows: str) -> tuple[list[SweepRun], list[SkippedJob]]
     return sweep.runs, sweep.skipped
 
 
-def select_lr(runs: Sequence[SweepRun], sweep_dir: Path, out: Path) -> None:
+def select_lr(
+    runs: Sequence[SweepRun], sweep_dir: Path, out: Path, columns: str | None = None
+) -> None:
     try:
-        choices = choose_lrs(runs)
+        choices = choose_lrs(runs, columns)
     except ValueError as error:
         fail(str(error))
     if (why := grid_not_ready(choices)) is not None:
@@ -218,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         except ValueError as error:
             fail(str(error))
     if args.select_lr is not None:
-        select_lr(runs, args.sweep_dir, args.select_lr)
+        select_lr(runs, args.sweep_dir, args.select_lr, args.columns)
         return
     out = args.out or args.sweep_dir
     out.mkdir(parents=True, exist_ok=True)
