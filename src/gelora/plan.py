@@ -25,6 +25,12 @@ from torch import nn
 from gelora.data.task_data import Split, TaskData
 from gelora.errors import ConfigError
 from gelora.methods.base import AdaptSettings, Method
+from gelora.plan_compare import (
+    Comparison,
+    compare_plans,
+    format_comparison,
+    write_comparison,
+)
 from gelora.ranks.budget import Budget
 from gelora.ranks.plan import RankPlan
 from gelora.stages.backbone import Backbone
@@ -174,49 +180,92 @@ class PlanRun:
     lora_config_dir: Path
 
 
+class PlanStages:
+    """The stages of ``gelora-train`` up to the plan, for one config or several: the task, the
+    backbone and the ID profile of a config are kept for the next config that shares them (the
+    variants of ``gelora-plan --compare`` differ in a key or two)."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, TaskData] = {}
+        self._backbones: dict[str, Backbone] = {}
+        self._profiles: dict[str, ProfileResult] = {}
+
+    def plan(self, cfg: DictConfig) -> tuple[ProfileResult, PlanResult, Backbone, TaskData]:
+        """Check ``cfg``, then the profile and plan it asks for (no files written).
+
+        Raises:
+            ConfigError: a bad setting, or a method that is not a rank plan in LoRA layers
+                (AdaLoRA and EVA bring their own adapters or initial weights: use gelora-train).
+        """
+        from lightning import seed_everything
+
+        from gelora.assets import cache_root
+        from gelora.config.build import build
+        from gelora.config.checks import check_config
+        from gelora.methods.ours import InjectedLoRA
+        from gelora.models import check_max_length
+        from gelora.stages.backbone import load_backbone, model_spec
+        from gelora.stages.plan import load_budget, load_method, load_scaling
+        from gelora.stages.profile import estimation_device
+        from gelora.stages.task import load_task
+
+        check_config(cfg)
+        method: Method = load_method(cfg.rank_policy, load_scaling(cfg.get("lora")))
+        if type(method) is not InjectedLoRA:
+            raise ConfigError(
+                f"rank_policy={method.name} brings its own adapters or initial weights, which a "
+                "LoraConfig cannot hold: use gelora-train, or peft's own support for it"
+            )
+        budget = load_budget(cfg.get("budget"))
+        task_key = _key(cfg, "task")
+        if task_key not in self._tasks:
+            self._tasks[task_key] = load_task(cfg.task)
+        task = self._tasks[task_key]
+        backbone_key = _key(cfg, "task", "model", "budget", "lora", "seed")
+        if backbone_key not in self._backbones:
+            seed_everything(cfg.seed, workers=True, verbose=False)  # as gelora-train: same init
+            check_max_length(model_spec(cfg.model, task), cfg.task.max_length)  # before weights
+            self._backbones[backbone_key] = load_backbone(cfg.model, task, budget, cfg.lora.dropout)
+        backbone = self._backbones[backbone_key]
+        profile_key = _key(cfg, "task", "model", "estimator", "trainer.accelerator")
+        if profile_key not in self._profiles:
+            self._profiles[profile_key] = estimate_profile(
+                backbone,
+                task,
+                EstimatorSettings.from_config(cfg.estimator),
+                build(cfg.estimator.id, "estimator.id"),
+                id_sample_size(cfg.estimator.n_samples, task),
+                max_length=cfg.task.max_length,
+                device=estimation_device(cfg.trainer.accelerator),
+                cache_dir=cache_root() / "id_profiles" if cfg.estimator.cache else None,
+            )
+        profile = self._profiles[profile_key]
+        plan = make_plan(method, backbone, profile.profile, budget, train_batches=_no_batches)
+        return profile, plan, backbone, task
+
+
+def _key(cfg: DictConfig, *keys: str) -> str:
+    """The resolved values of ``keys`` in ``cfg``, as one string: what a kept stage depends on."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    def resolved(key: str):
+        node = OmegaConf.select(cfg, key)
+        return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+    return json.dumps({key: resolved(key) for key in keys}, sort_keys=True, default=str)
+
+
 def plan_from_config(cfg: DictConfig, out_dir: Path) -> PlanRun:
     """``gelora-plan``: the stages of ``gelora-train`` up to the plan, then the peft config.
 
     Raises:
-        ConfigError: a bad setting, or a method that is not a rank plan in LoRA layers
-            (AdaLoRA and EVA bring their own adapters or initial weights: use gelora-train).
+        ConfigError: a bad setting, or a method that is not a rank plan in LoRA layers.
     """
-    from lightning import seed_everything
-
-    from gelora.assets import cache_root
-    from gelora.config.build import build
-    from gelora.config.checks import check_config
-    from gelora.methods.ours import InjectedLoRA
-    from gelora.models import check_max_length
     from gelora.pipeline import write_plan_outputs
-    from gelora.stages.backbone import load_backbone, model_spec
-    from gelora.stages.plan import load_budget, load_method, load_scaling
-    from gelora.stages.profile import estimation_device
-    from gelora.stages.task import load_task
 
-    check_config(cfg)
-    method: Method = load_method(cfg.rank_policy, load_scaling(cfg.get("lora")))
-    if type(method) is not InjectedLoRA:
-        raise ConfigError(
-            f"rank_policy={method.name} brings its own adapters or initial weights, which a "
-            "LoraConfig cannot hold: use gelora-train, or peft's own support for it"
-        )
-    budget = load_budget(cfg.get("budget"))
-    seed_everything(cfg.seed, workers=True, verbose=False)  # as gelora-train: same random init
-    task = load_task(cfg.task)
-    check_max_length(model_spec(cfg.model, task), cfg.task.max_length)  # before weights
-    backbone = load_backbone(cfg.model, task, budget, cfg.lora.dropout)
-    profile = estimate_profile(
-        backbone,
-        task,
-        EstimatorSettings.from_config(cfg.estimator),
-        build(cfg.estimator.id, "estimator.id"),
-        id_sample_size(cfg.estimator.n_samples, task),
-        max_length=cfg.task.max_length,
-        device=estimation_device(cfg.trainer.accelerator),
-        cache_dir=cache_root() / "id_profiles" if cfg.estimator.cache else None,
-    )
-    plan = make_plan(method, backbone, profile.profile, budget, train_batches=_no_batches)
+    profile, plan, backbone, task = PlanStages().plan(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_plan_outputs(plan.plan, profile, backbone, task.name, out_dir)
     config = lora_config_of(
@@ -230,3 +279,19 @@ def plan_from_config(cfg: DictConfig, out_dir: Path) -> PlanRun:
     config.save_pretrained(config_dir)
     log.info("LoRA config for peft: %s (LoraConfig.from_pretrained accepts it)", config_dir)
     return PlanRun(profile=profile, plan=plan, lora_config_dir=config_dir)
+
+
+def compare_from_config(cfg: DictConfig, comparisons: list[Comparison], out_dir: Path) -> list:
+    """``gelora-plan --compare``: the plan once per combination of the compared values, printed
+    side by side and saved as ``plan_comparison.json``."""
+    stages = PlanStages()
+
+    def plan_for(variant: DictConfig):
+        profile, plan, backbone, _ = stages.plan(variant)
+        return profile, plan, backbone.n_blocks
+
+    variants = compare_plans(cfg, comparisons, plan_for)
+    log.info(format_comparison(variants))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log.info("comparison saved: %s", write_comparison(variants, out_dir))
+    return variants

@@ -91,13 +91,16 @@ def main(cfg: DictConfig) -> float | None:
 def plan_main(cfg: DictConfig) -> None:
     """``gelora-plan``: the ID profile and rank plan as a peft ``LoraConfig``, no training."""
     from gelora.logs import route_library_logs_to_root
-    from gelora.plan import plan_from_config
+    from gelora.plan import compare_from_config, plan_from_config
     from gelora.run_folder import save_hydra_files
 
     route_library_logs_to_root()
     try:
         save_hydra_files(Path(cfg.paths.output_dir), cfg)
-        plan_from_config(cfg, Path(cfg.paths.output_dir))
+        if _COMPARISONS:
+            compare_from_config(cfg, _COMPARISONS, Path(cfg.paths.output_dir))
+        else:
+            plan_from_config(cfg, Path(cfg.paths.output_dir))
     except (ConfigError, AssetError) as error:
         log.error("gelora-plan: error: %s", error)
         sys.exit(2)
@@ -179,9 +182,41 @@ def cli() -> None:
     main()
 
 
+def take_comparisons(arguments: list[str]) -> tuple[list[str], list]:
+    """``--compare SPEC`` (repeatable) taken out of ``arguments`` before Hydra reads them.
+
+    Raises:
+        ConfigError: ``--compare`` without a value, or a value ``parse_comparison`` refuses.
+    """
+    from gelora.plan_compare import parse_comparison
+
+    rest, comparisons = [], []
+    items = iter(arguments)
+    for item in items:
+        if item == "--compare" or item.startswith("--compare="):
+            spec = item.partition("=")[2] if "=" in item else next(items, None)
+            if not spec:
+                raise ConfigError("--compare needs a value: a preset (pooling, seed, gap, "
+                                  "remainder) or key=value1,value2")  # fmt: skip
+            comparisons.append(parse_comparison(spec))
+        else:
+            rest.append(item)
+    return rest, comparisons
+
+
+_COMPARISONS: list = []  # set by plan_cli from --compare, read by plan_main
+
+
 def plan_cli() -> None:
-    """``gelora-plan``: the same config groups as ``gelora-train``; its own run directory."""
-    arguments = sys.argv[1:]
+    """``gelora-plan``: the same config groups as ``gelora-train``; its own run directory;
+    ``--compare`` plans once per value of a key and prints the plans side by side."""
+    try:
+        arguments, comparisons = take_comparisons(sys.argv[1:])
+    except ConfigError as error:
+        print(f"gelora-plan: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    _COMPARISONS[:] = comparisons
+    sys.argv[1:] = arguments
     if "--help" in arguments or "-h" in arguments:
         text = help_text([a for a in arguments if a not in ("--help", "-h")])
         print(PLAN_HELP + text[text.index("== Config groups") :])
@@ -198,6 +233,8 @@ rank_plan.png, and writes lora_config/adapter_config.json (LoraConfig.from_pretr
 into outputs/plan/<task>/<model>/<time>/. Same config groups and keys as gelora-train.
 
   gelora-plan                                   # the default model and task
+  gelora-plan --compare pooling                 # the plan under mean, cls and token pooling
+  gelora-plan budget.rank=2 --compare rank_policy.score=gap,waterfill  # any key, any values
   gelora-plan model=minilm_l3 task=snli budget.rank=2
 
 """
