@@ -26,6 +26,7 @@ OFFLINE = {  # task -> (train, validation, test), label count (1: regression), m
     "reuters_r8": ((4873, 542, 2189), 8, ["accuracy", "macro_f1"]),
     "bbc_news": ((1487, 213, 425), 5, ["accuracy", "macro_f1"]),
     "vader_movies": ((8481, 1061, 1061), 1, ["pearson", "spearman"]),
+    "vader_nyt": ((4095, 512, 512), 1, ["pearson", "spearman"]),
 }
 GLUE_METRICS = {
     "cola": ["matthews"],
