@@ -41,7 +41,10 @@ def chosen_rates(experiment: str) -> list[str]:
     if (CONF / "lr_choice" / f"{name}.yaml").exists():
         return []
     axes = grid(experiment)
-    per_task = ",".join(f"{task}:0.001" for task in axes["task"])
+    rate = "0.001"
+    if "lr_choice_key:" in text:  # a rate per budget: lr_choice.<method>.<task>.rank_<r>
+        rate = "{" + ",".join(f"rank_{r}:0.001" for r in axes["budget.rank"]) + "}"
+    per_task = ",".join(f"{task}:{rate}" for task in axes["task"])
     rows = ",".join(f"{method}:{{{per_task}}}" for method in axes["method"])
     return [f"+lr_choice={{{rows}}}"]
 
@@ -121,6 +124,9 @@ RUN_ELSEWHERE = {
     "squad_cpu": "test_squad's test_every_method_runs_on_squad",
     # table_cpu_lr's rows are a subset of table_cpu's, which runs here at a tiny size
     "table_cpu_lr": "table_cpu's tiny sweep",
+    # the per-budget-rate curve's rows and ranks are table_cpu_budget's
+    "budget_curve": "table_cpu_budget's tiny sweep",
+    "budget_curve_lr": "table_cpu_budget's tiny sweep",
 }
 
 
