@@ -825,3 +825,75 @@ def test_a_data_set_under_an_absolute_path_is_named_by_its_last_folder_and_file(
     task = {"name": "from_files", "train_file": "/home/me/data/sst/train.csv", "test_file": None}
     assert data_label(task) == "from_files(.../sst/train.csv)"  # no machine's folders in a table
     assert data_label({"name": "rotten_tomatoes", "max_eval_samples": 100}) is None
+
+
+def test_final_adapter_parameters_and_their_distance_from_the_budget(tmp_path):
+    """AdaLoRA starts above its budget and prunes to a count matched in rank units only: the
+    params column shows the final counts, and the caption says by how much they differ."""
+    budget = 82_944
+    for seed, final in enumerate([78_408, 85_320, 91_080]):
+        adalora = _completed(0.7, params=124_524) | {
+            "budget_params": budget,
+            "method_summary": {"initial_adapter_params": 124_524, "final_adapter_params": final},
+        }
+        _job(tmp_path, "adalora", "rt", seed, adalora)
+        _job(
+            tmp_path, "lora", "rt", seed, _completed(0.7, params=budget) | {"budget_params": budget}
+        )
+        _job(
+            tmp_path, "head_only", "rt", seed, _completed(0.6, params=0) | {"budget_params": budget}
+        )
+        _job(tmp_path, "gelora", "rt", seed, _completed(0.7, params=55_296))  # no budget
+    runs = load_runs(tmp_path)
+    adalora = [r for r in runs if r.method == "adalora"]
+    assert sorted(r.adapter_params for r in adalora) == [78_408, 85_320, 91_080]
+    assert {r.initial_adapter_params for r in adalora} == {124_524}
+    table = markdown_table(runs)
+    row = next(line for line in table.splitlines() if line.startswith("| adalora "))
+    assert "| 78.4k-91.1k |" in row  # not the 124.5k it started with
+    assert (
+        "Adapter parameters off the budget: adalora: final adapter parameters 78,408-91,080 "
+        "(budget 82,944; -5.5% to +9.8%)." in table
+    )  # lora is on its budget; head_only has no adapters; gelora has no budget
+    from gelora.reporting.tables import budget_lines
+
+    assert budget_lines(runs) == [  # lora on its budget, head_only no adapters, gelora no budget
+        "adalora: final adapter parameters 78,408-91,080 (budget 82,944; -5.5% to +9.8%)"
+    ]
+    assert "-5.5% to +9.8%" in latex_table(runs)
+    rows = list(csv.DictReader((_csv(runs, tmp_path)).open()))
+    assert {r["budget_params"] for r in rows if r["method"] == "lora"} == {str(budget)}
+
+
+def _csv(runs, tmp_path: Path) -> Path:
+    from gelora.reporting.tables import write_csv
+
+    write_csv(runs, tmp_path / "runs.csv")
+    return tmp_path / "runs.csv"
+
+
+def test_one_final_count_off_the_budget_is_one_number(tmp_path):
+    from gelora.reporting.tables import budget_lines
+
+    eva = _completed(0.7, params=81_408) | {"budget_params": 82_944}
+    _job(tmp_path, "eva", "rt", 0, eva)
+    assert budget_lines(load_runs(tmp_path)) == [
+        "eva: final adapter parameters 81,408 (budget 82,944; -1.9%)"
+    ]
+
+
+def test_the_table_says_which_runs_stopped_early(tmp_path):
+    for seed in range(3):
+        stopped = {"stopped_early": seed < 2, "best_step": 100, "optimizer_steps": 200}
+        _job(tmp_path, "lora", "rt", seed, _completed(0.7) | stopped)
+        _job(tmp_path, "gelora", "rt", seed, _completed(0.7) | {"stopped_early": False})
+    runs = load_runs(tmp_path)
+    assert sorted(r.stopped_early for r in runs if r.method == "lora") == [False, True, True]
+    table = markdown_table(runs)
+    assert "before the step cap): lora 2 of 3 completed runs." in table  # gelora: none
+    rows = list(csv.DictReader(_csv(runs, tmp_path / "..").open()))
+    assert sorted(r["stopped_early"] for r in rows if r["method"] == "lora") == [
+        "False", "True", "True",
+    ]  # fmt: skip
+    _job(tmp_path / "old", "lora", "rt", 0, _completed(0.7))  # a record before stopped_early
+    assert "Stopped early" not in markdown_table(load_runs(tmp_path / "old"))

@@ -7,6 +7,9 @@ named, with the file and why, never a row and never the end of the table (``load
 Besides the test score a row keeps what a comparison must check: the fingerprint of the test rows
 it was scored on (``test_rows``; runs are paired only on equal ones), the LoRA scaling rule, the
 learning rate and the validation score (the only score learning-rate selection may look at).
+Its adapter parameters are those at the end of training (AdaLoRA prunes from above its budget:
+``method_summary.final_adapter_params``; ``initial_adapter_params`` keeps the start), beside the
+budget in parameters and whether early stopping ended the run.
 
 A row's ``task`` is its table column, which holds one data set scored one way
 (``label_columns``): the task's name (``task_name``), for a user's data set (a task config with
@@ -46,7 +49,7 @@ class SweepRun:
     seed: int | None
     metric: str | None = None
     score: float | None = None
-    adapter_params: int | None = None
+    adapter_params: int | None = None  # at the end of training (``final_adapter_params``)
     trainable_params: int | None = None
     total_s: float | None = None
     test_rows: str | None = None
@@ -64,6 +67,9 @@ class SweepRun:
     test_row_count: int | None = None  # rows of the test split (``eval_rows``)
     best_step: int | None = None  # optimizer step of the best validation (the tested checkpoint)
     optimizer_steps: int | None = None  # optimizer steps trained
+    stopped_early: bool | None = None  # early_stopping.patience ended it before its step cap
+    budget_params: int | None = None  # the budget in parameters (None: an unbudgeted method)
+    initial_adapter_params: int | None = None  # at the start, where a method prunes (AdaLoRA)
 
     @property
     def best_at_last(self) -> bool | None:
@@ -227,7 +233,10 @@ def _run_from_record(job_dir: Path, job: JobIdentity, record: RunRecord) -> Swee
         seed=record.seed if record.seed is not None else job.seed,
         metric=record.metric,
         score=record.test_score,
-        adapter_params=record.trainable_adapter_params,
+        adapter_params=final_adapter_params(record),
+        initial_adapter_params=record.trainable_adapter_params,
+        budget_params=record.budget_params,
+        stopped_early=record.stopped_early,
         trainable_params=record.trainable_params,
         total_s=record.timings.get("total_s") if record.timings else None,
         test_rows=record.test_rows_sha256,
@@ -241,6 +250,14 @@ def _run_from_record(job_dir: Path, job: JobIdentity, record: RunRecord) -> Swee
         best_step=record.best_step,
         optimizer_steps=record.optimizer_steps,
     )
+
+
+def final_adapter_params(record: RunRecord) -> int | None:
+    """The adapters' parameters at the end of training: the plan's (``trainable_adapter_params``),
+    except for AdaLoRA, which starts above its budget (``init_r``) and prunes its way to
+    ``method_summary.final_adapter_params`` (matched to the budget in rank units only)."""
+    final = (record.method_summary or {}).get("final_adapter_params")
+    return final if isinstance(final, int) else record.trainable_adapter_params
 
 
 def trained_ranks(record: RunRecord) -> dict[str, int]:

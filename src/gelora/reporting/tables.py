@@ -28,7 +28,8 @@ from gelora.reporting.sweep_runs import SkippedJob, SweepRun, row_set_splits
 
 RULE = (
     "Cells: mean +/- sample std over seeds (median in brackets) of the test score at the "
-    "best-validation checkpoint; n = completed seeds. Adapter parameters exclude the head."
+    "best-validation checkpoint; n = completed seeds. Adapter parameters: at the end of training "
+    "(after AdaLoRA's pruning), the head excluded."
 )
 
 # The ten characters LaTeX reserves in text (Oetiker et al., "The Not So Short Introduction to
@@ -110,6 +111,60 @@ def skipped_note(skipped: Sequence[SkippedJob]) -> str | None:
     return f"Skipped {jobs} whose files could not be read (in no cell): {files}."
 
 
+def _percent(count: int, budget: int) -> str:
+    return f"{100 * (count - budget) / budget:+.1f}%"
+
+
+def budget_lines(runs: Sequence[SweepRun]) -> list[str]:
+    """Per row (and budget) whose completed runs' final adapter parameters differ from the
+    budget in parameters, the range and by how much: AdaLoRA prunes to a budget matched in rank
+    units only, EVA's redistributed ranks may fall short of it. Rows without adapters (a head
+    only) or without a budget (unbudgeted plans) have nothing to match."""
+    lines = []
+    done = [r for r in runs if r.status == "completed" and r.adapter_params and r.budget_params]
+    for method in dict.fromkeys(r.method for r in done):
+        for budget in dict.fromkeys(r.budget_params for r in done if r.method == method):
+            counts = [r.adapter_params for r in done if r.method == method
+                      and r.budget_params == budget]  # fmt: skip
+            if all(count == budget for count in counts):
+                continue
+            low, high = min(counts), max(counts)
+            span = f"{low:,}" if low == high else f"{low:,}-{high:,}"
+            change = (
+                _percent(low, budget)
+                if low == high
+                else f"{_percent(low, budget)} to {_percent(high, budget)}"
+            )
+            lines.append(f"{method}: final adapter parameters {span} (budget {budget:,}; {change})")
+    return lines
+
+
+def budget_note(runs: Sequence[SweepRun]) -> str | None:
+    """The rows whose final adapter parameters differ from their budget, or None."""
+    lines = budget_lines(runs)
+    if not lines:
+        return None
+    return "Adapter parameters off the budget: " + "; ".join(lines) + "."
+
+
+def stopping_note(runs: Sequence[SweepRun]) -> str | None:
+    """The rows with runs that early stopping ended before their step cap, or None when no run
+    records that it stopped early."""
+    done = [r for r in runs if r.status == "completed"]
+    stopped = {
+        m: (sum(r.stopped_early is True for r in mine), len(mine))
+        for m in dict.fromkeys(r.method for r in done)
+        if (mine := [r for r in done if r.method == m])
+    }
+    parts = [f"{m} {k} of {n}" for m, (k, n) in stopped.items() if k]
+    if not parts:
+        return None
+    return (
+        "Stopped early (validation stopped improving for early_stopping.patience evaluations, "
+        f"before the step cap): {', '.join(parts)} completed runs."
+    )
+
+
 def direction_note(runs: Sequence[SweepRun]) -> str:
     """How the cells read: scores x100, higher is better; or a loss as it is, lower is better."""
     direction = sweep_direction(runs)
@@ -120,7 +175,8 @@ def direction_note(runs: Sequence[SweepRun]) -> str:
 
 def caption(runs: Sequence[SweepRun], skipped: Sequence[SkippedJob] = ()) -> str:
     notes = [direction_note(runs), scaling_note(runs), test_rows_note(runs)]
-    notes += [note for note in (row_sets_note(runs), skipped_note(skipped)) if note]
+    optional = (budget_note(runs), stopping_note(runs), row_sets_note(runs), skipped_note(skipped))
+    notes += [note for note in optional if note]
     return " ".join([RULE, *notes])
 
 
