@@ -163,3 +163,40 @@ def test_an_experiment_can_train_until_validation_stops_improving(tmp_path, conf
     assert abs(stopping.min_delta) == 0.005  # Lightning stores it signed by the mode
     assert stopping.mode == "max"
     assert results["status"] == "completed" and isinstance(results["stopped_early"], bool)
+
+
+def test_adalora_records_its_final_adapter_parameters_and_the_table_reads_them(tiny_bert):
+    """AdaLoRA's record holds its adapters' parameters at the start (init_r) and at the end
+    (after pruning); gelora-table reads the end's, to compare with the budget in parameters."""
+    from gelora.methods import AdaptSettings
+    from gelora.methods.adalora import AdaLoRA, effective_adapter_params
+    from gelora.models import find_target_modules
+    from gelora.ranks import Budget
+    from gelora.record import RunRecord
+    from gelora.reporting.sweep_runs import final_adapter_params
+    from tests.tiny_models import BERT_TARGETS
+
+    targets = find_target_modules(tiny_bert, "bert.encoder.layer", BERT_TARGETS)
+    policy = AdaLoRA()
+    plan = policy.plan(targets, None, Budget(rank=2))
+    model = policy.adapt(tiny_bert, plan, AdaptSettings(head_modules=("classifier",)))
+    summary = policy.summary(model)
+    # untrained: nothing pruned yet, init_r = 3 ranks of A, B and E on every matrix
+    assert summary["final_adapter_params"] == effective_adapter_params(model)
+    assert summary["final_adapter_params"] == sum(
+        3 * (t.in_features + t.out_features + 1) for t in targets
+    )
+    budget = Budget(rank=2).n_params(targets)
+    summary["final_adapter_params"] = budget + 100  # as if pruned to just above the budget
+    record = RunRecord.from_dict(
+        {
+            "status": "completed",
+            "model": "tiny",
+            "task": "t",
+            "seed": 0,
+            "trainable_adapter_params": summary["initial_adapter_params"],
+            "budget_params": budget,
+            "method_summary": summary,
+        }
+    )
+    assert final_adapter_params(record) == budget + 100
