@@ -214,8 +214,8 @@ class GeLoRAPolicy:
     in the bound and in the ``gap`` score. It needs the profile's resampled spread
     (``MeasuredIDs``, so ``estimator.n_resamples >= 2``).
 
-    Alphas follow the run's scaling rule (``gelora.ranks.scaling``; the paper holds
-    ``alpha / r = 32``, the ``gelora_paper`` method).
+    When the bounds cost more than the budget, every matrix keeps one rank and the whole budget
+    is shared by ``score`` (``waterfill``: uniform), and the plan's notes say so.
 
     Alphas follow the run's scaling rule (``gelora.ranks.scaling``; the paper holds
     ``alpha / r = 32``, the ``gelora_paper`` method).
