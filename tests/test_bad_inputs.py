@@ -60,7 +60,7 @@ CONFIG_CASES = [
     ),
     (["checkpoint_every_n_steps=0"], "checkpoint_every_n_steps must be an integer >= 1, got 0"),
     (["trainer.max_steps=0"], "trainer.max_steps must be >= 1 or -1, got 0"),
-    (["estimator.pooling=max"], "estimator.pooling must be one of mean, cls, token"),
+    (["estimator.pooling=max"], "estimator.pooling must be one of mean, cls, last, token"),
     (["estimator.n_resamples=1"], "estimator.n_resamples must be 0 (off) or >= 2"),
     (["estimator.resample_fraction=1.5"], "estimator.resample_fraction must lie in (0, 1)"),
     (["budget.rank=-2"], "budget.rank must be a positive integer or null, got -2"),

@@ -106,7 +106,12 @@ class RunRecord:
         variant: the table row (the ``method`` config, e.g. ``gelora_budget``), else ``method``.
         labels: a classification task's class names in index order (index ``i`` is class
             ``labels[i]``); ``None`` for other tasks.
-        id_sample: ``requested`` (``estimator.n_samples``), ``used``, ``note``.
+        id_sample: ``requested`` (``estimator.n_samples``), ``used`` (texts), ``note``; once the
+            profile exists, ``points`` (what the ID was estimated on: texts, or tokens under
+            ``token`` pooling, near-copies dropped), ``tokens_per_text`` and ``short_texts``
+            (texts with fewer usable tokens) under ``token`` pooling, and ``dedup``: ``rule``
+            (``none`` | ``near``) and, for ``near``, ``threshold``, ``radius``,
+            ``points_before``, ``dropped``, ``text_copies`` and ``near_copies``.
         eval_rows: per evaluation split (``validation``, ``test``, ``test_<name>``), ``rows``
             and ``sha256`` (``Split.fingerprint``): runs are paired only on equal test rows.
         scaling: the LoRA scaling rule every adapter of the run used: ``rule``

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from gelora.errors import ConfigError
 from gelora.geometry.hidden_states import POOLINGS
 from gelora.geometry.id_profile import RESAMPLINGS
+from gelora.geometry.near_duplicates import DEDUPS
 from gelora.training.instruct_metrics import INSTRUCTION_METRICS
 from gelora.training.metrics import METRICS
 from gelora.training.qa_metrics import QA_METRICS
@@ -82,6 +83,13 @@ RULES: tuple[Rule, ...] = (
         "must be an integer >= 3 or all",
     ),
     Rule("estimator.pooling", lambda v: v in POOLINGS, f"must be one of {', '.join(POOLINGS)}"),
+    Rule("estimator.tokens_per_text", _positive_int, "must be an integer >= 1"),
+    Rule("estimator.dedup", lambda v: v in DEDUPS, f"must be one of {', '.join(DEDUPS)}"),
+    Rule(
+        "estimator.dedup_threshold",
+        lambda v: _finite(v) and v >= 0,
+        "must be a finite number >= 0 (a share of the median nearest-neighbour distance)",
+    ),
     Rule("estimator.batch_size", _positive_int, "must be a positive integer"),
     Rule("estimator.n_resamples", lambda v: v == 0 or v >= 2, "must be 0 (off) or >= 2"),
     Rule(

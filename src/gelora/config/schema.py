@@ -89,6 +89,9 @@ class TaskSchema:
 class EstimatorSchema:
     n_samples: Any = 2000
     pooling: str = "mean"
+    tokens_per_text: int = 1
+    dedup: str = "none"
+    dedup_threshold: float = 0.1
     batch_size: int = 128
     n_resamples: int = 5
     resampling: str = "subsample"

@@ -1,77 +1,145 @@
-"""A sample of hidden states: one vector per example for every hidden-state layer.
+"""A sample of hidden states: pooled vectors (points) for every hidden-state layer.
 
 Hugging Face models return ``L + 1`` hidden states with ``output_hidden_states=True``: the
 embeddings output, then the output of each of the ``L`` blocks. GeLoRA compares the intrinsic
-dimension of consecutive ones (the input and output of a block). How a sequence becomes one
-vector is not stated in the paper, so it is a choice, recorded with every run:
+dimension of consecutive ones (the input and output of a block). How a sequence becomes points
+is not stated in the paper, so it is a choice (``estimator.pooling``), recorded with every run:
 
 - ``mean``: mean over the non-padding tokens (the sentence-transformers convention);
 - ``cls``: the first token; at the embeddings output (layer 0) the first token's vector is the
   same for every input (token, position and segment embeddings only), so that layer is pooled
   by ``mean`` instead: the input block 0's [CLS] attends over;
-- ``token``: one non-padding token per example, drawn with the seed.
+- ``last``: the last non-padding token (a decoder's summary of the sequence), whichever side the
+  tokenizer pads on;
+- ``token``: ``tokens_per_text`` (k) distinct non-special, non-padding token positions per text,
+  drawn with the seed (all of them when a text has fewer; ``HiddenSample.n_short_texts`` counts
+  those texts). Positions are drawn once per batch and read at every layer, so layer ``l`` and
+  ``l + 1`` hold the same tokens: the ID gap between them compares the same points. A text
+  gives up to k points, rows grouped by text in input order (``HiddenSample.text_index``).
 
-Collection is streamed: only the pooled ``(L + 1, N, width)`` result is kept, never a batch's
-full ``(L + 1, batch, length, width)`` activations beyond the batch being processed.
+Collection is streamed: only the pooled ``(L + 1, points, width)`` result is kept, never a
+batch's full ``(L + 1, batch, length, width)`` activations beyond the batch being processed.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-POOLINGS = ("mean", "cls", "token")
+POOLINGS = ("mean", "cls", "last", "token")
+
+
+@dataclass(frozen=True)
+class HiddenSample:
+    """Pooled hidden states and where each point came from.
+
+    Attributes:
+        states: ``(L + 1, P, width)`` float32 on the CPU; ``P = N`` except for ``token`` pooling.
+        text_index: ``(P,)`` the text (index into the texts given) of each point, ascending.
+        position: ``(P,)`` the token position each point was read at (``None`` for ``mean``).
+        n_short_texts: texts that gave fewer than ``tokens_per_text`` points (``token`` only).
+    """
+
+    states: torch.Tensor
+    text_index: torch.Tensor
+    position: torch.Tensor | None
+    n_short_texts: int = 0
+
+
+def token_positions(
+    attention_mask: torch.Tensor,
+    k: int,
+    generator: torch.Generator,
+    special_tokens_mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``min(k, n_i)`` distinct positions of row ``i``'s ``n_i`` non-special, non-padding tokens,
+    drawn with ``generator`` (one ``randperm`` per row, in row order), ascending within a row.
+
+    Returns ``(rows, positions)``, both ``(points,)`` long on the CPU, grouped by row.
+    """
+    usable = attention_mask.cpu().bool()
+    if special_tokens_mask is not None:
+        usable &= ~special_tokens_mask.cpu().bool()
+    rows, positions = [], []
+    for row, allowed in enumerate(usable):
+        candidates = allowed.nonzero().flatten()
+        chosen = candidates[torch.randperm(len(candidates), generator=generator)[:k]]
+        chosen = chosen.sort().values
+        rows.append(torch.full((len(chosen),), row, dtype=torch.long))
+        positions.append(chosen)
+    return torch.cat(rows), torch.cat(positions)
+
+
+def last_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Each row's last non-padding position (left or right padding alike)."""
+    length = attention_mask.shape[1]
+    index = torch.arange(length, device=attention_mask.device).expand_as(attention_mask)
+    return torch.where(attention_mask.bool(), index, -1).max(dim=1).values
 
 
 def pool(
-    hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str, generator: torch.Generator
+    hidden: torch.Tensor,
+    attention_mask: torch.Tensor,
+    pooling: str,
+    generator: torch.Generator | None = None,
+    selection: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """``(batch, length, width)`` states -> ``(batch, width)`` vectors, padding masked out."""
+    """``(batch, length, width)`` states -> ``(points, width)`` vectors, padding masked out.
+
+    ``token`` reads the ``(rows, positions)`` of ``selection`` (drawn once per batch by
+    ``token_positions``, so every layer reads the same tokens); without one it draws a single
+    non-padding token per row with ``generator``.
+    """
     mask = attention_mask.to(hidden.dtype)
     if pooling == "mean":
         return (hidden * mask[..., None]).sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp(min=1)
     if pooling == "cls":
         return hidden[:, 0]
+    if pooling == "last":
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        return hidden[rows, last_positions(attention_mask).to(hidden.device)]
     if pooling == "token":
-        lengths = attention_mask.sum(dim=1).cpu()
-        positions = (torch.rand(len(lengths), generator=generator) * lengths).long()
-        # Padding may sit on either side: pick the position-th non-padding token of each row.
-        token_index = torch.stack(
-            [
-                row.nonzero().flatten()[p]
-                for row, p in zip(attention_mask.cpu(), positions, strict=False)
-            ]
-        ).to(hidden.device)
-        return hidden[torch.arange(hidden.shape[0], device=hidden.device), token_index]
+        if selection is None:
+            if generator is None:
+                raise ValueError("token pooling needs a generator or a selection of positions")
+            selection = token_positions(attention_mask, 1, generator)
+        rows, positions = selection
+        return hidden[rows.to(hidden.device), positions.to(hidden.device)]
     raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
 
 
 @torch.no_grad()
-def collect_hidden_states(
+def collect_hidden_sample(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     *,
     pooling: str = "mean",
+    tokens_per_text: int = 1,
     batch_size: int = 64,
     max_length: int = 128,
     seed: int = 0,
     progress: bool = True,
     text_pairs: Sequence[str] | None = None,
-) -> torch.Tensor:
-    """Pooled hidden states of ``texts``, shape ``(L + 1, N, width)``, float32 on the CPU.
+) -> HiddenSample:
+    """Pooled hidden states of ``texts`` and where each point came from (``HiddenSample``).
 
     Runs the model in eval mode without gradients (dropout off), restoring its mode afterwards.
     Texts are batched in length order to waste little compute on padding; rows come back in the
     order given. ``text_pairs`` (pair tasks) are encoded with their texts, as in training, and
-    pooled over both segments.
+    pooled over both segments. ``token`` pooling leaves out the tokens the tokenizer adds
+    (``return_special_tokens_mask``) and any other special token id but ``[UNK]`` (a chat
+    template's markers, written into the text).
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    if not isinstance(tokens_per_text, int) or tokens_per_text < 1:
+        raise ValueError(f"tokens_per_text must be an integer >= 1, got {tokens_per_text!r}")
     if len(texts) == 0:
         raise ValueError("no texts to collect hidden states from")
     if text_pairs is not None and len(text_pairs) != len(texts):
@@ -82,7 +150,13 @@ def collect_hidden_states(
     generator = torch.Generator().manual_seed(seed)
     pair_lengths = [len(p) for p in text_pairs] if text_pairs is not None else [0] * len(texts)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]) + pair_lengths[i])
-    pooled: torch.Tensor | None = None
+    special_ids = torch.tensor(
+        sorted(set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}), dtype=torch.long
+    )
+    pooled: torch.Tensor | None = None  # (L + 1, N, width) when every text gives one point
+    chunks: list[torch.Tensor] = []  # token pooling: (L + 1, points, width) per batch
+    text_index, positions = [], []
+    n_short = 0
     # A causal LM's vocabulary logits (batch x length x vocabulary) are not needed here: keep one
     # position's (transformers' ``logits_to_keep``) so a large batch fits in memory.
     takes = "logits_to_keep" in inspect.signature(model.forward).parameters
@@ -98,17 +172,61 @@ def collect_hidden_states(
                 truncation=True,
                 max_length=max_length,
                 return_tensors="pt",
-            ).to(device)
-            outputs = model(**encoded, output_hidden_states=True, **last_logits_only)
+                return_special_tokens_mask=pooling == "token",
+            )
+            special = encoded.pop("special_tokens_mask", None)
+            mask = encoded["attention_mask"]
+            rows = torch.arange(len(index))
+            if pooling == "token":  # drawn once: every layer reads the same tokens
+                special = special.bool() | torch.isin(encoded["input_ids"], special_ids)
+                rows, at = token_positions(mask, tokens_per_text, generator, special)
+                n_short += int((torch.bincount(rows, minlength=len(index)) < tokens_per_text).sum())
+            elif pooling == "last":
+                at = last_positions(mask)
+            elif pooling == "cls":
+                at = torch.zeros(len(index), dtype=torch.long)
+            else:
+                at = None
+            text_index.append(torch.tensor(index)[rows])
+            if at is not None:
+                positions.append(at.cpu())
+            outputs = model(**encoded.to(device), output_hidden_states=True, **last_logits_only)
             layers = outputs.hidden_states
-            if pooled is None:
-                pooled = torch.empty(len(layers), len(texts), layers[0].shape[-1])
-            rows = torch.tensor(index)
+            mask = encoded["attention_mask"]
+            vectors = []
             for layer, hidden in enumerate(layers):
                 how = "mean" if pooling == "cls" and layer == 0 else pooling
-                vectors = pool(hidden.float(), encoded["attention_mask"], how, generator)
-                pooled[layer, rows] = vectors.cpu()
+                selection = (rows, at) if pooling == "token" else None
+                vectors.append(pool(hidden.float(), mask, how, generator, selection).cpu())
+            if pooling == "token":
+                chunks.append(torch.stack(vectors))
+                continue
+            if pooled is None:
+                pooled = torch.empty(len(layers), len(texts), layers[0].shape[-1])
+            for layer, layer_vectors in enumerate(vectors):
+                pooled[layer, torch.tensor(index)] = layer_vectors
     finally:
         model.train(was_training)
-    assert pooled is not None
-    return pooled
+    source = torch.cat(text_index)
+    where = torch.cat(positions) if positions else None
+    if pooling != "token":
+        assert pooled is not None
+        inverse = torch.empty_like(source)
+        inverse[source] = torch.arange(len(source))
+        where = None if where is None else where[inverse]
+        return HiddenSample(pooled, torch.arange(len(texts)), where)
+    # Points grouped by text in input order, positions ascending within a text.
+    _, regroup = torch.sort(source, stable=True)
+    states = torch.cat(chunks, dim=1)[:, regroup]
+    return HiddenSample(states, source[regroup], where[regroup], n_short)
+
+
+def collect_hidden_states(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    **settings,
+) -> torch.Tensor:
+    """Pooled hidden states of ``texts``, ``(L + 1, points, width)`` float32 on the CPU: the
+    ``states`` of ``collect_hidden_sample`` (which takes the same settings)."""
+    return collect_hidden_sample(model, tokenizer, texts, **settings).states

@@ -3,8 +3,10 @@
 The sample is ``estimator.n_samples`` distinct training inputs drawn with the seed (all of them
 when the task has fewer: the number is an upper bound), passed through the frozen pretrained
 model (an instruction-tuning task's prompts formatted with the model's chat template, as it
-reads them); the estimator (TwoNN by default) runs on every hidden-state layer and on resamples
-of the points for error bars (``gelora.geometry.id_profile``).
+reads them) and pooled into points (``estimator.pooling``, ``gelora.geometry.hidden_states``);
+near-copies are dropped if ``estimator.dedup`` asks (``gelora.geometry.near_duplicates``); the
+estimator (TwoNN by default) runs on every hidden-state layer and on resamples of the points for
+error bars (``gelora.geometry.id_profile``).
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from sklearn.base import BaseEstimator
 from gelora.data.instruction_datamodule import chat_prompt
 from gelora.data.task_data import TaskData
 from gelora.errors import ConfigError
-from gelora.geometry.hidden_states import collect_hidden_states
+from gelora.geometry.hidden_states import HiddenSample, collect_hidden_sample
 from gelora.geometry.id_profile import IDProfile, estimate_id_profile
+from gelora.geometry.near_duplicates import near_duplicates
 from gelora.reporting.console import format_id_profile
 from gelora.stages.backbone import Backbone
 from gelora.stages.profile_cache import (
@@ -58,9 +61,15 @@ class EstimatorSettings:
     Attributes:
         sample_seed: draws the sample, the token pooling and the resamples; fixed, not the
             training seed, so a seed sweep shares one profile.
+        tokens_per_text: points per text under ``token`` pooling (k seeded non-special tokens).
+        dedup: ``none`` (the paper) or ``near``: drop near-copies before estimating, joined
+            below ``dedup_threshold`` x the median nearest-neighbour distance at layer 0.
     """
 
     pooling: str = "mean"
+    tokens_per_text: int = 1
+    dedup: str = "none"
+    dedup_threshold: float = 0.1
     batch_size: int = 128
     n_resamples: int = 5
     resampling: str = "subsample"
@@ -71,6 +80,9 @@ class EstimatorSettings:
     def from_config(cls, estimator_cfg: DictConfig) -> EstimatorSettings:
         return cls(
             pooling=estimator_cfg.pooling,
+            tokens_per_text=estimator_cfg.get("tokens_per_text", cls.tokens_per_text),
+            dedup=estimator_cfg.get("dedup", cls.dedup),
+            dedup_threshold=float(estimator_cfg.get("dedup_threshold", cls.dedup_threshold)),
             batch_size=estimator_cfg.batch_size,
             n_resamples=estimator_cfg.n_resamples,
             resampling=estimator_cfg.resampling,
@@ -87,6 +99,8 @@ class ProfileResult:
         seconds: wall time of this stage, whether the profile was computed or read.
         cache: ``outcome`` (``computed``: a miss; ``reused``; ``recomputed (stale)`` or
             ``recomputed (corrupt)``; ``off``), the cache ``key`` and the entry's ``path``.
+        points: the points the ID was estimated on (``sample_points``): ``points``,
+            ``tokens_per_text`` and ``short_texts`` under ``token`` pooling, and ``dedup``.
     """
 
     profile: IDProfile
@@ -94,6 +108,7 @@ class ProfileResult:
     pooling: str
     seconds: float
     cache: dict[str, str] | None = None
+    points: dict | None = None
 
 
 def id_sample_size(n_samples: int | str, task: TaskData) -> IDSample:
@@ -151,7 +166,8 @@ def estimate_profile(
     cache_dir: Path | None = None,
 ) -> ProfileResult:
     """Hidden states of ``sample.used`` training inputs through the frozen pretrained model,
-    then their intrinsic dimension per layer; read from ``cache_dir`` when a job before computed
+    pooled into points (near-copies dropped under ``estimator.dedup=near``), then their
+    intrinsic dimension per layer; read from ``cache_dir`` when a job before computed
     the very same profile (``gelora.stages.profile_cache``).
 
     The sample, the token pooling and the resamples are drawn with ``settings.sample_seed``,
@@ -172,22 +188,26 @@ def estimate_profile(
         lookup = load_cached_profile(cache_dir, key)
     if lookup is not None and lookup.profile is not None:
         profile = lookup.profile
+        points = lookup.points or sample_points(settings, len(texts))  # older entries: no dedup
         log.info("ID profile reused from the cache (%s)", entry_path(cache_dir, key).name)
     else:
         collecting = time.perf_counter()
         model = backbone.model.to(device)
-        hidden = collect_hidden_states(
+        collected = collect_hidden_sample(
             model,
             backbone.tokenizer,
             texts,
             pooling=settings.pooling,
+            tokens_per_text=settings.tokens_per_text,
             batch_size=settings.batch_size,
             max_length=max_length,
             seed=seed,
             text_pairs=pairs,
         )
         model.to("cpu")
+        hidden = collected.states
         log.info(hidden_states_summary(hidden.shape, time.perf_counter() - collecting))
+        hidden, points = drop_near_copies(collected, settings, inputs)
         estimating = time.perf_counter()
         profile = estimate_id_profile(
             hidden,
@@ -199,7 +219,7 @@ def estimate_profile(
         )
         log.info(id_summary(profile, time.perf_counter() - estimating))
         if key is not None:
-            store_profile(cache_dir, key, profile)
+            store_profile(cache_dir, key, profile, points=points)
     log.info(format_id_profile(profile))
     cache = None
     if key is not None:
@@ -215,7 +235,50 @@ def estimate_profile(
         pooling=settings.pooling,
         seconds=round(time.perf_counter() - started, 3),
         cache=cache or {"outcome": "off"},
+        points=points,
     )
+
+
+def sample_points(
+    settings: EstimatorSettings, n_points: int, n_short_texts: int = 0, dedup: dict | None = None
+) -> dict:
+    """What the record says about the points of the ID sample (``ProfileResult.points``)."""
+    points: dict = {"points": n_points}
+    if settings.pooling == "token":
+        points |= {"tokens_per_text": settings.tokens_per_text, "short_texts": n_short_texts}
+    return points | {"dedup": dedup or {"rule": "none"}}
+
+
+def drop_near_copies(
+    collected: HiddenSample, settings: EstimatorSettings, inputs: list
+) -> tuple[torch.Tensor, dict]:
+    """The hidden states without the near-copies ``settings.dedup`` drops (the same points at
+    every layer), and ``sample_points`` for the record."""
+    hidden = collected.states
+    short = collected.n_short_texts
+    if short:
+        log.info(
+            "%d of %d texts have fewer than estimator.tokens_per_text=%d usable tokens: they "
+            "give all they have",
+            short,
+            len(inputs),
+            settings.tokens_per_text,
+        )
+    if settings.dedup == "none":
+        return hidden, sample_points(settings, hidden.shape[1], short)
+    found = near_duplicates(
+        hidden[0], settings.dedup_threshold, texts=inputs, text_index=collected.text_index
+    )
+    log.info(
+        "dedup: %d of %d points dropped as near-copies (%d repeated texts, %d within %.3g of "
+        "another at layer 0)",
+        found.n_dropped,
+        found.n_points,
+        found.n_text_copies,
+        found.n_near_copies,
+        found.radius,
+    )
+    return hidden[:, found.keep], sample_points(settings, len(found.keep), short, found.to_dict())
 
 
 def hidden_states_summary(shape: tuple[int, ...], seconds: float) -> str:
@@ -247,6 +310,8 @@ def profile_key(
         weights=weights_digest(backbone.model, backbone.adapt_settings.head_modules),
         token_ids=token_ids_digest(encoded["input_ids"]),
         pooling=settings.pooling,
+        tokens_per_text=settings.tokens_per_text if settings.pooling == "token" else None,
+        dedup=None if settings.dedup == "none" else f"{settings.dedup}:{settings.dedup_threshold}",
         estimator=f"{type(estimator).__module__}.{estimator!r}",
         n_resamples=settings.n_resamples,
         resampling=settings.resampling,

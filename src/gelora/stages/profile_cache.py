@@ -1,8 +1,9 @@
 """ID profiles computed once and shared by every job that asks for the same one.
 
 A profile is a pure function of the model's weights, the sampled inputs (their token ids, after
-truncation to ``max_length``), the pooling, the estimator and its settings, the seed of its
-resamples, the device and batch size of the hidden-state pass, and the estimation code. The
+truncation to ``max_length``), the pooling (and its tokens per text), the near-copy rule, the
+estimator and its settings, the seed of its resamples, the device and batch size of the
+hidden-state pass, and the estimation code. The
 cache key is a sha256 over all of those (``ProfileKey``), so a job of a sweep that differs only in
 its method or training seed finds the profile another job computed, and any change to one of
 them misses.
@@ -60,7 +61,14 @@ def token_ids_digest(token_ids: Iterable[Sequence[int]]) -> str:
 
 @dataclass(frozen=True)
 class ProfileKey:
-    """Everything an ID profile depends on; ``digest`` is the cache key."""
+    """Everything an ID profile depends on; ``digest`` is the cache key.
+
+    ``tokens_per_text`` (set for ``token`` pooling only) and ``dedup`` (``<rule>:<threshold>``,
+    unset for ``none``) enter the key only when set, so the keys of ``mean`` and ``cls`` profiles
+    without dedup, and their entries, are those written before the two existed; a ``token``
+    profile always carries ``tokens_per_text``, so no entry of the old token pooling (one token
+    per layer, drawn afresh at each) matches one now.
+    """
 
     weights: str
     token_ids: str
@@ -73,10 +81,17 @@ class ProfileKey:
     batch_size: int
     device: str
     code_version: int = PROFILE_CODE_VERSION
+    tokens_per_text: int | None = None
+    dedup: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The key as stored and hashed: every field, but the optional ones only when set."""
+        optional = ("tokens_per_text", "dedup")
+        return {k: v for k, v in asdict(self).items() if k not in optional or v is not None}
 
     @property
     def digest(self) -> str:
-        text = json.dumps(asdict(self), sort_keys=True)
+        text = json.dumps(self.fields(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -102,10 +117,12 @@ def profile_from_dict(data: dict[str, Any]) -> IDProfile:
 
 @dataclass(frozen=True)
 class CacheLookup:
-    """A profile read from the cache, or why none was used (``miss``, ``stale``, ``corrupt``)."""
+    """A profile read from the cache, or why none was used (``miss``, ``stale``, ``corrupt``);
+    ``points``: what the entry says about the sample's points (``None`` in older entries)."""
 
     profile: IDProfile | None
     outcome: str
+    points: dict[str, Any] | None = None
 
 
 def entry_path(cache_dir: Path, key: ProfileKey) -> Path:
@@ -119,23 +136,29 @@ def load_cached_profile(cache_dir: Path, key: ProfileKey) -> CacheLookup:
         return CacheLookup(None, "miss")
     try:
         entry = json.loads(path.read_text())
-        if entry["key"] != asdict(key) or entry["code_version"] != PROFILE_CODE_VERSION:
+        if entry["key"] != key.fields() or entry["code_version"] != PROFILE_CODE_VERSION:
             log.warning("ID profile cache entry %s is stale (other key or code): recomputing", path)
             return CacheLookup(None, "stale")
         if _profile_checksum(entry["profile"]) != entry["profile_sha256"]:
             raise ValueError("checksum mismatch")
-        return CacheLookup(profile_from_dict(entry["profile"]), "reused")
+        return CacheLookup(profile_from_dict(entry["profile"]), "reused", entry.get("points"))
     except (ValueError, KeyError, TypeError) as error:
         log.warning("ID profile cache entry %s is damaged (%s): recomputing", path, error)
         return CacheLookup(None, "corrupt")
 
 
-def store_profile(cache_dir: Path, key: ProfileKey, profile: IDProfile) -> Path:
+def store_profile(
+    cache_dir: Path, key: ProfileKey, profile: IDProfile, *, points: dict[str, Any] | None = None
+) -> Path:
+    """Write the entry for ``key``; ``points`` (the sample's points, near-copies dropped) go with
+    it so a run reusing the profile records them too."""
     payload = profile.to_dict()
     entry = {
-        "key": asdict(key),
+        "key": key.fields(),
         "code_version": PROFILE_CODE_VERSION,
         "profile": payload,
         "profile_sha256": _profile_checksum(payload),
     }
+    if points is not None:
+        entry["points"] = points
     return write_json_atomic(entry_path(cache_dir, key), entry)

@@ -64,6 +64,8 @@ def build_record(
             "pooling": profile.pooling,
             "id_profile_cache": profile.cache,
         }
+        if profile.points is not None:  # the points the ID saw (tokens, near-copies dropped)
+            found["id_sample"] = {**(found.get("id_sample") or {}), **profile.points}
     if token_cache is not None:
         found["token_cache"] = token_cache
     if plan is not None:
