@@ -200,3 +200,21 @@ def test_adalora_records_its_final_adapter_parameters_and_the_table_reads_them(t
         }
     )
     assert final_adapter_params(record) == budget + 100
+
+
+def test_test_rows_follow_the_validation_cap_unless_max_test_samples_says_otherwise():
+    from gelora.config.checks import check_config
+    from gelora.errors import ConfigError
+    from gelora.stages.task import load_task
+
+    def sizes(*overrides: str) -> tuple[int, int]:
+        cfg = compose_train("paths.output_dir=.", "task.max_train_samples=50", *overrides)
+        check_config(cfg)
+        task = load_task(cfg.task)
+        return len(task.validation.inputs()), len(task.test.inputs())
+
+    assert sizes("task.max_eval_samples=100") == (100, 100)  # the first table's behaviour
+    assert sizes("task.max_eval_samples=100", "task.max_test_samples=300") == (100, 300)
+    assert sizes("task.max_eval_samples=100", "task.max_test_samples=null") == (100, 1276)
+    with pytest.raises(ConfigError, match="task.max_test_samples must be a positive integer"):
+        check_config(compose_train("paths.output_dir=.", "task.max_test_samples=0"))

@@ -103,6 +103,7 @@ RULES: tuple[Rule, ...] = (
     Rule("task.metrics", lambda v: len(v) > 0, "must be a non-empty list of metric names"),
     Rule("task.max_train_samples", _optional(_positive_int), "must be a positive integer or null"),
     Rule("task.max_eval_samples", _optional(_positive_int), "must be a positive integer or null"),
+    Rule("task.max_test_samples", _optional(_positive_int), "must be a positive integer or null"),
     Rule("task.batch_size", _positive_int, "must be a positive integer"),
     Rule("task.eval_batch_size", _positive_int, "must be a positive integer"),
     Rule("task.max_length", _positive_int, "must be a positive integer"),

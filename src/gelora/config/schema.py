@@ -58,6 +58,8 @@ class TaskSchema:
     cache_tokens: bool = True  # tokenised splits shared across jobs ($GELORA_CACHE/tokenized)
     max_train_samples: Optional[int] = None
     max_eval_samples: Optional[int] = None
+    # test rows: by default the validation cap; a number, or null for the whole test split
+    max_test_samples: Optional[int] = "${.max_eval_samples}"  # type: ignore[assignment]
     data_dir: Optional[str] = None  # GLUE: a local copy instead of the hub
     # task=from_files only: the user's files and columns
     train_file: Optional[str] = None

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 
 def load_task(task_cfg: DictConfig) -> TaskData:
-    """The task's splits, shrunk by ``max_train_samples``/``max_eval_samples``, then cleaned
+    """The task's splits, shrunk by ``max_train_samples``, ``max_eval_samples`` (validation, and
+    extra test sets) and ``max_test_samples`` (test; the validation cap unless set), then cleaned
     (``gelora.data.cleaning``).
 
     The caps draw their rows with ``task.split_seed``, never the training seed: every seed and
@@ -40,7 +41,7 @@ def load_task(task_cfg: DictConfig) -> TaskData:
         name=task.name,
         train=capped(task.train, task_cfg.max_train_samples, seed=seed),
         validation=capped(task.validation, eval_cap, seed=seed),
-        test=capped(task.test, eval_cap, seed=seed),
+        test=capped(task.test, task_cfg.get("max_test_samples", eval_cap), seed=seed),
         label_names=task.label_names,
         notes=task.notes,
         problem=task.problem,
