@@ -216,5 +216,5 @@ def test_test_rows_follow_the_validation_cap_unless_max_test_samples_says_otherw
     assert sizes("task.max_eval_samples=100") == (100, 100)  # the first table's behaviour
     assert sizes("task.max_eval_samples=100", "task.max_test_samples=300") == (100, 300)
     assert sizes("task.max_eval_samples=100", "task.max_test_samples=null") == (100, 1276)
-    with pytest.raises(ConfigError, match="task.max_test_samples must be a positive integer"):
+    with pytest.raises(ConfigError, match=r"task\.max_test_samples must be a positive integer"):
         check_config(compose_train("paths.output_dir=.", "task.max_test_samples=0"))
