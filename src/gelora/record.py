@@ -128,6 +128,8 @@ class RunRecord:
         benchmarks: an instruction task's generation benchmarks: ``files`` (IFBench verdicts,
             MT-Bench answers) and ``ifbench_unscored`` (instruction id -> count left unscored);
             the scores are in ``metrics`` as ``test/ifbench_...``.
+        environment: ``torch``, ``python``, ``device``, library versions and ``gelora_commit``
+            (``gelora.provenance``: the commit, ``+dirty`` with uncommitted ``src/``/``conf/``).
         timings: seconds per phase (``id_estimation_s``, ``fit_s``, ``test_s``, ...) and
             ``total_s``.
     """

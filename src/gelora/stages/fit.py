@@ -32,6 +32,7 @@ from gelora.data.task_data import TaskData
 from gelora.lora.export import save_adapter
 from gelora.lora.inject import count_lora_parameters, count_parameters
 from gelora.methods.base import Method
+from gelora.provenance import code_provenance
 from gelora.ranks.plan import RankPlan
 from gelora.record import redact_secrets
 from gelora.reporting.console import format_parameter_budget
@@ -349,6 +350,7 @@ def fit_and_test(
             "torch": torch.__version__,
             "python": platform.python_version(),
             "device": str(next(module.parameters()).device),
+            **code_provenance(),
         },
         plan=module.rank_plan,
         fit_s=fit_s,
