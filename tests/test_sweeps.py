@@ -127,6 +127,9 @@ RUN_ELSEWHERE = {
     # the per-budget-rate curve's rows and ranks are table_cpu_budget's
     "budget_curve": "table_cpu_budget's tiny sweep",
     "budget_curve_lr": "table_cpu_budget's tiny sweep",
+    # the second CPU table's rows are table_cpu's; early stopping trains in test_early_stopping
+    "table_cpu2": "table_cpu's tiny sweep and test_early_stopping",
+    "table_cpu2_lr": "table_cpu's tiny sweep and test_early_stopping",
 }
 
 
