@@ -1,15 +1,25 @@
 """Methods: how a run adapts the model, one module each.
 
 A method plans ranks (from the targets, the ID profile and the budget), puts adapters into the
-model, and may add training callbacks and a summary to the run's record (``base.Method``). Our own
-LoRA layers sized by any rank policy of ``gelora.ranks`` are ``ours.InjectedLoRA``; peft's
-AdaLoRA and EVA are ``adalora`` and ``eva``. A config under ``conf/rank_policy/`` names either a
-rank policy or a method class; ``as_method`` turns the first into the second.
+model, and may add training callbacks and a summary to the run's record (``base.Method``;
+``base.BaseMethod`` has the defaults). Our own LoRA layers sized by any rank policy of
+``gelora.ranks`` are ``ours.InjectedLoRA``; peft's AdaLoRA and EVA are ``adalora`` and ``eva``.
+A config under ``conf/rank_policy/`` names either a rank policy or a method class;
+``ours.as_method`` turns the first into the second.
 
 Adding a method: one module here with a class that has the attributes of ``Method`` (subclass
-``InjectedLoRA`` to keep our layers), and one file in ``conf/rank_policy/`` naming it.
+``ours.LoRALayersMethod`` to keep our layers, as EVA does, or ``base.BaseMethod`` to wrap the model
+yourself, as AdaLoRA does), and one file in ``conf/rank_policy/`` naming it.
 """
 
-from gelora.methods.base import AdaptSettings, Method, as_method
+from gelora.methods.base import AdaptSettings, BaseMethod, Method
+from gelora.methods.ours import InjectedLoRA, LoRALayersMethod, as_method
 
-__all__ = ["AdaptSettings", "Method", "as_method"]
+__all__ = [
+    "AdaptSettings",
+    "BaseMethod",
+    "InjectedLoRA",
+    "LoRALayersMethod",
+    "Method",
+    "as_method",
+]

@@ -24,8 +24,7 @@ from torch import nn
 
 from gelora.errors import ConfigError
 from gelora.lora.inject import count_lora_parameters
-from gelora.methods.base import AdaptSettings
-from gelora.methods.ours import InjectedLoRA
+from gelora.methods.base import AdaptSettings, BaseMethod
 from gelora.ranks.budget import Budget, equivalent_uniform_rank
 from gelora.ranks.plan import RankPlan, TargetModule
 from gelora.ranks.scaling import Scaling
@@ -73,7 +72,7 @@ def effective_adapter_params(model) -> int:
     return total
 
 
-class AdaLoRA(InjectedLoRA):
+class AdaLoRA(BaseMethod):
     """A ``Method``: peft's AdaLoRA with its final budget equal to ours.
 
     ``tinit``/``tfinal`` are warm-up and final fine-tuning phases (steps, or shares of the total
@@ -96,7 +95,6 @@ class AdaLoRA(InjectedLoRA):
         orth_reg_weight: float = 0.1,
         scaling: Scaling | None = None,
     ):
-        super().__init__(policy=None)
         if target_r < 1:
             raise ValueError(f"rank_policy.target_r must be >= 1, got {target_r}")
         if init_r_factor < 1:

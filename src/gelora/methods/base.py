@@ -1,4 +1,5 @@
-"""The ``Method`` protocol: what the planning and training stages ask of a fine-tuning method."""
+"""The ``Method`` protocol: what the planning and training stages ask of a fine-tuning method;
+``BaseMethod``, its do-nothing defaults."""
 
 from __future__ import annotations
 
@@ -81,12 +82,26 @@ class Method(Protocol):
         """Method-specific facts for the run record (``method_summary``), after training."""
 
 
-def as_method(obj: object) -> Method:
-    """``obj`` if it is a ``Method``, else a rank policy wrapped in our own LoRA layers."""
-    if isinstance(obj, Method):
-        return obj
-    if hasattr(obj, "plan") and hasattr(obj, "name"):
-        from gelora.methods.ours import InjectedLoRA
+class BaseMethod:
+    """What a method does by default: nothing before planning, no callbacks, no summary.
 
-        return InjectedLoRA(obj)
-    raise TypeError(f"{type(obj).__name__} is neither a Method nor a rank policy")
+    Subclasses set ``name`` and ``needs_intrinsic_dims`` and write ``plan`` and ``adapt``
+    (AdaLoRA); ``methods.ours.LoRALayersMethod`` also writes ``adapt``, in our own LoRA layers.
+    """
+
+    prepare_timing: str | None = None
+
+    def prepare(
+        self,
+        model: nn.Module,
+        train_batches: Callable[[], Iterable[dict]],
+        targets: Sequence[TargetModule],
+        budget: Budget | None,
+    ) -> None:
+        return None
+
+    def callbacks(self) -> list[L.Callback]:
+        return []
+
+    def summary(self, model: nn.Module) -> dict[str, Any] | None:
+        return None

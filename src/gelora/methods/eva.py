@@ -18,13 +18,13 @@ import torch
 from torch import nn
 
 from gelora.lora.inject import lora_layers
-from gelora.methods.ours import InjectedLoRA
+from gelora.methods.ours import LoRALayersMethod
 from gelora.ranks.budget import Budget, equivalent_uniform_rank
 from gelora.ranks.plan import RankPlan, TargetModule
 from gelora.ranks.scaling import Scaling
 
 
-class EVA(InjectedLoRA):
+class EVA(LoRALayersMethod):
     """A ``Method``: ranks and initial ``A`` from an SVD of each target's input activations."""
 
     name = "eva"
@@ -40,7 +40,6 @@ class EVA(InjectedLoRA):
         scaling: Scaling | None = None,
         max_batches: int = 200,
     ):
-        super().__init__(policy=None)
         if rank < 1:
             raise ValueError(f"rank_policy.rank must be >= 1, got {rank}")
         if rho < 1:

@@ -2,57 +2,30 @@
 
 GeLoRA (``ranks.GeLoRAPolicy``), uniform LoRA and the placement controls are all this method with
 a different policy: the policy decides the ranks, this module puts them into the model.
+``LoRALayersMethod`` is any method whose plan our layers carry (EVA plans its own ranks and sets
+its own initial weights); ``InjectedLoRA`` is the one whose plan comes from a rank policy, and
+``as_method`` wraps a rank policy in it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from torch import nn
 
 from gelora.lora.inject import count_lora_parameters, inject_lora, mark_trainable
-from gelora.methods.base import AdaptSettings
+from gelora.methods.base import AdaptSettings, BaseMethod, Method
 from gelora.ranks.budget import Budget
 from gelora.ranks.plan import RankPlan, TargetModule
 from gelora.ranks.policies import RankPolicy
 
 
-class InjectedLoRA:
-    """A ``Method``: ``policy`` plans, ``LoRALinear`` layers carry the plan.
+class LoRALayersMethod(BaseMethod):
+    """A method whose plan our ``LoRALinear`` layers carry: ``adapt`` injects them.
 
-    Subclasses may set their own initial adapter weights in ``initialize_adapters`` (EVA).
+    Subclasses plan, and may set their own initial adapter weights in ``initialize_adapters``
+    (EVA).
     """
-
-    prepare_timing: str | None = None
-
-    def __init__(self, policy: RankPolicy | None = None):
-        self.policy = policy
-
-    @property
-    def name(self) -> str:
-        return self.policy.name
-
-    @property
-    def needs_intrinsic_dims(self) -> bool:
-        return self.policy.needs_intrinsic_dims
-
-    def prepare(
-        self,
-        model: nn.Module,
-        train_batches: Callable[[], Iterable[dict]],
-        targets: Sequence[TargetModule],
-        budget: Budget | None,
-    ) -> None:
-        return None
-
-    def plan(
-        self,
-        targets: Sequence[TargetModule],
-        intrinsic_dims: Sequence[float] | None,
-        budget: Budget | None = None,
-    ) -> RankPlan:
-        return self.policy.plan(targets, intrinsic_dims, budget)
 
     def adapt(
         self, model: nn.Module, plan: RankPlan, settings: AdaptSettings, *, initialize: bool
@@ -76,8 +49,34 @@ class InjectedLoRA:
     def initialize_adapters(self, model: nn.Module) -> None:
         """Our layers start as LoRA does: A Kaiming-uniform, B zero (set by ``LoRALinear``)."""
 
-    def callbacks(self) -> list:
-        return []
 
-    def summary(self, model: nn.Module) -> dict[str, Any] | None:
-        return None
+class InjectedLoRA(LoRALayersMethod):
+    """A ``Method``: ``policy`` plans, ``LoRALinear`` layers carry the plan."""
+
+    def __init__(self, policy: RankPolicy):
+        self.policy = policy
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+    @property
+    def needs_intrinsic_dims(self) -> bool:
+        return self.policy.needs_intrinsic_dims
+
+    def plan(
+        self,
+        targets: Sequence[TargetModule],
+        intrinsic_dims: Sequence[float] | None,
+        budget: Budget | None = None,
+    ) -> RankPlan:
+        return self.policy.plan(targets, intrinsic_dims, budget)
+
+
+def as_method(obj: object) -> Method:
+    """``obj`` if it is a ``Method``, else a rank policy wrapped in our own LoRA layers."""
+    if isinstance(obj, Method):
+        return obj
+    if hasattr(obj, "plan") and hasattr(obj, "name"):
+        return InjectedLoRA(obj)
+    raise TypeError(f"{type(obj).__name__} is neither a Method nor a rank policy")

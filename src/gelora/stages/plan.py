@@ -19,7 +19,8 @@ from omegaconf import DictConfig
 from gelora.config.build import build
 from gelora.errors import ConfigError
 from gelora.geometry.id_profile import IDProfile
-from gelora.methods.base import Method, as_method
+from gelora.methods.base import Method
+from gelora.methods.ours import as_method
 from gelora.ranks.budget import Budget, budget_from_config
 from gelora.ranks.plan import RankPlan
 from gelora.ranks.policies import MeasuredIDs
