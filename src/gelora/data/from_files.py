@@ -10,7 +10,7 @@ validation or test file that training never saw is an error, not a silent new cl
 stratified, from the training file, and the run's notes say so. For ``problem: extractive_qa``
 the files are SQuAD-format JSON instead (``gelora.data.squad.load_squad_files``); for
 ``problem: instruction`` they hold Alpaca rows: columns ``instruction``, ``input`` (optional)
-and ``output`` (``gelora.data.instruction_data``), and a repeated prompt keeps its first row.
+and ``output`` (``gelora.data.instruction_split``), and a repeated prompt keeps its first row.
 
 The label rule (``label_key``, the one function every split, every file and
 ``task.label_names`` go through): a label names its class by
@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from gelora.data.instruction_data import InstructionSplit, held_out, without_repeated_prompts
+from gelora.data.instruction_split import InstructionSplit, held_out, without_repeated_prompts
 from gelora.data.tables import read_table, require_columns
 from gelora.data.task_data import (
     PROBLEMS,

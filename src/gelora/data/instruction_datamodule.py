@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
 
 from gelora.data.datamodule import LengthBatchedLoaders
-from gelora.data.instruction_data import InstructionSplit
+from gelora.data.instruction_split import InstructionSplit
 from gelora.data.task_data import TaskData
 from gelora.errors import ConfigError
 

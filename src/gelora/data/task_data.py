@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from gelora.data.instruction_data import InstructionSplit
+from gelora.data.instruction_split import InstructionSplit
 from gelora.data.qa_data import QASplit
 
 PROBLEMS = ("classification", "regression", "extractive_qa", "instruction")

@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 from gelora.config.build import build
 from gelora.data.cleaning import clean_task
-from gelora.data.instruction_data import InstructionSplit, subsample_examples
+from gelora.data.instruction_split import InstructionSplit, subsample_examples
 from gelora.data.qa_data import QASplit, subsample_questions
 from gelora.data.task_data import Split, TaskData, stratified_subsample
 from gelora.errors import ConfigError
