@@ -1,7 +1,9 @@
 """Rank policies, parameter budgets, the LoRA scaling rule and the rank plan they produce.
 
 Nothing here touches a model: a policy maps target shapes (and an ID profile, and a budget) to a
-``RankPlan``; ``gelora.methods`` puts plans into models.
+``RankPlan``; ``gelora.methods`` puts plans into models. GeLoRA, uniform LoRA and the budgeted
+policies' base are in ``policies``, the controls in ``controls``; every ``conf/rank_policy/``
+``_target_`` names them from here.
 """
 
 from gelora.ranks.budget import (
@@ -11,16 +13,19 @@ from gelora.ranks.budget import (
     equivalent_uniform_rank,
     rank_unit,
 )
-from gelora.ranks.plan import AdapterSpec, RankPlan, TargetModule
-from gelora.ranks.policies import (
-    GeLoRAPolicy,
+from gelora.ranks.controls import (
     HeadOnlyPolicy,
     IDProportionalPolicy,
     MatchedUniformPolicy,
-    MeasuredIDs,
     RandomPolicy,
-    RankPolicy,
     ShuffledPolicy,
+)
+from gelora.ranks.plan import AdapterSpec, RankPlan, TargetModule
+from gelora.ranks.policies import (
+    BudgetedPolicy,
+    GeLoRAPolicy,
+    MeasuredIDs,
+    RankPolicy,
     UniformPolicy,
     block_scores,
     gelora_block_ranks,
@@ -31,6 +36,7 @@ from gelora.ranks.scaling import Scaling
 __all__ = [
     "AdapterSpec",
     "Budget",
+    "BudgetedPolicy",
     "GeLoRAPolicy",
     "HeadOnlyPolicy",
     "IDProportionalPolicy",

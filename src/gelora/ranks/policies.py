@@ -1,19 +1,20 @@
 """Rank policies: from targets (and intrinsic dimensions) to a rank plan.
 
 A policy is a small class built by Hydra from ``conf/rank_policy/<name>.yaml``; ``plan`` is its
-one job. Adding a policy means one such class and one config file.
+one job. Adding a policy means one such class and one config file. Here: GeLoRA, uniform LoRA,
+the rules they share (ID gaps, block scores) and ``BudgetedPolicy``, the base of every policy
+that spends a parameter budget; the controls are in ``gelora.ranks.controls``.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import random
 from collections.abc import Sequence
 from typing import Protocol
 
 from gelora.ranks.budget import Budget, allocate_ranks
-from gelora.ranks.plan import RankPlan, TargetModule, within_block
+from gelora.ranks.plan import RankPlan, TargetModule
 from gelora.ranks.scaling import Scaling
 
 BLOCK_SCORES = ("gap", "id", "uniform")
@@ -58,7 +59,7 @@ class RankPolicy(Protocol):
     ) -> RankPlan: ...
 
 
-def _blocks_of(targets: Sequence[TargetModule]) -> list[int]:
+def blocks_of(targets: Sequence[TargetModule]) -> list[int]:
     if not targets:
         raise ValueError("no target modules to adapt")
     return sorted({t.block for t in targets})
@@ -112,7 +113,7 @@ def noise_aware_gaps(
     return kept, ignored
 
 
-def _checked_dims(intrinsic_dims: Sequence[float] | None, policy: str) -> list[float]:
+def checked_dims(intrinsic_dims: Sequence[float] | None, policy: str) -> list[float]:
     if intrinsic_dims is None:
         raise ValueError(f"the {policy} policy needs intrinsic dimensions")
     if len(intrinsic_dims) < 2 or not all(math.isfinite(d) for d in intrinsic_dims):
@@ -139,14 +140,14 @@ def block_scores(intrinsic_dims: Sequence[float], kind: str) -> list[float]:
     return [1.0] * (len(intrinsic_dims) - 1)
 
 
-def _require_budget(budget: Budget | None, policy: str) -> Budget:
+def require_budget(budget: Budget | None, policy: str) -> Budget:
     if budget is None:
         raise ValueError(f"the {policy} policy needs a budget: set budget.rank or budget.params")
     return budget
 
 
-def _check_blocks(targets: Sequence[TargetModule], n_blocks: int, n_dims: int) -> None:
-    blocks = _blocks_of(targets)
+def check_blocks(targets: Sequence[TargetModule], n_blocks: int, n_dims: int) -> None:
+    blocks = blocks_of(targets)
     if blocks[-1] >= n_blocks:
         raise ValueError(
             f"targets reach block {blocks[-1]} but the ID profile has only "
@@ -154,43 +155,71 @@ def _check_blocks(targets: Sequence[TargetModule], n_blocks: int, n_dims: int) -
         )
 
 
-def _budgeted_plan(
-    name: str,
-    targets: Sequence[TargetModule],
-    budget: Budget,
-    scores_of_block: Sequence[float],
-    scaling: Scaling,
-    minimum_of_block: Sequence[int] | None = None,
-    allocation: str = "proportional",
-    notes: Sequence[str] = (),
-) -> RankPlan:
-    """Spend ``budget`` over ``targets``: minimum ranks first, the rest by block score (or, with
-    ``allocation="waterfill"``, lowest rank first: see ``allocate_ranks``).
+class BudgetedPolicy:
+    """A policy that can spend a budget in parameters over the targets (``spend``).
 
-    When the minimum ranks cost more than the budget, every target keeps one rank instead and the
-    plan says so in its notes.
+    Minimum ranks first, the rest by one score per block (``allocate_ranks``). A subclass that
+    only scores blocks writes ``scores_of_blocks`` and takes this ``plan``, which needs a budget;
+    GeLoRA, uniform LoRA and the matched-cost control write their own ``plan`` around ``spend``.
     """
-    n_params = budget.n_params(targets)
-    notes = [f"budget: {budget.describe(targets)}", *notes]
-    minimum = [1] * len(targets)
-    if minimum_of_block is not None:
-        wanted = [max(minimum_of_block[t.block], 1) for t in targets]
-        cost = sum(r * t.lora_params(1) for r, t in zip(wanted, targets, strict=True))
-        if cost <= n_params:
-            minimum = wanted
-        else:
-            notes.append(
-                f"the ID-gap lower bound costs {cost:,} parameters, more than the budget: "
-                "kept one rank per matrix and shared the rest by "
-                + ("score" if allocation == "proportional" else allocation)
-            )
-    ranks = allocate_ranks(
-        targets, n_params, [scores_of_block[t.block] for t in targets], minimum, allocation
-    )
-    return RankPlan.from_target_ranks(name, targets, ranks, scaling, notes=notes)
+
+    name: str
+    needs_intrinsic_dims: bool
+
+    def __init__(self, scaling: Scaling | None = None):
+        self.scaling = Scaling.of(scaling)
+
+    def plan(
+        self,
+        targets: Sequence[TargetModule],
+        intrinsic_dims: Sequence[float] | None = None,
+        budget: Budget | None = None,
+    ) -> RankPlan:
+        scores = self.scores_of_blocks(targets, intrinsic_dims)
+        return self.spend(targets, require_budget(budget, self.name), scores)
+
+    def scores_of_blocks(
+        self, targets: Sequence[TargetModule], intrinsic_dims: Sequence[float] | None
+    ) -> list[float]:
+        """One score per block, index = block, to share the budget by."""
+        raise NotImplementedError(f"{type(self).__name__} shares a budget by no block score")
+
+    def spend(
+        self,
+        targets: Sequence[TargetModule],
+        budget: Budget,
+        scores_of_block: Sequence[float],
+        minimum_of_block: Sequence[int] | None = None,
+        allocation: str = "proportional",
+        notes: Sequence[str] = (),
+    ) -> RankPlan:
+        """Spend ``budget`` over ``targets``: minimum ranks first, the rest by block score (or,
+        with ``allocation="waterfill"``, lowest rank first: see ``allocate_ranks``).
+
+        When the minimum ranks cost more than the budget, every target keeps one rank instead and
+        the plan says so in its notes.
+        """
+        n_params = budget.n_params(targets)
+        notes = [f"budget: {budget.describe(targets)}", *notes]
+        minimum = [1] * len(targets)
+        if minimum_of_block is not None:
+            wanted = [max(minimum_of_block[t.block], 1) for t in targets]
+            cost = sum(r * t.lora_params(1) for r, t in zip(wanted, targets, strict=True))
+            if cost <= n_params:
+                minimum = wanted
+            else:
+                notes.append(
+                    f"the ID-gap lower bound costs {cost:,} parameters, more than the budget: "
+                    "kept one rank per matrix and shared the rest by "
+                    + ("score" if allocation == "proportional" else allocation)
+                )
+        ranks = allocate_ranks(
+            targets, n_params, [scores_of_block[t.block] for t in targets], minimum, allocation
+        )
+        return RankPlan.from_target_ranks(self.name, targets, ranks, self.scaling, notes=notes)
 
 
-class GeLoRAPolicy:
+class GeLoRAPolicy(BudgetedPolicy):
     """Per-block ranks from intrinsic-dimension gaps (arXiv 2412.09250).
 
     Without a budget, the paper's rule: every matrix of block ``i`` gets
@@ -244,8 +273,8 @@ class GeLoRAPolicy:
             or noise_k < 0
         ):
             raise ValueError(f"rank_policy.noise_k must be a finite number >= 0, got {noise_k!r}")
+        super().__init__(scaling)
         self.offset = offset
-        self.scaling = Scaling.of(scaling)
         self.score = score
         self.noise_k = noise_k
 
@@ -255,14 +284,14 @@ class GeLoRAPolicy:
         intrinsic_dims: Sequence[float] | None,
         budget: Budget | None = None,
     ) -> RankPlan:
-        dims = _checked_dims(intrinsic_dims, self.name)
+        dims = checked_dims(intrinsic_dims, self.name)
         if self.noise_k == 0:  # the paper's rule, untouched
             ranks = gelora_block_ranks(dims, self.offset)
             gaps, notes = None, []
         else:
             gaps, notes = self._noise_aware(dims, getattr(intrinsic_dims, "stds", None))
             ranks = [max(math.ceil(gap), 0) + self.offset for gap in gaps]
-        _check_blocks(targets, len(ranks), len(dims))
+        check_blocks(targets, len(ranks), len(dims))
         if budget is None:
             plan = RankPlan.from_ranks(self.name, targets, dict(enumerate(ranks)), self.scaling)
             return RankPlan(plan.policy, plan.adapters, (*plan.notes, *notes)) if notes else plan
@@ -272,15 +301,8 @@ class GeLoRAPolicy:
             scores, allocation = block_scores(dims, self.score), "proportional"
             if gaps is not None and self.score == "gap":
                 scores = gaps
-        return _budgeted_plan(
-            self.name,
-            targets,
-            budget,
-            scores,
-            self.scaling,
-            minimum_of_block=ranks,
-            allocation=allocation,
-            notes=notes,
+        return self.spend(
+            targets, budget, scores, minimum_of_block=ranks, allocation=allocation, notes=notes
         )
 
     def _noise_aware(
@@ -301,57 +323,7 @@ class GeLoRAPolicy:
         return gaps, [note]
 
 
-class IDProportionalPolicy:
-    """Control: a budget shared in proportion to each block's output ID (one rank minimum).
-
-    If this matches GeLoRA, the ID level, not the ID gap, carries the signal.
-    """
-
-    name = "id_proportional"
-    needs_intrinsic_dims = True
-
-    def __init__(self, scaling: Scaling | None = None):
-        self.scaling = Scaling.of(scaling)
-
-    def plan(
-        self,
-        targets: Sequence[TargetModule],
-        intrinsic_dims: Sequence[float] | None,
-        budget: Budget | None = None,
-    ) -> RankPlan:
-        dims = _checked_dims(intrinsic_dims, self.name)
-        _check_blocks(targets, len(dims) - 1, len(dims))
-        budget = _require_budget(budget, self.name)
-        return _budgeted_plan(self.name, targets, budget, block_scores(dims, "id"), self.scaling)
-
-
-class RandomPolicy:
-    """Control: the same budget shared by block scores drawn uniformly at random with ``seed``.
-
-    If this matches GeLoRA, the budget and not the geometry carries the result.
-    """
-
-    name = "random"
-    needs_intrinsic_dims = False
-
-    def __init__(self, seed: int = 0, scaling: Scaling | None = None):
-        self.seed = seed
-        self.scaling = Scaling.of(scaling)
-
-    def plan(
-        self,
-        targets: Sequence[TargetModule],
-        intrinsic_dims: Sequence[float] | None = None,
-        budget: Budget | None = None,
-    ) -> RankPlan:
-        blocks = _blocks_of(targets)
-        budget = _require_budget(budget, self.name)
-        generator = random.Random(self.seed)
-        scores = [generator.random() for _ in range(blocks[-1] + 1)]
-        return _budgeted_plan(self.name, targets, budget, scores, self.scaling)
-
-
-class UniformPolicy:
+class UniformPolicy(BudgetedPolicy):
     """Plain LoRA: the same rank and alpha for every target module (Hu et al. 2021).
 
     With a budget, the rank is ``budget.rank``; a budget in parameters is met by the largest
@@ -364,8 +336,8 @@ class UniformPolicy:
     def __init__(self, rank: int = 8, scaling: Scaling | None = None):
         if rank < 1:
             raise ValueError(f"rank_policy.rank must be >= 1, got {rank}")
+        super().__init__(scaling)
         self.rank = rank
-        self.scaling = Scaling.of(scaling)
 
     def plan(
         self,
@@ -373,117 +345,8 @@ class UniformPolicy:
         intrinsic_dims: Sequence[float] | None = None,
         budget: Budget | None = None,
     ) -> RankPlan:
-        blocks = _blocks_of(targets)
+        blocks = blocks_of(targets)
         if budget is not None and budget.params is not None:
-            return _budgeted_plan(
-                self.name, targets, budget, [1.0] * (blocks[-1] + 1), self.scaling
-            )
+            return self.spend(targets, budget, [1.0] * (blocks[-1] + 1))
         rank = budget.rank if budget is not None else self.rank
         return RankPlan.from_ranks(self.name, targets, dict.fromkeys(blocks, rank), self.scaling)
-
-
-class HeadOnlyPolicy:
-    """Control: no adapters at all; only the task head trains (as in every other row).
-
-    The floor of a table: a method that does not clearly beat it has not used its adapters.
-    """
-
-    name = "head_only"
-    needs_intrinsic_dims = False
-
-    def __init__(self, scaling: Scaling | None = None):
-        self.scaling = Scaling.of(scaling)  # unused: kept so every policy takes the run's rule
-
-    def plan(
-        self,
-        targets: Sequence[TargetModule],
-        intrinsic_dims: Sequence[float] | None = None,
-        budget: Budget | None = None,
-    ) -> RankPlan:
-        if not targets:
-            raise ValueError("no target modules to adapt")
-        notes = ["head only: no adapters, the budget is not spent"] if budget else []
-        return RankPlan.from_target_ranks(
-            self.name, targets, [0] * len(targets), self.scaling, notes=notes
-        )
-
-
-class ShuffledPolicy:
-    """Control: budgeted GeLoRA's ranks, with whole blocks permuted at random by ``seed``.
-
-    The same ranks, the same parameter count (blocks of one model have the same matrices), only
-    their placement moved: if this matches GeLoRA, the placement the ID gaps choose does not
-    matter. A permutation that leaves the ranks where they were is drawn again (when any other
-    arrangement exists).
-    """
-
-    name = "shuffled"
-    needs_intrinsic_dims = True
-
-    def __init__(
-        self, seed: int = 0, offset: int = 1, score: str = "gap", scaling: Scaling | None = None
-    ):
-        self.seed = seed
-        self.gelora = GeLoRAPolicy(offset=offset, score=score, scaling=scaling)
-        self.scaling = self.gelora.scaling
-
-    def plan(
-        self,
-        targets: Sequence[TargetModule],
-        intrinsic_dims: Sequence[float] | None,
-        budget: Budget | None = None,
-    ) -> RankPlan:
-        budget = _require_budget(budget, self.name)
-        original = self.gelora.plan(targets, intrinsic_dims, budget)
-        blocks = _blocks_of(targets)
-        rank_of = {t.name: original.ranks.get(t.name, 0) for t in targets}
-        relative = {t.name: within_block(t.name, t.block) for t in targets}
-        by_block = {
-            b: {relative[t.name]: rank_of[t.name] for t in targets if t.block == b} for b in blocks
-        }
-        if any(set(by_block[b]) != set(by_block[blocks[0]]) for b in blocks):
-            raise ValueError("shuffled needs every block to hold the same target matrices")
-        unmoved = [rank_of[t.name] for t in targets]
-        generator = random.Random(self.seed)
-        order = list(blocks)
-        for _ in range(100):
-            generator.shuffle(order)
-            moved = dict(zip(blocks, order, strict=True))
-            ranks = [by_block[moved[t.block]][relative[t.name]] for t in targets]
-            if ranks != unmoved:
-                break
-        notes = [
-            *original.notes,
-            "shuffled: block b takes budgeted GeLoRA's ranks of block "
-            + ", ".join(f"{b}<-{moved[b]}" for b in blocks),
-        ]
-        return RankPlan.from_target_ranks(self.name, targets, ranks, self.scaling, notes=notes)
-
-
-class MatchedUniformPolicy:
-    """Uniform LoRA at unbudgeted GeLoRA's own parameter count (on the same ID profile).
-
-    The fair partner of the paper's rule, which spends what its ID gaps ask for: this row spends
-    exactly that (to within one rank unit) evenly over the matrices.
-    """
-
-    name = "lora_gelora_cost"
-    needs_intrinsic_dims = True
-
-    def __init__(self, offset: int = 1, scaling: Scaling | None = None):
-        self.gelora = GeLoRAPolicy(offset=offset, scaling=scaling)
-        self.scaling = self.gelora.scaling
-
-    def plan(
-        self,
-        targets: Sequence[TargetModule],
-        intrinsic_dims: Sequence[float] | None,
-        budget: Budget | None = None,
-    ) -> RankPlan:
-        cost = self.gelora.plan(targets, intrinsic_dims).trainable_adapter_params
-        blocks = _blocks_of(targets)
-        plan = _budgeted_plan(
-            self.name, targets, Budget(params=cost), [1.0] * (blocks[-1] + 1), self.scaling
-        )
-        note = f"GeLoRA's own cost on this profile: {cost:,} parameters"
-        return RankPlan(plan.policy, plan.adapters, (*plan.notes, note))
