@@ -1,0 +1,146 @@
+"""gelora's modules import one another without a circle (ARCHITECTURE.md: "no import circle").
+
+The graph holds the imports that run when a module is imported: module level, class bodies,
+``if``/``try``/``with`` blocks; not function bodies (imported when called) nor
+``if TYPE_CHECKING:`` blocks (never run). An edge goes to the module named, and to a submodule
+named in ``from package import submodule``; a package's ``__init__`` re-exporting its own
+modules is the usual Python idiom and is only an edge where a module imports the package itself.
+
+A function-level import can hide a circle from that graph; in ``methods/``, ``ranks/`` and
+``data/`` none may (issue 28 removed two), so there the graph also counts imports in functions.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import gelora
+
+ROOT = Path(gelora.__file__).parent
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _run_time_imports(body: list[ast.stmt], *, in_functions: bool = False):
+    """Import statements that run when the module is imported (or, ``in_functions``, also
+    those that run when one of its functions is called)."""
+    for node in body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            if in_functions:
+                yield from _run_time_imports(node.body, in_functions=True)
+        elif isinstance(node, ast.If):
+            if not _is_type_checking(node.test):
+                yield from _run_time_imports(node.body, in_functions=in_functions)
+            yield from _run_time_imports(node.orelse, in_functions=in_functions)
+        else:
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                inner = getattr(node, field, None)
+                if isinstance(inner, list) and inner and isinstance(inner[0], ast.stmt):
+                    yield from _run_time_imports(inner, in_functions=in_functions)
+                elif isinstance(inner, list):
+                    for handler in inner:
+                        if isinstance(handler, ast.ExceptHandler):
+                            yield from _run_time_imports(handler.body, in_functions=in_functions)
+
+
+def _targets(node: ast.Import | ast.ImportFrom, module: str, is_package: bool) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if node.level:
+        package = module if is_package else module.rpartition(".")[0]
+        for _ in range(node.level - 1):
+            package = package.rpartition(".")[0]
+        base = f"{package}.{node.module}" if node.module else package
+    else:
+        base = node.module or ""
+    return [base, *(f"{base}.{alias.name}" for alias in node.names)]
+
+
+def import_graph(*, in_functions: bool = False) -> dict[str, set[str]]:
+    """Each gelora module and the gelora modules it imports when imported (``in_functions``:
+    or when one of its functions runs)."""
+    paths = {_module_name(path): path for path in ROOT.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for module, path in paths.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        is_package = path.name == "__init__.py"
+        graph[module] = {
+            target
+            for node in _run_time_imports(tree.body, in_functions=in_functions)
+            for target in _targets(node, module, is_package)
+            if target in paths and target != module
+        }
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for child in sorted(graph[node]):
+            if child not in index:
+                visit(child)
+                low[node] = min(low[node], low[child])
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_graph_sees_gelora_imports():
+    graph = import_graph()
+    assert "gelora.ranks.policies" in graph["gelora.ranks.controls"]
+    assert "gelora.methods.base" in graph["gelora.methods.ours"]
+    assert "gelora.data.task_data" in graph["gelora.data.instruction_data"]
+
+
+def test_a_circle_is_found():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == [["a", "b", "c"]]
+
+
+def test_no_import_circle():
+    assert cycles(import_graph()) == []
+
+
+def test_no_circle_hidden_in_functions_in_methods_ranks_and_data():
+    packages = ("gelora.methods", "gelora.ranks", "gelora.data")
+    graph = {
+        module: {target for target in targets if target.startswith(packages)}
+        for module, targets in import_graph(in_functions=True).items()
+        if module.startswith(packages)
+    }
+    assert cycles(graph) == []
