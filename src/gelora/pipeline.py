@@ -12,20 +12,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from gelora.assets import cache_root
-from gelora.atomic import write_json_atomic
-from gelora.config.build import build
-from gelora.config.checks import check_config
+from gelora.data.task_data import TaskData
 from gelora.logs import route_library_logs_to_root
-from gelora.models import check_max_length
-from gelora.ranks.plan import RankPlan
-from gelora.reporting.plots import plot_id_profile, plot_rank_plan
 from gelora.run_folder import (
     FolderClaim,
     check_resumed_data,
@@ -35,23 +29,10 @@ from gelora.run_folder import (
     run_settings,
     save_hydra_files,
 )
-from gelora.stages.backbone import Backbone, load_backbone, model_spec
-from gelora.stages.fit import build_datamodule, fit_and_test, is_global_zero
-from gelora.stages.plan import (
-    load_budget,
-    load_method,
-    load_scaling,
-    make_plan,
-)
-from gelora.stages.profile import (
-    EstimatorSettings,
-    ProfileResult,
-    estimate_profile,
-    estimation_device,
-    id_sample_size,
-)
+from gelora.stages.backbone import Backbone
+from gelora.stages.fit import FitSettings, build_datamodule, fit_and_test, is_global_zero
+from gelora.stages.prologue import PrologueHooks, plan_stages, write_plan_outputs
 from gelora.stages.record import build_record
-from gelora.stages.task import load_task
 from gelora.training.run_state import RunStateCallback
 
 log = logging.getLogger(__name__)
@@ -166,6 +147,43 @@ def _run_claimed(
     return record.to_dict()
 
 
+class _TrainHooks(PrologueHooks):
+    """``gelora-train``'s part of the prologue: the resumed checkpoint's plan, the data it was
+    trained on checked, the datamodule built before the ID profile and tokenised after it."""
+
+    def __init__(self, cfg: DictConfig, claim: FolderClaim, reached: dict[str, Any]) -> None:
+        self.cfg, self.claim, self.reached = cfg, claim, reached
+        self.resume_from = claim.resume_from
+        self.data: dict[str, str] = {}  # the splits' fingerprints, saved in every checkpoint
+        self.datamodule: Any = None
+
+    def config_checked(self, cfg: DictConfig) -> None:
+        if cfg.get("threads"):
+            torch.set_num_threads(cfg.threads)
+
+    def task_loaded(self, task: TaskData) -> None:
+        self.data = {name: split.fingerprint() for name, split in task.splits().items()}
+        check_resumed_data(self.claim, self.data)
+
+    def backbone_loaded(self, task: TaskData, backbone: Backbone) -> None:
+        cfg = self.cfg
+        tokens = cache_root() / "tokenized" if cfg.task.cache_tokens else None
+        self.datamodule = build_datamodule(
+            task, backbone, cfg.task, cfg.seed, token_cache_dir=tokens
+        )
+
+    def profile_estimated(self, task: TaskData) -> TaskData:
+        started = time.perf_counter()
+        self.datamodule.setup("fit")  # every split, tokenised once
+        self.reached["timings"]["tokenize_s"] = round(time.perf_counter() - started, 3)
+        self.reached["token_cache"] = self.datamodule.token_cache_outcomes
+        # the rows used: an instruction task drops those max_length leaves no response token in
+        return self.datamodule.task
+
+    def train_batches(self):
+        return self.datamodule.train_dataloader()
+
+
 def _run_stages(
     cfg: DictConfig,
     out_dir: Path,
@@ -173,81 +191,23 @@ def _run_stages(
     claim: FolderClaim,
     settings: dict[str, Any],
 ) -> None:
-    timings: dict[str, float] = {}
-    reached["timings"] = timings
-    check_config(cfg)
-    if cfg.get("threads"):
-        torch.set_num_threads(cfg.threads)
-    scaling = load_scaling(cfg.get("lora"))
-    method = load_method(cfg.rank_policy, scaling)
-    budget = load_budget(cfg.get("budget"))
-    reached["scaling"] = scaling.to_dict()
-    reached["method"] = method.name
-    reached["budget"] = OmegaConf.to_container(cfg.budget) if "budget" in cfg else None
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-
-    task = reached["task"] = load_task(cfg.task)
-    check_max_length(model_spec(cfg.model, task), cfg.task.max_length)  # config only, no weights
-    data = {name: split.fingerprint() for name, split in task.splits().items()}
-    check_resumed_data(claim, data)
-    sample = reached["sample"] = id_sample_size(cfg.estimator.n_samples, task)
-    backbone = reached["backbone"] = load_backbone(cfg.model, task, budget, cfg.lora.dropout)
-    tokens = cache_root() / "tokenized" if cfg.task.cache_tokens else None
-    datamodule = build_datamodule(task, backbone, cfg.task, cfg.seed, token_cache_dir=tokens)
-    profile = reached["profile"] = estimate_profile(
-        backbone,
-        task,
-        EstimatorSettings.from_config(cfg.estimator),
-        build(cfg.estimator.id, "estimator.id"),
-        sample,
-        max_length=cfg.task.max_length,
-        device=estimation_device(cfg.trainer.accelerator),
-        cache_dir=cache_root() / "id_profiles" if cfg.estimator.cache else None,
-    )
-    timings["id_estimation_s"] = profile.seconds
-    started = time.perf_counter()
-    datamodule.setup("fit")  # every split, tokenised once
-    timings["tokenize_s"] = round(time.perf_counter() - started, 3)
-    reached["token_cache"] = datamodule.token_cache_outcomes
-    # the rows used: an instruction task drops those max_length leaves no response token in
-    task = reached["task"] = datamodule.task
-
-    def train_batches():
-        return datamodule.train_dataloader()
-
-    plan = reached["plan"] = make_plan(
-        method,
-        backbone,
-        profile.profile,
-        budget,
-        train_batches=train_batches,
-        resume_from=claim.resume_from,
-    )
-    timings |= plan.timings
+    """The prologue (``plan_stages``, with the run folder's hooks), then ``fit_and_test``."""
+    reached["timings"] = {}
+    hooks = _TrainHooks(cfg, claim, reached)
+    stages = plan_stages(cfg, hooks=hooks, reached=reached)
     if is_global_zero():
-        write_plan_outputs(plan.plan, profile, backbone, task.name, out_dir)
+        write_plan_outputs(
+            stages.plan.plan, stages.profile, stages.backbone, stages.task.name, out_dir
+        )
     fit = reached["fit"] = fit_and_test(
-        cfg,
-        method,
-        backbone,
-        task,
-        datamodule,
-        profile,
-        plan,
+        FitSettings.from_config(cfg),
+        stages.method,
+        stages.backbone,
+        stages.task,
+        hooks.datamodule,
+        stages.profile,
+        stages.plan,
         out_dir,
-        run_state=RunStateCallback(settings, data),
+        run_state=RunStateCallback(settings, hooks.data),
     )
-    timings |= {"fit_s": fit.fit_s, "test_s": fit.test_s, **(fit.benchmark_s or {})}
-
-
-def write_plan_outputs(
-    plan: RankPlan, profile: ProfileResult, backbone: Backbone, task_name: str, out_dir: Path
-) -> None:
-    """``rank_plan.json``, ``id_profile.png`` and ``rank_plan.png`` in the run directory."""
-    write_json_atomic(out_dir / "rank_plan.json", plan.to_dict())
-    plot_id_profile(
-        profile.profile,
-        out_dir / "id_profile.png",
-        title=f"ID profile: {backbone.name} on {task_name} ({profile.pooling} pooling)",
-    )
-    plot_rank_plan(plan, backbone.n_blocks, out_dir / "rank_plan.png")
+    reached["timings"] |= {"fit_s": fit.fit_s, "test_s": fit.test_s, **(fit.benchmark_s or {})}

@@ -41,6 +41,7 @@ from gelora.stages.profile import (
     estimate_profile,
     id_sample_size,
 )
+from gelora.stages.prologue import PrologueHooks, StageCache, plan_stages, write_plan_outputs
 
 log = logging.getLogger(__name__)
 LORA_CONFIG_DIR = "lora_config"
@@ -180,15 +181,27 @@ class PlanRun:
     lora_config_dir: Path
 
 
+class _PlanHooks(PrologueHooks):
+    """``gelora-plan``'s part of the prologue: a method that is not a plan in LoRA layers is
+    refused before anything loads."""
+
+    def method_loaded(self, method: Method) -> None:
+        from gelora.methods.ours import InjectedLoRA
+
+        if type(method) is not InjectedLoRA:
+            raise ConfigError(
+                f"rank_policy={method.name} brings its own adapters or initial weights, which a "
+                "LoraConfig cannot hold: use gelora-train, or peft's own support for it"
+            )
+
+
 class PlanStages:
-    """The stages of ``gelora-train`` up to the plan, for one config or several: the task, the
-    backbone and the ID profile of a config are kept for the next config that shares them (the
-    variants of ``gelora-plan --compare`` differ in a key or two)."""
+    """The stages of ``gelora-train`` up to the plan (``plan_stages``), for one config or
+    several: the task, the backbone and the ID profile of a config are kept for the next config
+    that shares them (the variants of ``gelora-plan --compare`` differ in a key or two)."""
 
     def __init__(self) -> None:
-        self._tasks: dict[str, TaskData] = {}
-        self._backbones: dict[str, Backbone] = {}
-        self._profiles: dict[str, ProfileResult] = {}
+        self._cache = StageCache()
 
     def plan(self, cfg: DictConfig) -> tuple[ProfileResult, PlanResult, Backbone, TaskData]:
         """Check ``cfg``, then the profile and plan it asks for (no files written).
@@ -197,64 +210,8 @@ class PlanStages:
             ConfigError: a bad setting, or a method that is not a rank plan in LoRA layers
                 (AdaLoRA and EVA bring their own adapters or initial weights: use gelora-train).
         """
-        from lightning import seed_everything
-
-        from gelora.assets import cache_root
-        from gelora.config.build import build
-        from gelora.config.checks import check_config
-        from gelora.methods.ours import InjectedLoRA
-        from gelora.models import check_max_length
-        from gelora.stages.backbone import load_backbone, model_spec
-        from gelora.stages.plan import load_budget, load_method, load_scaling
-        from gelora.stages.profile import estimation_device
-        from gelora.stages.task import load_task
-
-        check_config(cfg)
-        method: Method = load_method(cfg.rank_policy, load_scaling(cfg.get("lora")))
-        if type(method) is not InjectedLoRA:
-            raise ConfigError(
-                f"rank_policy={method.name} brings its own adapters or initial weights, which a "
-                "LoraConfig cannot hold: use gelora-train, or peft's own support for it"
-            )
-        budget = load_budget(cfg.get("budget"))
-        task_key = _key(cfg, "task")
-        if task_key not in self._tasks:
-            self._tasks[task_key] = load_task(cfg.task)
-        task = self._tasks[task_key]
-        backbone_key = _key(cfg, "task", "model", "budget", "lora", "seed")
-        if backbone_key not in self._backbones:
-            seed_everything(cfg.seed, workers=True, verbose=False)  # as gelora-train: same init
-            check_max_length(model_spec(cfg.model, task), cfg.task.max_length)  # before weights
-            self._backbones[backbone_key] = load_backbone(cfg.model, task, budget, cfg.lora.dropout)
-        backbone = self._backbones[backbone_key]
-        profile_key = _key(cfg, "task", "model", "estimator", "trainer.accelerator")
-        if profile_key not in self._profiles:
-            self._profiles[profile_key] = estimate_profile(
-                backbone,
-                task,
-                EstimatorSettings.from_config(cfg.estimator),
-                build(cfg.estimator.id, "estimator.id"),
-                id_sample_size(cfg.estimator.n_samples, task),
-                max_length=cfg.task.max_length,
-                device=estimation_device(cfg.trainer.accelerator),
-                cache_dir=cache_root() / "id_profiles" if cfg.estimator.cache else None,
-            )
-        profile = self._profiles[profile_key]
-        plan = make_plan(method, backbone, profile.profile, budget, train_batches=_no_batches)
-        return profile, plan, backbone, task
-
-
-def _key(cfg: DictConfig, *keys: str) -> str:
-    """The resolved values of ``keys`` in ``cfg``, as one string: what a kept stage depends on."""
-    import json
-
-    from omegaconf import OmegaConf
-
-    def resolved(key: str):
-        node = OmegaConf.select(cfg, key)
-        return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-
-    return json.dumps({key: resolved(key) for key in keys}, sort_keys=True, default=str)
+        stages = plan_stages(cfg, hooks=_PlanHooks(), cache=self._cache)
+        return stages.profile, stages.plan, stages.backbone, stages.task
 
 
 def plan_from_config(cfg: DictConfig, out_dir: Path) -> PlanRun:
@@ -263,8 +220,6 @@ def plan_from_config(cfg: DictConfig, out_dir: Path) -> PlanRun:
     Raises:
         ConfigError: a bad setting, or a method that is not a rank plan in LoRA layers.
     """
-    from gelora.pipeline import write_plan_outputs
-
     profile, plan, backbone, task = PlanStages().plan(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_plan_outputs(plan.plan, profile, backbone, task.name, out_dir)

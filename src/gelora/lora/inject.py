@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from torch import nn
 
@@ -117,3 +118,20 @@ def set_merged(model: nn.Module, merged: bool) -> None:
     """Merge (``True``) or unmerge (``False``) every LoRA layer of the model."""
     for layer in lora_layers(model).values():
         layer.merge() if merged else layer.unmerge()
+
+
+@dataclass(frozen=True)
+class ParameterCounts:
+    """A model's parameters: in LoRA adapters (trainable), trainable in all, and in all."""
+
+    adapter: int
+    trainable: int
+    total: int
+
+    @classmethod
+    def of(cls, model: nn.Module) -> ParameterCounts:
+        return cls(
+            adapter=count_lora_parameters(model),
+            trainable=count_parameters(model, trainable_only=True),
+            total=count_parameters(model),
+        )

@@ -12,7 +12,9 @@ import logging
 import math
 import platform
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,6 @@ from gelora.data.instruction_datamodule import InstructionDataModule
 from gelora.data.qa_datamodule import QADataModule
 from gelora.data.task_data import TaskData
 from gelora.lora.export import save_adapter
-from gelora.lora.inject import count_lora_parameters, count_parameters
 from gelora.methods.base import Method
 from gelora.provenance import code_provenance
 from gelora.ranks.plan import RankPlan
@@ -130,26 +131,30 @@ def build_datamodule(
     )
 
 
-def build_loggers(logger_cfg: DictConfig | None) -> list:
-    return [build(node, f"logger.{name}") for name, node in (logger_cfg or {}).items()]
+def build_loggers(logger_cfg: Mapping[str, Any] | None) -> list:
+    """The configured Lightning loggers, by name (``logger``)."""
+    return [
+        build(OmegaConf.create(node), f"logger.{name}") for name, node in (logger_cfg or {}).items()
+    ]
 
 
 def log_plan(
     loggers: list,
-    cfg: DictConfig,
+    hyperparams: dict[str, Any] | None,
     profile: ProfileResult,
     plan: RankPlan,
     n_blocks: int,
     parameter_counts: dict[str, int],
     out_dir: Path,
 ) -> None:
-    """The config, the ID profile, the rank plan and the parameter counts, to every logger."""
+    """The config (``hyperparams``: resolved, secrets still in), the ID profile, the rank plan
+    and the parameter counts, to every logger."""
     scalars = {f"id/layer_{i:02d}": d for i, d in enumerate(profile.profile.dimensions)}
     scalars |= {f"rank/layer_{i:02d}": r for i, r in enumerate(plan.block_ranks(n_blocks))}
     scalars["rank/total"] = plan.total_rank
     scalars |= {f"params/{name}": count for name, count in parameter_counts.items()}
     for logger in loggers:
-        logger.log_hyperparams(redact_secrets(OmegaConf.to_container(cfg, resolve=True)))
+        logger.log_hyperparams(redact_secrets(hyperparams))
         logger.log_metrics(scalars, step=0)
         if isinstance(logger, WandbLogger):  # a dashboard shows the plan without any code
             logger.log_table(
@@ -162,14 +167,12 @@ def log_plan(
 
 
 def build_trainer(
-    trainer_cfg: DictConfig, *, loggers: list, callbacks: list, out_dir: Path
+    trainer_cfg: DictConfig | Mapping[str, Any], *, loggers: list, callbacks: list, out_dir: Path
 ) -> L.Trainer:
     """Lightning's Trainer from ``trainer``; ``null`` values keep Lightning's defaults."""
-    given = {
-        key: value
-        for key, value in OmegaConf.to_container(trainer_cfg, resolve=True).items()
-        if value is not None
-    }
+    if OmegaConf.is_config(trainer_cfg):
+        trainer_cfg = OmegaConf.to_container(trainer_cfg, resolve=True)
+    given = {key: value for key, value in trainer_cfg.items() if value is not None}
     return build(
         OmegaConf.create(given),
         "trainer",
@@ -179,8 +182,205 @@ def build_trainer(
     )
 
 
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    """After-test generation of an instruction task (``gelora.evaluation.benchmarks``)."""
+
+    ifbench_prompts: int | None
+    mt_bench_questions: int | None
+    max_new_tokens: int | None
+    batch_size: int | None
+    run_name: str  # model and task: the answers' model id adds the variant and the seed
+    seed: int
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """What ``fit_and_test`` reads from the config, read once (``from_config``).
+
+    Attributes:
+        metrics: the task's metrics; the first is the checkpoint and early-stopping monitor.
+        trainer, loggers, extra_callbacks: the resolved ``trainer``, ``logger`` and
+            ``extra_callbacks`` nodes (``_target_`` nodes, built in ``fit_and_test``).
+        hyperparams: the resolved config the loggers record (``None`` without loggers).
+        patience, min_delta: ``early_stopping`` (no patience: train to the step cap).
+    """
+
+    metrics: tuple[str, ...]
+    lr: float
+    head_lr: float | None
+    weight_decay: float
+    warmup_ratio: float
+    max_length: int
+    checkpoint_every_n_steps: int | None
+    patience: int | None
+    min_delta: float
+    trainer: Mapping[str, Any]
+    loggers: Mapping[str, Any]
+    extra_callbacks: Mapping[str, Any]
+    hyperparams: dict[str, Any] | None
+    benchmarks: BenchmarkSettings
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> FitSettings:
+        """The settings of a composed ``train`` config."""
+        stopping = cfg.get("early_stopping") or {}
+        loggers = _resolved(cfg.get("logger"))
+        task = cfg.task
+        return cls(
+            metrics=tuple(task.metrics),
+            lr=cfg.optimizer.lr,
+            head_lr=cfg.optimizer.head_lr,
+            weight_decay=cfg.optimizer.weight_decay,
+            warmup_ratio=cfg.optimizer.warmup_ratio,
+            max_length=task.max_length,
+            checkpoint_every_n_steps=cfg.checkpoint_every_n_steps,
+            patience=stopping.get("patience") or None,
+            min_delta=stopping.get("min_delta") or 0.0,
+            trainer=_resolved(cfg.trainer),
+            loggers=loggers,
+            extra_callbacks=_resolved(cfg.get("extra_callbacks")),
+            hyperparams=OmegaConf.to_container(cfg, resolve=True) if loggers else None,
+            benchmarks=BenchmarkSettings(
+                ifbench_prompts=task.get("ifbench_prompts"),
+                mt_bench_questions=task.get("mt_bench_questions"),
+                max_new_tokens=task.get("max_new_tokens"),
+                batch_size=task.get("generation_batch_size"),
+                run_name=f"{cfg.model.name}-{task.name}",
+                seed=cfg.seed,
+            ),
+        )
+
+    @property
+    def primary(self) -> str:
+        """The metric the best checkpoint and early stopping watch."""
+        return self.metrics[0]
+
+
+def _resolved(node: DictConfig | None) -> dict[str, Any]:
+    """A config node as plain resolved data (``{}`` for none)."""
+    return OmegaConf.to_container(node, resolve=True) if node else {}
+
+
+class _PlanReport(L.Callback):
+    """The plan the model was adapted with and the parameter counts right after (read from the
+    module, ``configure_model``), to the console and every logger as training starts."""
+
+    def __init__(self, loggers: list, settings: FitSettings, profile, n_blocks: int, out_dir):
+        self.loggers, self.settings, self.profile = loggers, settings, profile
+        self.n_blocks, self.out_dir = n_blocks, out_dir
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        counts = asdict(pl_module.parameter_counts)
+        if is_global_zero():
+            log.info(format_parameter_budget(**counts))
+        log_plan(
+            self.loggers,
+            self.settings.hyperparams,
+            self.profile,
+            pl_module.rank_plan,
+            self.n_blocks,
+            counts,
+            self.out_dir,
+        )
+
+
+def build_module(
+    settings: FitSettings,
+    method: Method,
+    backbone: Backbone,
+    task: TaskData,
+    datamodule: TextClassificationDataModule | QADataModule | InstructionDataModule,
+    plan: RankPlan,
+    *,
+    initialize: bool,
+) -> LoRAClassifierModule:
+    """The task kind's LightningModule; it puts ``method``'s adapters in at ``configure_model``
+    (``initialize=False`` on resume: the checkpoint brings the weights)."""
+    common = {
+        "rank_plan": plan,
+        "metrics": list(settings.metrics),
+        "test_splits": datamodule.test_split_names,
+        "lr": settings.lr,
+        "head_lr": settings.head_lr,
+        "weight_decay": settings.weight_decay,
+        "warmup_ratio": settings.warmup_ratio,
+        "adapt": partial(_adapt, method=method, backbone=backbone, initialize=initialize),
+    }
+    if task.problem == "extractive_qa":  # the task kind's branch point: span head, SQuAD scores
+        return LoRAQuestionAnsweringModule(
+            backbone.model,
+            decode=datamodule.predictions,
+            gold_answers={n: s.answer_texts() for n, s in task.splits().items() if n != "train"},
+            width=settings.max_length,
+            **common,
+        )
+    if task.problem == "instruction":  # a causal LM, its loss on response tokens only
+        return LoRACausalLMModule(backbone.model, **common)
+    return LoRAClassifierModule(
+        backbone.model, num_labels=task.num_labels, problem=task.problem, **common
+    )
+
+
+def _adapt(model, plan: RankPlan, *, method: Method, backbone: Backbone, initialize: bool):
+    """Runs in ``configure_model``, with rank 0's plan (see ``LoRAClassifierModule``)."""
+    return method.adapt(model, plan, backbone.adapt_settings, initialize=initialize)
+
+
+def build_callbacks(
+    settings: FitSettings,
+    method: Method,
+    report: L.Callback,
+    out_dir: Path,
+    *,
+    run_state: RunStateCallback | None,
+    with_lr: bool,
+) -> tuple[RunFolderCheckpoint, list[L.Callback]]:
+    """The best-validation checkpoint, and every callback of the run (that one included)."""
+    primary = settings.primary
+    best = RunFolderCheckpoint(
+        dirpath=out_dir / "checkpoints",
+        filename="best",
+        monitor=f"val/{primary}",
+        mode=metric_mode(primary),  # min for a loss
+        save_top_k=1,
+        # after each validation, as EarlyStopping below: left to Lightning, an integer
+        # trainer.val_check_interval=1 (every batch) reads as 1.0 (once an epoch) and the best
+        # checkpoint would be saved at epoch ends only
+        save_on_train_epoch_end=False,
+    )
+    periodic = RunFolderCheckpoint(  # last.ckpt every few steps: what a killed run resumes from
+        dirpath=out_dir / "checkpoints",
+        save_top_k=0,
+        save_last=True,
+        every_n_train_steps=settings.checkpoint_every_n_steps,
+    )
+    callbacks = [report, best, periodic, ModelSummaryToLog(), *method.callbacks()]
+    if run_state is not None:
+        callbacks.append(run_state)
+    if with_lr:  # the learning rate per step: warm-up and decay on the dashboard
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if settings.patience:  # until validation stops improving; trainer.max_steps caps it
+        callbacks.append(
+            EarlyStopping(
+                monitor=f"val/{primary}",
+                mode=metric_mode(primary),
+                patience=settings.patience,
+                min_delta=settings.min_delta,
+                # after each validation: Lightning's default reads trainer.val_check_interval=1
+                # (every batch) as 1.0 (once an epoch) and would check at epoch ends only
+                check_on_train_epoch_end=False,
+            )
+        )
+    callbacks += [  # e.g. fault injection in the tests
+        build(OmegaConf.create(node), f"extra_callbacks.{name}")
+        for name, node in settings.extra_callbacks.items()
+    ]
+    return best, callbacks
+
+
 def fit_and_test(
-    cfg: DictConfig,
+    settings: FitSettings,
     method: Method,
     backbone: Backbone,
     task: TaskData,
@@ -198,87 +398,55 @@ def fit_and_test(
     the generators' states into every checkpoint (``gelora.training.run_state``).
     """
     resume_from = Path(plan.resumed_from["checkpoint"]) if plan.resumed_from else None
-    loggers = build_loggers(cfg.get("logger"))
-    counts: dict[str, int] = {}
-
-    def adapt(model, agreed_plan: RankPlan):
-        """Runs in ``configure_model``, with rank 0's plan (see ``LoRAClassifierModule``)."""
-        adapted = method.adapt(
-            model, agreed_plan, backbone.adapt_settings, initialize=resume_from is None
-        )
-        counts["adapter"] = count_lora_parameters(adapted)
-        counts["trainable"] = count_parameters(adapted, trainable_only=True)
-        counts["total"] = count_parameters(adapted)
-        if is_global_zero():
-            log.info(format_parameter_budget(**counts))
-        log_plan(loggers, cfg, profile, agreed_plan, backbone.n_blocks, dict(counts), out_dir)
-        return adapted
-
-    primary = cfg.task.metrics[0]
-    settings = {
-        "rank_plan": plan.plan,
-        "metrics": list(cfg.task.metrics),
-        "test_splits": datamodule.test_split_names,
-        "lr": cfg.optimizer.lr,
-        "head_lr": cfg.optimizer.head_lr,
-        "weight_decay": cfg.optimizer.weight_decay,
-        "warmup_ratio": cfg.optimizer.warmup_ratio,
-        "adapt": adapt,
-    }
-    if task.problem == "extractive_qa":  # the task kind's branch point: span head, SQuAD scores
-        module = LoRAQuestionAnsweringModule(
-            backbone.model,
-            decode=datamodule.predictions,
-            gold_answers={n: s.answer_texts() for n, s in task.splits().items() if n != "train"},
-            width=cfg.task.max_length,
-            **settings,
-        )
-    elif task.problem == "instruction":  # a causal LM, its loss on response tokens only
-        module = LoRACausalLMModule(backbone.model, **settings)
-    else:
-        module = LoRAClassifierModule(
-            backbone.model, num_labels=task.num_labels, problem=task.problem, **settings
-        )
-    best = RunFolderCheckpoint(
-        dirpath=out_dir / "checkpoints",
-        filename="best",
-        monitor=f"val/{primary}",
-        mode=metric_mode(primary),  # min for a loss
-        save_top_k=1,
-        # after each validation, as EarlyStopping below: left to Lightning, an integer
-        # trainer.val_check_interval=1 (every batch) reads as 1.0 (once an epoch) and the best
-        # checkpoint would be saved at epoch ends only
-        save_on_train_epoch_end=False,
+    loggers = build_loggers(settings.loggers)
+    module = build_module(
+        settings, method, backbone, task, datamodule, plan.plan, initialize=resume_from is None
     )
-    periodic = RunFolderCheckpoint(  # last.ckpt every few steps: what a killed run resumes from
-        dirpath=out_dir / "checkpoints",
-        save_top_k=0,
-        save_last=True,
-        every_n_train_steps=cfg.checkpoint_every_n_steps,
+    report = _PlanReport(loggers, settings, profile, backbone.n_blocks, out_dir)
+    best, callbacks = build_callbacks(
+        settings, method, report, out_dir, run_state=run_state, with_lr=bool(loggers)
     )
-    callbacks: list[L.Callback] = [best, periodic, ModelSummaryToLog(), *method.callbacks()]
-    if run_state is not None:
-        callbacks.append(run_state)
-    if loggers:  # the learning rate per step: warm-up and decay on the dashboard
-        callbacks.append(LearningRateMonitor(logging_interval="step"))
-    stopping = cfg.get("early_stopping") or {}
-    if stopping.get("patience"):  # until validation stops improving; trainer.max_steps caps it
-        callbacks.append(
-            EarlyStopping(
-                monitor=f"val/{primary}",
-                mode=metric_mode(primary),
-                patience=stopping.patience,
-                min_delta=stopping.get("min_delta") or 0.0,
-                # after each validation: Lightning's default reads trainer.val_check_interval=1
-                # (every batch) as 1.0 (once an epoch) and would check at epoch ends only
-                check_on_train_epoch_end=False,
-            )
-        )
-    callbacks += [  # e.g. fault injection in the tests
-        build(node, f"extra_callbacks.{name}")
-        for name, node in (cfg.get("extra_callbacks") or {}).items()
-    ]
-    trainer = build_trainer(cfg.trainer, loggers=loggers, callbacks=callbacks, out_dir=out_dir)
+    trainer = build_trainer(settings.trainer, loggers=loggers, callbacks=callbacks, out_dir=out_dir)
+    fit_s = _fit(trainer, module, datamodule, resume_from, out_dir)
+    stopped_early = any(  # patience ran out (else the step or epoch cap ended training); read
+        # now: testing a checkpoint restores the callbacks' states saved in it
+        isinstance(c, EarlyStopping) and c.wait_count >= c.patience
+        for c in trainer.callbacks
+    )
+    tested = _test_best(trainer, module, datamodule, best, settings.primary, out_dir)
+    metrics = tested.metrics
+    benchmarks = None
+    if task.problem == "instruction" and is_global_zero():  # generation with the tested weights
+        benchmarks = _run_benchmarks(settings, module.model, backbone, method.name, out_dir)
+        metrics |= {f"test/{name}": value for name, value in benchmarks.scores.items()}
+    counts = module.parameter_counts
+    result = FitResult(
+        metrics=metrics,
+        test_checkpoint="best validation" if tested.checkpoint else "final",
+        optimizer_steps=trainer.global_step,
+        stopped_early=stopped_early,
+        best_step=tested.best_step,
+        adapter_params=counts.adapter,
+        trainable_params=counts.trainable,
+        total_params=counts.total,
+        distributed=module.plan_agreement,
+        method_summary=method.summary(module.model),
+        adapter_dir=_export_adapter(module, backbone, out_dir),
+        environment=_environment(module),
+        plan=module.rank_plan,
+        fit_s=fit_s,
+        test_s=tested.seconds,
+        benchmark_s=benchmarks.seconds if benchmarks else None,
+        benchmark_files=benchmarks.files if benchmarks else None,
+        benchmark_unscored=benchmarks.unscored if benchmarks else None,
+    )
+    _log_scores(result, settings.primary, tested.test_metrics)
+    return result
+
+
+def _fit(trainer: L.Trainer, module, datamodule, resume_from: Path | None, out_dir: Path) -> float:
+    """``trainer.fit`` (from ``resume_from``, if any); its seconds. On SIGTERM, ``last.ckpt``
+    keeps every step done so far, then the signal's exception goes on."""
     started = time.perf_counter()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
@@ -291,18 +459,40 @@ def fit_and_test(
             out_dir,
         )
         raise
-    fit_s = round(time.perf_counter() - started, 3)
-    stopped_early = any(  # patience ran out (else the step or epoch cap ended training); read
-        # now: testing a checkpoint restores the callbacks' states saved in it
-        isinstance(c, EarlyStopping) and c.wait_count >= c.patience
-        for c in trainer.callbacks
-    )
+    return round(time.perf_counter() - started, 3)
+
+
+@dataclass(frozen=True)
+class _Tested:
+    """What testing the best checkpoint gave (``_test_best``)."""
+
+    metrics: dict[str, float]  # fit's and test's, all finite
+    test_metrics: dict[str, float]
+    checkpoint: str | None  # the tested best.ckpt (``None``: the final weights)
+    best_step: int | None
+    seconds: float
+
+
+def _test_best(
+    trainer: L.Trainer,
+    module,
+    datamodule,
+    best: RunFolderCheckpoint,
+    primary: str,
+    out_dir: Path,
+) -> _Tested:
+    """Test this folder's best checkpoint (the final weights without one).
+
+    The tested checkpoint is this folder's best.ckpt (a fresh run in a used folder moved older
+    ones aside, ``gelora.run_folder``), and its validation score is the one saved inside it.
+    Neither is taken from the callback's state: a resume restores the state saved with
+    last.ckpt, which may predate the last best.ckpt (a run killed between the two), and the
+    module's running best (val_best) starts afresh on resume.
+
+    Raises:
+        FloatingPointError: a metric is not finite.
+    """
     fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    # The tested checkpoint is this folder's best.ckpt (a fresh run in a used folder moved older
-    # ones aside, ``gelora.run_folder``), and its validation score is the one saved inside it.
-    # Neither is taken from the callback's state: a resume restores the state saved with
-    # last.ckpt, which may predate the last best.ckpt (a run killed between the two), and the
-    # module's running best (val_best) starts afresh on resume.
     best_file = out_dir / "checkpoints" / f"{best.filename}{best.FILE_EXTENSION}"
     ckpt = str(best_file) if best_file.is_file() else None
     best_step, best_score = saved_best(best_file, best.state_key) if ckpt else (None, None)
@@ -317,74 +507,57 @@ def fit_and_test(
     metrics = {**fit_metrics, **test_metrics}
     if not all(math.isfinite(v) for v in metrics.values()):
         raise FloatingPointError(f"non-finite metrics: {metrics}")
-    model = module.model
-    benchmarks = None
-    if task.problem == "instruction" and is_global_zero():  # generation with the tested weights
-        benchmarks = _run_benchmarks(cfg, model, backbone, method.name, out_dir)
-        metrics |= {f"test/{name}": value for name, value in benchmarks.scores.items()}
-    adapter_dir = None
-    if is_global_zero() and module.rank_plan.adapters:  # head_only has no adapter to export
-        adapter_dir = str(
-            save_adapter(
-                model,
-                module.rank_plan,
-                out_dir / "adapter",
-                head_modules=list(backbone.adapt_settings.head_modules),
-                base_model_name_or_path=backbone.spec.portable_name if backbone.spec else None,
-                task_type=backbone.adapt_settings.peft_task_type,
-            )
+    return _Tested(metrics, test_metrics, ckpt, best_step, test_s)
+
+
+def _export_adapter(module, backbone: Backbone, out_dir: Path) -> str | None:
+    """The trained adapter in peft's format, by global rank 0 (``head_only`` has none)."""
+    if not (is_global_zero() and module.rank_plan.adapters):
+        return None
+    return str(
+        save_adapter(
+            module.model,
+            module.rank_plan,
+            out_dir / "adapter",
+            head_modules=list(backbone.adapt_settings.head_modules),
+            base_model_name_or_path=backbone.spec.portable_name if backbone.spec else None,
+            task_type=backbone.adapt_settings.peft_task_type,
         )
-    result = FitResult(
-        metrics=metrics,
-        test_checkpoint="best validation" if ckpt else "final",
-        optimizer_steps=trainer.global_step,
-        stopped_early=stopped_early,
-        best_step=best_step,
-        adapter_params=counts["adapter"],
-        trainable_params=counts["trainable"],
-        total_params=counts["total"],
-        distributed=module.plan_agreement,
-        method_summary=method.summary(model),
-        adapter_dir=adapter_dir,
-        environment={
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "device": str(next(module.parameters()).device),
-            **code_provenance(),
-        },
-        plan=module.rank_plan,
-        fit_s=fit_s,
-        test_s=test_s,
-        benchmark_s=benchmarks.seconds if benchmarks else None,
-        benchmark_files=benchmarks.files if benchmarks else None,
-        benchmark_unscored=benchmarks.unscored if benchmarks else None,
     )
-    _log_scores(result, primary, test_metrics)
-    return result
 
 
-def _run_benchmarks(cfg: DictConfig, model, backbone: Backbone, method: str, out_dir: Path):
+def _environment(module) -> dict[str, str]:
+    """Versions and device the run trained with, and the code that made it."""
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(next(module.parameters()).device),
+        **code_provenance(),
+    }
+
+
+def _run_benchmarks(settings: FitSettings, model, backbone: Backbone, method: str, out_dir: Path):
     """IFBench and MT-Bench answers of the tested model (``task.ifbench_prompts``,
     ``task.mt_bench_questions``), files in the run directory."""
     from gelora.evaluation.benchmarks import run_benchmarks
     from gelora.evaluation.generation import GenerationSettings
 
-    task_cfg = cfg.task
-    settings = GenerationSettings(
-        max_new_tokens=task_cfg.max_new_tokens or GenerationSettings.max_new_tokens,
-        batch_size=task_cfg.generation_batch_size or GenerationSettings.batch_size,
+    wanted = settings.benchmarks
+    generation = GenerationSettings(
+        max_new_tokens=wanted.max_new_tokens or GenerationSettings.max_new_tokens,
+        batch_size=wanted.batch_size or GenerationSettings.batch_size,
     )
-    untrained = cfg.trainer.get("limit_train_batches") == 0
+    untrained = settings.trainer.get("limit_train_batches") == 0
     variant = "untrained" if untrained else method
     return run_benchmarks(
         model,
         backbone.tokenizer,
         out_dir,
-        settings,
-        ifbench_prompts=task_cfg.ifbench_prompts,
-        mt_bench_questions=task_cfg.mt_bench_questions,
-        model_id=f"{cfg.model.name}-{cfg.task.name}-{variant}-seed{cfg.seed}",
-        progress=bool(cfg.trainer.get("enable_progress_bar", True) is not False),
+        generation,
+        ifbench_prompts=wanted.ifbench_prompts,
+        mt_bench_questions=wanted.mt_bench_questions,
+        model_id=f"{wanted.run_name}-{variant}-seed{wanted.seed}",
+        progress=bool(settings.trainer.get("enable_progress_bar", True) is not False),
     )
 
 

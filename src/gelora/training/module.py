@@ -13,7 +13,7 @@ import torch.distributed as dist
 from torchmetrics import MaxMetric, MeanMetric
 from transformers import PreTrainedModel
 
-from gelora.lora.inject import adapter_parameters, lora_layers
+from gelora.lora.inject import ParameterCounts, adapter_parameters, lora_layers
 from gelora.ranks.plan import RankPlan
 from gelora.training.metrics import build_metrics
 
@@ -107,6 +107,7 @@ class LoRAClassifierModule(L.LightningModule):
         self._total_steps: int | None = None  # set in on_train_start
         self._adapt = adapt
         self.plan_agreement: dict = {}
+        self.parameter_counts: ParameterCounts | None = None  # right after ``adapt``
 
     def configure_model(self) -> None:
         if self._adapt is None:
@@ -117,6 +118,7 @@ class LoRAClassifierModule(L.LightningModule):
         plan = RankPlan.from_dict(strategy.broadcast(local.to_dict(), src=0))
         self.rank_plan = plan
         self.model = adapt(self.model, plan).train()
+        self.parameter_counts = ParameterCounts.of(self.model)  # before a method prunes any
         mine = (adapter_digest(self.model), local == plan)
         world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         every = [mine]
