@@ -136,68 +136,43 @@ def collect_hidden_sample(
     (``return_special_tokens_mask``) and any other special token id but ``[UNK]`` (a chat
     template's markers, written into the text).
     """
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-    if not isinstance(tokens_per_text, int) or tokens_per_text < 1:
-        raise ValueError(f"tokens_per_text must be an integer >= 1, got {tokens_per_text!r}")
-    if len(texts) == 0:
-        raise ValueError("no texts to collect hidden states from")
-    if text_pairs is not None and len(text_pairs) != len(texts):
-        raise ValueError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
+    _check_collect_arguments(texts, pooling, tokens_per_text, text_pairs)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     pair_lengths = [len(p) for p in text_pairs] if text_pairs is not None else [0] * len(texts)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]) + pair_lengths[i])
-    special_ids = torch.tensor(
-        sorted(set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}), dtype=torch.long
-    )
+    special_ids = _special_ids(tokenizer)
     pooled: torch.Tensor | None = None  # (L + 1, N, width) when every text gives one point
     chunks: list[torch.Tensor] = []  # token pooling: (L + 1, points, width) per batch
     text_index, positions = [], []
     n_short = 0
-    # A causal LM's vocabulary logits (batch x length x vocabulary) are not needed here: keep one
-    # position's (transformers' ``logits_to_keep``) so a large batch fits in memory.
-    takes = "logits_to_keep" in inspect.signature(model.forward).parameters
-    last_logits_only = {"logits_to_keep": 1} if takes else {}
+    last_logits_only = _last_logits_only(model)
     try:
         batches = range(0, len(order), batch_size)
         for start in tqdm(batches, desc="hidden states", disable=not progress, leave=False):
             index = order[start : start + batch_size]
-            encoded = tokenizer(
-                [texts[i] for i in index],
-                None if text_pairs is None else [text_pairs[i] for i in index],
-                padding=True,
-                truncation=True,
-                max_length=max_length,
-                return_tensors="pt",
-                return_special_tokens_mask=pooling == "token",
-            )
+            encoded = _encode(tokenizer, texts, text_pairs, index, max_length, pooling)
             special = encoded.pop("special_tokens_mask", None)
             mask = encoded["attention_mask"]
-            rows = torch.arange(len(index))
-            if pooling == "token":  # drawn once: every layer reads the same tokens
-                special = special.bool() | torch.isin(encoded["input_ids"], special_ids)
-                rows, at = token_positions(mask, tokens_per_text, generator, special)
+            rows, at = _batch_positions(
+                pooling,
+                encoded["input_ids"],
+                mask,
+                special,
+                special_ids,
+                tokens_per_text,
+                generator,
+            )
+            if pooling == "token":
                 n_short += int((torch.bincount(rows, minlength=len(index)) < tokens_per_text).sum())
-            elif pooling == "last":
-                at = last_positions(mask)
-            elif pooling == "cls":
-                at = torch.zeros(len(index), dtype=torch.long)
-            else:
-                at = None
             text_index.append(torch.tensor(index)[rows])
             if at is not None:
                 positions.append(at.cpu())
             outputs = model(**encoded.to(device), output_hidden_states=True, **last_logits_only)
             layers = outputs.hidden_states
-            mask = encoded["attention_mask"]
-            vectors = []
-            for layer, hidden in enumerate(layers):
-                how = "mean" if pooling == "cls" and layer == 0 else pooling
-                selection = (rows, at) if pooling == "token" else None
-                vectors.append(pool(hidden.float(), mask, how, generator, selection).cpu())
+            vectors = _pool_layers(layers, encoded["attention_mask"], pooling, rows, at, generator)
             if pooling == "token":
                 chunks.append(torch.stack(vectors))
                 continue
@@ -211,14 +186,105 @@ def collect_hidden_sample(
     where = torch.cat(positions) if positions else None
     if pooling != "token":
         assert pooled is not None
-        inverse = torch.empty_like(source)
-        inverse[source] = torch.arange(len(source))
-        where = None if where is None else where[inverse]
-        return HiddenSample(pooled, torch.arange(len(texts)), where)
+        return _in_input_order(pooled, source, where)
     # Points grouped by text in input order, positions ascending within a text.
     _, regroup = torch.sort(source, stable=True)
     states = torch.cat(chunks, dim=1)[:, regroup]
     return HiddenSample(states, source[regroup], where[regroup], n_short)
+
+
+def _last_logits_only(model: PreTrainedModel) -> dict[str, int]:
+    """A causal LM's vocabulary logits (batch x length x vocabulary) are not needed here: keep
+    one position's (transformers' ``logits_to_keep``) so a large batch fits in memory."""
+    takes = "logits_to_keep" in inspect.signature(model.forward).parameters
+    return {"logits_to_keep": 1} if takes else {}
+
+
+def _special_ids(tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
+    """The tokenizer's special token ids but ``[UNK]``: never a ``token`` pooling point."""
+    return torch.tensor(
+        sorted(set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}), dtype=torch.long
+    )
+
+
+def _encode(tokenizer, texts, text_pairs, index: list[int], max_length: int, pooling: str):
+    """The texts at ``index`` (with their pairs) tokenised as one padded batch; ``token``
+    pooling also asks for the special-tokens mask."""
+    return tokenizer(
+        [texts[i] for i in index],
+        None if text_pairs is None else [text_pairs[i] for i in index],
+        padding=True,
+        truncation=True,
+        max_length=max_length,
+        return_tensors="pt",
+        return_special_tokens_mask=pooling == "token",
+    )
+
+
+def _pool_layers(
+    layers: Sequence[torch.Tensor],
+    mask: torch.Tensor,
+    pooling: str,
+    rows: torch.Tensor,
+    at: torch.Tensor | None,
+    generator: torch.Generator,
+) -> list[torch.Tensor]:
+    """Each layer's hidden states pooled into points, on the CPU (``cls`` pooling reads the
+    embedding layer by its mean: its first token carries no context yet)."""
+    vectors = []
+    for layer, hidden in enumerate(layers):
+        how = "mean" if pooling == "cls" and layer == 0 else pooling
+        selection = (rows, at) if pooling == "token" else None
+        vectors.append(pool(hidden.float(), mask, how, generator, selection).cpu())
+    return vectors
+
+
+def _check_collect_arguments(
+    texts: Sequence[str], pooling: str, tokens_per_text: int, text_pairs: Sequence[str] | None
+) -> None:
+    """``collect_hidden_sample``'s arguments, refused with a ``ValueError`` naming the bad one."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    if not isinstance(tokens_per_text, int) or tokens_per_text < 1:
+        raise ValueError(f"tokens_per_text must be an integer >= 1, got {tokens_per_text!r}")
+    if len(texts) == 0:
+        raise ValueError("no texts to collect hidden states from")
+    if text_pairs is not None and len(text_pairs) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
+
+
+def _batch_positions(
+    pooling: str,
+    input_ids: torch.Tensor,
+    mask: torch.Tensor,
+    special: torch.Tensor | None,
+    special_ids: torch.Tensor,
+    tokens_per_text: int,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A batch's pooled rows and the token position each reads (``None`` for mean pooling).
+    ``token`` pooling draws them once, so every layer reads the same tokens, leaving out
+    ``special`` tokens and ``special_ids``."""
+    rows = torch.arange(len(mask))
+    if pooling == "token":
+        special = special.bool() | torch.isin(input_ids, special_ids)
+        return token_positions(mask, tokens_per_text, generator, special)
+    if pooling == "last":
+        return rows, last_positions(mask)
+    if pooling == "cls":
+        return rows, torch.zeros(len(mask), dtype=torch.long)
+    return rows, None
+
+
+def _in_input_order(
+    pooled: torch.Tensor, source: torch.Tensor, where: torch.Tensor | None
+) -> HiddenSample:
+    """One point per text: ``pooled`` is already in input order; the positions, collected in
+    batch (length) order, are put in it too."""
+    inverse = torch.empty_like(source)
+    inverse[source] = torch.arange(len(source))
+    where = None if where is None else where[inverse]
+    return HiddenSample(pooled, torch.arange(len(source)), where)
 
 
 def collect_hidden_states(

@@ -175,13 +175,7 @@ def estimate_profile(
     """
     started = time.perf_counter()
     seed = settings.sample_seed
-    inputs = sample_texts(task.train.inputs(), sample.used, seed)
-    if task.is_pair_task:
-        texts, pairs = [a for a, _ in inputs], [b for _, b in inputs]
-    else:
-        texts, pairs = inputs, None
-    if task.problem == "instruction":  # the prompts as the model reads them: its chat template
-        texts = [chat_prompt(backbone.tokenizer, text) for text in texts]
+    inputs, texts, pairs = _id_texts(backbone, task, sample, seed)
     key = lookup = None
     if cache_dir is not None:
         key = profile_key(backbone, texts, pairs, estimator, settings, max_length, device)
@@ -221,14 +215,7 @@ def estimate_profile(
         if key is not None:
             store_profile(cache_dir, key, profile, points=points)
     log.info(format_id_profile(profile))
-    cache = None
-    if key is not None:
-        outcome = {"miss": "computed", "reused": "reused"}.get(lookup.outcome)
-        cache = {
-            "outcome": outcome or f"recomputed ({lookup.outcome})",
-            "key": key.digest,
-            "path": str(entry_path(cache_dir, key)),
-        }
+    cache = None if key is None else _cache_record(cache_dir, key, lookup)
     return ProfileResult(
         profile=profile,
         sample=sample,
@@ -237,6 +224,29 @@ def estimate_profile(
         cache=cache or {"outcome": "off"},
         points=points,
     )
+
+
+def _id_texts(backbone: Backbone, task: TaskData, sample: IDSample, seed: int):
+    """The ID sample's inputs as drawn, its texts as the model reads them (an instruction's
+    prompt in the chat template) and, for a pair task, the second texts."""
+    inputs = sample_texts(task.train.inputs(), sample.used, seed)
+    if task.is_pair_task:
+        texts, pairs = [a for a, _ in inputs], [b for _, b in inputs]
+    else:
+        texts, pairs = inputs, None
+    if task.problem == "instruction":  # the prompts as the model reads them: its chat template
+        texts = [chat_prompt(backbone.tokenizer, text) for text in texts]
+    return inputs, texts, pairs
+
+
+def _cache_record(cache_dir: Path, key, lookup) -> dict[str, str]:
+    """What the record says about the profile cache: computed, reused or recomputed (why)."""
+    outcome = {"miss": "computed", "reused": "reused"}.get(lookup.outcome)
+    return {
+        "outcome": outcome or f"recomputed ({lookup.outcome})",
+        "key": key.digest,
+        "path": str(entry_path(cache_dir, key)),
+    }
 
 
 def sample_points(

@@ -48,65 +48,89 @@ def build_record(
     found["scaling"] = scaling
     found["variant"] = identity.get("variant") or method
     if task is not None:
-        found |= {"task_sizes": task.sizes(), "task_notes": list(task.notes)}
-        found["labels"] = None if task.label_names is None else list(task.label_names)
-        found["eval_rows"] = {
-            name: {"rows": len(split), "sha256": split.fingerprint()}
-            for name, split in task.splits().items()
-            if name != "train"
-        }
+        found |= _task_fields(task)
     if sample is not None:
         found["id_sample"] = asdict(sample)
     if profile is not None:
-        found |= {
-            "intrinsic_dims": profile.profile.dimensions,
-            "id_profile": profile.profile.to_dict(),
-            "pooling": profile.pooling,
-            "id_profile_cache": profile.cache,
-        }
-        if profile.points is not None:  # the points the ID saw (tokens, near-copies dropped)
-            found["id_sample"] = {**(found.get("id_sample") or {}), **profile.points}
+        found |= _profile_fields(profile, found.get("id_sample"))
     if token_cache is not None:
         found["token_cache"] = token_cache
     if plan is not None:
-        n_blocks = backbone.n_blocks if backbone is not None else 0
-        found |= {
-            "budget_params": plan.budget_params,
-            "resumed_from": plan.resumed_from,
-            "rank_sensitivity": plan.sensitivity.to_dict() if plan.sensitivity else None,
-            "ranks": plan.plan.ranks,
-            "alphas": plan.plan.alphas,
-            "block_ranks": plan.plan.block_ranks(n_blocks),
-            "rank_plan_notes": list(plan.plan.notes),
-            "planned_adapter_params": plan.plan.trainable_adapter_params,
-        }
+        found |= _plan_fields(plan, backbone.n_blocks if backbone is not None else 0)
     if metric_names and (plan is not None or fit is not None):
         found |= {"metric": metric_names[0], "metric_names": list(metric_names)}
     if fit is not None:
-        found |= {
-            "metrics": fit.metrics,
-            "test_checkpoint": fit.test_checkpoint,
-            "optimizer_steps": fit.optimizer_steps,
-            "stopped_early": fit.stopped_early,
-            "best_step": fit.best_step,
-            "trainable_adapter_params": fit.adapter_params,
-            "trainable_params": fit.trainable_params,
-            "total_params": fit.total_params,
-            "method_summary": fit.method_summary,
-            "distributed": fit.distributed,
-            "adapter_dir": fit.adapter_dir,
-            "benchmarks": (
-                {"files": fit.benchmark_files, "ifbench_unscored": fit.benchmark_unscored}
-                if fit.benchmark_files is not None
-                else None
-            ),
-            "environment": fit.environment,
-        }
+        found |= _fit_fields(fit)
     found |= {"status": status, "timings": timings, "error": error, "traceback": traceback}
     if run_dir is not None:
         for key in ("resumed_from", "adapter_dir", "benchmarks"):
             found[key] = relative_paths(found.get(key), run_dir)
     return RunRecord(**found)
+
+
+def _task_fields(task: TaskData) -> dict[str, Any]:
+    """The record's fields on the task's rows: sizes, notes, labels, evaluation rows' hashes."""
+    return {
+        "task_sizes": task.sizes(),
+        "task_notes": list(task.notes),
+        "labels": None if task.label_names is None else list(task.label_names),
+        "eval_rows": {
+            name: {"rows": len(split), "sha256": split.fingerprint()}
+            for name, split in task.splits().items()
+            if name != "train"
+        },
+    }
+
+
+def _profile_fields(profile: ProfileResult, id_sample: dict | None) -> dict[str, Any]:
+    """The record's fields on the ID profile; ``id_sample`` completed with the points the ID
+    saw (tokens, near-copies dropped)."""
+    fields = {
+        "intrinsic_dims": profile.profile.dimensions,
+        "id_profile": profile.profile.to_dict(),
+        "pooling": profile.pooling,
+        "id_profile_cache": profile.cache,
+    }
+    if profile.points is not None:
+        fields["id_sample"] = {**(id_sample or {}), **profile.points}
+    return fields
+
+
+def _plan_fields(plan: PlanResult, n_blocks: int) -> dict[str, Any]:
+    """The record's fields on the rank plan."""
+    return {
+        "budget_params": plan.budget_params,
+        "resumed_from": plan.resumed_from,
+        "rank_sensitivity": plan.sensitivity.to_dict() if plan.sensitivity else None,
+        "ranks": plan.plan.ranks,
+        "alphas": plan.plan.alphas,
+        "block_ranks": plan.plan.block_ranks(n_blocks),
+        "rank_plan_notes": list(plan.plan.notes),
+        "planned_adapter_params": plan.plan.trainable_adapter_params,
+    }
+
+
+def _fit_fields(fit: FitResult) -> dict[str, Any]:
+    """The record's fields on training and testing."""
+    return {
+        "metrics": fit.metrics,
+        "test_checkpoint": fit.test_checkpoint,
+        "optimizer_steps": fit.optimizer_steps,
+        "stopped_early": fit.stopped_early,
+        "best_step": fit.best_step,
+        "trainable_adapter_params": fit.adapter_params,
+        "trainable_params": fit.trainable_params,
+        "total_params": fit.total_params,
+        "method_summary": fit.method_summary,
+        "distributed": fit.distributed,
+        "adapter_dir": fit.adapter_dir,
+        "benchmarks": (
+            {"files": fit.benchmark_files, "ifbench_unscored": fit.benchmark_unscored}
+            if fit.benchmark_files is not None
+            else None
+        ),
+        "environment": fit.environment,
+    }
 
 
 def relative_paths(value: Any, run_dir: Path) -> Any:
