@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from gelora.data.instruction_split import InstructionSplit, held_out, without_repeated_prompts
+from gelora.data.squad import load_squad_files
 from gelora.data.tables import read_table, require_columns
 from gelora.data.task_data import (
     PROBLEMS,
@@ -263,6 +264,121 @@ def _load_instruction(
     )
 
 
+def _check_arguments(
+    problem: str, fields: list[str], label_field: str, label_names: Sequence[Any] | None
+) -> None:
+    """Refuse a problem, label names or columns that do not go together."""
+    if problem not in PROBLEMS:
+        raise ValueError(f"task.problem must be one of {', '.join(PROBLEMS)}, got {problem!r}")
+    if problem != "classification" and label_names is not None:
+        raise ValueError(f"task.label_names is for classification; set it to null for {problem}")
+    if problem == "instruction" and (fields != ["text"] or label_field != "label"):
+        raise ValueError(
+            "task.problem=instruction reads Alpaca columns instruction, input (optional) and "
+            "output; task.text_fields and task.label_field do not apply: leave them unset"
+        )
+    if len(fields) not in (1, 2):
+        raise ValueError(f"task.text_fields must name one or two columns, got {fields}")
+
+
+def _class_names(
+    raw: dict[str, tuple[list[list[str]], list[Any]]],
+    files: dict[str, str | None],
+    label_names: Sequence[Any] | None,
+) -> tuple[list[str], dict[str, list[str]]]:
+    """The classes (given, or the training labels sorted) and each split's label keys."""
+    keys = {
+        split: [label_key(y, files[split], row) for row, y in enumerate(labels, start=1)]
+        for split, (_, labels) in raw.items()
+    }
+    names = (
+        _sort_labels(set(keys["train"])) if label_names is None else _given_label_names(label_names)
+    )
+    if len(names) < 2:
+        raise ValueError(f"{files['train']}: classification needs 2 or more labels, found {names}")
+    return names, keys
+
+
+def _labelled_split(columns: list[list[str]], targets: list[int] | list[float]) -> Split:
+    return Split(columns[0], targets, text_pairs=columns[1] if len(columns) == 2 else None)
+
+
+def _carve_labelled(
+    splits: dict[str, Split],
+    files: dict[str, str | None],
+    *,
+    split_seed: int,
+    validation_fraction: float,
+    test_fraction: float,
+) -> None:
+    """Fill in, seeded and stratified from the training rows, the splits without a file."""
+    if files["validation"] is None and files["test"] is None:
+        splits["train"], splits["validation"], splits["test"] = stratified_three_way_split(
+            splits["train"],
+            validation_fraction=validation_fraction,
+            test_fraction=test_fraction,
+            seed=split_seed,
+        )
+    elif files["test"] is None:
+        splits["train"], splits["test"] = stratified_split(
+            splits["train"], test_fraction, seed=split_seed
+        )
+    elif files["validation"] is None:
+        splits["train"], splits["validation"] = stratified_split(
+            splits["train"], validation_fraction, seed=split_seed
+        )
+
+
+def _load_labelled(
+    files: dict[str, str | None],
+    fields: list[str],
+    label_field: str,
+    *,
+    problem: str,
+    label_names: Sequence[Any] | None,
+    name: str,
+    split_seed: int,
+    validation_fraction: float,
+    test_fraction: float,
+) -> TaskData:
+    """Classification or regression rows from the files; missing splits carved from train."""
+    raw = {
+        split: _read_rows(path, fields, label_field)
+        for split, path in files.items()
+        if path is not None
+    }
+    if problem == "classification":
+        names, keys = _class_names(raw, files, label_names)
+        splits = {
+            split: _labelled_split(columns, _class_indices(keys[split], names, files[split]))
+            for split, (columns, _) in raw.items()
+        }
+    else:
+        names = None
+        splits = {
+            split: _labelled_split(columns, _regression_targets(labels, files[split]))
+            for split, (columns, labels) in raw.items()
+        }
+    notes = [f"{split}: {path}" for split, path in files.items() if path is not None]
+    _carve_labelled(
+        splits,
+        files,
+        split_seed=split_seed,
+        validation_fraction=validation_fraction,
+        test_fraction=test_fraction,
+    )
+    notes += _carving_notes(files, validation_fraction, test_fraction, split_seed)
+    return TaskData(
+        name=name,
+        train=splits["train"],
+        validation=splits["validation"],
+        test=splits["test"],
+        label_names=names,
+        problem=problem,
+        notes=notes,
+    )
+
+
 def load_from_files(
     *,
     train_file: str | None = None,
@@ -280,92 +396,19 @@ def load_from_files(
     """Splits from the given files; missing validation/test splits carved from the train file."""
     if train_file is None:
         raise ValueError("task.train_file is required: add task.train_file=<path> to the command")
+    carving = {
+        "name": name,
+        "split_seed": split_seed,
+        "validation_fraction": validation_fraction,
+        "test_fraction": test_fraction,
+    }
     if problem == "extractive_qa":
-        from gelora.data.squad import load_squad_files
-
-        return load_squad_files(
-            train_file,
-            validation_file,
-            test_file,
-            name=name,
-            split_seed=split_seed,
-            validation_fraction=validation_fraction,
-            test_fraction=test_fraction,
-        )
+        return load_squad_files(train_file, validation_file, test_file, **carving)
     fields = [text_fields] if isinstance(text_fields, str) else list(text_fields)
-    if problem not in PROBLEMS:
-        raise ValueError(f"task.problem must be one of {', '.join(PROBLEMS)}, got {problem!r}")
-    if problem != "classification" and label_names is not None:
-        raise ValueError(f"task.label_names is for classification; set it to null for {problem}")
+    _check_arguments(problem, fields, label_field, label_names)
     files = {"train": train_file, "validation": validation_file, "test": test_file}
     if problem == "instruction":
-        if fields != ["text"] or label_field != "label":
-            raise ValueError(
-                "task.problem=instruction reads Alpaca columns instruction, input (optional) and "
-                "output; task.text_fields and task.label_field do not apply: leave them unset"
-            )
-        return _load_instruction(
-            files,
-            name=name,
-            split_seed=split_seed,
-            validation_fraction=validation_fraction,
-            test_fraction=test_fraction,
-        )
-    if len(fields) not in (1, 2):
-        raise ValueError(f"task.text_fields must name one or two columns, got {fields}")
-    raw = {
-        split: _read_rows(path, fields, label_field)
-        for split, path in files.items()
-        if path is not None
-    }
-    if problem == "classification":
-        keys = {
-            split: [label_key(y, files[split], row) for row, y in enumerate(labels, start=1)]
-            for split, (_, labels) in raw.items()
-        }
-        if label_names is None:
-            names = _sort_labels(set(keys["train"]))
-        else:
-            names = _given_label_names(label_names)
-        if len(names) < 2:
-            raise ValueError(f"{train_file}: classification needs 2 or more labels, found {names}")
-    else:
-        names = None
-
-    def to_split(split: str) -> Split:
-        columns, labels = raw[split]
-        path = files[split]
-        targets = (
-            _regression_targets(labels, path)
-            if names is None
-            else _class_indices(keys[split], names, path)
-        )
-        return Split(columns[0], targets, text_pairs=columns[1] if len(columns) == 2 else None)
-
-    splits = {split: to_split(split) for split in raw}
-    notes = [f"{split}: {path}" for split, path in files.items() if path is not None]
-    if validation_file is None and test_file is None:
-        splits["train"], splits["validation"], splits["test"] = stratified_three_way_split(
-            splits["train"],
-            validation_fraction=validation_fraction,
-            test_fraction=test_fraction,
-            seed=split_seed,
-        )
-    elif test_file is None:
-        splits["train"], splits["test"] = stratified_split(
-            splits["train"], test_fraction, seed=split_seed
-        )
-    elif validation_file is None:
-        splits["train"], splits["validation"] = stratified_split(
-            splits["train"], validation_fraction, seed=split_seed
-        )
-    notes += _carving_notes(files, validation_fraction, test_fraction, split_seed)
-    return TaskData(
-        name=name,
-        train=splits["train"],
-        validation=splits["validation"],
-        test=splits["test"],
-        label_names=names,
-        problem=problem,
-        notes=notes,
+        return _load_instruction(files, **carving)
+    return _load_labelled(
+        files, fields, label_field, problem=problem, label_names=label_names, **carving
     )
