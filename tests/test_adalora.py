@@ -12,8 +12,10 @@ from gelora.methods import AdaptSettings
 from gelora.methods.adalora import (
     AdaLoRA,
     AdaLoRAAllocation,
+    adalora_layers,
     effective_adapter_params,
     effective_ranks,
+    weight_ranks,
 )
 from gelora.models import find_target_modules
 from gelora.ranks import Budget
@@ -87,6 +89,18 @@ def test_allocation_runs_once_per_optimizer_step_not_per_micro_batch(tiny_bert, 
     assert effective_adapter_params(model) < initial
     assert allocation.budget_history[0] == (0, 3 * len(targets))
     assert allocation.budget_history[-1] == (6, 2 * len(targets))
+    # The weights hold the pruning: zeroed singular values; a checkpoint saved before the last
+    # pruning would hold more (what gelora-table counts: the tested weights, not the masks).
+    assert weight_ranks(model) == effective_ranks(model)
+    first = next(iter(adalora_layers(model.base_model.model).values()))
+    kept = int(torch.count_nonzero(first.lora_E["default"]))
+    with torch.no_grad():  # as if the tested checkpoint were from before a pruning step
+        first.lora_E["default"].fill_(0.5)
+    ranks = weight_ranks(model)
+    assert sum(ranks.values()) == 2 * len(targets) + (3 - kept)
+    in_out = first.get_base_layer().in_features + first.get_base_layer().out_features + 1
+    tested = effective_adapter_params(model, ranks)
+    assert tested == effective_adapter_params(model) + (3 - kept) * in_out
 
 
 def test_orthogonal_regulariser_is_added_when_labels_are_passed(tiny_bert, token_batch):

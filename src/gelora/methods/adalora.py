@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
+import torch
 from torch import nn
 
 from gelora.errors import ConfigError
@@ -62,14 +63,29 @@ def effective_ranks(model) -> dict[str, int]:
     return ranks
 
 
-def effective_adapter_params(model) -> int:
-    """Parameters of the unpruned ranks: ``r (in + out + 1)`` per module (A, B and E)."""
+def effective_adapter_params(model, ranks: dict[str, int] | None = None) -> int:
+    """Parameters of the unpruned ranks: ``r (in + out + 1)`` per module (A, B and E); the
+    ranks are ``effective_ranks(model)`` unless given."""
     layers = adalora_layers(model.base_model.model)
     total = 0
-    for name, rank in effective_ranks(model).items():
+    for name, rank in (effective_ranks(model) if ranks is None else ranks).items():
         base = layers[name].get_base_layer()
         total += rank * (base.in_features + base.out_features + 1)
     return total
+
+
+def weight_ranks(model) -> dict[str, int]:
+    """Unpruned ranks per adapted module in the weights the model holds now: the non-zero
+    singular values ``lora_E`` (AdaLoRA prunes by zeroing them, ``update_and_allocate``).
+
+    After testing, the model holds the tested checkpoint's weights: a best-validation checkpoint
+    saved before the last pruning holds more ranks than the masks at the end of training.
+    """
+    layers = adalora_layers(model.base_model.model)
+    return {
+        name: int(torch.count_nonzero(layer.lora_E["default"]).item())
+        for name, layer in layers.items()
+    }
 
 
 class AdaLoRA(BaseMethod):
@@ -182,15 +198,19 @@ class AdaLoRA(BaseMethod):
 
     def summary(self, model: nn.Module) -> dict[str, Any]:
         final = effective_adapter_params(model)
+        tested = effective_adapter_params(model, weight_ranks(model))
         log.info(
-            "AdaLoRA adapter parameters: %s at the start, %s left unpruned at the end",
+            "AdaLoRA adapter parameters: %s at the start, %s left unpruned at the end, %s in "
+            "the tested weights",
             f"{self.initial_adapter_params:,}",
             f"{final:,}",
+            f"{tested:,}",
         )
         return {
             "schedule": self.allocation.schedule,
             "initial_adapter_params": self.initial_adapter_params,
             "final_adapter_params": final,
+            "tested_adapter_params": tested,
             "final_ranks": effective_ranks(model),
             "rank_budget_history": self.allocation.budget_history,
         }

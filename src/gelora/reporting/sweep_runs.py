@@ -7,9 +7,10 @@ named, with the file and why, never a row and never the end of the table (``load
 Besides the test score a row keeps what a comparison must check: the fingerprint of the test rows
 it was scored on (``test_rows``; runs are paired only on equal ones), the LoRA scaling rule, the
 learning rate and the validation score (the only score learning-rate selection may look at).
-Its adapter parameters are those at the end of training (AdaLoRA prunes from above its budget:
-``method_summary.final_adapter_params``; ``initial_adapter_params`` keeps the start), beside the
-budget in parameters and whether early stopping ended the run.
+Its adapter parameters are those of the tested weights (AdaLoRA prunes from above its budget:
+``method_summary.tested_adapter_params``, or ``final_adapter_params`` at the end of training in
+records older than it; ``initial_adapter_params`` keeps the start), beside the budget in
+parameters and whether early stopping ended the run.
 
 A row's ``task`` is its table column, which holds one data set scored one way
 (``label_columns``): the task's name (``task_name``), for a user's data set (a task config with
@@ -49,7 +50,7 @@ class SweepRun:
     seed: int | None
     metric: str | None = None
     score: float | None = None
-    adapter_params: int | None = None  # at the end of training (``final_adapter_params``)
+    adapter_params: int | None = None  # of the tested weights (``final_adapter_params``)
     trainable_params: int | None = None
     total_s: float | None = None
     test_rows: str | None = None
@@ -253,11 +254,16 @@ def _run_from_record(job_dir: Path, job: JobIdentity, record: RunRecord) -> Swee
 
 
 def final_adapter_params(record: RunRecord) -> int | None:
-    """The adapters' parameters at the end of training: the plan's (``trainable_adapter_params``),
-    except for AdaLoRA, which starts above its budget (``init_r``) and prunes its way to
-    ``method_summary.final_adapter_params`` (matched to the budget in rank units only)."""
-    final = (record.method_summary or {}).get("final_adapter_params")
-    return final if isinstance(final, int) else record.trainable_adapter_params
+    """The parameters of the tested adapters: the plan's (``trainable_adapter_params``), except for
+    AdaLoRA, which starts above its budget (``init_r``) and prunes its way to a budget matched in
+    rank units only: ``method_summary.tested_adapter_params`` (the unpruned ranks of the tested
+    checkpoint, which early stopping or a best-validation checkpoint saved before the last pruning
+    can leave above the end of training's), else ``final_adapter_params`` (records before it)."""
+    summary = record.method_summary or {}
+    for key in ("tested_adapter_params", "final_adapter_params"):  # the tested weights first
+        if isinstance(summary.get(key), int):
+            return summary[key]
+    return record.trainable_adapter_params
 
 
 def trained_ranks(record: RunRecord) -> dict[str, int]:

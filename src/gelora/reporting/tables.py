@@ -28,7 +28,7 @@ from gelora.reporting.sweep_runs import SkippedJob, SweepRun, row_set_splits
 
 RULE = (
     "Cells: mean +/- sample std over seeds (median in brackets) of the test score at the "
-    "best-validation checkpoint; n = completed seeds. Adapter parameters: at the end of training "
+    "best-validation checkpoint; n = completed seeds. Adapter parameters: of the tested weights "
     "(after AdaLoRA's pruning), the head excluded."
 )
 
