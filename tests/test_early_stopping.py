@@ -43,3 +43,19 @@ def test_bad_stopping_settings_are_one_line(tmp_path, override, message):
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert json.loads((tmp_path / "results.json").read_text())["status"] == "failed"
+
+
+def test_patience_that_runs_out_at_the_cap_is_not_an_early_stop(tmp_path):
+    # Patience 2 with no improvement possible runs out at step 3, which is also the step cap: the
+    # cap ended the run, so the record must not claim early stopping did.
+    results = run_in_process(
+        tmp_path,
+        *TINY,
+        "trainer.max_steps=3",
+        "trainer.max_epochs=20",
+        "trainer.val_check_interval=1",
+        "early_stopping.patience=2",
+        "early_stopping.min_delta=1.0",
+    )
+    assert results["optimizer_steps"] == 3
+    assert results["stopped_early"] is False

@@ -83,6 +83,19 @@ class FitResult:
     stopped_early: bool = False  # early_stopping.patience ran out before the step cap
 
 
+def stopped_before_cap(trainer: L.Trainer) -> bool:
+    """Whether early stopping ended training before its cap: patience ran out and neither
+    ``trainer.max_steps`` nor ``max_epochs`` was reached (a patience that runs out at the cap's
+    own last validation did not end the run early)."""
+    patience_ran_out = any(
+        isinstance(c, EarlyStopping) and c.wait_count >= c.patience for c in trainer.callbacks
+    )
+    at_step_cap = 0 < trainer.max_steps <= trainer.global_step
+    max_epochs = trainer.max_epochs
+    at_epoch_cap = max_epochs is not None and 0 <= max_epochs <= trainer.current_epoch
+    return patience_ran_out and not (at_step_cap or at_epoch_cap)
+
+
 def saved_best(path: Path, state_key: str) -> tuple[int, float | None]:
     """The optimizer step a best checkpoint was saved at, and the monitored score it was saved
     with (its own callback state), read once (tensors and plain data only)."""
@@ -408,11 +421,7 @@ def fit_and_test(
     )
     trainer = build_trainer(settings.trainer, loggers=loggers, callbacks=callbacks, out_dir=out_dir)
     fit_s = _fit(trainer, module, datamodule, resume_from, out_dir)
-    stopped_early = any(  # patience ran out (else the step or epoch cap ended training); read
-        # now: testing a checkpoint restores the callbacks' states saved in it
-        isinstance(c, EarlyStopping) and c.wait_count >= c.patience
-        for c in trainer.callbacks
-    )
+    stopped_early = stopped_before_cap(trainer)  # now: testing restores the callbacks' states
     tested = _test_best(trainer, module, datamodule, best, settings.primary, out_dir)
     metrics = tested.metrics
     benchmarks = None
