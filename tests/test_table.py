@@ -897,3 +897,17 @@ def test_the_table_says_which_runs_stopped_early(tmp_path):
     ]  # fmt: skip
     _job(tmp_path / "old", "lora", "rt", 0, _completed(0.7))  # a record before stopped_early
     assert "Stopped early" not in markdown_table(load_runs(tmp_path / "old"))
+
+
+def test_a_run_that_reached_its_step_cap_did_not_stop_early(tmp_path):
+    # Records made before 2026-12-02 said stopped_early when patience ran out at the cap's own
+    # last validation; the step cap (trainer.max_steps in .hydra/config.yaml) says otherwise.
+    for seed, steps in enumerate((1200, 900)):
+        job = _job(tmp_path, "lora", "rt", seed, _completed(0.7) | {
+            "stopped_early": True, "best_step": 900, "optimizer_steps": steps,
+        })  # fmt: skip
+        config = OmegaConf.load(job / ".hydra" / "config.yaml")
+        config.trainer = {"max_steps": 1200}
+        OmegaConf.save(config, job / ".hydra" / "config.yaml")
+    runs = sorted(load_runs(tmp_path), key=lambda r: r.seed)
+    assert [r.stopped_early for r in runs] == [False, True]

@@ -134,6 +134,7 @@ class JobIdentity:
     seed: int | None
     lr: float | None
     task_config: dict[str, Any] | None = None  # the ``task`` node, as plain values
+    max_steps: int | None = None  # ``trainer.max_steps``: the step cap the job ran under
 
 
 def _job_identity(job_dir: Path) -> JobIdentity:
@@ -145,6 +146,9 @@ def _job_identity(job_dir: Path) -> JobIdentity:
         lr = OmegaConf.select(
             config, "optimizer.lr", default=None, throw_on_resolution_failure=False
         )  # results.json's learning_rate wins; this is for jobs without one
+        max_steps = OmegaConf.select(
+            config, "trainer.max_steps", default=None, throw_on_resolution_failure=False
+        )
     except READ_ERRORS as error:
         raise UnreadableJob(config_path, "not a job config", error) from error
     hydra = load_yaml(hydra_path)
@@ -153,7 +157,15 @@ def _job_identity(job_dir: Path) -> JobIdentity:
         method = choices.get("method") or choices.get("rank_policy") or "?"
     except READ_ERRORS as error:
         raise UnreadableJob(hydra_path, "not Hydra's record of the job", error) from error
-    return JobIdentity(str(method), name, seed, _float_or_none(lr), task_config)
+    cap = max_steps if isinstance(max_steps, int) and max_steps > 0 else None
+    return JobIdentity(str(method), name, seed, _float_or_none(lr), task_config, cap)
+
+
+def _stopped_before_cap(record: RunRecord, max_steps: int | None) -> bool | None:
+    """``stopped_early`` as recorded, except for a run that reached its step cap: records made
+    before 2026-12-02 said ``true`` when patience ran out at the cap's own last validation."""
+    reached_cap = max_steps is not None and (record.optimizer_steps or 0) >= max_steps
+    return False if record.stopped_early and reached_cap else record.stopped_early
 
 
 def _plain(node: Any) -> dict[str, Any] | None:
@@ -237,7 +249,7 @@ def _run_from_record(job_dir: Path, job: JobIdentity, record: RunRecord) -> Swee
         adapter_params=final_adapter_params(record),
         initial_adapter_params=record.trainable_adapter_params,
         budget_params=record.budget_params,
-        stopped_early=record.stopped_early,
+        stopped_early=_stopped_before_cap(record, job.max_steps),
         trainable_params=record.trainable_params,
         total_s=record.timings.get("total_s") if record.timings else None,
         test_rows=record.test_rows_sha256,
