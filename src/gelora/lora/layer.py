@@ -112,7 +112,8 @@ class SharedDownProjection:
 
 
 class LoRALinear(nn.Module):
-    """A LoRA-adapted linear map. ``scaling = alpha / rank`` lives here and nowhere else."""
+    """A LoRA-adapted linear map; it applies ``scaling = alpha / rank``, with alpha set by the
+    run's one scaling rule (``gelora.ranks.scaling``)."""
 
     def __init__(self, base_layer: nn.Linear, rank: int, alpha: float, dropout: float = 0.0):
         super().__init__()
