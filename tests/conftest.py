@@ -5,6 +5,7 @@ collected, so subprocesses inherit it): every extracted and converted asset is b
 its archive, and a developer's warm ``~/.cache/gelora`` cannot hide a broken install step. Only
 the downloaded archives are seeded from the developer's cache (each checked against its pinned
 sha256), and new downloads are handed back at the end, so the network is used once per archive.
+Under pytest-xdist each worker has a cache of its own, and one torch thread.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ _TEST_CACHE: Path | None = None
 
 def pytest_configure(config: pytest.Config) -> None:
     global _USER_CACHE, _TEST_CACHE
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # One torch thread per pytest-xdist worker (the workers share the cores), here and in
+        # the runs the tests launch as subprocesses: torch's default is one thread per core.
+        os.environ["OMP_NUM_THREADS"] = "1"
+        os.environ["MKL_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
     _USER_CACHE = assets.cache_root()
     _TEST_CACHE = Path(tempfile.mkdtemp(prefix="gelora-test-cache-"))
     assets.copy_verified_archives(_USER_CACHE / "downloads", _TEST_CACHE / "downloads")
