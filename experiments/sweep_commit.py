@@ -5,7 +5,8 @@
 
 Every ``--every`` seconds (and once at the end) each job directory under the sweep directory
 that holds a completed ``results.json`` is committed to git: the record (without its ``config``
-copy, which ``.hydra/config.yaml`` already holds) and ``.hydra/*.yaml`` (what ``gelora-table``
+copy, which ``.hydra/config.yaml`` already holds, and with no absolute path of this machine:
+``relativize_records.py``) and ``.hydra/*.yaml`` (what ``gelora-table``
 reads). Checkpoints, adapters and logs stay out of git. Rerunning the same command on a fresh
 clone resumes: the sweep skips jobs whose directory holds a completed record.
 """
@@ -54,6 +55,18 @@ def make_portable(hydra_file: Path) -> bool:
     return True
 
 
+def _relativize_records():
+    """``relativize`` of ``experiments/relativize_records.py``, the script beside this one."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "relativize_records", Path(__file__).with_name("relativize_records.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.relativize
+
+
 def strip_config(results: Path) -> None:
     data = json.loads(results.read_text())
     if data.get("config") is not None:
@@ -75,9 +88,11 @@ def commit_completed(sweep_dir: Path, label: str) -> int:
     jobs = completed_jobs(sweep_dir)
     if not jobs:
         return 0
+    relativize = _relativize_records()
     paths: list[str] = []
     for job in jobs:
         strip_config(job / "results.json")
+        relativize(job / "results.json")  # no folder of this machine in a committed record
         paths += [str(job / "results.json"), *map(str, sorted((job / ".hydra").glob("*.yaml")))]
     if (sweep_dir / "multirun.yaml").exists():
         make_portable(sweep_dir / "multirun.yaml")  # Hydra's, with this machine's folders

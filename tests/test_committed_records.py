@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -36,11 +37,18 @@ def absolute_paths(value, where: str = ""):
 
 
 def committed_files(suffixes: tuple[str, ...]) -> list[Path]:
-    return sorted(
-        p
-        for p in RESULTS.rglob("*")
-        if p.is_file() and p.name.endswith(suffixes) and ".hydra" not in p.parts
+    """The files under experiments/results that git tracks (a sweep running in this checkout
+    leaves checkpoints and adapters beside them that are never committed); every file there
+    outside a git checkout."""
+    root = RESULTS.parents[1]
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--", str(RESULTS)], cwd=root, capture_output=True, text=True
     )
+    if listed.returncode == 0 and listed.stdout:
+        files = [root / name for name in listed.stdout.split("\0") if name]
+    else:
+        files = [p for p in RESULTS.rglob("*") if p.is_file()]
+    return sorted(p for p in files if p.name.endswith(suffixes) and ".hydra" not in p.parts)
 
 
 def _json_values(path: Path) -> list:

@@ -39,6 +39,9 @@ def test_a_reused_profile_is_bit_identical_to_a_fresh_estimate(tmp_path, fresh_c
     assert second["id_profile_cache"]["outcome"] == "reused"
     assert fresh["id_profile_cache"] == {"outcome": "off"}
     assert first["id_profile_cache"]["key"] == second["id_profile_cache"]["key"]
+    # The record names the entry under the cache, never a folder of this machine.
+    entry = _entry(fresh_cache)
+    assert first["id_profile_cache"]["path"] == f"$GELORA_CACHE/id_profiles/{entry.name}"
     for other in (second, fresh):
         assert other["id_profile"] == first["id_profile"]  # every layer and resample, exactly
         assert other["intrinsic_dims"] == first["intrinsic_dims"]

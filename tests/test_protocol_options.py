@@ -186,8 +186,11 @@ def test_adalora_records_its_final_adapter_parameters_and_the_table_reads_them(t
     assert summary["final_adapter_params"] == sum(
         3 * (t.in_features + t.out_features + 1) for t in targets
     )
+    # untrained, every singular value E is still 0: the tested weights use no adapter rank
+    assert summary["tested_adapter_params"] == 0
     budget = Budget(rank=2).n_params(targets)
     summary["final_adapter_params"] = budget + 100  # as if pruned to just above the budget
+    tested = summary.pop("tested_adapter_params")  # a record from before that field
     record = RunRecord.from_dict(
         {
             "status": "completed",
@@ -200,6 +203,8 @@ def test_adalora_records_its_final_adapter_parameters_and_the_table_reads_them(t
         }
     )
     assert final_adapter_params(record) == budget + 100
+    summary["tested_adapter_params"] = tested  # when the record has it, the table reads it
+    assert final_adapter_params(RunRecord.from_dict(record.to_dict())) == 0
 
 
 def test_test_rows_follow_the_validation_cap_unless_max_test_samples_says_otherwise():

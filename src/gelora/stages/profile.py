@@ -245,8 +245,19 @@ def _cache_record(cache_dir: Path, key, lookup) -> dict[str, str]:
     return {
         "outcome": outcome or f"recomputed ({lookup.outcome})",
         "key": key.digest,
-        "path": str(entry_path(cache_dir, key)),
+        "path": cache_entry_name(entry_path(cache_dir, key)),
     }
+
+
+def cache_entry_name(path: Path) -> str:
+    """A cache entry as a record names it: ``$GELORA_CACHE/id_profiles/<key>.json`` under the
+    asset cache (a record names no folder of the machine that made it), else the path given."""
+    from gelora.assets import cache_root
+
+    try:
+        return f"$GELORA_CACHE/{path.resolve().relative_to(cache_root().resolve()).as_posix()}"
+    except ValueError:
+        return str(path)
 
 
 def sample_points(
