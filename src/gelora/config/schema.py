@@ -89,17 +89,19 @@ class TaskSchema:
 
 @dataclass
 class EstimatorSchema:
-    n_samples: Any = 2000
-    pooling: str = "mean"
-    tokens_per_text: int = 1
-    dedup: str = "none"
-    dedup_threshold: float = 0.1
-    batch_size: int = 128
-    n_resamples: int = 5
-    resampling: str = "subsample"
-    resample_fraction: float = 0.5
-    sample_seed: int = 0
-    cache: bool = True
+    # Types only: the values are conf/train.yaml's `estimator:` block (one place, documented
+    # there); the estimator group's files set `id`.
+    n_samples: Any = MISSING
+    pooling: str = MISSING
+    tokens_per_text: int = MISSING
+    dedup: str = MISSING
+    dedup_threshold: float = MISSING
+    batch_size: int = MISSING
+    n_resamples: int = MISSING
+    resampling: str = MISSING
+    resample_fraction: float = MISSING
+    sample_seed: int = MISSING
+    cache: bool = MISSING
     id: Any = MISSING
 
 
