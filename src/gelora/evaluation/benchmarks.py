@@ -11,10 +11,24 @@ from pathlib import Path
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from gelora.evaluation.generation import GenerationSettings, generate_answers
+from gelora.evaluation.ifbench import (
+    IFBENCH_FILE,
+    load_checkers,
+    read_ifbench,
+    score_prompt,
+    summarize,
+    unscored_counts,
+    write_verdicts,
+)
+from gelora.evaluation.mt_bench import (
+    MT_BENCH_FILE,
+    answer_questions,
+    model_answer_rows,
+    read_questions,
+    write_model_answers,
+)
 
 log = logging.getLogger(__name__)
-IFBENCH_FILE = "ifbench_answers.jsonl"  # every prompt, answer and per-instruction verdict
-MT_BENCH_FILE = "mt_bench_answers.jsonl"  # FastChat's model_answer format
 
 
 @dataclass(frozen=True)
@@ -46,15 +60,6 @@ def run_benchmarks(
     seconds: dict[str, float] = {}
     unscored: dict[str, int] = {}
     if ifbench_prompts != 0:
-        from gelora.evaluation.ifbench import (
-            load_checkers,
-            read_ifbench,
-            score_prompt,
-            summarize,
-            unscored_counts,
-            write_verdicts,
-        )
-
         started = time.perf_counter()
         checkers = load_checkers()
         prompts = read_ifbench(max_prompts=ifbench_prompts)
@@ -69,13 +74,6 @@ def run_benchmarks(
         seconds["ifbench_s"] = round(time.perf_counter() - started, 3)
         log.info(ifbench_line(scores, unscored, seconds["ifbench_s"]))
     if mt_bench_questions != 0:
-        from gelora.evaluation.mt_bench import (
-            answer_questions,
-            model_answer_rows,
-            read_questions,
-            write_model_answers,
-        )
-
         started = time.perf_counter()
         questions = read_questions(max_questions=mt_bench_questions)
         answers = answer_questions(model, tokenizer, questions, settings, progress=progress)

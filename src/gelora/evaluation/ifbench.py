@@ -48,6 +48,10 @@ from typing import Any
 from unittest import mock
 
 from gelora.assets import asset_path
+from gelora.atomic import atomic_file, write_text_atomic
+from gelora.record import RunRecord
+
+IFBENCH_FILE = "ifbench_answers.jsonl"  # every prompt, answer and per-instruction verdict
 
 log = logging.getLogger(__name__)
 
@@ -285,8 +289,6 @@ def unscored_counts(verdicts: Sequence[PromptVerdict]) -> dict[str, int]:
 
 def write_verdicts(verdicts: Sequence[PromptVerdict], path: Path) -> Path:
     """Every prompt, answer and per-instruction verdict, one JSON object a line."""
-    from gelora.atomic import atomic_file
-
     with atomic_file(path) as staging, open(staging, "w", encoding="utf-8") as out:
         for verdict in verdicts:
             out.write(json.dumps(verdict.to_dict(), ensure_ascii=False) + "\n")
@@ -320,10 +322,6 @@ def rescore_run(run_dir: Path) -> tuple[dict[str, float], dict[str, float]]:
     Raises:
         FileNotFoundError: no ``results.json`` or no ``ifbench_answers.jsonl`` in ``run_dir``.
     """
-    from gelora.atomic import write_text_atomic
-    from gelora.evaluation.benchmarks import IFBENCH_FILE
-    from gelora.record import RunRecord
-
     run_dir = Path(run_dir)
     results, answers_file = run_dir / "results.json", run_dir / IFBENCH_FILE
     for path in (results, answers_file):

@@ -27,6 +27,8 @@ from gelora.assets import asset_path
 from gelora.atomic import atomic_file
 from gelora.evaluation.generation import GenerationSettings, generate_answers
 
+MT_BENCH_FILE = "mt_bench_answers.jsonl"  # FastChat's model_answer format
+
 ASSET = "mt-bench"
 FILE = "question.jsonl"
 FILE_SHA256 = "119565adbab82227089cefdb44c8d7e2cf04dc0a0ec233634c82e7d4e2a944f7"
