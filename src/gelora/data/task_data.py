@@ -23,9 +23,10 @@ from sklearn.model_selection import train_test_split
 from gelora.data.instruction_split import InstructionSplit
 from gelora.data.qa_data import QASplit
 
-PROBLEMS = ("classification", "regression", "extractive_qa", "instruction")
+PROBLEMS = ("classification", "regression", "extractive_qa", "instruction")  # the built-in kinds
 # The split type of each task kind that does not hold ``Split`` rows.
 SPLIT_TYPES = {"extractive_qa": QASplit, "instruction": InstructionSplit}
+_KNOWN_PROBLEMS = list(PROBLEMS)  # and the kinds registered since (``gelora.kinds.register_kind``)
 REGRESSION_STRATA = 10  # quantile bins that stand in for classes when splitting a regression set
 
 
@@ -92,8 +93,10 @@ class TaskData:
     extra_tests: dict[str, Split | QASplit | InstructionSplit] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.problem not in PROBLEMS:
-            raise ValueError(f"problem must be one of {', '.join(PROBLEMS)}, got {self.problem!r}")
+        if self.problem not in _KNOWN_PROBLEMS:
+            raise ValueError(
+                f"problem must be one of {', '.join(_KNOWN_PROBLEMS)}, got {self.problem!r}"
+            )
         if (self.problem == "classification") == (self.label_names is None):
             raise ValueError("label_names must be given exactly when the problem is classification")
         expected = SPLIT_TYPES.get(self.problem, Split)
@@ -203,6 +206,16 @@ def stratified_three_way_split(
         random_state=seed,
     )
     return data.subset(train), data.subset(validation), data.subset(test)
+
+
+def register_split_type(problem: str, split_type: type) -> None:
+    """Let ``TaskData`` hold ``problem`` tasks, with ``split_type`` splits (``gelora.kinds``)."""
+    if problem not in _KNOWN_PROBLEMS:
+        _KNOWN_PROBLEMS.append(problem)
+    if split_type is Split:
+        SPLIT_TYPES.pop(problem, None)
+    else:
+        SPLIT_TYPES[problem] = split_type
 
 
 def stratified_subsample(data: Split, max_samples: int | None, *, seed: int) -> Split:

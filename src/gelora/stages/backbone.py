@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gelora.data.task_data import TaskData
 from gelora.errors import ConfigError
+from gelora.kinds import kind_of
 from gelora.methods.base import AdaptSettings
 from gelora.models import ModelSpec, find_target_modules, load_classifier, targets_without_weights
 from gelora.ranks.budget import Budget, check_budget_fits
@@ -27,19 +28,6 @@ from gelora.ranks.plan import TargetModule
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-# Hugging Face's config.problem_type: which loss the model's forward computes from its labels.
-PROBLEM_TYPES = {
-    "classification": "single_label_classification",
-    "regression": "regression",
-    "extractive_qa": None,  # the QA head's own loss, on start and end positions
-    "instruction": None,  # the causal LM's next-token loss, on response tokens
-}
-HEADS = {  # task kind -> head (gelora.models.HEADS)
-    "classification": "sequence_classification",
-    "regression": "sequence_classification",
-    "extractive_qa": "question_answering",
-    "instruction": "causal_lm",
-}
 PEFT_TASK_TYPES = {
     "sequence_classification": "SEQ_CLS",
     "question_answering": "QUESTION_ANS",
@@ -68,9 +56,8 @@ class Backbone:
 
 def model_spec(model_cfg: DictConfig, task: TaskData) -> ModelSpec:
     container = OmegaConf.to_container(model_cfg, resolve=True)
-    return ModelSpec.from_config(
-        container, task.num_labels, PROBLEM_TYPES[task.problem], head=HEADS[task.problem]
-    )
+    kind = kind_of(task.problem)  # its head, and the loss the model's forward computes
+    return ModelSpec.from_config(container, task.num_labels, kind.problem_type, head=kind.head)
 
 
 def adapt_settings(model_cfg: DictConfig, head: str, lora_dropout: float = 0.0) -> AdaptSettings:

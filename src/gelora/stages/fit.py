@@ -27,10 +27,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from gelora.config.build import build
-from gelora.data.datamodule import TextClassificationDataModule
-from gelora.data.instruction_datamodule import InstructionDataModule
-from gelora.data.qa_datamodule import QADataModule
 from gelora.data.task_data import TaskData
+from gelora.kinds import kind_of
 from gelora.lora.export import save_adapter
 from gelora.methods.base import Method
 from gelora.provenance import code_provenance
@@ -40,11 +38,8 @@ from gelora.reporting.console import format_parameter_budget
 from gelora.stages.backbone import Backbone
 from gelora.stages.plan import PlanResult
 from gelora.stages.profile import ProfileResult
-from gelora.training.instruct_module import LoRACausalLMModule
 from gelora.training.loggers import ModelSummaryToLog
-from gelora.training.metrics import metric_mode
 from gelora.training.module import LoRAClassifierModule
-from gelora.training.qa_module import LoRAQuestionAnsweringModule
 from gelora.training.run_state import RunFolderCheckpoint, RunStateCallback
 
 log = logging.getLogger(__name__)
@@ -117,9 +112,9 @@ def build_datamodule(
     task_cfg: DictConfig,
     seed: int,
     token_cache_dir: Path | None = None,
-) -> TextClassificationDataModule | QADataModule | InstructionDataModule:
-    """The task kind's datamodule: windows over contexts for extractive QA, chat-formatted
-    examples for instruction tuning, else texts."""
+):
+    """The task kind's datamodule (``TaskKind.datamodule``): windows over contexts for extractive
+    QA, chat-formatted examples for instruction tuning, else texts."""
     common = {  # what every task kind's datamodule takes from the task config
         "max_length": task_cfg.max_length,
         "batch_size": task_cfg.batch_size,
@@ -127,20 +122,8 @@ def build_datamodule(
         "seed": seed,
         "group_by_length": task_cfg.group_by_length,
     }
-    if task.problem == "instruction":
-        return InstructionDataModule(task, backbone.tokenizer, **common)
-    if task.problem == "extractive_qa":
-        return QADataModule(
-            task,
-            backbone.tokenizer,
-            doc_stride=task_cfg.doc_stride,
-            max_question_length=task_cfg.max_question_length,
-            n_best=task_cfg.n_best,
-            max_answer_length=task_cfg.max_answer_length,
-            **common,
-        )
-    return TextClassificationDataModule(
-        task, backbone.tokenizer, token_cache_dir=token_cache_dir, **common
+    return kind_of(task.problem).datamodule(
+        task, backbone.tokenizer, task_cfg, token_cache_dir=token_cache_dir, **common
     )
 
 
@@ -303,7 +286,7 @@ def build_module(
     method: Method,
     backbone: Backbone,
     task: TaskData,
-    datamodule: TextClassificationDataModule | QADataModule | InstructionDataModule,
+    datamodule,
     plan: RankPlan,
     *,
     initialize: bool,
@@ -320,19 +303,7 @@ def build_module(
         "warmup_ratio": settings.warmup_ratio,
         "adapt": partial(_adapt, method=method, backbone=backbone, initialize=initialize),
     }
-    if task.problem == "extractive_qa":  # the task kind's branch point: span head, SQuAD scores
-        return LoRAQuestionAnsweringModule(
-            backbone.model,
-            decode=datamodule.predictions,
-            gold_answers={n: s.answer_texts() for n, s in task.splits().items() if n != "train"},
-            width=settings.max_length,
-            **common,
-        )
-    if task.problem == "instruction":  # a causal LM, its loss on response tokens only
-        return LoRACausalLMModule(backbone.model, **common)
-    return LoRAClassifierModule(
-        backbone.model, num_labels=task.num_labels, problem=task.problem, **common
-    )
+    return kind_of(task.problem).module(backbone.model, task, datamodule, settings, **common)
 
 
 def _adapt(model, plan: RankPlan, *, method: Method, backbone: Backbone, initialize: bool):
@@ -348,14 +319,16 @@ def build_callbacks(
     *,
     run_state: RunStateCallback | None,
     with_lr: bool,
+    mode: str = "max",
 ) -> tuple[RunFolderCheckpoint, list[L.Callback]]:
-    """The best-validation checkpoint, and every callback of the run (that one included)."""
+    """The best-validation checkpoint, and every callback of the run (that one included);
+    ``mode``: the task kind's direction of the monitored metric (``TaskKind.metric_mode``)."""
     primary = settings.primary
     best = RunFolderCheckpoint(
         dirpath=out_dir / "checkpoints",
         filename="best",
         monitor=f"val/{primary}",
-        mode=metric_mode(primary),  # min for a loss
+        mode=mode,  # min for a loss
         save_top_k=1,
         # after each validation, as EarlyStopping below: left to Lightning, an integer
         # trainer.val_check_interval=1 (every batch) reads as 1.0 (once an epoch) and the best
@@ -377,7 +350,7 @@ def build_callbacks(
         callbacks.append(
             EarlyStopping(
                 monitor=f"val/{primary}",
-                mode=metric_mode(primary),
+                mode=mode,
                 patience=settings.patience,
                 min_delta=settings.min_delta,
                 # after each validation: Lightning's default reads trainer.val_check_interval=1
@@ -397,7 +370,7 @@ def fit_and_test(
     method: Method,
     backbone: Backbone,
     task: TaskData,
-    datamodule: TextClassificationDataModule | QADataModule | InstructionDataModule,
+    datamodule,
     profile: ProfileResult,
     plan: PlanResult,
     out_dir: Path,
@@ -416,8 +389,15 @@ def fit_and_test(
         settings, method, backbone, task, datamodule, plan.plan, initialize=resume_from is None
     )
     report = _PlanReport(loggers, settings, profile, backbone.n_blocks, out_dir)
+    kind = kind_of(task.problem)
     best, callbacks = build_callbacks(
-        settings, method, report, out_dir, run_state=run_state, with_lr=bool(loggers)
+        settings,
+        method,
+        report,
+        out_dir,
+        run_state=run_state,
+        with_lr=bool(loggers),
+        mode=kind.metric_mode(settings.primary),
     )
     trainer = build_trainer(settings.trainer, loggers=loggers, callbacks=callbacks, out_dir=out_dir)
     fit_s = _fit(trainer, module, datamodule, resume_from, out_dir)
@@ -425,8 +405,8 @@ def fit_and_test(
     tested = _test_best(trainer, module, datamodule, best, settings.primary, out_dir)
     metrics = tested.metrics
     benchmarks = None
-    if task.problem == "instruction" and is_global_zero():  # generation with the tested weights
-        benchmarks = _run_benchmarks(settings, module.model, backbone, method.name, out_dir)
+    if kind.after_test is not None and is_global_zero():  # e.g. generation, the tested weights
+        benchmarks = kind.after_test(settings, module.model, backbone, method.name, out_dir)
         metrics |= {f"test/{name}": value for name, value in benchmarks.scores.items()}
     counts = module.parameter_counts
     result = FitResult(
@@ -543,31 +523,6 @@ def _environment(module) -> dict[str, str]:
         "device": str(next(module.parameters()).device),
         **code_provenance(),
     }
-
-
-def _run_benchmarks(settings: FitSettings, model, backbone: Backbone, method: str, out_dir: Path):
-    """IFBench and MT-Bench answers of the tested model (``task.ifbench_prompts``,
-    ``task.mt_bench_questions``), files in the run directory."""
-    from gelora.evaluation.benchmarks import run_benchmarks
-    from gelora.evaluation.generation import GenerationSettings
-
-    wanted = settings.benchmarks
-    generation = GenerationSettings(
-        max_new_tokens=wanted.max_new_tokens or GenerationSettings.max_new_tokens,
-        batch_size=wanted.batch_size or GenerationSettings.batch_size,
-    )
-    untrained = settings.trainer.get("limit_train_batches") == 0
-    variant = "untrained" if untrained else method
-    return run_benchmarks(
-        model,
-        backbone.tokenizer,
-        out_dir,
-        generation,
-        ifbench_prompts=wanted.ifbench_prompts,
-        mt_bench_questions=wanted.mt_bench_questions,
-        model_id=f"{wanted.run_name}-{variant}-seed{wanted.seed}",
-        progress=bool(settings.trainer.get("enable_progress_bar", True) is not False),
-    )
 
 
 def _log_scores(result: FitResult, primary: str, test_metrics: dict[str, float]) -> None:

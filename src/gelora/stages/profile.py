@@ -22,12 +22,12 @@ import torch
 from omegaconf import DictConfig
 from sklearn.base import BaseEstimator
 
-from gelora.data.instruction_datamodule import chat_prompt
 from gelora.data.task_data import TaskData
 from gelora.errors import ConfigError
 from gelora.geometry.hidden_states import HiddenSample, collect_hidden_sample
 from gelora.geometry.id_profile import IDProfile, estimate_id_profile
 from gelora.geometry.near_duplicates import near_duplicates
+from gelora.kinds import kind_of
 from gelora.reporting.console import format_id_profile
 from gelora.stages.backbone import Backbone
 from gelora.stages.profile_cache import (
@@ -234,8 +234,8 @@ def _id_texts(backbone: Backbone, task: TaskData, sample: IDSample, seed: int):
         texts, pairs = [a for a, _ in inputs], [b for _, b in inputs]
     else:
         texts, pairs = inputs, None
-    if task.problem == "instruction":  # the prompts as the model reads them: its chat template
-        texts = [chat_prompt(backbone.tokenizer, text) for text in texts]
+    # the texts as the model reads them (an instruction's prompt: its chat template)
+    texts = kind_of(task.problem).id_texts(backbone.tokenizer, texts)
     return inputs, texts, pairs
 
 

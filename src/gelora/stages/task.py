@@ -8,11 +8,9 @@ from omegaconf import DictConfig
 
 from gelora.config.build import build
 from gelora.data.cleaning import clean_task
-from gelora.data.instruction_split import InstructionSplit, subsample_examples
-from gelora.data.qa_data import QASplit, subsample_questions
-from gelora.data.task_data import Split, TaskData, stratified_subsample
+from gelora.data.task_data import TaskData
 from gelora.errors import ConfigError
-from gelora.training.metrics import check_metrics
+from gelora.kinds import TaskKind, kind_of
 
 log = logging.getLogger(__name__)
 
@@ -32,21 +30,23 @@ def load_task(task_cfg: DictConfig) -> TaskData:
             split is empty after cleaning.
     """
     task: TaskData = build(task_cfg.loader, "task.loader")
+    kind = kind_of(task.problem)
     try:
-        check_metrics(list(task_cfg.metrics), task.problem, task.num_labels)
+        kind.check_metrics(list(task_cfg.metrics), task.num_labels)
     except ValueError as error:
         raise ConfigError(str(error)) from error
     eval_cap, seed = task_cfg.max_eval_samples, task_cfg.split_seed
     subsampled = TaskData(
         name=task.name,
-        train=capped(task.train, task_cfg.max_train_samples, seed=seed),
-        validation=capped(task.validation, eval_cap, seed=seed),
-        test=capped(task.test, task_cfg.get("max_test_samples", eval_cap), seed=seed),
+        train=_capped(kind, task.train, task_cfg.max_train_samples, seed=seed),
+        validation=_capped(kind, task.validation, eval_cap, seed=seed),
+        test=_capped(kind, task.test, task_cfg.get("max_test_samples", eval_cap), seed=seed),
         label_names=task.label_names,
         notes=task.notes,
         problem=task.problem,
         extra_tests={
-            name: capped(split, eval_cap, seed=seed) for name, split in task.extra_tests.items()
+            name: _capped(kind, split, eval_cap, seed=seed)
+            for name, split in task.extra_tests.items()
         },
     )
     cleaned = clean_task(subsampled)
@@ -56,12 +56,7 @@ def load_task(task_cfg: DictConfig) -> TaskData:
     return cleaned
 
 
-def capped(
-    split: Split | QASplit | InstructionSplit, max_samples: int | None, *, seed: int
-) -> Split | QASplit | InstructionSplit:
-    """At most ``max_samples`` rows of ``split``, drawn with ``seed`` (all if there are fewer)."""
-    if isinstance(split, QASplit):
-        return subsample_questions(split, max_samples, seed=seed)
-    if isinstance(split, InstructionSplit):
-        return subsample_examples(split, max_samples, seed=seed)
-    return stratified_subsample(split, max_samples, seed=seed)
+def _capped(kind: TaskKind, split, max_samples: int | None, *, seed: int):
+    """At most ``max_samples`` rows of ``split``, drawn with ``seed`` (all if there are fewer),
+    as the task kind draws them (``TaskKind.subsample``)."""
+    return kind.subsample(split, max_samples, seed=seed)
