@@ -7,7 +7,8 @@ named in ``from package import submodule``; a package's ``__init__`` re-exportin
 modules is the usual Python idiom and is only an edge where a module imports the package itself.
 
 A function-level import can hide a circle from that graph; in ``methods/``, ``ranks/``,
-``data/`` and ``evaluation/`` none may (issue 28 removed three), so there the graph also counts imports in functions.
+``data/`` and ``evaluation/`` none may (issue 28 removed three), so there the graph also counts
+imports in functions.
 """
 
 from __future__ import annotations
