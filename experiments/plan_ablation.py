@@ -13,8 +13,9 @@ from each profile the plans:
   (``gap``: today's, ``id``, ``waterfill``) and each ``noise_k``.
 
 ID estimation only, no training; profiles land in the ID-profile cache, so a rerun only reads
-them. Writes ``plan_ablation.json`` (every profile and plan) and ``plan_ablation.md`` (the plans
-side by side and how often they agree) under ``--out``; a "What it shows" section already at the
+them. Writes ``plan_ablation.json`` (every profile and plan), ``plan_ablation.md`` (the plans
+side by side and how often they agree) and ``plan_ablation.png`` (the plans of three rules, drawn;
+``--plot-only`` redraws it from the JSON) under ``--out``; a "What it shows" section already at the
 end of ``plan_ablation.md`` (written by a person) is kept, for them to re-check against the new
 numbers.
 """
@@ -183,6 +184,8 @@ def write_outputs(tasks: list[str], cells: list[Cell], out: Path, seconds: float
         "(mean over tokens, the [CLS] token, one seeded non-special token per text) and "
         "`estimator.sample_seed` (which 2,000 of the 2,400 training texts).",
         "",
+        "![Rank per block under three rules, by pooling and sample seed](plan_ablation.png)",
+        "",
         "## Distinct plans among the 9 samples (3 poolings x 3 seeds), per rule and task",
         "",
         "1 means the rule gives the same plan whatever the pooling and sample; 9 means every "
@@ -205,17 +208,77 @@ def write_outputs(tasks: list[str], cells: list[Cell], out: Path, seconds: float
 READING = "## What it shows"
 
 
+PLOTTED_RULES = ("paper k=0", "r2 gap k=0", "r2 waterfill k=0")
+
+
+def plot_ablation(tasks: list[str], cells: list[Cell], path: Path) -> Path:
+    """``plan_ablation.png``: per task (rows) and rule (columns), each sample's rank per block
+    (a row of the panel per pooling and seed): a stable rule shows the same row nine times."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    samples = list(itertools.product(POOLINGS, SAMPLE_SEEDS))
+    top = max(max(c.variant.block_ranks) for c in cells if c.rule in PLOTTED_RULES)
+    figure, axes = plt.subplots(
+        len(tasks), len(PLOTTED_RULES), figsize=(3.2 * len(PLOTTED_RULES), 2.1 * len(tasks)),
+        squeeze=False, sharex=True,
+    )  # fmt: skip
+    for row, task in enumerate(tasks):
+        for column, rule in enumerate(PLOTTED_RULES):
+            by_sample = {
+                (c.pooling, c.sample_seed): c.variant.block_ranks
+                for c in cells
+                if (c.task, c.rule) == (task, rule)
+            }
+            grid = [by_sample[sample] for sample in samples]
+            axis = axes[row][column]
+            image = axis.imshow(grid, cmap="viridis", vmin=0, vmax=top, aspect="auto")
+            for y, ranks in enumerate(grid):
+                for x, rank in enumerate(ranks):
+                    shade = "k" if rank > 0.6 * top else "w"
+                    axis.text(x, y, str(rank), ha="center", va="center", fontsize=6, color=shade)
+            labels = [f"{p} s{s}" for p, s in samples] if column == 0 else []
+            axis.set_yticks(range(len(samples)) if column == 0 else [], labels, fontsize=6)
+            axis.set_xticks(range(len(grid[0])), [str(b) for b in range(len(grid[0]))], fontsize=6)
+            if row == 0:
+                axis.set_title(rule, fontsize=8)
+            if column == 0:
+                axis.set_ylabel(task, fontsize=8)
+    for axis in axes[-1]:
+        axis.set_xlabel("block", fontsize=7)
+    figure.colorbar(image, ax=axes, shrink=0.6, label="rank")
+    figure.suptitle("GeLoRA rank per block, by pooling and sample seed (all-MiniLM-L6-v2)", y=0.92)
+    figure.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def cells_from_json(path: Path) -> list[Cell]:
+    """The cells ``plan_ablation.json`` holds (to redraw or rewrite without recomputing)."""
+    rows = json.loads(path.read_text())
+    return [Cell(**{**row, "variant": PlanVariant(**row["variant"])}) for row in rows]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--out", type=Path, default=Path("experiments/results"))
+    parser.add_argument(
+        "--plot-only", action="store_true", help="redraw plan_ablation.png from the saved JSON"
+    )
     args = parser.parse_args()
     tasks = args.tasks.split(",")
     logging.basicConfig(level=logging.WARNING)
-    started = time.perf_counter()
-    cells = run(tasks)
-    write_outputs(tasks, cells, args.out, time.perf_counter() - started)
-    print(f"wrote {args.out / 'plan_ablation.md'} ({len(cells)} plans)")
+    if args.plot_only:
+        cells = cells_from_json(args.out / "plan_ablation.json")
+    else:
+        started = time.perf_counter()
+        cells = run(tasks)
+        write_outputs(tasks, cells, args.out, time.perf_counter() - started)
+        print(f"wrote {args.out / 'plan_ablation.md'} ({len(cells)} plans)")
+    print(f"drew {plot_ablation(tasks, cells, args.out / 'plan_ablation.png')}")
 
 
 if __name__ == "__main__":
