@@ -107,25 +107,18 @@ def grid_edge(choice: LrChoice) -> str | None:
     return None
 
 
-def top_of_grid_line(choices: Sequence[LrChoice]) -> str | None:
-    """One line naming the (method, task) cells whose best rate is the grid's largest."""
-    edge = [f"{c.method}/{c.task} ({_lr_text(c.chosen)})" for c in choices if at_top_of_grid(c)]
-    if not edge:
-        return None
-    return (
-        f"At the top of the grid (a larger rate might score higher; extend the grid there before "
-        f"the table runs): {', '.join(edge)}."
-    )
+EDGE_WORDS = {"top": "larger", "bottom": "smaller"}  # grid_edge's edges, and the rate beyond
 
 
-def bottom_of_grid_line(choices: Sequence[LrChoice]) -> str | None:
-    """One line naming the (method, task) cells whose best rate is the grid's smallest."""
-    edge = [f"{c.method}/{c.task} ({_lr_text(c.chosen)})" for c in choices if at_bottom_of_grid(c)]
-    if not edge:
+def grid_edge_line(choices: Sequence[LrChoice], edge: str) -> str | None:
+    """One line naming the (method, task) cells whose best rate is at ``edge`` (``top``: the
+    grid's largest; ``bottom``: its smallest) of the rates scored; ``None`` when there are none."""
+    cells = [f"{c.method}/{c.task} ({_lr_text(c.chosen)})" for c in choices if grid_edge(c) == edge]
+    if not cells:
         return None
     return (
-        f"At the bottom of the grid (a smaller rate might score higher; extend the grid there "
-        f"before the table runs): {', '.join(edge)}."
+        f"At the {edge} of the grid (a {EDGE_WORDS[edge]} rate might score higher; extend the "
+        f"grid there before the table runs): {', '.join(cells)}."
     )
 
 
@@ -269,7 +262,7 @@ def selection_markdown(choices: Sequence[LrChoice], runs: Sequence[SweepRun]) ->
         f"{shown} (val/<metric>_best, {over}) per learning rate; bold: chosen "
         f"({best} validation score, ties to the smaller learning rate). Test scores not read."
     )
-    edges = [line for line in (top_of_grid_line(choices), bottom_of_grid_line(choices)) if line]
+    edges = [line for line in (grid_edge_line(choices, e) for e in EDGE_WORDS) if line]
     return "\n".join(lines) + f"\n\n{rule}\n" + "".join(f"\n{line}\n" for line in edges)
 
 
