@@ -32,7 +32,6 @@ from sklearn.base import clone
 import gelora.config  # noqa: F401  (registers the schemas)
 from gelora.config.build import build
 from gelora.geometry.hidden_states import collect_hidden_sample
-from gelora.geometry.id_profile import estimate_id_profile
 from gelora.geometry.near_duplicates import near_duplicates, text_copies
 from gelora.stages.backbone import load_backbone
 from gelora.stages.profile import EstimatorSettings, sample_texts
@@ -44,15 +43,7 @@ SIZES = (250, 500, 1000, 1500)  # layer-0 ID against the number of points (5 sub
 
 
 def profile_row(hidden: torch.Tensor, estimator, settings: EstimatorSettings) -> dict:
-    profile = estimate_id_profile(
-        hidden,
-        estimator,
-        n_resamples=settings.n_resamples,
-        resampling=settings.resampling,
-        resample_fraction=settings.resample_fraction,
-        seed=settings.sample_seed,
-        progress=False,
-    )
+    profile = settings.estimate(hidden, estimator, progress=False)
     return {
         "points": int(hidden.shape[1]),
         "dimensions": [round(d, 2) for d in profile.dimensions],

@@ -22,6 +22,7 @@ import torch
 from omegaconf import DictConfig
 from sklearn.base import BaseEstimator
 
+from gelora.assets import cache_root
 from gelora.data.task_data import TaskData
 from gelora.errors import ConfigError
 from gelora.geometry.hidden_states import HiddenSample, collect_hidden_sample
@@ -75,6 +76,21 @@ class EstimatorSettings:
     resampling: str = "subsample"
     resample_fraction: float = 0.5
     sample_seed: int = 0
+
+    def estimate(
+        self, hidden: torch.Tensor, estimator: BaseEstimator, *, progress: bool = True
+    ) -> IDProfile:
+        """The ID profile of ``(L + 1, N, width)`` hidden states under these resampling
+        settings, the resamples drawn with ``sample_seed`` (``estimate_id_profile``)."""
+        return estimate_id_profile(
+            hidden,
+            estimator,
+            n_resamples=self.n_resamples,
+            resampling=self.resampling,
+            resample_fraction=self.resample_fraction,
+            seed=self.sample_seed,
+            progress=progress,
+        )
 
     @classmethod
     def from_config(cls, estimator_cfg: DictConfig) -> EstimatorSettings:
@@ -203,14 +219,7 @@ def estimate_profile(
         log.info(hidden_states_summary(hidden.shape, time.perf_counter() - collecting))
         hidden, points = drop_near_copies(collected, settings, inputs)
         estimating = time.perf_counter()
-        profile = estimate_id_profile(
-            hidden,
-            estimator,
-            n_resamples=settings.n_resamples,
-            resampling=settings.resampling,
-            resample_fraction=settings.resample_fraction,
-            seed=seed,
-        )
+        profile = settings.estimate(hidden, estimator)
         log.info(id_summary(profile, time.perf_counter() - estimating))
         if key is not None:
             store_profile(cache_dir, key, profile, points=points)
@@ -252,8 +261,6 @@ def _cache_record(cache_dir: Path, key, lookup) -> dict[str, str]:
 def cache_entry_name(path: Path) -> str:
     """A cache entry as a record names it: ``$GELORA_CACHE/id_profiles/<key>.json`` under the
     asset cache (a record names no folder of the machine that made it), else the path given."""
-    from gelora.assets import cache_root
-
     try:
         return f"$GELORA_CACHE/{path.resolve().relative_to(cache_root().resolve()).as_posix()}"
     except ValueError:
