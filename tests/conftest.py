@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
 from gelora import assets
 
@@ -62,6 +62,15 @@ def tiny_bert() -> BertForSequenceClassification:
         num_labels=3,
     )
     return BertForSequenceClassification(config).eval()
+
+
+@pytest.fixture
+def tiny_tokenizer(tmp_path) -> BertTokenizerFast:
+    """A WordPiece tokenizer for tiny_bert's vocabulary: BERT's five special tokens, then w0-w94."""
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(95)]
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(words))
+    return BertTokenizerFast(vocab_file=str(vocab))
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import BertTokenizerFast
 
 from gelora import TwoNN
 from gelora.geometry import collect_hidden_states, estimate_id_profile
@@ -16,14 +15,6 @@ from gelora.ranks import GeLoRAPolicy, UniformPolicy
 from gelora.ranks.sensitivity import rank_sensitivity
 from tests.manifolds import ball
 from tests.tiny_models import BERT_TARGETS
-
-
-@pytest.fixture
-def tiny_tokenizer(tmp_path) -> BertTokenizerFast:
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(95)]
-    vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(words))
-    return BertTokenizerFast(vocab_file=str(vocab))
 
 
 def test_mean_pooling_ignores_padding():
