@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from sklearn.model_selection import train_test_split
 
+from gelora.data.draws import subsample_in_canonical_order
+
 
 @dataclass(frozen=True)
 class InstructionSplit:
@@ -93,13 +95,9 @@ def subsample_examples(
     split: InstructionSplit, max_samples: int | None, *, seed: int
 ) -> InstructionSplit:
     """At most ``max_samples`` rows drawn with ``seed`` from the canonical order (all if fewer)."""
-    if max_samples is None or max_samples >= len(split):
-        return split
-    if max_samples < 1:
-        raise ValueError(f"max_samples must be >= 1, got {max_samples}")
-    order = canonical_order(split)
-    kept, _ = train_test_split(list(range(len(order))), train_size=max_samples, random_state=seed)
-    return split.subset([order[k] for k in sorted(kept)])
+    return subsample_in_canonical_order(
+        split, max_samples, seed=seed, canonical_order=canonical_order
+    )
 
 
 def without_repeated_prompts(split: InstructionSplit) -> InstructionSplit:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from sklearn.model_selection import train_test_split
 
+from gelora.data.draws import subsample_in_canonical_order
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -134,10 +136,6 @@ def subsample_questions(split: QASplit, max_samples: int | None, *, seed: int) -
     """At most ``max_samples`` questions, drawn with ``seed`` from the canonical order and kept
     in that order; all of them if there are fewer. Questions, not articles, are drawn, so a
     capped split still spans many articles."""
-    if max_samples is None or max_samples >= len(split):
-        return split
-    if max_samples < 1:
-        raise ValueError(f"max_samples must be >= 1, got {max_samples}")
-    order = canonical_order(split)
-    kept, _ = train_test_split(list(range(len(order))), train_size=max_samples, random_state=seed)
-    return split.subset([order[k] for k in sorted(kept)])
+    return subsample_in_canonical_order(
+        split, max_samples, seed=seed, canonical_order=canonical_order
+    )
