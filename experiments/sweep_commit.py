@@ -14,6 +14,7 @@ clone resumes: the sweep skips jobs whose directory holds a completed record.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -55,6 +56,7 @@ def make_portable(hydra_file: Path) -> bool:
     return True
 
 
+@functools.cache
 def _relativize_records():
     """``relativize`` of ``experiments/relativize_records.py``, the script beside this one."""
     import importlib.util
