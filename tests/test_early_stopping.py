@@ -59,3 +59,23 @@ def test_patience_that_runs_out_at_the_cap_is_not_an_early_stop(tmp_path):
     )
     assert results["optimizer_steps"] == 3
     assert results["stopped_early"] is False
+
+
+@pytest.mark.parametrize(("patience", "steps", "stopped"), [(3, 4, True), (5, 6, False)])
+def test_patience_in_the_last_epoch_is_an_early_stop_only_before_its_end(
+    tmp_path, patience, steps, stopped
+):
+    # 3 steps an epoch, 2 epochs, no step cap: the epoch cap is step 6. Patience 3 runs out at
+    # step 4, inside the last epoch (Lightning then leaves current_epoch == max_epochs, which
+    # once read as "the cap ended it"); patience 5 runs out at step 6, the cap's last validation.
+    results = run_in_process(
+        tmp_path,
+        *TINY,
+        "trainer.max_steps=-1",
+        "trainer.max_epochs=2",
+        "trainer.val_check_interval=1",
+        f"early_stopping.patience={patience}",
+        "early_stopping.min_delta=1.0",
+    )
+    assert results["optimizer_steps"] == steps
+    assert results["stopped_early"] is stopped

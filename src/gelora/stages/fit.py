@@ -79,16 +79,27 @@ class FitResult:
 
 
 def stopped_before_cap(trainer: L.Trainer) -> bool:
-    """Whether early stopping ended training before its cap: patience ran out and neither
-    ``trainer.max_steps`` nor ``max_epochs`` was reached (a patience that runs out at the cap's
-    own last validation did not end the run early)."""
+    """Whether early stopping ended training before its cap: patience ran out at an optimizer
+    step short of the cap, the smaller of ``trainer.max_steps`` and ``max_epochs`` whole epochs
+    (a patience that runs out at the cap's own last validation did not end the run early).
+
+    The epoch cap is counted in steps, not read from ``trainer.current_epoch``: a patience that
+    runs out inside the last epoch also leaves ``current_epoch == max_epochs`` behind it.
+    """
     patience_ran_out = any(
         isinstance(c, EarlyStopping) and c.wait_count >= c.patience for c in trainer.callbacks
     )
-    at_step_cap = 0 < trainer.max_steps <= trainer.global_step
-    max_epochs = trainer.max_epochs
-    at_epoch_cap = max_epochs is not None and 0 <= max_epochs <= trainer.current_epoch
-    return patience_ran_out and not (at_step_cap or at_epoch_cap)
+    return patience_ran_out and trainer.global_step < step_cap(trainer)
+
+
+def step_cap(trainer: L.Trainer) -> float:
+    """The optimizer steps a run may take: ``max_steps`` (when > 0) or ``max_epochs`` epochs of
+    ``ceil(num_training_batches / accumulate_grad_batches)`` steps, whichever is smaller."""
+    caps = [float(trainer.max_steps)] if trainer.max_steps > 0 else []
+    epochs, batches = trainer.max_epochs, trainer.num_training_batches
+    if epochs is not None and epochs >= 0 and math.isfinite(batches):
+        caps.append(epochs * math.ceil(batches / trainer.accumulate_grad_batches))
+    return min(caps, default=math.inf)
 
 
 def saved_best(path: Path, state_key: str) -> tuple[int, float | None]:
