@@ -911,3 +911,21 @@ def test_a_run_that_reached_its_step_cap_did_not_stop_early(tmp_path):
         OmegaConf.save(config, job / ".hydra" / "config.yaml")
     runs = sorted(load_runs(tmp_path), key=lambda r: r.seed)
     assert [r.stopped_early for r in runs] == [False, True]
+
+
+def test_a_run_short_of_its_epoch_cap_under_patience_stopped_early(tmp_path):
+    # Records made on 2026-12-02 before the step-counted cap said stopped_early=false when patience
+    # ran out inside the last epoch. The cap is the smaller of max_steps and max_epochs epochs of
+    # the recorded training rows (2,400 rows in batches of 8: 300 steps, 4 epochs: 1,200 steps).
+    cases = [(1100, 3, True), (1200, 3, False), (1100, None, False), (600, 3, True)]
+    for seed, (steps, patience, _) in enumerate(cases):
+        job = _job(tmp_path, "lora", "rt", seed, _completed(0.7) | {
+            "stopped_early": False, "best_step": 800, "optimizer_steps": steps,
+            "task_sizes": {"train": 2400, "validation": 1000, "test": 1276},
+        }, task_config={"batch_size": 8})  # fmt: skip
+        config = OmegaConf.load(job / ".hydra" / "config.yaml")
+        config.trainer = {"max_steps": 1200 if seed < 3 else -1, "max_epochs": 4}
+        config.early_stopping = {"patience": patience}
+        OmegaConf.save(config, job / ".hydra" / "config.yaml")
+    runs = sorted(load_runs(tmp_path), key=lambda r: r.seed)
+    assert [r.stopped_early for r in runs] == [stopped for *_, stopped in cases]

@@ -135,6 +135,8 @@ class JobIdentity:
     lr: float | None
     task_config: dict[str, Any] | None = None  # the ``task`` node, as plain values
     max_steps: int | None = None  # ``trainer.max_steps``: the step cap the job ran under
+    max_epochs: int | None = None  # ``trainer.max_epochs``: the epoch cap, counted in steps below
+    patience: int | None = None  # ``early_stopping.patience``: None, trained to the cap
 
 
 def _job_identity(job_dir: Path) -> JobIdentity:
@@ -146,8 +148,9 @@ def _job_identity(job_dir: Path) -> JobIdentity:
         lr = OmegaConf.select(
             config, "optimizer.lr", default=None, throw_on_resolution_failure=False
         )  # results.json's learning_rate wins; this is for jobs without one
-        max_steps = OmegaConf.select(
-            config, "trainer.max_steps", default=None, throw_on_resolution_failure=False
+        max_steps, max_epochs, patience = (
+            OmegaConf.select(config, key, default=None, throw_on_resolution_failure=False)
+            for key in ("trainer.max_steps", "trainer.max_epochs", "early_stopping.patience")
         )
     except READ_ERRORS as error:
         raise UnreadableJob(config_path, "not a job config", error) from error
@@ -158,14 +161,44 @@ def _job_identity(job_dir: Path) -> JobIdentity:
     except READ_ERRORS as error:
         raise UnreadableJob(hydra_path, "not Hydra's record of the job", error) from error
     cap = max_steps if isinstance(max_steps, int) and max_steps > 0 else None
-    return JobIdentity(str(method), name, seed, _float_or_none(lr), task_config, cap)
+    epochs = max_epochs if isinstance(max_epochs, int) and max_epochs >= 0 else None
+    waits = patience if isinstance(patience, int) and patience > 0 else None
+    return JobIdentity(str(method), name, seed, _float_or_none(lr), task_config, cap, epochs, waits)
 
 
-def _stopped_before_cap(record: RunRecord, max_steps: int | None) -> bool | None:
-    """``stopped_early`` as recorded, except for a run that reached its step cap: records made
-    before 2026-12-02 said ``true`` when patience ran out at the cap's own last validation."""
-    reached_cap = max_steps is not None and (record.optimizer_steps or 0) >= max_steps
-    return False if record.stopped_early and reached_cap else record.stopped_early
+def _stopped_before_cap(record: RunRecord, job: JobIdentity) -> bool | None:
+    """Whether early stopping ended the run before its step cap, the smaller of
+    ``trainer.max_steps`` and ``max_epochs`` epochs of the recorded training rows.
+
+    Counted from the steps when the cap is known, because two releases recorded it wrongly:
+    before 2026-12-02 a patience that ran out at the cap's own last validation said ``true``;
+    until the step-counted cap (2026-12-02, later) one that ran out inside the last epoch said
+    ``false``. Without a known cap, the record's own flag.
+    """
+    cap = _step_cap(record, job)
+    steps = record.optimizer_steps
+    if record.status != "completed" or cap is None or not isinstance(steps, int):
+        return record.stopped_early
+    if steps >= cap:
+        return False
+    return True if job.patience is not None else record.stopped_early
+
+
+def _step_cap(record: RunRecord, job: JobIdentity) -> int | None:
+    """The job's step cap from its config and recorded training rows (None: not known). The
+    epoch term is counted for one process only (a distributed run splits each epoch's batches)."""
+    caps = [job.max_steps] if job.max_steps is not None else []
+    rows = (record.task_sizes or {}).get("train")
+    batch_size = (job.task_config or {}).get("batch_size")
+    one_process = (record.distributed or {}).get("world_size", 1) == 1
+    if (
+        job.max_epochs is not None
+        and one_process
+        and isinstance(rows, int)
+        and isinstance(batch_size, int)
+    ):
+        caps.append(job.max_epochs * -(-rows // batch_size))
+    return min(caps, default=None)
 
 
 def _plain(node: Any) -> dict[str, Any] | None:
@@ -249,7 +282,7 @@ def _run_from_record(job_dir: Path, job: JobIdentity, record: RunRecord) -> Swee
         adapter_params=final_adapter_params(record),
         initial_adapter_params=record.trainable_adapter_params,
         budget_params=record.budget_params,
-        stopped_early=_stopped_before_cap(record, job.max_steps),
+        stopped_early=_stopped_before_cap(record, job),
         trainable_params=record.trainable_params,
         total_s=record.timings.get("total_s") if record.timings else None,
         test_rows=record.test_rows_sha256,
