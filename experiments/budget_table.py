@@ -41,7 +41,7 @@ def main() -> None:
     with initialize_config_dir(config_dir(), version_base=None):
         cfg = compose("train", overrides=["paths.output_dir=."])
         policy_cfgs = {
-            name: compose("train", overrides=[f"rank_policy={name}", "paths.output_dir=."])
+            name: compose("train", overrides=[f"method={name}", "paths.output_dir=."])
             for name in POLICIES
         }
     task = load_task(cfg.task)

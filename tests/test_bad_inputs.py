@@ -67,9 +67,9 @@ CONFIG_CASES = [
     (["budget.params=0"], "budget.params must be a positive integer or null, got 0"),
     (["budget.rank=2", "budget.params=1000"], "exactly one of budget.rank and budget.params"),
     (["budget.params=100"], "budget.params=100 is below one rank per adapted matrix"),
-    (["rank_policy=random"], "the random policy needs a budget: set budget.rank"),
+    (["method=random"], "the random policy needs a budget: set budget.rank"),
     (["rank_policy.offset=-1"], "rank_policy.offset must be >= 0, got -1"),
-    (["rank_policy=lora", "rank_policy.rank=0"], "rank_policy.rank must be >= 1, got 0"),
+    (["method=lora", "rank_policy.rank=0"], "rank_policy.rank must be >= 1, got 0"),
     (["rank_policy.score=loud"], "rank_policy.score must be one of gap, id, uniform"),
     (
         ["model.target_modules=[attention.self.qeury]"],

@@ -273,7 +273,7 @@ def test_a_tiny_instruction_run_on_a_users_file(tmp_path):
     results = run_in_process(
         tmp_path / "run", "task=from_files", f"task.train_file={train}", "task.problem=instruction",
         "task.metrics=[response_loss,perplexity]", "model=tiny_llama", "debug=tiny",
-        "task.max_length=128", "rank_policy=lora", "budget.rank=2",
+        "task.max_length=128", "method=lora", "budget.rank=2",
     )  # fmt: skip
     assert results["status"] == "completed", results["error"]
     assert results["task_sizes"] == {"train": 48, "validation": 6, "test": 6}

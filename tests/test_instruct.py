@@ -478,7 +478,7 @@ def test_greedy_generation_pads_on_the_left_and_keeps_order(tokenizer, tiny_llam
 def tuned_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("instruct") / "run"
     results = run_in_process(
-        out, "task=alpaca_demo", *TINY_DECODER, *SMALL_EVAL, "rank_policy=lora", "budget.rank=2"
+        out, "task=alpaca_demo", *TINY_DECODER, *SMALL_EVAL, "method=lora", "budget.rank=2"
     )
     return out, results
 

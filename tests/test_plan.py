@@ -106,6 +106,6 @@ def test_gelora_plan_on_the_command_line(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Rank plan (gelora)" in run.stdout and "LoRA config for peft" in run.stdout
     assert (tmp_path / "lora_config" / "adapter_config.json").is_file()
-    refused = gelora_plan(f"hydra.run.dir={tmp_path / 'adalora'}", *TINY, "rank_policy=adalora")
+    refused = gelora_plan(f"hydra.run.dir={tmp_path / 'adalora'}", *TINY, "method=adalora")
     assert refused.returncode == 2
-    assert "gelora-plan: error: rank_policy=adalora brings its own adapters" in refused.stderr
+    assert "gelora-plan: error: method=adalora brings its own adapters" in refused.stderr

@@ -211,7 +211,7 @@ def test_resampled_plans_are_made_with_the_profiles_spread():
 
 def test_a_tiny_run_with_waterfill_records_the_rule(tmp_path):
     run_in_process(  # in process: the record is under test, not the command line
-        tmp_path, *TINY, "rank_policy=gelora", "budget.rank=2", "rank_policy.score=waterfill"
+        tmp_path, *TINY, "method=gelora", "budget.rank=2", "rank_policy.score=waterfill"
     )
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["status"] == "completed"
@@ -228,7 +228,7 @@ def test_noise_k_without_resamples_is_one_line_naming_the_keys(tmp_path):
 
 def test_a_tiny_run_with_noise_aware_gaps_records_the_rule(tmp_path):
     run_in_process(  # in process: the record is under test, not the command line
-        tmp_path, *TINY, "rank_policy=gelora", "rank_policy.noise_k=1", "estimator.n_resamples=3"
+        tmp_path, *TINY, "method=gelora", "rank_policy.noise_k=1", "estimator.n_resamples=3"
     )
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["status"] == "completed"

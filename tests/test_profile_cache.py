@@ -10,7 +10,7 @@ import pytest
 from gelora.assets import CACHE_ENV_VAR
 from tests.helpers import TINY, run_in_process
 
-PROFILE = [*TINY, "estimator.n_resamples=3", "rank_policy=gelora"]
+PROFILE = [*TINY, "estimator.n_resamples=3", "method=gelora"]
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def test_a_reused_profile_is_bit_identical_to_a_fresh_estimate(tmp_path, fresh_c
     first = run_in_process(tmp_path / "a", *PROFILE)
     # Another method (and budget): the same profile. (A training seed would change the tiny
     # model's random weights, and so its key: the key holds the weights themselves.)
-    second = run_in_process(tmp_path / "b", *PROFILE, "rank_policy=lora", "budget.rank=2")
+    second = run_in_process(tmp_path / "b", *PROFILE, "method=lora", "budget.rank=2")
     fresh = run_in_process(tmp_path / "c", *PROFILE, "estimator.cache=false")
     assert first["id_profile_cache"]["outcome"] == "computed"
     assert second["id_profile_cache"]["outcome"] == "reused"

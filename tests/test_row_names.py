@@ -1,13 +1,17 @@
-"""Run folders and wandb names use the table row (the ``method`` option), as tables do, so
-``gelora`` and ``gelora_budget`` runs never share a name."""
+"""One group names a table row: ``conf/method/`` (a rank policy and its budget). Run folders,
+wandb names and tables use its option, so ``gelora`` and ``gelora_budget`` never share a name;
+the old ``rank_policy=X`` spelling is read as ``method=X``, said in one line."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from gelora.config.resolvers import table_row
-from tests.helpers import compose_train
+from gelora.train import renamed_group_overrides
+from tests.helpers import CONF, compose_train
 
 
 def _resolved(*overrides: str):
@@ -18,11 +22,30 @@ def _resolved(*overrides: str):
     return run_dir, logger["name"], logger["job_type"]
 
 
-def test_the_row_is_the_method_when_chosen_else_the_rank_policy():
-    assert table_row("gelora_budget", "gelora") == "gelora_budget"
-    assert table_row(None, "lora") == "lora"
+def test_run_folders_and_wandb_names_use_the_method_option():
     run_dir, name, job_type = _resolved("method=gelora_budget")
     assert "/gelora_budget/" in run_dir and name.endswith("-gelora_budget-s0")
     assert job_type == "gelora_budget"
-    other_dir, other_name, _ = _resolved()  # the default: rank_policy=gelora, no method
+    other_dir, other_name, _ = _resolved()  # the default row: method=gelora
     assert "/gelora/" in other_dir and other_name.endswith("-gelora-s0") and other_name != name
+
+
+def test_every_method_file_holds_its_whole_rank_policy():
+    assert not (Path(CONF) / "rank_policy").exists()  # one group per role: the row
+    for option in sorted(p.stem for p in (Path(CONF) / "method").glob("*.yaml")):
+        cfg = compose_train(f"method={option}", "paths.output_dir=.")
+        assert str(cfg.rank_policy._target_).startswith("gelora."), option
+
+
+@pytest.mark.parametrize(
+    ("given", "read"),
+    [
+        (["rank_policy=lora", "budget.rank=2"], ["method=lora", "budget.rank=2"]),
+        (["rank_policy=lora,gelora_budget"], ["method=lora,gelora_budget"]),
+        (["rank_policy.rank=4", "method=lora"], ["rank_policy.rank=4", "method=lora"]),
+    ],
+)
+def test_the_old_group_spelling_is_read_as_the_method(given, read, capsys):
+    assert renamed_group_overrides(given, "gelora-train") == read
+    said = capsys.readouterr().err
+    assert ("rank_policy=X is method=X" in said) == (given != read)

@@ -73,12 +73,12 @@ def copy_of(run_dir: Path, tmp_path: Path, name: str = "copy") -> Path:
 
 
 def test_a_checkpoint_of_other_settings_is_refused_and_nothing_is_written(killed_run, tmp_path):
-    """Issue 25, case 1: checkpoints copied into a folder, resumed as rank_policy=lora r=8.
+    """Issue 25, case 1: checkpoints copied into a folder, resumed as method=lora r=8.
     Today: exit 0, a record saying lora r=8 over GeLoRA's trained plan."""
     target = tmp_path / "b"
     shutil.copytree(killed_run / "checkpoints", target / "checkpoints")
     proc = gelora_train(
-        target, *B, "trainer.max_steps=6", "rank_policy=lora", "rank_policy.rank=8", TERM
+        target, *B, "trainer.max_steps=6", "method=lora", "rank_policy.rank=8", TERM
     )
     line = one_error(proc)
     assert "last.ckpt" in line and "other settings" in line and "resume=false" in line

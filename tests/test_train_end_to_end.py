@@ -140,9 +140,7 @@ def test_exported_adapter_loads_in_peft_with_our_logits(gelora_run):
 
 
 def test_uniform_lora_runs_the_same_way(tmp_path):
-    returned = run_in_process(
-        tmp_path, *SMOKE, "rank_policy=lora", "rank_policy.rank=2", "logger=csv"
-    )
+    returned = run_in_process(tmp_path, *SMOKE, "method=lora", "rank_policy.rank=2", "logger=csv")
     results = json.loads((tmp_path / "results.json").read_text())
     assert returned["status"] == "completed"
     assert results["method"] == "lora" and set(results["ranks"].values()) == {2}
@@ -154,7 +152,7 @@ def test_adalora_runs_at_the_budget_and_reports_both_counts(tmp_path):
     returned = run_in_process(
         tmp_path,
         *SMOKE,
-        "rank_policy=adalora",
+        "method=adalora",
         "budget.rank=2",
         "trainer.max_steps=12",
         "logger=none",
@@ -174,7 +172,7 @@ def test_adalora_runs_at_the_budget_and_reports_both_counts(tmp_path):
 
 
 def test_eva_spends_the_budget_in_parameters(tmp_path):
-    returned = run_in_process(tmp_path, *SMOKE, "rank_policy=eva", "budget.rank=2", "logger=none")
+    returned = run_in_process(tmp_path, *SMOKE, "method=eva", "budget.rank=2", "logger=none")
     results = json.loads((tmp_path / "results.json").read_text())
     assert returned["status"] == "completed"
     assert results["method"] == "eva" and "activation_svd_s" in results["timings"]

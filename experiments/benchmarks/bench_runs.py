@@ -2,7 +2,7 @@
 
     python experiments/benchmarks/bench_runs.py [--methods gelora lora adalora] [-- overrides...]
 
-Runs ``gelora-train rank_policy=<method>`` once per method, one after the other, with the
+Runs ``gelora-train method=<method>`` once per method, one after the other, with the
 default config (add Hydra overrides after ``--``), each in its own process and run directory
 under ``--work``. GeLoRA's time includes its ID estimation (every method estimates the profile,
 since every run prints it; only GeLoRA needs it, so the table also gives each method's time
@@ -27,7 +27,7 @@ def run_method(method: str, work: Path, overrides: list[str]) -> dict:
         sys.executable,
         "-m",
         "gelora.train",
-        f"rank_policy={method}",
+        f"method={method}",
         f"hydra.run.dir={run_dir}",
         "logger=none",
         *overrides,

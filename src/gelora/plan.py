@@ -190,7 +190,7 @@ class _PlanHooks(PrologueHooks):
 
         if type(method) is not InjectedLoRA:
             raise ConfigError(
-                f"rank_policy={method.name} brings its own adapters or initial weights, which a "
+                f"method={method.name} brings its own adapters or initial weights, which a "
                 "LoraConfig cannot hold: use gelora-train, or peft's own support for it"
             )
 

@@ -1,7 +1,7 @@
 """``gelora-train``: the Hydra app. Composes ``conf/train.yaml`` and runs ``gelora.pipeline.run``.
 
 gelora-train                                   # GeLoRA on the offline default
-gelora-train rank_policy=lora rank_policy.rank=4
+gelora-train method=lora rank_policy.rank=4    # a table row (conf/method/); its policy's keys
 gelora-train task.max_train_samples=300 trainer.max_steps=20 logger=none
 gelora-train -m experiment=table_cpu           # a sweep: every job under multirun_outputs/
 
@@ -50,11 +50,23 @@ def _in_sweep() -> bool:
 
 
 def _variant() -> str | None:
-    """The ``method`` choice (a table row such as ``gelora_budget``), else the rank policy's."""
+    """The ``method`` choice: the table row (``gelora_budget``), as run folders name it."""
     if not HydraConfig.initialized():
         return None
-    choices = HydraConfig.get().runtime.choices
-    return choices.get("method") or choices.get("rank_policy")
+    return HydraConfig.get().runtime.choices.get("method")
+
+
+def renamed_group_overrides(arguments: list[str], program: str) -> list[str]:
+    """``rank_policy=X`` (the group before rank policies and budgets became one ``method`` group)
+    read as ``method=X``, said once on stderr; ``rank_policy.<key>=`` is the policy's own key."""
+    renamed = [
+        "method=" + item.partition("=")[2] if item.startswith("rank_policy=") else item
+        for item in arguments
+    ]
+    if renamed != arguments:
+        print(f"{program}: rank_policy=X is method=X now (conf/method/: a rank policy and its "
+              "budget, one table row); reading it so", file=sys.stderr)  # fmt: skip
+    return renamed
 
 
 @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
@@ -113,7 +125,7 @@ plan and the test score. A Hydra app: choose a config group option with group=op
 key with key=value, sweep with -m (see README.md).
 
   gelora-train                                  # GeLoRA on the offline default
-  gelora-train rank_policy=lora budget.rank=2   # uniform LoRA at a budget
+  gelora-train method=lora budget.rank=2        # uniform LoRA at a budget
   gelora-train -m experiment=table_cpu          # a sweep
   gelora-train --cfg job                        # the composed config only
   gelora-train --hydra-help                     # Hydra's own flags (launchers, sweeps, logging)
@@ -174,7 +186,7 @@ def refuse_unusable_output(arguments: list[str], program: str) -> None:
 
 def cli() -> None:
     """The console script: ``--help`` answered here, everything else by the Hydra app."""
-    arguments = sys.argv[1:]
+    sys.argv[1:] = arguments = renamed_group_overrides(sys.argv[1:], "gelora-train")
     if "--help" in arguments or "-h" in arguments:
         print(help_text([a for a in arguments if a not in ("--help", "-h")]))
         return
@@ -216,7 +228,7 @@ def plan_cli() -> None:
         print(f"gelora-plan: error: {error}", file=sys.stderr)
         sys.exit(2)
     _COMPARISONS[:] = comparisons
-    sys.argv[1:] = arguments
+    sys.argv[1:] = arguments = renamed_group_overrides(arguments, "gelora-plan")
     if "--help" in arguments or "-h" in arguments:
         text = help_text([a for a in arguments if a not in ("--help", "-h")])
         print(PLAN_HELP + text[text.index("== Config groups") :])

@@ -4,12 +4,13 @@ A method plans ranks (from the targets, the ID profile and the budget), puts ada
 model, and may add training callbacks and a summary to the run's record (``base.Method``;
 ``base.BaseMethod`` has the defaults). Our own LoRA layers sized by any rank policy of
 ``gelora.ranks`` are ``ours.InjectedLoRA``; peft's AdaLoRA and EVA are ``adalora`` and ``eva``.
-A config under ``conf/rank_policy/`` names either a rank policy or a method class;
+The ``rank_policy`` node of a ``conf/method/`` file names either a rank policy or a method class;
 ``ours.as_method`` turns the first into the second.
 
 Adding a method: one module here with a class that has the attributes of ``Method`` (subclass
 ``ours.LoRALayersMethod`` to keep our layers, as EVA does, or ``base.BaseMethod`` to wrap the model
-yourself, as AdaLoRA does), and one file in ``conf/rank_policy/`` naming it.
+yourself, as AdaLoRA does), and one file in ``conf/method/`` naming it (its
+``rank_policy._target_``).
 """
 
 from gelora.methods.base import AdaptSettings, BaseMethod, Method

@@ -2,8 +2,8 @@
 
 Nothing here touches a model: a policy maps target shapes (and an ID profile, and a budget) to a
 ``RankPlan``; ``gelora.methods`` puts plans into models. GeLoRA, uniform LoRA and the budgeted
-policies' base are in ``policies``, the controls in ``controls``; every ``conf/rank_policy/``
-``_target_`` names them from here.
+policies' base are in ``policies``, the controls in ``controls``; the ``rank_policy._target_`` of
+every ``conf/method/`` file names them from here.
 """
 
 from gelora.ranks.budget import (

@@ -4,7 +4,7 @@ Each answers one question of a table. ``IDProportionalPolicy``: does the ID leve
 carry the signal? ``RandomPolicy``: does the budget, not the geometry? ``ShuffledPolicy``: does
 the placement GeLoRA chooses matter at all? ``MatchedUniformPolicy``: is the paper's rule better
 than uniform LoRA at its own cost? ``HeadOnlyPolicy``: the floor, no adapters at all. They are
-``gelora.ranks``' names too, as ``conf/rank_policy/`` names them.
+``gelora.ranks``' names too, as ``conf/method/`` files name them.
 """
 
 from __future__ import annotations

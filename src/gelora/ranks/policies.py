@@ -1,9 +1,10 @@
 """Rank policies: from targets (and intrinsic dimensions) to a rank plan.
 
-A policy is a small class built by Hydra from ``conf/rank_policy/<name>.yaml``; ``plan`` is its
-one job. Adding a policy means one such class and one config file. Here: GeLoRA, uniform LoRA,
-the rules they share (ID gaps, block scores) and ``BudgetedPolicy``, the base of every policy
-that spends a parameter budget; the controls are in ``gelora.ranks.controls``.
+A policy is a small class built by Hydra from the ``rank_policy`` node of a
+``conf/method/<row>.yaml``; ``plan`` is its one job. Adding a policy means one such class and one
+``conf/method/`` file. Here: GeLoRA, uniform LoRA, the rules they share (ID gaps, block scores) and
+``BudgetedPolicy``, the base of every policy that spends a parameter budget; the controls are in
+``gelora.ranks.controls``.
 """
 
 from __future__ import annotations

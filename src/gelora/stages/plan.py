@@ -110,7 +110,7 @@ def make_plan(
         try:
             plan = method.plan(targets, MeasuredIDs.of(profile), budget)  # IDs and stds
         except ValueError as error:
-            raise ConfigError(f"rank_policy={method.name}: {error}") from error
+            raise ConfigError(f"method={method.name}: {error}") from error
     sensitivity = rank_sensitivity(method, targets, profile, plan, backbone.n_blocks, budget)
     log.info(format_rank_plan(plan, backbone.n_blocks, sensitivity))
     for note in plan.notes:
