@@ -130,7 +130,9 @@ def _run_claimed(
                 "task": cfg.task.name,
                 "seed": cfg.seed,
                 "variant": variant,
-                "learning_rate": cfg.optimizer.lr,
+                "learning_rate": OmegaConf.select(  # None when it cannot resolve
+                    cfg, "optimizer.lr", default=None, throw_on_resolution_failure=False
+                ),
             },
             config=_config_record(cfg),
             timings=timings,

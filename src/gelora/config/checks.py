@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from gelora.errors import ConfigError
 from gelora.geometry.hidden_states import POOLINGS
@@ -173,6 +174,12 @@ def check_config(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> None:
     missing = missing_keys(OmegaConf.to_container(cfg, resolve=False))
     if missing:
         raise ConfigError(f"{missing[0]} is required: add {missing[0]}=... to the command line")
+    try:  # an experiment's chosen rate (gelora_chosen_lr) says in one line what is missing
+        OmegaConf.to_container(cfg.optimizer, resolve=True)
+    except InterpolationResolutionError as error:
+        said = str(error.msg).split("while resolving interpolation: ", 1)[-1].splitlines()[0]
+        key = error.full_key or "optimizer"
+        raise ConfigError(said if said.startswith(key) else f"{key}: {said}") from error
     for rule in rules:
         value = OmegaConf.select(cfg, rule.key, default=None)
         try:
