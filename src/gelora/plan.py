@@ -123,14 +123,15 @@ def lora_config_for(
             uniform rank (``2``: what LoRA r=2 costs on the same maps), or a ``Budget``.
         policy: a rank policy of ``gelora.ranks`` (default: ``GeLoRAPolicy()``).
         estimator: an ID estimator (default: ``TwoNN()``).
-        blocks, target_modules: the model's block list and the maps to adapt, relative to a
-            block (default: the one ``nn.ModuleList`` with a block per hidden layer, and every
-            ``nn.Linear`` in it).
+        blocks: the model's block list (default: the one ``nn.ModuleList`` with a block per
+            hidden layer).
+        target_modules: the maps to adapt, relative to a block (default: every ``nn.Linear`` in
+            it).
         head_modules: modules peft should train in full (``modules_to_save``), e.g. a new head.
         lora_dropout: peft's ``lora_dropout`` in the returned config.
 
     Returns:
-        A ``LoraConfig`` whose ``get_peft_model(model, config)`` carries exactly the plan.
+        config (peft.LoraConfig): ``get_peft_model(model, config)`` carries exactly the plan.
     """
     from gelora.geometry.twonn import TwoNN
     from gelora.methods.ours import InjectedLoRA
