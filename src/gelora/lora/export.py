@@ -1,9 +1,11 @@
 """Save a trained adapter in peft's format, so that it is usable without gelora.
 
 ``<dir>/adapter_config.json`` is a ``peft.LoraConfig`` naming every adapted module, with
-per-module ranks and alphas in ``rank_pattern`` / ``alpha_pattern``; the weights go to
-``<dir>/adapter_model.safetensors`` under peft's keys (``base_model.model.<module>.lora_A.weight``,
-and the fully trained head modules as ``base_model.model.<module>.<param>``). Then
+per-module ranks and alphas in ``rank_pattern`` / ``alpha_pattern`` (each key matching exactly
+one module by peft's rule: ``lora/patterns.py``, checked against the model before saving); the
+weights go to ``<dir>/adapter_model.safetensors`` under peft's keys
+(``base_model.model.<module>.lora_A.weight``, and the fully trained head modules as
+``base_model.model.<module>.<param>``). Then
 ``PeftModel.from_pretrained(base_model, dir)`` rebuilds the same model (tested against our
 logits). A model already wrapped by peft (a method that adapts through peft) is saved by peft
 itself.
@@ -23,6 +25,7 @@ from torch import nn
 
 from gelora.atomic import atomic_dir
 from gelora.lora.inject import lora_layers
+from gelora.lora.patterns import check_on_model, check_pattern_keys, pattern_keys, resolve_pattern
 from gelora.ranks.plan import RankPlan
 
 PEFT_PREFIX = "base_model.model."
@@ -42,18 +45,22 @@ def peft_lora_config(
         raise ValueError("the rank plan has no adapters to export")
     rank = collections.Counter(a.rank for a in plan.adapters).most_common(1)[0][0]
     alpha = collections.Counter(a.alpha for a in plan.adapters).most_common(1)[0][0]
-    return LoraConfig(
+    names = [a.module_name for a in plan.adapters]
+    key = pattern_keys(names)  # each matches its module alone, by peft's rule
+    config = LoraConfig(
         r=rank,
         lora_alpha=alpha,
-        target_modules=[a.module_name for a in plan.adapters],
-        rank_pattern={a.module_name: a.rank for a in plan.adapters if a.rank != rank},
-        alpha_pattern={a.module_name: a.alpha for a in plan.adapters if a.alpha != alpha},
+        target_modules=names,
+        rank_pattern={key[a.module_name]: a.rank for a in plan.adapters if a.rank != rank},
+        alpha_pattern={key[a.module_name]: a.alpha for a in plan.adapters if a.alpha != alpha},
         lora_dropout=lora_dropout,
         modules_to_save=list(head_modules) or None,
         base_model_name_or_path=base_model_name_or_path,
         task_type=task_type,
         inference_mode=True,
     )
+    check_pattern_keys(config, names)
+    return config
 
 
 def peft_state_dict(model: nn.Module, head_modules: Sequence[str] = ()) -> dict[str, torch.Tensor]:
@@ -116,6 +123,7 @@ def save_adapter(
                 task_type=task_type,
                 lora_dropout=lora_dropout_of(model) if lora_dropout is None else lora_dropout,
             )
+            check_on_model(config, model)
             config.save_pretrained(staging)
             save_file(
                 peft_state_dict(model, head_modules),
@@ -168,8 +176,8 @@ def load_adapter(
     adapters = []
     for name in config["target_modules"]:
         base = model.get_submodule(name)
-        rank = config.get("rank_pattern", {}).get(name, config["r"])
-        alpha = config.get("alpha_pattern", {}).get(name, config["lora_alpha"])
+        rank = resolve_pattern(config.get("rank_pattern") or {}, name, config["r"])
+        alpha = resolve_pattern(config.get("alpha_pattern") or {}, name, config["lora_alpha"])
         block = next((int(p) for p in name.split(".") if p.isdigit()), 0)
         adapters.append(
             AdapterSpec(name, block, rank, float(alpha), base.in_features, base.out_features)
