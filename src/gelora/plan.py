@@ -24,6 +24,7 @@ from torch import nn
 
 from gelora.data.task_data import Split, TaskData
 from gelora.errors import ConfigError
+from gelora.lora.patterns import check_on_model
 from gelora.methods.base import AdaptSettings, Method
 from gelora.plan_compare import (
     Comparison,
@@ -31,6 +32,8 @@ from gelora.plan_compare import (
     format_comparison,
     write_comparison,
 )
+from gelora.plan_emit import Emit, PlanOptions
+from gelora.plan_serving import format_serving_report, serving_report, write_serving_report
 from gelora.ranks.budget import Budget
 from gelora.ranks.plan import RankPlan
 from gelora.stages.backbone import Backbone
@@ -164,9 +167,11 @@ def lora_config_for(
     )
     method = InjectedLoRA(policy or GeLoRAPolicy())
     result = make_plan(method, backbone, profile.profile, budget, train_batches=_no_batches)
-    return lora_config_of(
+    config = lora_config_of(
         result.plan, head_modules=head_modules, task_type=task_type, lora_dropout=lora_dropout
     )
+    check_on_model(config, model)  # each pattern key matches one module peft adapts
+    return config
 
 
 def _no_batches():
@@ -180,6 +185,8 @@ class PlanRun:
     profile: ProfileResult
     plan: PlanResult
     lora_config_dir: Path
+    serving_report: dict
+    emitted: tuple[Path, ...] = ()
 
 
 class _PlanHooks(PrologueHooks):
@@ -215,12 +222,15 @@ class PlanStages:
         return stages.profile, stages.plan, stages.backbone, stages.task
 
 
-def plan_from_config(cfg: DictConfig, out_dir: Path) -> PlanRun:
-    """``gelora-plan``: the stages of ``gelora-train`` up to the plan, then the peft config.
+def plan_from_config(cfg: DictConfig, out_dir: Path, options: PlanOptions | None = None) -> PlanRun:
+    """``gelora-plan``: the stages of ``gelora-train`` up to the plan, then the peft config, the
+    serving report (``serving_report.json``; printed with ``--serving-report``) and the files
+    of each ``--emit``.
 
     Raises:
         ConfigError: a bad setting, or a method that is not a rank plan in LoRA layers.
     """
+    options = options or PlanOptions()
     profile, plan, backbone, task = PlanStages().plan(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_plan_outputs(plan.plan, profile, backbone, task.name, out_dir)
@@ -231,10 +241,43 @@ def plan_from_config(cfg: DictConfig, out_dir: Path) -> PlanRun:
         task_type=backbone.adapt_settings.peft_task_type,
         lora_dropout=cfg.lora.dropout,
     )
+    check_on_model(config, backbone.model)  # each pattern key matches one module peft adapts
     config_dir = out_dir / LORA_CONFIG_DIR
     config.save_pretrained(config_dir)
     log.info("LoRA config for peft: %s (LoraConfig.from_pretrained accepts it)", config_dir)
-    return PlanRun(profile=profile, plan=plan, lora_config_dir=config_dir)
+    report = serving_report(plan.plan, backbone.targets)
+    saved = write_serving_report(report, out_dir)
+    if options.serving_report:
+        log.info("%s\nserving report saved: %s", format_serving_report(report), saved)
+    emitted = tuple(_emit(each, cfg, plan.plan, backbone, config) for each in options.emits)
+    return PlanRun(profile, plan, config_dir, report, emitted)
+
+
+def _emit(emit: Emit, cfg: DictConfig, plan: RankPlan, backbone: Backbone, config) -> Path:
+    """One ``--emit``'s files, said in the log."""
+    from gelora.plan_emit import write_axolotl, write_peft_bench
+
+    base = backbone.spec.portable_name
+    hub_id = base if base and not base.startswith("gelora-asset:") else None
+    if emit.kind == "axolotl":
+        path = write_axolotl(config, emit.dest, model=base or f"{cfg.model.name}, random weights")
+        log.info("axolotl LoRA keys: %s", path)
+        return path
+    budget = (cfg.budget.rank and f"rank{cfg.budget.rank}") or (
+        cfg.budget.params and f"{cfg.budget.params}params") or "nobudget"  # fmt: skip
+    folders = write_peft_bench(
+        plan,
+        backbone.targets,
+        emit.dest,
+        name=f"{cfg.model.name}-{plan.policy}-{budget}",
+        seed=cfg.seed,
+        model_id=hub_id,
+        head_modules=backbone.adapt_settings.head_modules,
+        task_type=backbone.adapt_settings.peft_task_type,
+        lora_dropout=cfg.lora.dropout,
+    )
+    log.info("peft method_comparison experiments: %s", ", ".join(map(str, folders)))
+    return folders[0].parent
 
 
 def compare_from_config(cfg: DictConfig, comparisons: list[Comparison], out_dir: Path) -> list:

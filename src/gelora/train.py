@@ -112,7 +112,7 @@ def plan_main(cfg: DictConfig) -> None:
         if _COMPARISONS:
             compare_from_config(cfg, _COMPARISONS, Path(cfg.paths.output_dir))
         else:
-            plan_from_config(cfg, Path(cfg.paths.output_dir))
+            plan_from_config(cfg, Path(cfg.paths.output_dir), *_PLAN_OPTIONS[:1])
     except (ConfigError, AssetError) as error:
         log.error("gelora-plan: error: %s", error)
         sys.exit(2)
@@ -219,15 +219,47 @@ def take_comparisons(arguments: list[str]) -> tuple[list[str], list]:
 _COMPARISONS: list = []  # set by plan_cli from --compare, read by plan_main
 
 
+def take_plan_options(arguments: list[str]) -> tuple[list[str], object]:
+    """``--serving-report`` and ``--emit KIND DEST`` (repeatable) taken out of ``arguments``
+    before Hydra reads them, checked before any model loads.
+
+    Raises:
+        ConfigError: ``--emit`` without a kind and destination, or ones ``parse_emit`` refuses.
+    """
+    from gelora.plan_emit import PlanOptions, parse_emit
+
+    rest, emits, report = [], [], False
+    items = iter(arguments)
+    for item in items:
+        if item == "--serving-report":
+            report = True
+        elif item == "--emit" or item.startswith("--emit="):
+            kind = item.partition("=")[2] if "=" in item else next(items, None)
+            emits.append(parse_emit(kind, next(items, None)))
+        else:
+            rest.append(item)
+    return rest, PlanOptions(serving_report=report, emits=tuple(emits))
+
+
+_PLAN_OPTIONS: list = []  # set by plan_cli from --serving-report and --emit, read by plan_main
+
+
 def plan_cli() -> None:
     """``gelora-plan``: the same config groups as ``gelora-train``; its own run directory;
-    ``--compare`` plans once per value of a key and prints the plans side by side."""
+    ``--compare`` plans once per value of a key and prints the plans side by side;
+    ``--serving-report`` prints what the adapter costs where it is served (always saved as
+    ``serving_report.json``); ``--emit KIND DEST`` writes the plan for peft's benchmark
+    (``peft-bench``) or axolotl (``axolotl``)."""
     try:
         arguments, comparisons = take_comparisons(sys.argv[1:])
+        arguments, options = take_plan_options(arguments)
+        if comparisons and (options.emits or options.serving_report):
+            raise ConfigError("--emit and --serving-report apply to one plan, not to --compare")
     except ConfigError as error:
         print(f"gelora-plan: error: {error}", file=sys.stderr)
         sys.exit(2)
     _COMPARISONS[:] = comparisons
+    _PLAN_OPTIONS[:] = [options]
     sys.argv[1:] = arguments = renamed_group_overrides(arguments, "gelora-plan")
     if "--help" in arguments or "-h" in arguments:
         text = help_text([a for a in arguments if a not in ("--help", "-h")])
@@ -242,12 +274,16 @@ def plan_cli() -> None:
 PLAN_HELP = """gelora-plan: GeLoRA's rank plan for peft, without training. Estimates the ID
 profile on the task's training inputs, prints it and the plan, draws id_profile.png and
 rank_plan.png, and writes lora_config/adapter_config.json (LoraConfig.from_pretrained reads it)
-into outputs/plan/<task>/<model>/<time>/. Same config groups and keys as gelora-train.
+and serving_report.json into outputs/plan/<task>/<model>/<time>/. Same config groups and keys
+as gelora-train.
 
   gelora-plan                                   # the default model and task
   gelora-plan --compare pooling                 # the plan under mean, cls and token pooling
   gelora-plan budget.rank=2 --compare rank_policy.score=gap,waterfill  # any key, any values
   gelora-plan model=minilm_l3 task=snli budget.rank=2
+  gelora-plan budget.rank=2 --serving-report    # padded cost on multi-LoRA servers vs uniform
+  gelora-plan budget.rank=2 --emit peft-bench DIR  # peft method_comparison experiments (+ control)
+  gelora-plan budget.rank=2 --emit axolotl cfg.yaml  # axolotl's lora_* keys with rank patterns
 
 """
 
