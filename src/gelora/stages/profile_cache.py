@@ -12,22 +12,20 @@ Entries live under ``$GELORA_CACHE/id_profiles/<key>.json``, written atomically 
 whole entry or none; two jobs computing the same profile at once both write the same content).
 Each entry carries its key, the code version and a sha256 of its profile: an entry that does not
 parse, whose key or version differs (stale), or whose checksum fails (corrupt) is reported,
-recomputed and overwritten, never used.
+recomputed and overwritten, never used (the checks and digests: ``gelora.cache_entries``, shared
+with the gradient allocators' score cache).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from gelora.atomic import write_json_atomic
+from gelora.cache_entries import key_digest, read_entry, write_entry
+from gelora.cache_entries import token_ids_digest as token_ids_digest  # re-exported
+from gelora.cache_entries import weights_digest as weights_digest  # re-exported
 from gelora.geometry.id_profile import IDProfile
 
 log = logging.getLogger(__name__)
@@ -35,28 +33,6 @@ log = logging.getLogger(__name__)
 # Bump when anything in the hidden-state pass, the pooling, the neighbour search or an estimator
 # changes its output: every entry written before then becomes stale.
 PROFILE_CODE_VERSION = 2  # 2: exact neighbours on any input (centred, certified tiles)
-
-
-def weights_digest(model: torch.nn.Module, skip_prefixes: Sequence[str] = ()) -> str:
-    """sha256 of every parameter and buffer (name, dtype, shape, bytes) outside ``skip_prefixes``
-    (the new head, which the hidden states never pass through)."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        if any(name == p or name.startswith(f"{p}.") for p in skip_prefixes):
-            continue
-        data = tensor.detach().to("cpu").contiguous()
-        digest.update(f"{name}|{data.dtype}|{tuple(data.shape)}".encode())
-        digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
-    return digest.hexdigest()
-
-
-def token_ids_digest(token_ids: Iterable[Sequence[int]]) -> str:
-    """sha256 of the sampled inputs as the model sees them: token ids, in sample order."""
-    digest = hashlib.sha256()
-    for ids in token_ids:
-        digest.update(json.dumps(list(ids)).encode())
-        digest.update(b"\n")
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -91,12 +67,7 @@ class ProfileKey:
 
     @property
     def digest(self) -> str:
-        text = json.dumps(self.fields(), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _profile_checksum(profile: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(profile, sort_keys=True).encode()).hexdigest()
+        return key_digest(self.fields())
 
 
 def profile_from_dict(data: dict[str, Any]) -> IDProfile:
@@ -132,19 +103,15 @@ def entry_path(cache_dir: Path, key: ProfileKey) -> Path:
 def load_cached_profile(cache_dir: Path, key: ProfileKey) -> CacheLookup:
     """The cached profile for ``key``, checked; never a stale or damaged one."""
     path = entry_path(cache_dir, key)
-    if not path.is_file():
-        return CacheLookup(None, "miss")
+    found = read_entry(path, key.fields(), PROFILE_CODE_VERSION, "profile", "ID profile")
+    if found.payload is None:
+        return CacheLookup(None, found.outcome)
     try:
-        entry = json.loads(path.read_text())
-        if entry["key"] != key.fields() or entry["code_version"] != PROFILE_CODE_VERSION:
-            log.warning("ID profile cache entry %s is stale (other key or code): recomputing", path)
-            return CacheLookup(None, "stale")
-        if _profile_checksum(entry["profile"]) != entry["profile_sha256"]:
-            raise ValueError("checksum mismatch")
-        return CacheLookup(profile_from_dict(entry["profile"]), "reused", entry.get("points"))
+        profile = profile_from_dict(found.payload)
     except (ValueError, KeyError, TypeError) as error:
         log.warning("ID profile cache entry %s is damaged (%s): recomputing", path, error)
         return CacheLookup(None, "corrupt")
+    return CacheLookup(profile, "reused", found.entry.get("points"))
 
 
 def store_profile(
@@ -152,13 +119,12 @@ def store_profile(
 ) -> Path:
     """Write the entry for ``key``; ``points`` (the sample's points, near-copies dropped) go with
     it so a run reusing the profile records them too."""
-    payload = profile.to_dict()
-    entry = {
-        "key": key.fields(),
-        "code_version": PROFILE_CODE_VERSION,
-        "profile": payload,
-        "profile_sha256": _profile_checksum(payload),
-    }
-    if points is not None:
-        entry["points"] = points
-    return write_json_atomic(entry_path(cache_dir, key), entry)
+    extra = {"points": points} if points is not None else None
+    return write_entry(
+        entry_path(cache_dir, key),
+        key.fields(),
+        PROFILE_CODE_VERSION,
+        "profile",
+        profile.to_dict(),
+        extra,
+    )
