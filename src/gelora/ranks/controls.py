@@ -2,7 +2,8 @@
 
 Each answers one question of a table. ``IDProportionalPolicy``: does the ID level, not the gap,
 carry the signal? ``RandomPolicy``: does the budget, not the geometry? ``ShuffledPolicy``: does
-the placement GeLoRA chooses matter at all? ``MatchedUniformPolicy``: is the paper's rule better
+the placement GeLoRA chooses matter at all (``shuffle_blocks``: the permutation every allocator's
+shuffled control shares)? ``MatchedUniformPolicy``: is the paper's rule better
 than uniform LoRA at its own cost? ``HeadOnlyPolicy``: the floor, no adapters at all. They are
 ``gelora.ranks``' names too, as ``conf/method/`` files name them.
 """
@@ -94,8 +95,8 @@ class ShuffledPolicy:
 
     The same ranks, the same parameter count (blocks of one model have the same matrices), only
     their placement moved: if this matches GeLoRA, the placement the ID gaps choose does not
-    matter. A permutation that leaves the ranks where they were is drawn again (when any other
-    arrangement exists).
+    matter. The permutation is ``shuffle_blocks``'s, which every allocator's shuffled control
+    shares (``gelora.methods.shuffled``).
     """
 
     name = "shuffled"
@@ -116,29 +117,51 @@ class ShuffledPolicy:
     ) -> RankPlan:
         budget = require_budget(budget, self.name)
         original = self.gelora.plan(targets, intrinsic_dims, budget)
-        blocks = blocks_of(targets)
-        rank_of = {t.name: original.ranks.get(t.name, 0) for t in targets}
-        relative = {t.name: within_block(t.name, t.block) for t in targets}
-        by_block = {
-            b: {relative[t.name]: rank_of[t.name] for t in targets if t.block == b} for b in blocks
-        }
-        if any(set(by_block[b]) != set(by_block[blocks[0]]) for b in blocks):
-            raise ValueError("shuffled needs every block to hold the same target matrices")
-        unmoved = [rank_of[t.name] for t in targets]
-        generator = random.Random(self.seed)
-        order = list(blocks)
-        for _ in range(100):
-            generator.shuffle(order)
-            moved = dict(zip(blocks, order, strict=True))
-            ranks = [by_block[moved[t.block]][relative[t.name]] for t in targets]
-            if ranks != unmoved:
-                break
-        notes = [
-            *original.notes,
-            "shuffled: block b takes budgeted GeLoRA's ranks of block "
-            + ", ".join(f"{b}<-{moved[b]}" for b in blocks),
-        ]
-        return RankPlan.from_target_ranks(self.name, targets, ranks, self.scaling, notes=notes)
+        return shuffle_blocks(
+            original, targets, self.seed, self.name, self.scaling, source="budgeted GeLoRA"
+        )
+
+
+def shuffle_blocks(
+    original: RankPlan,
+    targets: Sequence[TargetModule],
+    seed: int,
+    name: str,
+    scaling: Scaling,
+    *,
+    source: str,
+) -> RankPlan:
+    """``original``'s ranks with whole blocks permuted at random by ``seed``: block ``b`` takes
+    the ranks (matrix by matrix) of block ``moved[b]``.
+
+    The same multiset of block ranks and the same parameter count (every block must hold the
+    same target matrices), other places. A permutation that leaves the ranks where they were is
+    drawn again (up to 100 times, when any other arrangement exists). ``source`` names the
+    allocator in the plan's note.
+    """
+    blocks = blocks_of(targets)
+    rank_of = {t.name: original.ranks.get(t.name, 0) for t in targets}
+    relative = {t.name: within_block(t.name, t.block) for t in targets}
+    by_block = {
+        b: {relative[t.name]: rank_of[t.name] for t in targets if t.block == b} for b in blocks
+    }
+    if any(set(by_block[b]) != set(by_block[blocks[0]]) for b in blocks):
+        raise ValueError(f"{name} needs every block to hold the same target matrices")
+    unmoved = [rank_of[t.name] for t in targets]
+    generator = random.Random(seed)
+    order = list(blocks)
+    for _ in range(100):
+        generator.shuffle(order)
+        moved = dict(zip(blocks, order, strict=True))
+        ranks = [by_block[moved[t.block]][relative[t.name]] for t in targets]
+        if ranks != unmoved:
+            break
+    notes = [
+        *original.notes,
+        f"{name}: block b takes {source}'s ranks of block "
+        + ", ".join(f"{b}<-{moved[b]}" for b in blocks),
+    ]
+    return RankPlan.from_target_ranks(name, targets, ranks, scaling, notes=notes)
 
 
 class MatchedUniformPolicy(BudgetedPolicy):
