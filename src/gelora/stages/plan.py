@@ -104,6 +104,8 @@ def make_plan(
         log.info("resuming from %s (step %d) with its saved rank plan", resume_from, step)
     else:
         if method.prepare_timing is not None:
+            if hasattr(method, "use_head"):  # it redraws the new head with its own seed
+                method.use_head(backbone.adapt_settings.head_modules)
             started = time.perf_counter()
             method.prepare(backbone.model, train_batches, targets, budget)
             timings[method.prepare_timing] = round(time.perf_counter() - started, 3)
