@@ -174,8 +174,9 @@ def test_the_flags_leave_argv_to_hydra():
         ["a=1", "--serving-report", "--emit", "axolotl", "out.yaml", "--emit=peft-bench", "d"]
     )
     assert rest == ["a=1"] and options.serving_report
-    assert options.emits == (Emit("axolotl", Path("out.yaml")), Emit("peft-bench", Path("d")))
-    assert parse_emit("axolotl", "folder") == Emit("axolotl", Path("folder"))
+    here = Path.cwd()
+    assert options.emits == (Emit("axolotl", here / "out.yaml"), Emit("peft-bench", here / "d"))
+    assert parse_emit("axolotl", "folder") == Emit("axolotl", here / "folder")
 
 
 def test_gelora_plan_prints_the_serving_report_on_the_command_line(tmp_path):

@@ -135,6 +135,10 @@ def lora_config_for(
 
     Returns:
         config (peft.LoraConfig): ``get_peft_model(model, config)`` carries exactly the plan.
+
+    Raises:
+        ConfigError: a ``rank_pattern`` / ``alpha_pattern`` key that would not match exactly one
+            module peft adapts in ``model`` (``gelora.lora.patterns``).
     """
     from gelora.geometry.twonn import TwoNN
     from gelora.methods.ours import InjectedLoRA

@@ -69,7 +69,7 @@ def parse_emit(kind: str | None, dest: str | None) -> Emit:
         raise ConfigError(f"--emit {kind}: {dest} is a file, not a folder")
     if kind == "peft-bench" and is_yaml:
         raise ConfigError(f"--emit peft-bench writes a folder of experiments, got {dest!r}")
-    return Emit(kind, path)
+    return Emit(kind, path.absolute())  # where the command ran, whatever hydra.job.chdir says
 
 
 def shuffled_plan(plan, targets: Sequence, seed: int):
