@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -156,13 +157,17 @@ def batch_gradients(
 def effective_rank(matrix: torch.Tensor) -> float:
     """Roy & Vetterli (2007): ``exp(-sum_k p_k log p_k)``, ``p_k = s_k / sum_j s_j`` over the
     singular values ``s``; between 1 (rank one) and the rank (equal singular values), 0 for the
-    zero matrix."""
-    values = torch.linalg.svdvals(matrix.detach().double())
-    total = values.sum()
+    zero matrix.
+
+    The singular values come from numpy's LAPACK: torch's took seconds per 384x384 matrix after
+    a backward pass on a busy 2-core machine, numpy's milliseconds.
+    """
+    values = np.linalg.svd(matrix.detach().double().cpu().numpy(), compute_uv=False)
+    total = float(values.sum())
     if total <= 0:
         return 0.0
     p = values[values > 0] / total
-    return float(torch.exp(-(p * p.log()).sum()))
+    return float(np.exp(-(p * np.log(p)).sum()))
 
 
 def fisher_scores(
