@@ -16,7 +16,10 @@ score is a function of the weights and the batches only.
   summed over the matrix's entries: a matrix's score is the trace of its diagonal Fisher, a
   block's the sum over its matrices (the trace over all its adapted weights, which does not
   depend on how they are grouped into matrices; a mean over entries would weigh a 384x384
-  entry four times a 384x1536 one).
+  entry four times a 384x1536 one). EWC squares per-example gradients; the squared mini-batch
+  gradient used here is cheaper (one backward pass per batch) and estimates the per-example
+  variance over the batch size plus the squared mean gradient: a batch-level proxy, computed
+  alike for every matrix.
 - ``GradientSpectrumAllocator`` (``gradient_spectrum``): the effective rank (Roy & Vetterli 2007:
   ``exp`` of the entropy of the singular values normalised to sum 1) of the matrix's gradient
   accumulated over the batches, how many directions the task pulls it in; a block's score is
@@ -25,8 +28,9 @@ score is a function of the weights and the batches only.
 
 Scores are cached like the ID profile (``gelora.cache_entries``): ``$GELORA_CACHE/
 allocator_scores/<key>.json``, the key a sha256 over the allocator, its seed and batch count, the
-weights (the redrawn head included), the drawn batches' tensors and the device: the other
-seeds of a sweep, and the allocator's shuffled control, reuse the scores the first job computed.
+target matrices, the weights (the redrawn head included), the drawn batches' tensors and the
+device: the other seeds of a sweep, and the allocator's shuffled control, reuse the scores the
+first job computed.
 """
 
 from __future__ import annotations
@@ -265,13 +269,14 @@ class GradientAllocator(LoRALayersMethod):
                 "batches": batches_digest(batches),
                 "n_batches": len(batches),
                 "seed": self.seed,
+                "targets": [t.name for t in targets],
                 "device": str(weights[0].device),
             }
             path = Path(cache_root()) / CACHE_FOLDER / f"{key_digest(key)}.json"
             found = EntryLookup(None, "miss")
             if self.cache:
                 found = read_entry(path, key, SCORE_CODE_VERSION, "scores", self.name)
-            if found.payload is not None and len(found.payload) == len(targets):
+            if found.payload is not None:
                 scores = [float(s) for s in found.payload]
                 log.info("%s scores reused from the cache (%s)", self.name, path.name)
             else:
