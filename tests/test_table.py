@@ -25,6 +25,7 @@ from gelora.reporting.paired import (
     wilcoxon_test,
     wins_ties_losses,
 )
+from gelora.reporting.placement import placement_effects, placement_markdown, placement_pairs
 from gelora.reporting.sweep_runs import SweepRun, load_runs
 from gelora.reporting.table_cli import argument_parser, main, paired_or_reason
 from gelora.reporting.tables import Cell, latex_escape, latex_table, markdown_table
@@ -929,3 +930,26 @@ def test_a_run_short_of_its_epoch_cap_under_patience_stopped_early(tmp_path):
         OmegaConf.save(config, job / ".hydra" / "config.yaml")
     runs = sorted(load_runs(tmp_path), key=lambda r: r.seed)
     assert [r.stopped_early for r in runs] == [stopped for *_, stopped in cases]
+
+
+def test_each_allocator_is_paired_with_its_own_shuffle(tmp_path):
+    # Issue 30: fisher minus fisher_shuffled (the placement effect), gelora_budget minus shuffled,
+    # named by the rows; each allocator's own runs only, same statistics as every section.
+    scores = {"lora": 0.70, "fisher": 0.74, "fisher_shuffled": 0.71, "gelora_budget": 0.72,
+              "shuffled": 0.72}  # fmt: skip
+    for method, score in scores.items():
+        for seed in range(3):
+            _job(tmp_path, method, "rt", seed, _completed(score + 0.001 * seed))
+    runs = load_runs(tmp_path)
+    pairs = placement_pairs(list(dict.fromkeys(r.method for r in runs)), None)
+    assert sorted(pairs) == [("fisher", "fisher_shuffled"), ("gelora_budget", "shuffled")]
+    placements = placement_effects(runs, pairs)
+    fisher = next(p for p in placements if p.row == "fisher").section
+    assert [c.method for c in fisher.overall] == ["fisher"]
+    assert fisher.overall[0].mean_difference == pytest.approx(3.0)  # points: 0.74 - 0.71
+    text = placement_markdown(placements)
+    assert "## fisher against its own shuffle (fisher_shuffled)" in text
+    with pytest.raises(ValueError, match="--placement fisher:nope: no row 'nope'"):
+        placement_pairs(["fisher", "fisher_shuffled"], ["fisher:nope"])
+    with pytest.raises(ValueError, match="give ROW:CONTROL"):
+        placement_pairs(["fisher"], ["fisher"])

@@ -50,6 +50,12 @@ from gelora.reporting.paired_tables import (
     paired_section,
     refused_line,
 )
+from gelora.reporting.placement import (
+    Placement,
+    placement_effects,
+    placement_markdown,
+    placement_pairs,
+)
 from gelora.reporting.sweep_runs import (
     SkippedJob,
     SweepRun,
@@ -113,6 +119,15 @@ def argument_parser() -> argparse.ArgumentParser:
         metavar="METHOD",
         help="reference method of the paired differences (default: lora); every other method "
         "is paired with it on (task, seed) and identical test rows",
+    )
+    parser.add_argument(
+        "--placement",
+        action="append",
+        default=None,
+        metavar="ROW:CONTROL",
+        help="an allocator row and its own shuffled control (repeatable): the row minus the "
+        "control, same statistics, is the placement effect; default: pairs named by the rows "
+        "(<row>_shuffled is <row>'s own shuffle; shuffled is gelora_budget's)",
     )
     parser.add_argument(
         "--margin",
@@ -210,6 +225,16 @@ def paired_or_reason(
         return None, f"No paired differences: {error}."
 
 
+def _placements(runs, given: Sequence[str] | None, margin: float | None) -> list[Placement]:
+    """The placement sections (``gelora.reporting.placement``); a bad pair is one line."""
+    try:
+        pairs = placement_pairs(list(dict.fromkeys(r.method for r in runs)), given)
+        return placement_effects(runs, pairs, margin)
+    except ValueError as error:
+        fail(str(error))
+        raise  # fail exits; for type checkers
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = argument_parser().parse_args(argv)
     if args.margin is not None and not args.margin > 0:
@@ -227,7 +252,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     section, why_none = paired_or_reason(runs, args.versus, args.margin, args.differing_plans)
     paired_md, paired_tex, refused = paired_texts(section, why_none)
+    placements = _placements(runs, args.placement, args.margin)
     markdown = markdown_table(runs, skipped) + "\n" + paired_md
+    if placements:
+        markdown += "\n" + placement_markdown(placements)
+        for placement in placements:
+            paired_csv(placement.section, out / f"placement_{placement.row}.csv")
     write_text_atomic(out / "table.md", markdown)
     write_text_atomic(out / "table.tex", latex_table(runs, skipped) + "\n" + paired_tex)
     write_csv(runs, out / "runs.csv")
