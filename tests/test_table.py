@@ -953,3 +953,19 @@ def test_each_allocator_is_paired_with_its_own_shuffle(tmp_path):
         placement_pairs(["fisher", "fisher_shuffled"], ["fisher:nope"])
     with pytest.raises(ValueError, match="give ROW:CONTROL"):
         placement_pairs(["fisher"], ["fisher"])
+
+
+def test_runs_of_another_sweep_join_the_table_and_a_job_in_both_is_refused(tmp_path, capsys):
+    # Issue 30's arena reads its new rows against the committed table's lora runs (--with).
+    arena, committed = tmp_path / "arena", tmp_path / "committed"
+    for seed in range(3):
+        _job(arena, "fisher", "rt", seed, _completed(0.72))
+        _job(committed, "lora", "rt", seed, _completed(0.70))
+    main([str(arena), "--with", str(committed), "--no-plots", "--out", str(tmp_path / "t")])
+    table = (tmp_path / "t" / "table.md").read_text()
+    assert "## Paired differences versus lora" in table and "| fisher | 3 |" in table
+    _job(committed, "fisher", "rt", 0, _completed(0.72))
+    with pytest.raises(SystemExit) as stop:
+        main([str(arena), "--with", str(committed), "--no-plots", "--out", str(tmp_path / "u")])
+    assert stop.value.code == 2
+    assert "job method=fisher,seed=0,task=rt is in two sweep folders" in capsys.readouterr().err

@@ -90,6 +90,17 @@ def argument_parser() -> argparse.ArgumentParser:
         "under it holding .hydra/ is one job",
     )
     parser.add_argument(
+        "--with",
+        dest="with_dirs",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="another sweep folder whose runs join this table (repeatable), e.g. a committed "
+        "sweep of the same setup whose lora runs new rows are read against; a (row, task, seed) "
+        "in two folders is refused",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -182,6 +193,20 @@ def _load(sweep_dir: Path, rows: str) -> tuple[list[SweepRun], list[SkippedJob]]
     return sweep.runs, sweep.skipped
 
 
+def _refuse_duplicate_jobs(
+    runs: Sequence[SweepRun], sweep: Path, more_runs: Sequence[SweepRun], more: Path
+) -> None:
+    """One line when a ``--with`` folder holds a job the table already has: the same job folder
+    (the same overrides: row, task, seed), relative to each sweep folder."""
+
+    def jobs(of: Sequence[SweepRun], root: Path) -> set[str]:
+        return {Path(r.run_dir).resolve().relative_to(root.resolve()).as_posix() for r in of}
+
+    both = sorted(jobs(runs, sweep) & jobs(more_runs, more))
+    if both:
+        fail(f"job {both[0]} is in two sweep folders: {sweep} and {more}")
+
+
 def select_lr(
     runs: Sequence[SweepRun], sweep_dir: Path, out: Path, columns: str | None = None
 ) -> None:
@@ -240,6 +265,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.margin is not None and not args.margin > 0:
         fail(f"--margin must be a positive number, got {args.margin}")
     runs, skipped = _load(args.sweep_dir, args.rows)
+    loaded = [(args.sweep_dir, runs)]
+    for more in args.with_dirs:
+        more_runs, more_skipped = _load(more, args.rows)
+        for sweep, its_runs in loaded:
+            _refuse_duplicate_jobs(its_runs, sweep, more_runs, more)
+        loaded.append((more, more_runs))
+        runs, skipped = [*runs, *more_runs], [*skipped, *more_skipped]
     if args.columns is not None:
         try:
             runs = split_by_column(runs, args.columns)
