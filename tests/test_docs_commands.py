@@ -4,7 +4,8 @@ Each page's fenced ``bash`` and ``python`` blocks are run in order in one tempor
 sweep's folder made by one block is read by the next block's ``gelora-table``), at tiny size:
 
 - ``gelora-train`` / ``gelora-plan``: with ``debug=tiny`` and, unless the command names a model,
-  ``model=tiny_bert`` appended (a sweep, ``-m``, too). A block preceded by
+  ``model=tiny_bert`` appended (a sweep, ``-m``, too), and the ID-profile and token caches off
+  (the tests that check those caches share the test run's cache folder). A block preceded by
   ``<!-- docs-test: compose -->`` (GPU, hub, or a long sweep) is only composed: ``-m`` dropped,
   the first value of each comma list, ``--cfg job``.
 - ``gelora-table``: as written; a committed folder (``experiments/...``) is read from the
@@ -24,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import re
 import shlex
@@ -40,6 +42,9 @@ MARKER = re.compile(r"<!--\s*docs-test:\s*(\w+)\s*-->")
 FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
 RUNNABLE = {"bash": "bash", "sh": "bash", "shell": "bash", "console": "bash", "python": "python"}
 TINY = ["debug=tiny"]
+# The shared test cache keeps its ID profiles and token caches for the tests that check them
+# ("computed", then "reused"): documented commands neither read nor write them.
+NO_CACHES = ["estimator.cache=false", "task.cache_tokens=false"]
 TIMEOUT_S = 600
 
 
@@ -103,13 +108,40 @@ def _first_grid_point(arguments: list[str]) -> list[str]:
 
 def _tiny(arguments: list[str]) -> list[str]:
     named_model = any(a.split("=")[0].lstrip("+~") == "model" for a in arguments)
-    return [*arguments, *TINY, *([] if named_model else ["model=tiny_bert"])]
+    return [*arguments, *TINY, *NO_CACHES, *([] if named_model else ["model=tiny_bert"])]
 
 
 def _repo_path(argument: str) -> str:
     """A committed path (``experiments/...``, ``conf/...``) as the repository's, else as given."""
     first = argument.split("/")[0]
     return str(REPO / argument) if first in ("experiments", "conf") else argument
+
+
+def _logging_state() -> dict[str, tuple]:
+    """Every logger's handlers, level, propagation and disabled flag (root as ``""``)."""
+    loggers = {"": logging.getLogger()}
+    loggers |= {
+        name: logger
+        for name, logger in logging.Logger.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    return {
+        name: (logger, logger.handlers[:], logger.level, logger.propagate, logger.disabled)
+        for name, logger in loggers.items()
+    }
+
+
+def _restore_logging(state: dict[str, tuple]) -> None:
+    """Logging as ``_logging_state`` saw it: the in-process apps configure logging (Hydra's
+    ``job_logging``) with handlers on streams that are gone once the command returns."""
+    for logger in logging.Logger.manager.loggerDict.values():
+        if isinstance(logger, logging.Logger) and logger.name not in state:
+            logger.handlers.clear()
+            logger.propagate = True
+    for logger, handlers, level, propagate, disabled in state.values():
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate, logger.disabled = propagate, disabled
 
 
 class PageRun:
@@ -174,7 +206,7 @@ class PageRun:
         6), in the page's folder, with ``sys.argv`` as the console script would see it; a
         non-zero exit fails the test with the command's last output."""
         said = io.StringIO()
-        saved_argv, saved_cwd = sys.argv, Path.cwd()
+        saved_argv, saved_cwd, saved_logging = sys.argv, Path.cwd(), _logging_state()
         code = 0
         try:
             os.chdir(self.folder)
@@ -187,6 +219,7 @@ class PageRun:
         finally:
             sys.argv = saved_argv
             os.chdir(saved_cwd)
+            _restore_logging(saved_logging)  # Hydra's handlers write to this command's stream
         if code != 0:
             self.fail(block, words, f"exit {code}:\n{said.getvalue()[-1500:]}")
 
