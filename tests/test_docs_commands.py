@@ -33,6 +33,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -212,7 +213,13 @@ class PageRun:
             os.chdir(self.folder)
             if argv is not None:
                 sys.argv = argv
-            with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+            # Hydra configures logging with dictConfig, which closes every existing handler
+            # (pytest's log capture included): here it may only replace them, as restored below.
+            with (
+                contextlib.redirect_stdout(said),
+                contextlib.redirect_stderr(said),
+                mock.patch.object(logging, "shutdown", lambda *handlers: None),
+            ):
                 entry()
         except SystemExit as stop:
             code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
@@ -240,13 +247,16 @@ class PageRun:
         where = "hydra.sweep.dir" if sweep else "hydra.run.dir"
         folder = Path(given.get(where, self.folder / f"run_{self.runs}"))
         folder = folder if folder.is_absolute() else self.folder / folder
-        extra = [] if where in given else [f"{where}={folder}"]
-        self.in_process(block, words, entry, [program, *_tiny(arguments), *extra])
+        # absolute: joblib's workers outlive a command and keep the folder they started in
+        arguments = [a for a in arguments if a.split("=")[0] != where]
+        self.in_process(block, words, entry, [program, *_tiny(arguments), f"{where}={folder}"])
         if program == "gelora-train":  # a sweep exits 0 when jobs fail: read their records
             records = sorted(folder.glob("*/results.json") if sweep else [folder / "results.json"])
             statuses = {str(r.parent.name): json.loads(r.read_text())["status"] for r in records}
             if not records or set(statuses.values()) != {"completed"}:
-                self.fail(block, words, f"not every run completed: {statuses or 'no results.json'}")
+                found = sorted(p.name for p in folder.parent.glob("*"))
+                self.fail(block, words, f"not every run completed under {folder}: "
+                          f"{statuses or 'no results.json'} (beside it: {found})")  # fmt: skip
 
 
 def pyproject_extras() -> set[str]:
