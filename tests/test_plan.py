@@ -109,3 +109,15 @@ def test_gelora_plan_on_the_command_line(tmp_path):
     refused = gelora_plan(f"hydra.run.dir={tmp_path / 'adalora'}", *TINY, "method=adalora")
     assert refused.returncode == 2
     assert "gelora-plan: error: method=adalora brings its own adapters" in refused.stderr
+
+
+def test_gelora_plan_composes_with_cfg_job_after_its_overrides(tmp_path):
+    # gelora-plan adds its run folder to the command line; appended after `--cfg job`, argparse
+    # refused it ("unrecognized arguments"), so `gelora-plan budget.rank=2 --cfg job` failed.
+    done = subprocess.run(
+        [sys.executable, "-c", "from gelora.train import plan_cli; plan_cli()", "budget.rank=2",
+         "--cfg", "job"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "rank_policy:" in done.stdout and "rank: 2" in done.stdout

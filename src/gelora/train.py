@@ -266,7 +266,7 @@ def plan_cli() -> None:
         print(PLAN_HELP + text[text.index("== Config groups") :])
         return
     if not any(a.startswith("hydra.run.dir=") for a in arguments):
-        sys.argv.append(PLAN_RUN_DIR)
+        sys.argv.insert(1, PLAN_RUN_DIR)  # first: after --cfg job, argparse takes no override
     refuse_unusable_output(arguments, "gelora-plan")
     plan_main()
 
