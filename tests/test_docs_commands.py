@@ -9,7 +9,8 @@ sweep's folder made by one block is read by the next block's ``gelora-table``), 
   ``<!-- docs-test: compose -->`` (GPU, hub, or a long sweep) is only composed: ``-m`` dropped,
   the first value of each comma list, ``--cfg job``.
 - ``gelora-table``: as written; a committed folder (``experiments/...``) is read from the
-  repository, and the table is written into the temporary folder.
+  repository, and the table is written into the temporary folder (without its figures, which
+  are committed; ``tests/test_table.py`` draws them).
 - ``python experiments/<script>.py``: as written, or with ``--help`` only after
   ``<!-- docs-test: help -->``.
 - ``pip install``: the extras it names must exist in pyproject.toml; ``python -m pytest``: CI
@@ -179,6 +180,8 @@ class PageRun:
         elif program == "gelora-table":
             paths = [_repo_path(a) if not a.startswith("-") else a for a in arguments]
             out = [] if "--out" in paths else ["--out", str(self.folder / f"table_{block.line}")]
+            if any(a != p for a, p in zip(arguments, paths, strict=True)):  # a committed sweep:
+                out.append("--no-plots")  # its figures are committed; tests/test_table.py draws
             from gelora.reporting.table_cli import main as table_main
 
             self.in_process(block, words, lambda: table_main([*paths, *out]))
