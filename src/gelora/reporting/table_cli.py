@@ -79,16 +79,9 @@ def warn(message: str) -> None:
     print(f"gelora-table: warning: {message}", file=sys.stderr)
 
 
-def argument_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="gelora-table", description=__doc__.split("\n")[0].replace("``", "")
-    )
-    parser.add_argument(
-        "sweep_dir",
-        type=Path,
-        help="a sweep's output folder (multirun_outputs/<experiment>/<sweep_id>): every folder "
-        "under it holding .hydra/ is one job",
-    )
+def _add_pairing_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--with`` (more sweeps in one table) and ``--placement`` (allocators against their own
+    shuffles): how rows from several sweeps and controls are paired (issue 30)."""
     parser.add_argument(
         "--with",
         dest="with_dirs",
@@ -99,6 +92,27 @@ def argument_parser() -> argparse.ArgumentParser:
         help="another sweep folder whose runs join this table (repeatable), e.g. a committed "
         "sweep of the same setup whose lora runs new rows are read against; a (row, task, seed) "
         "in two folders is refused",
+    )
+    parser.add_argument(
+        "--placement",
+        action="append",
+        default=None,
+        metavar="ROW:CONTROL",
+        help="an allocator row and its own shuffled control (repeatable): the row minus the "
+        "control, same statistics, is the placement effect; default: pairs named by the rows "
+        "(<row>_shuffled is <row>'s own shuffle; shuffled is gelora_budget's)",
+    )
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gelora-table", description=__doc__.split("\n")[0].replace("``", "")
+    )
+    parser.add_argument(
+        "sweep_dir",
+        type=Path,
+        help="a sweep's output folder (multirun_outputs/<experiment>/<sweep_id>): every folder "
+        "under it holding .hydra/ is one job",
     )
     parser.add_argument(
         "--out",
@@ -131,15 +145,7 @@ def argument_parser() -> argparse.ArgumentParser:
         help="reference method of the paired differences (default: lora); every other method "
         "is paired with it on (task, seed) and identical test rows",
     )
-    parser.add_argument(
-        "--placement",
-        action="append",
-        default=None,
-        metavar="ROW:CONTROL",
-        help="an allocator row and its own shuffled control (repeatable): the row minus the "
-        "control, same statistics, is the placement effect; default: pairs named by the rows "
-        "(<row>_shuffled is <row>'s own shuffle; shuffled is gelora_budget's)",
-    )
+    _add_pairing_arguments(parser)
     parser.add_argument(
         "--margin",
         type=float,
