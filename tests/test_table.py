@@ -969,3 +969,13 @@ def test_runs_of_another_sweep_join_the_table_and_a_job_in_both_is_refused(tmp_p
         main([str(arena), "--with", str(committed), "--no-plots", "--out", str(tmp_path / "u")])
     assert stop.value.code == 2
     assert "job method=fisher,seed=0,task=rt is in two sweep folders" in capsys.readouterr().err
+
+
+def test_a_bad_placement_pair_is_one_line_and_writes_nothing(tmp_path, capsys):
+    for seed in range(3):
+        _job(tmp_path / "sweep", "fisher", "rt", seed, _completed(0.72))
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path / "sweep"), "--placement", "fisher:nope", "--out", str(out)])
+    assert stop.value.code == 2 and not out.exists()
+    assert "--placement fisher:nope: no row 'nope'" in capsys.readouterr().err

@@ -263,7 +263,6 @@ def _placements(runs, given: Sequence[str] | None, margin: float | None) -> list
         return placement_effects(runs, pairs, margin)
     except ValueError as error:
         fail(str(error))
-        raise  # fail exits; for type checkers
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -286,18 +285,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.select_lr is not None:
         select_lr(runs, args.sweep_dir, args.select_lr, args.columns)
         return
+    placements = _placements(runs, args.placement, args.margin)  # a bad pair: before any file
     out = args.out or args.sweep_dir
     out.mkdir(parents=True, exist_ok=True)
     section, why_none = paired_or_reason(runs, args.versus, args.margin, args.differing_plans)
     paired_md, paired_tex, refused = paired_texts(section, why_none)
-    placements = _placements(runs, args.placement, args.margin)
     markdown = markdown_table(runs, skipped) + "\n" + paired_md
+    latex = latex_table(runs, skipped) + "\n" + paired_tex
     if placements:
         markdown += "\n" + placement_markdown(placements)
+        latex += "".join("\n" + paired_latex(placement.section) for placement in placements)
         for placement in placements:
             paired_csv(placement.section, out / f"placement_{placement.row}.csv")
     write_text_atomic(out / "table.md", markdown)
-    write_text_atomic(out / "table.tex", latex_table(runs, skipped) + "\n" + paired_tex)
+    write_text_atomic(out / "table.tex", latex)
     write_csv(runs, out / "runs.csv")
     if section is not None:
         paired_csv(section, out / "paired.csv")
