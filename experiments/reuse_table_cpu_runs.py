@@ -1,16 +1,19 @@
-"""Fill the CPU table's later sweeps with runs an earlier sweep already made with the same settings.
+"""Fill a CPU table's later sweeps with runs an earlier sweep already made with the same settings.
 
     python experiments/reuse_table_cpu_runs.py experiments/results/table_cpu
+    python experiments/reuse_table_cpu_runs.py experiments/results/table_cpu2
 
-Two of the table's sweeps contain jobs whose settings an earlier sweep has already run:
+For a table ``T`` (``experiments/results/T``), two of its sweeps contain jobs whose settings an
+earlier sweep has already run:
 
-- step 2 (``experiment=table_cpu``), seed 0, of each method that ran the learning-rate grid: the
-  grid's run (``experiment=table_cpu_lr``, seed 0) at the rate ``--select-lr`` chose for it.
-  The two experiments share every setting (``conf/experiment/setup/table_cpu.yaml``); step 2 only
-  reads the rate from ``conf/lr_choice/table_cpu.yaml`` instead of sweeping it.
-- step 3 (``experiment=table_cpu_budget``) at ``budget.rank=2``: step 2's lora and gelora_budget
-  runs on its task, seed for seed (the budget curve takes the same rank-2 rate from the same
-  file, and step 2's budget is rank 2).
+- step 2 (``experiment=T``), seed 0, of each method that ran the learning-rate grid: the
+  grid's run (``experiment=T_lr``, seed 0) at the rate ``--select-lr`` chose for it.
+  The two experiments share every setting (``conf/experiment/setup/T.yaml``); step 2 only
+  reads the rate from ``conf/lr_choice/T.yaml`` instead of sweeping it.
+- step 3, for a table that has a budget curve (``conf/experiment/T_budget.yaml``; table_cpu
+  has one, table_cpu2 none), at ``budget.rank=2``: step 2's lora and gelora_budget runs on its
+  task, seed for seed (the budget curve takes the same rank-2 rate from the same file, and
+  step 2's budget is rank 2).
 
 Training on CPU is deterministic here (the README records a grid run rerun from scratch that
 matched its record to the last digit), so running such a job again would spend 3-8 minutes of
@@ -41,6 +44,7 @@ BUDGET_TASK = "rotten_tomatoes"
 BUDGET_RANK = 2  # step 2's budget (setup/table_cpu.yaml)
 SEEDS = (0, 1, 2, 3, 4)
 MARKER = "REUSED_FROM"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,11 @@ def table_to_budget(root: Path) -> list[Reuse]:
     return reuses
 
 
+def has_budget_curve(table: str) -> bool:
+    """Whether the table has a step 3 (``conf/experiment/<table>_budget.yaml``) to fill."""
+    return (CONF / "experiment" / f"{table}_budget.yaml").is_file()
+
+
 def check_same_settings(source: RunRecord, target_sweep: dict[Path, RunRecord]) -> str | None:
     """Why ``source`` cannot stand for a job of the target sweep, or None. The budget must be
     rank 2 (gelora_paper: its own cost); a completed run of the same method in the target sweep
@@ -153,24 +162,27 @@ def copy(reuse: Reuse, root: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("root", type=Path, help="experiments/results/table_cpu")
-    parser.add_argument("--lr-choice", type=Path, default=Path("conf/lr_choice/table_cpu.yaml"))
+    parser.add_argument("root", type=Path, help="experiments/results/table_cpu (or table_cpu2)")
+    parser.add_argument("--lr-choice", type=Path, help="default: conf/lr_choice/<root's name>.yaml")
     parser.add_argument("--commit", action="store_true", help="git-commit the copies")
     args = parser.parse_args(argv)
+    table = args.root.resolve().name
+    args.lr_choice = args.lr_choice or Path("conf/lr_choice") / f"{table}.yaml"
     if not args.lr_choice.is_file():
         sys.exit(f"reuse: {args.lr_choice} does not exist: run step 1 and --select-lr first")
     copied = []
     for reuse in pending(grid_to_table(args.root, args.lr_choice)):
         copied += copy(reuse, args.root)
-    for reuse in pending(table_to_budget(args.root)):  # after step 2's copies: it reads them
-        copied += copy(reuse, args.root)
+    if has_budget_curve(table):
+        for reuse in pending(table_to_budget(args.root)):  # after step 2's copies: it reads them
+            copied += copy(reuse, args.root)
     if not copied:
         print("reuse: nothing to copy")
     if args.commit and copied:
         subprocess.run(["git", "add", "-f", *map(str, copied)], check=True)
         jobs = sum(p.name == MARKER for p in copied)
         message = (
-            f"table_cpu: {jobs} jobs reuse an earlier sweep's run of the same settings "
+            f"{table}: {jobs} jobs reuse an earlier sweep's run of the same settings "
             f"(experiments/reuse_table_cpu_runs.py; each has a {MARKER} file)"
         )
         subprocess.run(["git", "commit", "-q", "-m", message], check=True)

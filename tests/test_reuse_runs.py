@@ -97,6 +97,19 @@ def test_the_budget_curve_takes_step_twos_rank_two_runs_seed_for_seed(table):
     assert json.loads(seed2.read_text())["metrics"]["test/accuracy"] == 0.72
 
 
+def test_a_table_without_a_budget_curve_gets_no_budget_sweep(tmp_path, table):
+    _, choice = table
+    root = tmp_path / "table_cpu2"  # conf/experiment has no table_cpu2_budget.yaml
+    _record(
+        root / "lr_grid/method=lora,optimizer.lr=0.001,seed=0,task=rotten_tomatoes",
+        *("lora", "rotten_tomatoes", 0, 0.001, 0.8),
+    )
+    choice.write_text("lr_choice:\n  lora:\n    rotten_tomatoes: 0.001\n")
+    _module().main([str(root), "--lr-choice", str(choice)])
+    assert (root / "main/method=lora,seed=0,task=rotten_tomatoes/REUSED_FROM").is_file()
+    assert not (root / "budget").exists()  # step 2's run is not copied into a curve never run
+
+
 def test_a_completed_job_is_never_overwritten(table):
     root, choice = table
     reuse = _module()
