@@ -979,3 +979,16 @@ def test_a_bad_placement_pair_is_one_line_and_writes_nothing(tmp_path, capsys):
         main([str(tmp_path / "sweep"), "--placement", "fisher:nope", "--out", str(out)])
     assert stop.value.code == 2 and not out.exists()
     assert "--placement fisher:nope: no row 'nope'" in capsys.readouterr().err
+
+
+def test_placement_effects_get_their_own_figure_when_a_pair_exists(tmp_path):
+    for method, score in {"lora": 0.70, "fisher": 0.74, "fisher_shuffled": 0.71}.items():
+        for seed in range(3):
+            _job(tmp_path / "sweep", method, "rt", seed, _completed(score + 0.001 * seed))
+    main([str(tmp_path / "sweep"), "--out", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "placement_effects.png").stat().st_size > 5_000
+    assert (tmp_path / "out" / "placement_fisher.csv").is_file()
+    _job(tmp_path / "alone", "lora", "rt", 0, _completed(0.70))
+    _job(tmp_path / "alone", "fisher", "rt", 0, _completed(0.72))
+    main([str(tmp_path / "alone"), "--out", str(tmp_path / "alone_out")])
+    assert not (tmp_path / "alone_out" / "placement_effects.png").exists()  # no control row

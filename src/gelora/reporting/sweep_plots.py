@@ -1,5 +1,5 @@
-"""Figures of a sweep: ID profiles per task, rank plans side by side, score against budget, and
-the paired differences against a reference method."""
+"""Figures of a sweep: ID profiles per task, rank plans side by side, score against budget, the
+paired differences against a reference method, and each allocator against its own shuffle."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from gelora.reporting.paired import sweep_direction
+from gelora.reporting.paired import Comparison, sweep_direction
 from gelora.reporting.paired_tables import PairedSection
+from gelora.reporting.placement import Placement
 from gelora.reporting.plots import save_figure
 from gelora.reporting.sweep_runs import SweepRun
 
@@ -126,25 +127,60 @@ def plot_paired_differences(section: PairedSection, path: Path) -> Path:
 
     A forest plot: what a reader checks first is whether an interval crosses zero, and whether
     one task carries the mean."""
-    comparisons = [c for c in section.overall if c.pairs]
-    tasks = list(dict.fromkeys(p.task for c in comparisons for p in c.pairs))
+    rows = [(c.method, c, section.hierarchical) for c in section.overall if c.pairs]
+    kind = "hierarchical" if section.hierarchical else "flat"
+    return _forest_plot(
+        rows,
+        section.direction.describe_difference(section.reference),
+        f"Paired differences against {section.reference} (mean, {kind} 95% bootstrap CI)",
+        path,
+    )
+
+
+def plot_placement_effects(placements: Sequence[Placement], path: Path) -> Path:
+    """Each allocator minus its own shuffled control (``gelora-table``'s placement sections):
+    the same forest plot as :func:`plot_paired_differences`, one row per allocator, so the
+    placement effects of several allocators read side by side."""
+    rows = [
+        (f"{p.row} - {p.control}", c, p.section.hierarchical)
+        for p in placements
+        for c in p.section.overall
+        if c.method == p.row and c.pairs
+    ]
+    direction = placements[0].section.direction
+    kinds = {"hierarchical" if hierarchical else "flat" for *_, hierarchical in rows}
+    kind = kinds.pop() if len(kinds) == 1 else "hierarchical or flat, as the tables"
+    return _forest_plot(
+        rows,
+        direction.describe_difference("its own shuffle"),
+        f"Placement effects: each allocator against its own shuffle (mean, {kind} 95% "
+        "bootstrap CI)",
+        path,
+    )
+
+
+def _forest_plot(
+    rows: Sequence[tuple[str, Comparison, bool]], xlabel: str, title: str, path: Path
+) -> Path:
+    """One row per ``(label, comparison, hierarchical)``: every pair's difference as a dot
+    coloured by task, and the mean with the interval the tables show."""
+    tasks = list(dict.fromkeys(p.task for _, c, _ in rows for p in c.pairs))
     colours = {task: f"C{k % 10}" for k, task in enumerate(tasks)}
-    figure, ax = plt.subplots(figsize=(6.4, 0.9 + 0.45 * max(len(comparisons), 1)))
-    for row, comparison in enumerate(comparisons):
+    figure, ax = plt.subplots(figsize=(6.4, 0.9 + 0.45 * max(len(rows), 1)))
+    for row, (_, comparison, hierarchical) in enumerate(rows):
         for k, pair in enumerate(comparison.pairs):
             jitter = 0.22 * ((k * 0.618) % 1 - 0.5)  # spread, deterministic: no rng in a figure
             ax.plot(pair.difference, row + jitter, "o", ms=3.5, alpha=0.6,
                     color=colours[pair.task])  # fmt: skip
-        low, high = comparison.interval_shown(section.hierarchical)
+        low, high = comparison.interval_shown(hierarchical)
         mean = comparison.mean_difference
         ax.errorbar(mean, row, xerr=[[mean - low], [high - mean]], fmt="D", color="black",
                     capsize=4, ms=6, zorder=3)  # fmt: skip
     ax.axvline(0.0, color="grey", lw=1, ls="--")
-    ax.set_yticks(range(len(comparisons)), [c.method for c in comparisons])
+    ax.set_yticks(range(len(rows)), [label for label, _, _ in rows])
     ax.invert_yaxis()
-    ax.set_xlabel(section.direction.describe_difference(section.reference))
-    kind = "hierarchical" if section.hierarchical else "flat"
-    ax.set_title(f"Paired differences against {section.reference} (mean, {kind} 95% bootstrap CI)")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
     handles = [plt.Line2D([], [], ls="none", marker="o", color=colours[t], label=t) for t in tasks]
     if handles:
         ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))

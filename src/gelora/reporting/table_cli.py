@@ -9,7 +9,8 @@ Every job directory (one with ``.hydra/``) is one run (``gelora.reporting.sweep_
 tables and CSV are ``gelora.reporting.tables``, the plots ``gelora.reporting.sweep_plots``.
 Writes ``table.md``, ``table.tex``, ``runs.csv``, (with a paired section) ``paired.csv``,
 ``id_profiles.png``, ``rank_plans.png``, ``score_vs_params.png``, (when there are pairs)
-``paired_differences.png`` and (with
+``paired_differences.png``, (with placement pairs: ``placement_<row>.csv`` and)
+``placement_effects.png`` and (with
 ``--columns``, e.g. ``budget.rank``) ``curve.png`` into ``--out``
 (default: the sweep directory). ``table.md`` and ``table.tex`` end with the paired differences
 of every method versus ``--versus`` (``gelora.reporting.paired``): both bootstrap intervals,
@@ -310,6 +311,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             from gelora.reporting.sweep_plots import plot_paired_differences
 
             plot_paired_differences(section, out / "paired_differences.png")
+        if any(c.pairs for p in placements for c in p.section.overall):
+            from gelora.reporting.sweep_plots import plot_placement_effects
+
+            plot_placement_effects(placements, out / "placement_effects.png")
         if args.columns is not None:
             from gelora.reporting.sweep_plots import plot_curve
 
