@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--commit", action="store_true", help="git-commit the copies")
     args = parser.parse_args(argv)
     table = args.root.resolve().name
-    args.lr_choice = args.lr_choice or Path("conf/lr_choice") / f"{table}.yaml"
+    args.lr_choice = args.lr_choice or CONF / "lr_choice" / f"{table}.yaml"
     if not args.lr_choice.is_file():
         sys.exit(f"reuse: {args.lr_choice} does not exist: run step 1 and --select-lr first")
     copied = []
