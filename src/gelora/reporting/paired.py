@@ -28,7 +28,8 @@ reported, never silently paired. Over the pairs (pooled over tasks and seeds) th
   ``ALPHA``: ``(t_{1-alpha/2, n-1} + t_{power, n-1}) * sd / sqrt(n)``, with ``sd`` the pairs'
   standard deviation (ddof 1) and Student's t quantiles with n - 1 degrees of freedom, the usual
   approximation to the paired t-test's power (it treats pairs as independent, as the flat
-  interval does);
+  interval does); and its inverse (``pairs_for_mde``), the pairs a goal MDE needs at the
+  spread seen so far, which ``gelora-table --size-for-mde`` prints without any mean;
 - a verdict in words (``verdict``): ahead or behind when the 95% interval excludes zero;
   "equivalent within +/-M" when a margin is given and the 90% interval lies inside [-M, +M]
   (two one-sided tests at alpha 0.05, Schuirmann 1987); else no detectable difference, with the
@@ -348,6 +349,31 @@ def minimum_detectable_effect(
 
     sd = float(np.std(np.asarray(differences, dtype=float), ddof=1))
     return float((t.ppf(1 - alpha / 2, n - 1) + t.ppf(power, n - 1)) * sd / np.sqrt(n))
+
+
+def pairs_for_mde(
+    sd: float, goal: float, alpha: float = ALPHA, power: float = POWER, limit: int = 100_000
+) -> int | None:
+    """The fewest pairs whose MDE (``minimum_detectable_effect``'s formula) at spread ``sd`` is
+    at most ``goal``: the sample-size re-estimation of an internal pilot (Wittes and Brittain
+    1990), which reads the nuisance spread of the first pairs, never their mean; at least 2;
+    None when even ``limit`` pairs would not reach the goal."""
+    if not goal > 0:
+        raise ValueError(f"an MDE goal must be a positive number, got {goal}")
+    if sd < 0 or not np.isfinite(sd):
+        raise ValueError(f"a spread must be a finite non-negative number, got {sd}")
+    from scipy.stats import t
+
+    def mde(n: int) -> float:
+        return float((t.ppf(1 - alpha / 2, n - 1) + t.ppf(power, n - 1)) * sd / np.sqrt(n))
+
+    if mde(limit) > goal:
+        return None
+    low, high = 1, limit  # mde(n) falls with n: mde(high) <= goal < mde(low) (low: no spread)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if mde(middle) <= goal else (middle, high)
+    return high
 
 
 def equivalent(interval: tuple[float, float], margin: float) -> bool:

@@ -16,7 +16,8 @@ Writes ``table.md``, ``table.tex``, ``runs.csv``, (with a paired section) ``pair
 of every method versus ``--versus`` (``gelora.reporting.paired``): both bootstrap intervals,
 the MDE, a verdict (with ``--margin``, equivalence by two one-sided tests) and the noise floor;
 ``paired.csv`` holds the same rows. ``--differing-plans`` leaves out pairs trained on identical
-rank plans. ``--select-lr`` instead
+rank plans. ``--size-for-mde GOAL`` instead prints the pairs each row needs for an MDE of at
+most GOAL at the spread of its pairs so far (``gelora.reporting.sizing``). ``--select-lr`` instead
 chooses each (method, task)'s learning rate by validation score and writes it as YAML
 (``gelora.reporting.lr_selection``).
 A sweep directory that is missing or holds no job is one line on stderr and exit status 2.
@@ -57,6 +58,7 @@ from gelora.reporting.placement import (
     placement_markdown,
     placement_pairs,
 )
+from gelora.reporting.sizing import sizing_markdown
 from gelora.reporting.sweep_runs import (
     SkippedJob,
     SweepRun,
@@ -172,6 +174,16 @@ def argument_parser() -> argparse.ArgumentParser:
         "lr_choice.<method>.<task> to OUT.yaml (with --columns budget.rank: a rate per budget, "
         "lr_choice.<method>.<task>.rank_<r>); no tables or figures are written",
     )
+    parser.add_argument(
+        "--size-for-mde",
+        type=float,
+        default=None,
+        metavar="GOAL",
+        help="size a sweep from its first seeds instead of tabling it: for each row paired with "
+        "--versus, print the pairs so far, their spread, the MDE now and the pairs (seeds per "
+        "task) an MDE of at most GOAL needs at that spread; no mean, interval or score is "
+        "printed and no file is written (an internal pilot reads the spread, never the effect)",
+    )
     return parser
 
 
@@ -234,6 +246,16 @@ def select_lr(
     print(f"learning rates written to {out}")
 
 
+def size_for_mde(
+    runs: Sequence[SweepRun], reference: str, goal: float, differing_plans: bool = False
+) -> None:
+    """``--size-for-mde``: the sizing table (``gelora.reporting.sizing``), or one line why not."""
+    try:
+        print(sizing_markdown(runs, reference, goal, differing_plans))
+    except ValueError as error:
+        fail(str(error))
+
+
 def paired_texts(section: PairedSection | None, why_none: str) -> tuple[str, str, str | None]:
     """The paired section in markdown and LaTeX, or one line each saying why there is none;
     and the line naming the pairs refused for different test rows, if any."""
@@ -285,6 +307,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             fail(str(error))
     if args.select_lr is not None:
         select_lr(runs, args.sweep_dir, args.select_lr, args.columns)
+        return
+    if args.size_for_mde is not None:
+        size_for_mde(runs, args.versus, args.size_for_mde, args.differing_plans)
         return
     placements = _placements(runs, args.placement, args.margin)  # a bad pair: before any file
     out = args.out or args.sweep_dir
