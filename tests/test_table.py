@@ -423,6 +423,26 @@ def test_paired_differences_plot_marks_each_mean_and_pair(tmp_path, monkeypatch)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["gelora"]
 
 
+@pytest.mark.parametrize("rows", [3, 12, 23])
+def test_every_row_of_the_plan_and_score_figures_has_its_own_colour(tmp_path, monkeypatch, rows):
+    from gelora.reporting import sweep_plots
+
+    runs = []
+    for k in range(rows):
+        run = _run(f"method{k}", "sst", 0, 0.5 + k / 100)
+        run.block_ranks, run.adapter_params = [1, 2, 3], 1000 + k
+        runs.append(run)
+    shown = []
+    monkeypatch.setattr(sweep_plots, "save_figure", lambda figure, path: shown.append(figure))
+    sweep_plots.plot_rank_plans(runs, tmp_path / "plans.png")
+    sweep_plots.plot_score_vs_params(runs, tmp_path / "scores.png")
+    (bars_ax,), (points_ax,) = (figure.axes for figure in shown)
+    bar_colours = {c.get_label(): c.patches[0].get_facecolor() for c in bars_ax.containers}
+    point_colours = {c.get_label(): c.lines[0].get_color() for c in points_ax.containers}
+    assert len(bar_colours) == rows and len(set(bar_colours.values())) == rows
+    assert len(point_colours) == rows and len(set(map(str, point_colours.values()))) == rows
+
+
 def test_command_draws_the_paired_differences_when_there_are_pairs(tmp_path):
     main([str(_sweep(tmp_path / "sweep")), "--out", str(tmp_path / "out")])
     assert (tmp_path / "out" / "paired_differences.png").stat().st_size > 5_000

@@ -24,6 +24,18 @@ def _completed(runs: Sequence[SweepRun]) -> list[SweepRun]:
     return [r for r in runs if r.status == "completed"]
 
 
+def distinct_colours(count: int) -> list[tuple[float, ...]]:
+    """``count`` colours no two alike: tab10 up to 10 (matplotlib's default cycle), tab20 up
+    to 20, else evenly spaced along turbo (a table with eleven rows would otherwise repeat the
+    default cycle's first colour, and two methods' bars would look like one)."""
+    if count <= 10:
+        return [matplotlib.colormaps["tab10"](k) for k in range(count)]
+    if count <= 20:
+        return [matplotlib.colormaps["tab20"](k) for k in range(count)]
+    turbo = matplotlib.colormaps["turbo"]
+    return [turbo(k / (count - 1)) for k in range(count)]
+
+
 def plot_id_profiles(runs: Sequence[SweepRun], path: Path) -> Path:
     """Mean ID per hidden-state layer for each task (over its runs), with the spread as bars."""
     done = [r for r in _completed(runs) if r.intrinsic_dims]
@@ -57,6 +69,7 @@ def plot_rank_plans(runs: Sequence[SweepRun], path: Path) -> Path:
     figure, axes = plt.subplots(
         1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False, sharey=True
     )
+    colours = distinct_colours(len(methods))
     for ax, task in zip(axes[0], tasks, strict=True):
         width = 0.8 / max(len(methods), 1)
         for k, method in enumerate(methods):
@@ -65,7 +78,7 @@ def plot_rank_plans(runs: Sequence[SweepRun], path: Path) -> Path:
                 continue
             n = min(len(p) for p in plans)
             ranks = [statistics.median(p[b] for p in plans) for b in range(n)]
-            ax.bar([b + k * width for b in range(n)], ranks, width, label=method)
+            ax.bar([b + k * width for b in range(n)], ranks, width, label=method, color=colours[k])
         ax.set_title(task)
         ax.set_xlabel("block")
         ax.grid(axis="y", alpha=0.3)
@@ -83,6 +96,7 @@ def plot_score_vs_params(runs: Sequence[SweepRun], path: Path) -> Path:
     methods = list(dict.fromkeys(r.method for r in done))
     figure, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
     markers = "osD^vP*Xh<>"
+    colours = distinct_colours(len(methods))
     for ax, task in zip(axes[0], tasks, strict=True):
         for k, method in enumerate(methods):
             mine = [r for r in done if r.task == task and r.method == method]
@@ -95,6 +109,7 @@ def plot_score_vs_params(runs: Sequence[SweepRun], path: Path) -> Path:
                 statistics.fmean(scores),
                 yerr=spread,
                 marker=markers[k % len(markers)],
+                color=colours[k],
                 capsize=3,
                 label=method,
                 linestyle="none",
