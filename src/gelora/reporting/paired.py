@@ -50,7 +50,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -210,6 +210,11 @@ class Comparison:
             groups.setdefault(pair.task, []).append(pair.difference)
         return list(groups.values())
 
+    def differing_plans_only(self) -> Comparison:
+        """This comparison without the pairs whose two runs trained identical rank plans
+        (``--differing-plans``)."""
+        return replace(self, pairs=tuple(p for p in self.pairs if not p.same_plan))
+
     @property
     def mean_difference(self) -> float | None:
         return float(np.mean(self.differences)) if self.pairs else None
@@ -345,9 +350,15 @@ def minimum_detectable_effect(
     n = len(differences)
     if n < 2:
         return None
+    sd = float(np.std(np.asarray(differences, dtype=float), ddof=1))
+    return mde_at(sd, n, alpha, power)
+
+
+def mde_at(sd: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float:
+    """The MDE of ``n`` pairs (n >= 2) of spread ``sd``: ``(t_{1-alpha/2, n-1} + t_{power, n-1})
+    * sd / sqrt(n)``, the formula ``minimum_detectable_effect`` and ``pairs_for_mde`` share."""
     from scipy.stats import t
 
-    sd = float(np.std(np.asarray(differences, dtype=float), ddof=1))
     return float((t.ppf(1 - alpha / 2, n - 1) + t.ppf(power, n - 1)) * sd / np.sqrt(n))
 
 
@@ -362,17 +373,12 @@ def pairs_for_mde(
         raise ValueError(f"an MDE goal must be a positive number, got {goal}")
     if sd < 0 or not np.isfinite(sd):
         raise ValueError(f"a spread must be a finite non-negative number, got {sd}")
-    from scipy.stats import t
-
-    def mde(n: int) -> float:
-        return float((t.ppf(1 - alpha / 2, n - 1) + t.ppf(power, n - 1)) * sd / np.sqrt(n))
-
-    if mde(limit) > goal:
+    if mde_at(sd, limit, alpha, power) > goal:
         return None
-    low, high = 1, limit  # mde(n) falls with n: mde(high) <= goal < mde(low) (low: no spread)
+    low, high = 1, limit  # the MDE falls with n: at high <= goal < at low (low: no spread)
     while high - low > 1:
         middle = (low + high) // 2
-        low, high = (low, middle) if mde(middle) <= goal else (middle, high)
+        low, high = (low, middle) if mde_at(sd, middle, alpha, power) <= goal else (middle, high)
     return high
 
 

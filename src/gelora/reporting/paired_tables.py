@@ -208,11 +208,8 @@ def paired_section(
         for comparison in overall:
             totals[comparison.method] = len(comparison.pairs)
             left_out[comparison.method] = sum(p.same_plan for p in comparison.pairs)
-        overall = [replace(c, pairs=tuple(p for p in c.pairs if not p.same_plan)) for c in overall]
-        per_task = {
-            key: replace(c, pairs=tuple(p for p in c.pairs if not p.same_plan))
-            for key, c in per_task.items()
-        }
+        overall = [c.differing_plans_only() for c in overall]
+        per_task = {key: c.differing_plans_only() for key, c in per_task.items()}
         same_plan = None
     noise = noise_floor(runs, reference, direction)
     paired_tasks = {p.task for c in overall for p in c.pairs}

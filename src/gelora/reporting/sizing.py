@@ -14,14 +14,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
-
 from gelora.reporting.paired import (
     ALPHA,
     POWER,
-    Pair,
+    Comparison,
     compare,
-    minimum_detectable_effect,
+    mde_at,
     pairs_for_mde,
     sweep_direction,
 )
@@ -54,21 +52,22 @@ def sizing_markdown(
         "|---|---|---|---|---|---|---|",
     ]
     for comparison in overall:
-        pairs = [p for p in comparison.pairs if not (differing_plans and p.same_plan)]
-        lines.append(_sizing_row(comparison.method, pairs, goal))
+        lines.append(
+            _sizing_row(comparison.differing_plans_only() if differing_plans else comparison, goal)
+        )
     return "\n".join([*lines, "", CAVEAT])
 
 
-def _sizing_row(method: str, pairs: Sequence[Pair], goal: float) -> str:
+def _sizing_row(comparison: Comparison, goal: float) -> str:
     """One row of the sizing table: tasks, pairs, sd, MDE now, pairs needed, seeds per task."""
-    tasks = len({p.task for p in pairs})
-    if len(pairs) < 2:
-        return f"| {method} | {tasks} | {len(pairs)} | n/a | n/a | n/a | n/a |"
-    differences = [p.difference for p in pairs]
-    sd = float(np.std(differences, ddof=1))
-    mde = minimum_detectable_effect(differences)
+    method, n = comparison.method, len(comparison.pairs)
+    tasks = len(comparison.task_groups)
+    if comparison.sd is None:  # under 2 pairs
+        return f"| {method} | {tasks} | {n} | n/a | n/a | n/a | n/a |"
+    sd = comparison.sd
+    mde = mde_at(sd, n)
     needed = pairs_for_mde(sd, goal)
     if needed is None:
-        return f"| {method} | {tasks} | {len(pairs)} | {sd:.2f} | {mde:.2f} | over 100,000 | n/a |"
+        return f"| {method} | {tasks} | {n} | {sd:.2f} | {mde:.2f} | over 100,000 | n/a |"
     seeds = math.ceil(needed / tasks)
-    return f"| {method} | {tasks} | {len(pairs)} | {sd:.2f} | {mde:.2f} | {needed} | {seeds} |"
+    return f"| {method} | {tasks} | {n} | {sd:.2f} | {mde:.2f} | {needed} | {seeds} |"
