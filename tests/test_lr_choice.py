@@ -39,8 +39,9 @@ def test_a_rate_per_budget_is_read_under_its_key():
 
 
 def test_a_rate_never_chosen_is_one_line_and_a_failed_record(tmp_path):
+    unchosen = "~lr_choice.gelora_budget.snli"  # deleted: the committed choice file holds it
     proc = gelora_train(tmp_path, *TINY, "experiment=table_cpu2", "method=shuffled", "task=snli",
-                        "++lr_choice.lora.snli=0.0003", "~lr_choice.gelora_budget.snli")  # fmt: skip
+                        "++lr_choice.lora.snli=0.0003", unchosen)  # fmt: skip
     assert proc.returncode == 2
     line = (
         "gelora-train: error: optimizer.lr: no learning rate chosen at lr_choice.gelora_budget.snli"
