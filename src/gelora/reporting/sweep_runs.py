@@ -115,10 +115,48 @@ READ_ERRORS = (
 )  # fmt: skip
 
 
-def load_yaml(path: Path) -> Any:
-    """``OmegaConf.load(path)``, or ``UnreadableJob`` saying what is wrong with the file."""
+def _fast_yaml_loader() -> type:
+    """OmegaConf's YAML loader (``omegaconf._utils.get_yaml_loader``: YAML 1.2 floats such as
+    ``1e-3``, no timestamps, duplicate keys refused) on libyaml's C parser where PyYAML has it.
+    ``OmegaConf.load`` parses in pure Python: reading a 220-job sweep's 440 Hydra files took
+    about 11 s of a ``gelora-table`` call on this machine, the C parser a small part of that."""
+    from omegaconf._utils import get_yaml_loader
+
+    rules = get_yaml_loader()
+    parser = getattr(yaml, "CSafeLoader", None)
+    if parser is None:
+        return rules
+
+    class FastOmegaConfLoader(parser):  # type: ignore[misc, valid-type]
+        yaml_implicit_resolvers = rules.yaml_implicit_resolvers
+        yaml_constructors = rules.yaml_constructors
+
+        def construct_mapping(self, node: yaml.Node, deep: bool = False) -> Any:
+            keys = [
+                key.value
+                for key, _ in node.value
+                if key.tag == yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG
+            ]
+            repeated = next((key for key in keys if keys.count(key) > 1), None)
+            if repeated is not None:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found duplicate key {repeated}", node.start_mark,
+                )  # fmt: skip
+            return super().construct_mapping(node, deep=deep)
+
+    return FastOmegaConfLoader
+
+
+_YAML_LOADER = _fast_yaml_loader()
+
+
+def load_plain_yaml(path: Path) -> Any:
+    """The file's YAML as plain values, read as ``OmegaConf.load`` reads it (its float and key
+    rules), or ``UnreadableJob`` saying what is wrong with the file."""
     try:
-        return OmegaConf.load(path)
+        with open(path, encoding="utf-8") as stream:
+            return yaml.load(stream, Loader=_YAML_LOADER)  # a safe loader (SafeLoader rules)
     except yaml.YAMLError as error:
         raise UnreadableJob(path, "not valid YAML", error) from error
     except READ_ERRORS as error:
@@ -139,24 +177,50 @@ class JobIdentity:
     patience: int | None = None  # ``early_stopping.patience``: None, trained to the cap
 
 
+class ConfigValues:
+    """A job's composed config read as plain values, and ``select`` like ``OmegaConf.select``
+    (``throw_on_resolution_failure=False``): building the ``DictConfig`` of a whole job config
+    cost a ``gelora-table`` call seconds, so it is built only when a selected value is an
+    interpolation."""
+
+    def __init__(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise TypeError(f"a job config is a mapping, not {type(data).__name__}")
+        self.data = data
+        self._config: DictConfig | None = None
+
+    def select(self, key: str) -> Any:
+        value: Any = self.data
+        for part in key.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return None
+            value = value[part]
+        if isinstance(value, str) and "${" in value:
+            self._config = self._config or OmegaConf.create(self.data)
+            return OmegaConf.select(
+                self._config, key, default=None, throw_on_resolution_failure=False
+            )
+        return value
+
+
 def _job_identity(job_dir: Path) -> JobIdentity:
     config_path, hydra_path = job_dir / ".hydra" / "config.yaml", job_dir / ".hydra" / "hydra.yaml"
-    config = load_yaml(config_path)
     try:
-        task = config.task
-        name, seed, task_config = str(task.name), config.get("seed"), _plain(task)
-        lr = OmegaConf.select(
-            config, "optimizer.lr", default=None, throw_on_resolution_failure=False
-        )  # results.json's learning_rate wins; this is for jobs without one
+        config = ConfigValues(load_plain_yaml(config_path))
+        task_config = config.data["task"]
+        if not isinstance(task_config, dict) or config.select("task.name") is None:
+            raise KeyError("task.name")
+        name, seed = str(config.select("task.name")), config.select("seed")
+        lr = config.select("optimizer.lr")  # results.json's learning_rate wins; for jobs without
         max_steps, max_epochs, patience = (
-            OmegaConf.select(config, key, default=None, throw_on_resolution_failure=False)
+            config.select(key)
             for key in ("trainer.max_steps", "trainer.max_epochs", "early_stopping.patience")
         )
     except READ_ERRORS as error:
         raise UnreadableJob(config_path, "not a job config", error) from error
-    hydra = load_yaml(hydra_path)
+    hydra = load_plain_yaml(hydra_path)  # a plain mapping: only the choices are read
     try:
-        choices = hydra.hydra.runtime.choices
+        choices = hydra["hydra"]["runtime"]["choices"]
         method = choices.get("method") or choices.get("rank_policy") or "?"
     except READ_ERRORS as error:
         raise UnreadableJob(hydra_path, "not Hydra's record of the job", error) from error
@@ -199,13 +263,6 @@ def _step_cap(record: RunRecord, job: JobIdentity) -> int | None:
     ):
         caps.append(job.max_epochs * -(-rows // batch_size))
     return min(caps, default=None)
-
-
-def _plain(node: Any) -> dict[str, Any] | None:
-    """A config node as plain values, unresolvable interpolations left as they are written."""
-    if isinstance(node, DictConfig):
-        return OmegaConf.to_container(node, resolve=False)  # type: ignore[return-value]
-    return node if isinstance(node, dict) else None
 
 
 def _short_path(value: str) -> str:
@@ -320,7 +377,7 @@ def trained_ranks(record: RunRecord) -> dict[str, int]:
 
 def job_overrides(job_dir: Path) -> list[str]:
     path = job_dir / ".hydra" / "overrides.yaml"
-    overrides = load_yaml(path)
+    overrides = load_plain_yaml(path)
     try:
         return [str(o) for o in overrides]
     except READ_ERRORS as error:
@@ -439,8 +496,11 @@ def split_by_column(runs: Sequence[SweepRun], key: str) -> list[SweepRun]:
     runs with and without the setting would not be one setting."""
     out = []
     for run in runs:
-        config = load_yaml(Path(run.run_dir) / ".hydra" / "config.yaml")
-        value = OmegaConf.select(config, key, default=None, throw_on_resolution_failure=False)
+        path = Path(run.run_dir) / ".hydra" / "config.yaml"
+        try:
+            value = ConfigValues(load_plain_yaml(path)).select(key)
+        except READ_ERRORS as error:
+            raise UnreadableJob(path, "not a job config", error) from error
         if value is None:
             raise ValueError(f"{run.run_dir}: its config has no value for {key!r}")
         text = str(value)
