@@ -65,3 +65,23 @@ def test_a_duplicate_key_and_broken_yaml_are_named_errors(tmp_path):
         load_plain_yaml(tmp_path / "absent.yaml")
     with pytest.raises(TypeError, match="a job config is a mapping, not list"):
         ConfigValues([1, 2])
+
+
+def _job_without_record(folder, lr_line: str):
+    hydra = folder / ".hydra"
+    hydra.mkdir(parents=True)
+    (hydra / "config.yaml").write_text(
+        f"seed: 2\nbase_lr: 3e-4\ntask:\n  name: sst2\noptimizer:\n  {lr_line}\n"
+    )
+    (hydra / "hydra.yaml").write_text("hydra:\n  runtime:\n    choices:\n      method: lora\n")
+    return folder
+
+
+def test_a_job_without_a_record_takes_its_rate_from_its_config(tmp_path):
+    from gelora.reporting.sweep_runs import read_run
+
+    plain = read_run(_job_without_record(tmp_path / "a", "lr: 1e-3"))
+    interpolated = read_run(_job_without_record(tmp_path / "b", "lr: ${base_lr}"))
+    through_hydra = read_run(_job_without_record(tmp_path / "c", "lr: ${hydra:runtime.x}"))
+    assert (plain.status, plain.method, plain.task, plain.seed) == ("missing", "lora", "sst2", 2)
+    assert (plain.lr, interpolated.lr, through_hydra.lr) == (1e-3, 3e-4, None)

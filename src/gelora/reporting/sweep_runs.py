@@ -26,6 +26,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -170,11 +171,18 @@ class JobIdentity:
     method: str
     task: str
     seed: int | None
-    lr: float | None
+    config: ConfigValues | None = field(default=None, repr=False, compare=False)
     task_config: dict[str, Any] | None = None  # the ``task`` node, as plain values
     max_steps: int | None = None  # ``trainer.max_steps``: the step cap the job ran under
     max_epochs: int | None = None  # ``trainer.max_epochs``: the epoch cap, counted in steps below
     patience: int | None = None  # ``early_stopping.patience``: None, trained to the cap
+
+    @cached_property
+    def lr(self) -> float | None:
+        """``optimizer.lr`` of the config, for a job whose record does not say its rate: read
+        only then, because an experiment's rate is an interpolation through Hydra's choices,
+        which costs a ``DictConfig`` to find unresolvable here."""
+        return None if self.config is None else _float_or_none(self.config.select("optimizer.lr"))
 
 
 class ConfigValues:
@@ -211,7 +219,6 @@ def _job_identity(job_dir: Path) -> JobIdentity:
         if not isinstance(task_config, dict) or config.select("task.name") is None:
             raise KeyError("task.name")
         name, seed = str(config.select("task.name")), config.select("seed")
-        lr = config.select("optimizer.lr")  # results.json's learning_rate wins; for jobs without
         max_steps, max_epochs, patience = (
             config.select(key)
             for key in ("trainer.max_steps", "trainer.max_epochs", "early_stopping.patience")
@@ -227,7 +234,7 @@ def _job_identity(job_dir: Path) -> JobIdentity:
     cap = max_steps if isinstance(max_steps, int) and max_steps > 0 else None
     epochs = max_epochs if isinstance(max_epochs, int) and max_epochs >= 0 else None
     waits = patience if isinstance(patience, int) and patience > 0 else None
-    return JobIdentity(str(method), name, seed, _float_or_none(lr), task_config, cap, epochs, waits)
+    return JobIdentity(str(method), name, seed, config, task_config, cap, epochs, waits)
 
 
 def _stopped_before_cap(record: RunRecord, job: JobIdentity) -> bool | None:
