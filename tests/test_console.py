@@ -21,7 +21,9 @@ SILENCED = ("GPU available", "TPU available", "Tip:", "Total FLOPs", "stepping b
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     run_dir = tmp_path_factory.mktemp("console")
-    return run_dir, gelora_train(run_dir, *TINY, "estimator.cache=false")
+    # a process of its own: in a test worker, libraries' once-per-process warnings may have been
+    # shown already, and their absence here would prove nothing
+    return run_dir, gelora_train(run_dir, *TINY, "estimator.cache=false", new_process=True)
 
 
 def test_the_console_leaves_out_library_chatter(tiny_run):

@@ -23,10 +23,7 @@ kind of documented command gets a rule here before it can go stale.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import logging
 import os
 import re
 import shlex
@@ -34,9 +31,10 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from unittest import mock
 
 import pytest
+
+from tests.helpers import run_console_script
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -119,33 +117,6 @@ def _repo_path(argument: str) -> str:
     return str(REPO / argument) if first in ("experiments", "conf") else argument
 
 
-def _logging_state() -> dict[str, tuple]:
-    """Every logger's handlers, level, propagation and disabled flag (root as ``""``)."""
-    loggers = {"": logging.getLogger()}
-    loggers |= {
-        name: logger
-        for name, logger in logging.Logger.manager.loggerDict.items()
-        if isinstance(logger, logging.Logger)
-    }
-    return {
-        name: (logger, logger.handlers[:], logger.level, logger.propagate, logger.disabled)
-        for name, logger in loggers.items()
-    }
-
-
-def _restore_logging(state: dict[str, tuple]) -> None:
-    """Logging as ``_logging_state`` saw it: the in-process apps configure logging (Hydra's
-    ``job_logging``) with handlers on streams that are gone once the command returns."""
-    for logger in logging.Logger.manager.loggerDict.values():
-        if isinstance(logger, logging.Logger) and logger.name not in state:
-            logger.handlers.clear()
-            logger.propagate = True
-    for logger, handlers, level, propagate, disabled in state.values():
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate, logger.disabled = propagate, disabled
-
-
 class PageRun:
     """Runs one page's blocks in order in ``folder``."""
 
@@ -184,7 +155,7 @@ class PageRun:
                 out.append("--no-plots")  # its figures are committed; tests/test_table.py draws
             from gelora.reporting.table_cli import main as table_main
 
-            self.in_process(block, words, lambda: table_main([*paths, *out]))
+            self.in_process(block, words, lambda: table_main([*paths, *out]), words)
         elif program in ("pip", "pip3") or (program == "python" and arguments[:2] == ["-m", "pip"]):
             check_extras(block, words, self)
         elif program == "python" and arguments[:2] == ["-m", "pytest"]:
@@ -205,33 +176,14 @@ class PageRun:
                 block, words, "no rule runs this kind of command (tests/test_docs_commands.py)"
             )
 
-    def in_process(self, block: Block, words: list[str], entry, argv: list[str] | None = None):
-        """``entry()`` in this process (no interpreter start: about 1 s a tiny run instead of
-        6), in the page's folder, with ``sys.argv`` as the console script would see it; a
-        non-zero exit fails the test with the command's last output."""
-        said = io.StringIO()
-        saved_argv, saved_cwd, saved_logging = sys.argv, Path.cwd(), _logging_state()
-        code = 0
-        try:
-            os.chdir(self.folder)
-            if argv is not None:
-                sys.argv = argv
-            # Hydra configures logging with dictConfig, which closes every existing handler
-            # (pytest's log capture included): here it may only replace them, as restored below.
-            with (
-                contextlib.redirect_stdout(said),
-                contextlib.redirect_stderr(said),
-                mock.patch.object(logging, "shutdown", lambda *handlers: None),
-            ):
-                entry()
-        except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
-        finally:
-            sys.argv = saved_argv
-            os.chdir(saved_cwd)
-            _restore_logging(saved_logging)  # Hydra's handlers write to this command's stream
-        if code != 0:
-            self.fail(block, words, f"exit {code}:\n{said.getvalue()[-1500:]}")
+    def in_process(self, block: Block, words: list[str], entry, argv: list[str]) -> None:
+        """``entry()`` in this process (``helpers.run_console_script``: no interpreter start,
+        about 1 s a tiny run instead of 6), in the page's folder, with ``argv`` as the console
+        script would see it; a non-zero exit fails the test with the command's last output."""
+        ran = run_console_script(entry, argv, cwd=self.folder)
+        if ran.returncode != 0:
+            said = ran.stdout[-700:] + ran.stderr[-1500:]
+            self.fail(block, words, f"exit {ran.returncode}:\n{said}")
 
     def run_app(self, block: Block, words: list[str]) -> None:
         """gelora-train / gelora-plan through their console-script functions, in process."""

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from gelora.models import ModelSpec, load_classifier
-from tests.helpers import TINY, compose_train, run_in_process
+from tests.helpers import TINY, compose_train, gelora_plan, run_in_process
 
 TINY_SPEC = ModelSpec(  # conf/model/tiny_bert.yaml
     asset="all-minilm-l6-v2",
@@ -93,12 +92,6 @@ def test_lora_config_for_trains_in_plain_peft():
     assert losses[-1] < losses[0]
     lora_b = [p for n, p in peft_model.named_parameters() if "lora_B" in n]
     assert any(p.abs().sum() > 0 for p in lora_b)  # the adapters themselves trained
-
-
-def gelora_plan(*arguments: str) -> subprocess.CompletedProcess:
-    """The installed ``gelora-plan`` console script, as a user runs it."""
-    script = Path(sys.executable).parent / "gelora-plan"
-    return subprocess.run([str(script), *arguments], capture_output=True, text=True, timeout=300)
 
 
 def test_gelora_plan_on_the_command_line(tmp_path):

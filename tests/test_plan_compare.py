@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -20,7 +17,7 @@ from gelora.plan_compare import (
     parse_comparison,
     variant_configs,
 )
-from tests.helpers import TINY, compose_train
+from tests.helpers import TINY, compose_train, gelora_plan
 
 
 def test_parse_comparison_reads_presets_and_key_value_lists():
@@ -82,11 +79,6 @@ def test_agreement_counts_identical_pairs_ranges_and_top_blocks():
     assert agreement([_variant("a", [2, 2]), _variant("b", [2, 2])]).stable
     text = format_comparison([_variant("a", [1, 3, 1]), _variant("c", [2, 1, 2])])
     assert "0 of 1 pairs identical; rank per block 1-2 1-3 1-2; largest move 2" in text
-
-
-def gelora_plan(*arguments: str) -> subprocess.CompletedProcess:
-    script = Path(sys.executable).parent / "gelora-plan"
-    return subprocess.run([str(script), *arguments], capture_output=True, text=True, timeout=300)
 
 
 def test_compare_on_the_command_line_shares_one_profile_and_saves_the_plans(tmp_path):

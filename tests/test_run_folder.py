@@ -26,10 +26,16 @@ from gelora.run_folder import (
     run_settings,
     settings_differences,
 )
-from tests.helpers import TINY, gelora_train
+from tests import helpers
+from tests.helpers import TINY
 
 B = [*TINY, "checkpoint_every_n_steps=1"]  # a last.ckpt at every step
 TERM = "+extra_callbacks.fault={_target_: tests.faults.KillAtTestStart}"
+
+
+def gelora_train(run_dir: Path, *overrides: str, new_process: bool = False):
+    """``helpers.gelora_train``, in a process of its own where ``TERM`` may SIGKILL it."""
+    return helpers.gelora_train(run_dir, *overrides, new_process=new_process or TERM in overrides)
 
 
 def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
@@ -259,7 +265,7 @@ def test_a_sweep_job_of_other_settings_is_not_skipped_as_completed(completed_run
 
 def test_a_second_process_on_one_run_folder_is_refused(tmp_path):
     with folder_lock(tmp_path):
-        proc = gelora_train(tmp_path, *B)
+        proc = gelora_train(tmp_path, *B, new_process=True)
     line = one_error(proc)
     assert "is in use by pid" in line
     assert not (tmp_path / "results.json").exists()
