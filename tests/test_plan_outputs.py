@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import collections
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from gelora.plan_emit import Emit, PlanOptions, parse_emit, shuffled_plan, write
 from gelora.plan_serving import format_serving_report, serving_report
 from gelora.ranks.plan import RankPlan, TargetModule
 from gelora.ranks.scaling import Scaling
-from tests.helpers import TINY, compose_train
+from tests.helpers import TINY, compose_train, gelora_plan
 
 # The fields of an experiment of peft's benchmark (method_comparison/MetaMathQA/experiments/lora/
 # llama-3.2-3B-rank32/adapter_config.json in huggingface/peft): ours carries each of them.
@@ -180,11 +179,9 @@ def test_the_flags_leave_argv_to_hydra():
 
 
 def test_gelora_plan_prints_the_serving_report_on_the_command_line(tmp_path):
-    script = Path(sys.executable).parent / "gelora-plan"
-    run = subprocess.run(
-        [str(script), f"hydra.run.dir={tmp_path}", *TINY, "--serving-report",
-         "--emit", "axolotl", str(tmp_path / "axolotl")],
-        capture_output=True, text=True, timeout=300,
+    run = gelora_plan(
+        f"hydra.run.dir={tmp_path}", *TINY, "--serving-report",
+        "--emit", "axolotl", str(tmp_path / "axolotl"),
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Serving report" in run.stdout and "padded params" in run.stdout
