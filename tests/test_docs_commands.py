@@ -15,7 +15,7 @@ sweep's folder made by one block is read by the next block's ``gelora-table``), 
   ``<!-- docs-test: help -->``.
 - ``pip install``: the extras it names must exist in pyproject.toml; ``python -m pytest``: CI
   (``.ci/run``) must run the same command; ``mkdocs build``: ``tests/test_docs_site.py`` runs it.
-- ``python`` blocks: run as a script.
+- ``python`` blocks: run as a script (``runpy``, in this process).
 
 Printed output belongs in ``text`` blocks; a command of any other form fails the test, so a new
 kind of documented command gets a rule here before it can go stale.
@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import runpy
 import shlex
 import subprocess
 import sys
@@ -139,7 +140,9 @@ class PageRun:
         if block.language == "python":
             script = self.folder / f"block_{block.line}.py"
             script.write_text(block.text)
-            self.call(block, ["python", script.name], [sys.executable, str(script)])
+            # run as `python block.py` would run it, in this process (no interpreter start)
+            entry = lambda: runpy.run_path(str(script), run_name="__main__")  # noqa: E731
+            self.in_process(block, ["python", script.name], entry, ["python", script.name])
             return
         for words in commands(block.text):
             self.run_command(block, words)
@@ -265,4 +268,12 @@ def test_a_broken_documented_command_fails_the_test(tmp_path):
     )
     run = PageRun(page, tmp_path)
     with pytest.raises(pytest.fail.Exception, match=r"page.md:4: `gelora-train budget.rnak=2`"):
+        run.run_block(fenced_blocks(page)[0])
+
+
+def test_a_failing_python_block_fails_the_test(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("text\n\n```python\nprint('ran')\nraise ValueError('broken example')\n```\n")
+    run = PageRun(page, tmp_path)
+    with pytest.raises(pytest.fail.Exception, match=r"(?s)page.md:3: .*exit 1.*broken example"):
         run.run_block(fenced_blocks(page)[0])
