@@ -133,17 +133,16 @@ def _fast_yaml_loader() -> type:
         yaml_constructors = rules.yaml_constructors
 
         def construct_mapping(self, node: yaml.Node, deep: bool = False) -> Any:
-            keys = [
-                key.value
-                for key, _ in node.value
-                if key.tag == yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG
-            ]
-            repeated = next((key for key in keys if keys.count(key) > 1), None)
-            if repeated is not None:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    f"found duplicate key {repeated}", node.start_mark,
-                )  # fmt: skip
+            seen: set[str] = set()
+            for key, _ in node.value:
+                if key.tag != yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG:
+                    continue
+                if key.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"found duplicate key {key.value}", key.start_mark,
+                    )  # fmt: skip
+                seen.add(key.value)
             return super().construct_mapping(node, deep=deep)
 
     return FastOmegaConfLoader
@@ -204,7 +203,8 @@ class ConfigValues:
                 return None
             value = value[part]
         if isinstance(value, str) and "${" in value:
-            self._config = self._config or OmegaConf.create(self.data)
+            if self._config is None:
+                self._config = OmegaConf.create(self.data)
             return OmegaConf.select(
                 self._config, key, default=None, throw_on_resolution_failure=False
             )
@@ -215,10 +215,10 @@ def _job_identity(job_dir: Path) -> JobIdentity:
     config_path, hydra_path = job_dir / ".hydra" / "config.yaml", job_dir / ".hydra" / "hydra.yaml"
     try:
         config = ConfigValues(load_plain_yaml(config_path))
-        task_config = config.data["task"]
-        if not isinstance(task_config, dict) or config.select("task.name") is None:
+        task_config, name = config.data["task"], config.select("task.name")
+        if not isinstance(task_config, dict) or name is None:
             raise KeyError("task.name")
-        name, seed = str(config.select("task.name")), config.select("seed")
+        name, seed = str(name), config.select("seed")
         max_steps, max_epochs, patience = (
             config.select(key)
             for key in ("trainer.max_steps", "trainer.max_epochs", "early_stopping.patience")
