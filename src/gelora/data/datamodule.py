@@ -123,8 +123,12 @@ class ResumableDataLoader(DataLoader):
 
 class LengthBatchedLoaders:
     """The loaders every task kind's datamodule builds from its own batch settings
-    (``batch_size``, ``eval_batch_size``, ``seed``, ``group_by_length``, ``num_workers``)."""
+    (``batch_size``, ``eval_batch_size``, ``seed``, ``group_by_length``, ``num_workers``), and
+    the validation and test loaders of its ``task``: a kind's datamodule defines
+    ``_eval_loader(name)`` for one split by its loader name (``validation``, ``test``,
+    ``test_<extra>``) and inherits the rest."""
 
+    task: TaskData
     batch_size: int
     eval_batch_size: int
     seed: int
@@ -150,6 +154,23 @@ class LengthBatchedLoaders:
         return DataLoader(
             rows, batch_sampler=batches, collate_fn=collate_fn, num_workers=self.num_workers
         )
+
+    @property
+    def test_split_names(self) -> list[str]:
+        """The test dataloaders in order: ``test``, then the task's extra test splits."""
+        return ["test", *self.task.extra_tests]
+
+    def _eval_loader(self, name: str) -> DataLoader:
+        raise NotImplementedError(f"{type(self).__name__} defines no _eval_loader")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("validation")
+
+    def test_dataloader(self) -> DataLoader | list[DataLoader]:
+        """One loader per test split, in ``test_split_names`` order (one: the loader itself)."""
+        keys = ["test", *(f"test_{name}" for name in self.task.extra_tests)]
+        loaders = [self._eval_loader(key) for key in keys]
+        return loaders[0] if len(loaders) == 1 else loaders
 
 
 class TextClassificationDataModule(LengthBatchedLoaders, L.LightningDataModule):
@@ -181,11 +202,6 @@ class TextClassificationDataModule(LengthBatchedLoaders, L.LightningDataModule):
         self.collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
         self._splits: dict[str, TokenizedSplit] = {}
 
-    @property
-    def test_split_names(self) -> list[str]:
-        """The test dataloaders in order: ``test``, then the task's extra test splits."""
-        return ["test", *self.task.extra_tests]
-
     def setup(self, stage: str | None = None) -> None:
         if not self._splits:
             splits = {"train": self.task.train, "validation": self.task.validation}
@@ -208,11 +224,3 @@ class TextClassificationDataModule(LengthBatchedLoaders, L.LightningDataModule):
     def _eval_loader(self, name: str) -> DataLoader:
         split = self._splits[name]
         return self.length_ordered_loader(split, split.lengths, self.collate)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("validation")
-
-    def test_dataloader(self) -> DataLoader | list[DataLoader]:
-        keys = ["test", *(f"test_{name}" for name in self.task.extra_tests)]
-        loaders = [self._eval_loader(key) for key in keys]
-        return loaders[0] if len(loaders) == 1 else loaders

@@ -158,10 +158,6 @@ class InstructionDataModule(LengthBatchedLoaders, L.LightningDataModule):
         self.rows: dict[str, ChatRows] = {}
         self.dropped: dict[str, int] = {}
 
-    @property
-    def test_split_names(self) -> list[str]:
-        return ["test", *self.task.extra_tests]
-
     def setup(self, stage: str | None = None) -> None:
         if self.rows:
             return
@@ -237,11 +233,3 @@ class InstructionDataModule(LengthBatchedLoaders, L.LightningDataModule):
         """Length-ordered batches: the token-weighted loss does not depend on order."""
         rows = self.rows[name]
         return self.length_ordered_loader(rows, rows.lengths, self._collate)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("validation")
-
-    def test_dataloader(self) -> DataLoader | list[DataLoader]:
-        keys = ["test", *(f"test_{name}" for name in self.task.extra_tests)]
-        loaders = [self._eval_loader(key) for key in keys]
-        return loaders[0] if len(loaders) == 1 else loaders

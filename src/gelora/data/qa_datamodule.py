@@ -78,11 +78,6 @@ class QADataModule(LengthBatchedLoaders, L.LightningDataModule):
         self.collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
         self.windows: dict[str, Windows] = {}
 
-    @property
-    def test_split_names(self) -> list[str]:
-        """The test dataloaders in order: ``test``, then the task's extra test splits."""
-        return ["test", *self.task.extra_tests]
-
     def split(self, name: str) -> QASplit:
         """A split by its loader name: ``train``, ``validation``, ``test`` or ``test_<extra>``."""
         return self.task.splits()[name]
@@ -124,14 +119,6 @@ class QADataModule(LengthBatchedLoaders, L.LightningDataModule):
         windows = self.windows[name]
         rows = WindowRows(windows, with_index=True)
         return self.length_ordered_loader(rows, windows.lengths, self.collate)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("validation")
-
-    def test_dataloader(self) -> DataLoader | list[DataLoader]:
-        keys = ["test", *(f"test_{name}" for name in self.task.extra_tests)]
-        loaders = [self._eval_loader(key) for key in keys]
-        return loaders[0] if len(loaders) == 1 else loaders
 
     def predictions(
         self,
