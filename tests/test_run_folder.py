@@ -333,6 +333,24 @@ def test_settings_leave_out_only_what_does_not_change_a_run():
     ]
 
 
+def test_the_allocator_score_cache_is_not_a_setting():
+    """fisher and its shuffled control read ``rank_policy(.allocator).cache`` from
+    ``estimator.cache``: switching the cache must not make a resume refuse the folder."""
+    fisher = {"seed": 0, "estimator": {"cache": True}, "rank_policy": {"batches": 8, "cache": True}}
+    shuffled = {"seed": 0, "rank_policy": {"seed": 0, "allocator": {"batches": 8, "cache": True}}}
+    for config, uncached in (
+        (fisher, {"estimator": {"cache": False}, "rank_policy": {"batches": 8, "cache": False}}),
+        (shuffled, {"rank_policy": {"seed": 0, "allocator": {"batches": 8, "cache": False}}}),
+    ):
+        settings = run_settings(config, "fisher")
+        assert settings_differences(settings, run_settings(config | uncached, "fisher")) == []
+    assert run_settings(fisher, "fisher")["config"]["rank_policy"] == {"batches": 8}
+    more = run_settings(fisher | {"rank_policy": {"batches": 4, "cache": True}}, "fisher")
+    assert settings_differences(run_settings(fisher, "fisher"), more) == [
+        "config.rank_policy.batches: 8 -> 4"
+    ]
+
+
 def test_claim_reads_a_record_without_settings_as_a_completed_run(tmp_path):
     (tmp_path / "results.json").write_text(
         json.dumps(

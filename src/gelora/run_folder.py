@@ -73,6 +73,8 @@ OPERATIONAL_KEYS = (
     "trainer.log_every_n_steps",
     "task.cache_tokens",
     "estimator.cache",
+    "rank_policy.cache",  # the gradient allocators' score cache (conf/method/fisher.yaml)
+    "rank_policy.allocator.cache",  # the same, inside their shuffled controls
 )
 START_FRESH = (
     "start fresh with resume=false (the old run is moved to superseded/) "
