@@ -101,7 +101,7 @@ def test_gelora_plan_on_the_command_line(tmp_path):
     assert (tmp_path / "lora_config" / "adapter_config.json").is_file()
     refused = gelora_plan(f"hydra.run.dir={tmp_path / 'adalora'}", *TINY, "method=adalora")
     assert refused.returncode == 2
-    assert "gelora-plan: error: method=adalora brings its own adapters" in refused.stderr
+    assert "gelora-plan: error: method=adalora is not a plan a LoraConfig holds" in refused.stderr
 
 
 def test_gelora_plan_composes_with_cfg_job_after_its_overrides(tmp_path):

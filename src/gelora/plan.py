@@ -194,16 +194,17 @@ class PlanRun:
 
 
 class _PlanHooks(PrologueHooks):
-    """``gelora-plan``'s part of the prologue: a method that is not a plan in LoRA layers is
-    refused before anything loads."""
+    """``gelora-plan``'s part of the prologue: a method that is not a rank policy's plan in LoRA
+    layers is refused before anything loads."""
 
     def method_loaded(self, method: Method) -> None:
         from gelora.methods.ours import InjectedLoRA
 
         if type(method) is not InjectedLoRA:
             raise ConfigError(
-                f"method={method.name} brings its own adapters or initial weights, which a "
-                "LoraConfig cannot hold: use gelora-train, or peft's own support for it"
+                f"method={method.name} is not a plan a LoraConfig holds on its own (AdaLoRA and "
+                "EVA bring their own adapters or initial weights; the gradient allocators and "
+                "their shuffles plan from training batches): use gelora-train"
             )
 
 

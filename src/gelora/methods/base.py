@@ -82,6 +82,19 @@ class Method(Protocol):
         """Method-specific facts for the run record (``method_summary``), after training."""
 
 
+# Every member of ``Method``: a class with ``adapt`` that lacks one is refused by ``as_method``.
+METHOD_MEMBERS = (
+    "name",
+    "needs_intrinsic_dims",
+    "prepare_timing",
+    "prepare",
+    "plan",
+    "adapt",
+    "callbacks",
+    "summary",
+)
+
+
 class BaseMethod:
     """What a method does by default: nothing before planning, no callbacks, no summary.
 

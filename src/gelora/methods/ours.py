@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from gelora.lora.inject import count_lora_parameters, inject_lora, mark_trainable
-from gelora.methods.base import AdaptSettings, BaseMethod, Method
+from gelora.methods.base import METHOD_MEMBERS, AdaptSettings, BaseMethod, Method
 from gelora.ranks.budget import Budget
 from gelora.ranks.plan import RankPlan, TargetModule
 from gelora.ranks.policies import RankPolicy
@@ -74,9 +74,20 @@ class InjectedLoRA(LoRALayersMethod):
 
 
 def as_method(obj: object) -> Method:
-    """``obj`` if it is a ``Method``, else a rank policy wrapped in our own LoRA layers."""
+    """``obj`` if it is a ``Method``, else a rank policy wrapped in our own LoRA layers.
+
+    Raises:
+        TypeError: ``obj`` is neither; or it has ``adapt`` (a method's own member, which a
+            wrapped rank policy would silently lose) but lacks other members of ``Method``.
+    """
     if isinstance(obj, Method):
         return obj
+    if hasattr(obj, "adapt"):
+        missing = [name for name in METHOD_MEMBERS if not hasattr(obj, name)]
+        raise TypeError(
+            f"{type(obj).__name__} has adapt but not Method's {', '.join(missing)}: subclass "
+            "gelora.methods.base.BaseMethod (or LoRALayersMethod), which gives the defaults"
+        )
     if hasattr(obj, "plan") and hasattr(obj, "name"):
         return InjectedLoRA(obj)
     raise TypeError(f"{type(obj).__name__} is neither a Method nor a rank policy")
