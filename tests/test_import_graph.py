@@ -145,3 +145,54 @@ def test_no_circle_hidden_in_functions_in_methods_ranks_data_and_evaluation():
         if module.startswith(packages)
     }
     assert cycles(graph) == []
+
+
+# ARCHITECTURE.md's "Folders" table, row by row: a module imports only modules of its own row or
+# of rows before it, in functions too (``gelora.X`` is ``X``'s row; the package root is left out).
+LAYERS = (
+    ("errors", "atomic", "logs", "record", "cache_entries", "sweep_jobs", "run_folder"),
+    ("provenance",),
+    ("assets", "onnx_bert"),
+    ("data",),
+    ("geometry",),
+    ("ranks",),
+    ("models",),
+    ("lora",),
+    ("methods",),
+    ("training",),
+    ("config",),
+    ("evaluation",),
+    ("reporting",),
+    ("kinds",),
+    ("stages",),
+    ("plan", "plan_compare", "plan_serving", "plan_emit"),
+    ("pipeline", "train"),
+    ("generate",),
+)
+
+
+def _row(module: str) -> int:
+    name = module.split(".")[1]
+    rows = [i for i, row in enumerate(LAYERS) if name in row]
+    assert rows, f"{module}: its folder {name!r} is in no row of LAYERS (ARCHITECTURE.md's table)"
+    return rows[0]
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """``a -> b`` for each import of a module ``b`` whose row comes after ``a``'s."""
+    return [
+        f"{module} -> {target}"
+        for module, targets in sorted(graph.items())
+        if module != "gelora"
+        for target in sorted(targets)
+        if target != "gelora" and _row(target) > _row(module)
+    ]
+
+
+def test_a_layer_violation_is_found():
+    graph = {"gelora.data.task_data": {"gelora.stages.fit"}, "gelora.stages.fit": {"gelora.data"}}
+    assert layer_violations(graph) == ["gelora.data.task_data -> gelora.stages.fit"]
+
+
+def test_each_folder_imports_only_the_rows_before_it_in_architecture_md():
+    assert layer_violations(import_graph(in_functions=True)) == []

@@ -2,8 +2,9 @@
 
     python experiments/benchmarks/bench_sweep.py [--before REV] [--seeds 0 1] [--methods ...]
 
-One grid (rotten_tomatoes x methods x seeds at the CPU table's per-job size: experiment=table_cpu,
-2,000 training examples, 1,000 validation and test, 64 tokens, two epochs, budget rank 2), run as
+One grid (rotten_tomatoes x methods x seeds at the CPU table's per-job size, experiment=table_cpu:
+today 2,400 training examples in one epoch of 300 steps, 1,000 validation and test, 64 tokens,
+budget rank 2; bench_sweep.md was measured when it was 2,000 examples over two epochs), run as
 one ``gelora-train -m`` process per configuration, in this order on the same machine:
 
 1. ``before``: the code at ``--before`` (default: main when the issue was filed), checked out
