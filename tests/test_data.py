@@ -59,5 +59,5 @@ def test_subsample_keeps_class_balance_and_handles_small_requests():
     assert len(small) == 100 and Counter(small.labels)[1] == 30
     assert stratified_subsample(data, None, seed=0) is data
     assert stratified_subsample(data, 5000, seed=0) is data
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_samples must be >= 1, got 0"):
         stratified_subsample(data, 0, seed=0)

@@ -14,6 +14,7 @@ imports in functions.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import gelora
@@ -192,6 +193,24 @@ def layer_violations(graph: dict[str, set[str]]) -> list[str]:
 def test_a_layer_violation_is_found():
     graph = {"gelora.data.task_data": {"gelora.stages.fit"}, "gelora.stages.fit": {"gelora.data"}}
     assert layer_violations(graph) == ["gelora.data.task_data -> gelora.stages.fit"]
+
+
+def architecture_rows() -> list[tuple[str, ...]]:
+    """The first column of ARCHITECTURE.md's "Folders" table: each row's module and folder names
+    (``errors.py`` -> ``errors``, ``data/`` -> ``data``; parenthesised files left out)."""
+    text = (ROOT.parent.parent / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    table = text.split("| folder | what | imports from |", 1)[1].split("\n\n", 1)[0]
+    rows = []
+    for line in table.strip().splitlines()[1:]:  # past the |---| line
+        first = re.sub(r"\([^)]*\)", "", line.split("|")[1])
+        rows.append(
+            tuple(n.removesuffix(".py").rstrip("/") for n in re.findall(r"`([^`]+)`", first))
+        )
+    return rows
+
+
+def test_layers_are_architecture_md_s_table():
+    assert [set(row) for row in architecture_rows()] == [set(row) for row in LAYERS]
 
 
 def test_each_folder_imports_only_the_rows_before_it_in_architecture_md():

@@ -86,9 +86,18 @@ def test_safe_merge_refuses_non_finite_weights():
 def test_eval_does_not_merge(tiny_bert):
     targets = find_target_modules(tiny_bert, "bert.encoder.layer", BERT_TARGETS)
     inject_lora(tiny_bert, UniformPolicy(rank=2).plan(targets))
+    layers = lora_layers(tiny_bert).values()
+    for layer in layers:
+        torch.nn.init.normal_(layer.lora_B.weight)  # a merge would change the base weights
+    before = [layer.base_layer.weight.detach().clone() for layer in layers]
     tiny_bert.eval()
+    assert not any(layer.merged for layer in layers)
+    with torch.no_grad():
+        tiny_bert(input_ids=torch.tensor([[1, 2, 3]]))
+    after = [layer.base_layer.weight for layer in layers]
+    assert all(torch.equal(w, b) for w, b in zip(after, before, strict=True))
     tiny_bert.train()
-    assert not any(layer.merged for layer in lora_layers(tiny_bert).values())
+    assert not any(layer.merged for layer in layers)
 
 
 def test_trainable_parameters_are_the_lora_factors_and_the_head(tiny_bert):
@@ -105,7 +114,7 @@ def test_trainable_parameters_are_the_lora_factors_and_the_head(tiny_bert):
 
 
 def test_rejects_non_linear_and_bad_rank():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"LoRALinear wraps nn\.Linear, got Conv1d"):
         LoRALinear(nn.Conv1d(2, 2, 1), rank=1, alpha=1)
     with pytest.raises(ValueError, match="rank"):
         LoRALinear(nn.Linear(2, 2), rank=0, alpha=1)

@@ -71,7 +71,7 @@ def test_hierarchical_interval_resamples_tasks_then_seeds_reproducibly():
     groups = [[1.0, 2.0, 3.0], [2.0, 5.0], [-1.0, 0.0, 1.0, 4.0]]
     assert hierarchical_bootstrap_interval(groups) == hierarchical_bootstrap_interval(groups)
     assert hierarchical_bootstrap_interval([[1.5]]) == (1.5, 1.5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no differences to bootstrap"):
         hierarchical_bootstrap_interval([])
 
 

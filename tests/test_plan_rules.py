@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from math import hypot
 
 import pytest
 
@@ -195,28 +196,59 @@ def test_bad_options_are_clear_errors(build, message):
 
 
 def test_resampled_plans_are_made_with_the_profiles_spread():
-    # Two resamples; the main profile's stds are those of the resamples per layer.
-    resamples = [[10.0, 12.6, 12.7, 15.1, 14.0], [10.0, 12.4, 12.9, 14.9, 14.0]]
+    # Two resamples; the main profile's stds are those of the resamples per layer. Layers 1 and
+    # 2 move by 0.4 between them, so block 1's gap (0.2) lies well inside its spread (about 0.28
+    # or more): noise at k = 1, in the main plan and in each resample's plan.
+    resamples = [[10.0, 12.3, 12.5, 15.1, 14.0], [10.0, 12.7, 12.9, 14.9, 14.0]]
     layers = tuple(
         LayerID(i, d, 100, 0, (resamples[0][i], resamples[1][i])) for i, d in enumerate(DIMS)
     )
     profile = IDProfile(layers, "TwoNN()", "subsample")
     dims = MeasuredIDs.of(profile)
     assert dims == DIMS and dims.stds == pytest.approx([s or 0.0 for s in profile.stds])
+    assert hypot(profile.stds[1], profile.stds[2]) > 0.25
     policy = GeLoRAPolicy(noise_k=1)
     plan = policy.plan(FOUR, dims)
+    assert plan.block_ranks(4) == [4, 1, 4, 1]
+    assert GeLoRAPolicy(noise_k=0).plan(FOUR, dims).block_ranks(4) == BOUNDS  # [4, 2, 4, 1]
     sensitivity = rank_sensitivity(policy, FOUR, profile, plan, 4)
     assert sensitivity is not None and sensitivity.n_resamples == 2
+    # Each resample's block 1 gap is 0.2 too: planned with the spread, it stays at rank 1 (a
+    # resample planned without it would give rank 2 and widen the range to (1, 2)). Resample 1's
+    # block 2 gap is 2.0 (12.9 -> 14.9): rank 2 + 1 = 3, the one block that moves.
+    assert sensitivity.block_rank_ranges == [(4, 4), (1, 1), (3, 4), (1, 1)]
+    assert sensitivity.changed_blocks_per_resample == [0, 1]
 
 
-def test_a_tiny_run_with_waterfill_records_the_rule(tmp_path):
+# model=tiny_bert's targets (conf/model/tiny_bert.yaml: 2 blocks, width 32, intermediate 64).
+TINY_SHAPES = {
+    "attention.self.query": (32, 32),
+    "attention.self.key": (32, 32),
+    "attention.self.value": (32, 32),
+    "attention.output.dense": (32, 32),
+    "intermediate.dense": (32, 64),
+    "output.dense": (64, 32),
+}
+TINY_TARGETS = [
+    TargetModule(f"bert.encoder.layer.{block}.{name}", block, n_in, n_out)
+    for block in range(2)
+    for name, (n_in, n_out) in TINY_SHAPES.items()
+]
+
+
+def test_a_tiny_run_with_waterfill_trains_the_waterfill_plan(tmp_path):
     run_in_process(  # in process: the record is under test, not the command line
         tmp_path, *TINY, "method=gelora", "budget.rank=2", "rank_policy.score=waterfill"
     )
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["status"] == "completed"
+    assert list(results["ranks"]) == [t.name for t in TINY_TARGETS]
+    dims, budget = results["intrinsic_dims"], Budget(rank=2)
+    waterfill = GeLoRAPolicy(score="waterfill").plan(TINY_TARGETS, dims, budget).block_ranks(2)
+    by_gap = GeLoRAPolicy().plan(TINY_TARGETS, dims, budget).block_ranks(2)
+    assert waterfill != by_gap  # the run's own profile tells the two rules apart
+    assert results["block_ranks"] == waterfill
     assert results["config"]["rank_policy"]["score"] == "waterfill"
-    assert results["config"]["rank_policy"]["noise_k"] == 0
 
 
 def test_noise_k_without_resamples_is_one_line_naming_the_keys(tmp_path):
@@ -226,10 +258,17 @@ def test_noise_k_without_resamples_is_one_line_naming_the_keys(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_a_tiny_run_with_noise_aware_gaps_records_the_rule(tmp_path):
+def test_a_tiny_run_with_noise_aware_gaps_trains_the_noise_aware_plan(tmp_path):
     run_in_process(  # in process: the record is under test, not the command line
         tmp_path, *TINY, "method=gelora", "rank_policy.noise_k=1", "estimator.n_resamples=3"
     )
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["status"] == "completed"
+    stds = [layer["std"] for layer in results["id_profile"]["layers"]]
+    assert all(std is not None and std > 0 for std in stds)  # from the 3 resamples
+    measured = MeasuredIDs(results["intrinsic_dims"], stds)
+    noise_aware = GeLoRAPolicy(noise_k=1).plan(TINY_TARGETS, measured).block_ranks(2)
+    plain = GeLoRAPolicy(noise_k=0).plan(TINY_TARGETS, measured).block_ranks(2)
+    assert noise_aware != plain  # the spread of the run's own profile moves a rank
+    assert results["block_ranks"] == noise_aware
     assert results["config"]["rank_policy"]["noise_k"] == 1

@@ -14,7 +14,13 @@ from omegaconf import OmegaConf
 
 from gelora.data.from_files import load_from_files
 from gelora.data.glue import GLUE_TASKS, GlueUnavailable, load_glue
-from gelora.data.task_data import Split, TaskData, stratified_split, stratified_three_way_split
+from gelora.data.task_data import (
+    Split,
+    TaskData,
+    strata,
+    stratified_split,
+    stratified_three_way_split,
+)
 from gelora.training.metrics import check_metrics
 from tests.glue_fixtures import glue_rows, write_glue_copy
 
@@ -108,8 +114,13 @@ def test_regression_split_is_stratified_on_deciles():
 
 def test_tiny_splits_fall_back_to_a_plain_seeded_draw():
     data = Split([f"t{i}" for i in range(12)], [i % 4 for i in range(12)])
-    rest, held = stratified_split(data, 2, seed=0)  # 2 rows cannot hold 4 classes
+    assert strata(data.labels, 2) is None  # 2 rows cannot hold 4 classes: no stratification
+    rest, held = stratified_split(data, 2, seed=0)
     assert (len(rest), len(held)) == (10, 2)
+    assert sorted(rest.texts + held.texts) == sorted(data.texts)  # a partition of the rows
+    assert stratified_split(data, 2, seed=0)[1] == held  # the seed fixes the draw
+    draws = {tuple(stratified_split(data, 2, seed=seed)[1].texts) for seed in range(5)}
+    assert len(draws) > 1  # and another seed draws other rows
 
 
 # --- GLUE -------------------------------------------------------------------------------------
