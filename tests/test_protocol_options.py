@@ -162,7 +162,11 @@ def test_an_experiment_can_train_until_validation_stops_improving(tmp_path, conf
     assert stopping.patience == 3 and stopping.monitor == "val/accuracy"
     assert abs(stopping.min_delta) == 0.005  # Lightning stores it signed by the mode
     assert stopping.mode == "max"
-    assert results["status"] == "completed" and isinstance(results["stopped_early"], bool)
+    assert results["status"] == "completed"
+    # debug=tiny's few steps hold fewer validations than the patience: the run reaches its cap,
+    # and the record says it was not stopped early (test_early_stopping.py covers a stop).
+    assert results["stopped_early"] is False
+    assert results["optimizer_steps"] == job.trainer.max_steps
 
 
 def test_adalora_records_its_final_adapter_parameters_and_the_table_reads_them(tiny_bert):
