@@ -74,7 +74,7 @@ def test_size_for_mde_refuses_a_bad_goal_or_a_missing_reference_in_one_line(tmp_
     sweep = _pilot(tmp_path)
     for argv, says in [
         (["--size-for-mde", "0"], "--size-for-mde must be a positive number"),
-        (["--size-for-mde", "0.4", "--versus", "adalora"], "reference method 'adalora'"),
+        (["--size-for-mde", "0.4", "--versus", "adalora"], "--versus adalora: no such row"),
     ]:
         with pytest.raises(SystemExit) as stop:
             main([str(sweep), *argv])

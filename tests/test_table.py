@@ -8,6 +8,7 @@ import csv
 import importlib.util
 import itertools
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -285,9 +286,11 @@ def test_pairs_scored_on_different_test_rows_are_refused_and_named(tmp_path, cap
 
 
 def test_paired_section_is_one_line_without_the_reference(tmp_path, capsys):
-    main([str(_sweep(tmp_path)), "--no-plots", "--versus", "adalora"])
+    for seed in (0, 1):  # no lora row: the default reference is absent (an explicit one is refused)
+        _job(tmp_path, "gelora", "sst", seed, _completed(0.8))
+    main([str(tmp_path), "--no-plots"])
     table = (tmp_path / "table.md").read_text()
-    assert "No paired differences: reference method 'adalora' is not in this sweep." in table
+    assert "No paired differences: reference method 'lora' is not in this sweep." in table
     assert "Paired differences versus" not in table
 
 
@@ -455,8 +458,9 @@ def test_every_row_of_the_plan_and_score_figures_has_its_own_colour(tmp_path, mo
 def test_command_draws_the_paired_differences_when_there_are_pairs(tmp_path):
     main([str(_sweep(tmp_path / "sweep")), "--out", str(tmp_path / "out")])
     assert (tmp_path / "out" / "paired_differences.png").stat().st_size > 5_000
-    main([str(tmp_path / "sweep"), "--out", str(tmp_path / "alone"), "--versus", "adalora"])
-    assert not (tmp_path / "alone" / "paired_differences.png").exists()  # no adalora: no pairs
+    _job(tmp_path / "gelora_only", "gelora", "sst", 0, _completed(0.8))
+    main([str(tmp_path / "gelora_only"), "--out", str(tmp_path / "alone")])
+    assert not (tmp_path / "alone" / "paired_differences.png").exists()  # no lora: no pairs
 
 
 def _loss(test: float, val: float, lr: float = 1e-3) -> dict:
@@ -1022,3 +1026,83 @@ def test_placement_effects_get_their_own_figure_when_a_pair_exists(tmp_path):
     _job(tmp_path / "alone", "fisher", "rt", 0, _completed(0.72))
     main([str(tmp_path / "alone"), "--out", str(tmp_path / "alone_out")])
     assert not (tmp_path / "alone_out" / "placement_effects.png").exists()  # no control row
+
+
+# --- bad input and stale files (the bad-input audit) -----------------------------------------
+
+
+def test_a_record_without_its_hydra_config_is_named_not_dropped(tmp_path, capsys):
+    sweep = _sweep(tmp_path / "sweep")
+    orphan = _job(sweep, "lora", "sst", 5, _completed(0.7), name="no_config")
+    shutil.rmtree(orphan / ".hydra")
+    main([str(sweep), "--no-plots", "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert (
+        f"gelora-table: warning: skipped {orphan}/results.json: no .hydra/config.yaml beside it ("
+        in captured.err
+    )
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "no_config/results.json (no .hydra/config.yaml beside it)" in table
+    assert "1 job skipped (unreadable files)" in captured.out
+
+
+def test_out_that_is_a_file_is_one_line_before_anything_is_read(tmp_path, capsys):
+    sweep = _sweep(tmp_path / "sweep")
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(SystemExit) as stop:
+        main([str(sweep), "--no-plots", "--out", str(tmp_path / "afile")])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"gelora-table: error: --out {tmp_path / 'afile'} is a file, not a folder"]
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_a_versus_row_not_in_the_sweep_is_refused_and_the_default_is_not(tmp_path, capsys):
+    sweep = _sweep(tmp_path / "sweep")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as stop:
+        main([str(sweep), "--no-plots", "--out", str(out), "--versus", "lroa"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "gelora-table: error: --versus lroa: no such row in this sweep; its rows: gelora, lora"
+    )
+    assert not out.exists()
+    only_gelora = tmp_path / "only_gelora"
+    _job(only_gelora, "gelora", "sst", 0, _completed(0.8))
+    main([str(only_gelora), "--no-plots"])  # no --versus: lora is only the default
+    assert "reference method 'lora' is not in this sweep" in (only_gelora / "table.md").read_text()
+
+
+def test_a_rerun_without_pairs_removes_the_earlier_pairs_file(tmp_path, capsys):
+    sweep = _sweep(tmp_path / "sweep")
+    out = tmp_path / "out"
+    main([str(sweep), "--no-plots", "--out", str(out)])
+    assert (out / "paired.csv").is_file()
+    (out / "placement_x.csv").write_text("an earlier table's\n")
+    (out / "notes.txt").write_text("the user's own\n")
+    for job in [p for p in sweep.iterdir() if p.name.startswith("method=lora,")]:
+        shutil.rmtree(job)  # the reference's runs gone: this table has no pairs
+    main([str(sweep), "--no-plots", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert not (out / "paired.csv").exists() and not (out / "placement_x.csv").exists()
+    assert (out / "notes.txt").read_text() == "the user's own\n"
+    assert "as this table has no such part: paired.csv, placement_x.csv" in printed
+    assert "reference method 'lora' is not in this sweep" in (out / "table.md").read_text()
+
+
+def test_select_lr_refuses_a_cell_that_ran_one_rate(tmp_path, capsys):
+    for lr in (1e-3, 3e-3):
+        _job(tmp_path, "lora", "sst", 0, _completed(0.8, lr=lr), lr=lr)
+    _job(tmp_path, "gelora", "sst", 0, _completed(0.8, lr=1e-3), lr=1e-3)
+    out = tmp_path / "lr.yaml"
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path), "--select-lr", str(out)])
+    assert stop.value.code == 2
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .startswith(
+            "gelora-table: error: one learning rate only in gelora/sst: --select-lr chooses among"
+        )
+    )
+    assert not out.exists()

@@ -424,9 +424,10 @@ def load_sweep(sweep_dir: Path, rows: str = "method") -> Sweep:
         for p in sweep_dir.rglob(".hydra/config.yaml")
         if not superseded(p, sweep_dir)  # older runs moved aside by a fresh run in their folder
     )
-    if not jobs:
+    skipped = _records_without_config(sweep_dir, set(jobs))
+    if not jobs and not skipped:
         raise FileNotFoundError(f"no Hydra job directories (with .hydra/) under {sweep_dir}")
-    runs, overrides, skipped = [], {}, []
+    runs, overrides = [], {}
     for job in jobs:
         try:
             run = read_run(job)
@@ -443,6 +444,25 @@ def load_sweep(sweep_dir: Path, rows: str = "method") -> Sweep:
         for run in runs:
             run.method = overrides_label(overrides[Path(run.run_dir)], common)
     return Sweep(label_columns(runs), skipped)
+
+
+def _records_without_config(sweep_dir: Path, jobs: set[Path]) -> list[SkippedJob]:
+    """Run records (``results.json``) in folders without ``.hydra/config.yaml``: their method,
+    task and seed cannot be read, so they are skipped, each named, never silently dropped."""
+    found = []
+    for record in sorted(sweep_dir.rglob("results.json")):
+        if record.parent in jobs or superseded(record, sweep_dir):
+            continue
+        found.append(
+            SkippedJob(
+                str(record.parent),
+                str(record),
+                str(record.relative_to(sweep_dir)),
+                "no .hydra/config.yaml beside it",
+                "a run record without the job's Hydra config: method, task and seed unknown",
+            )
+        )
+    return found
 
 
 def load_runs(sweep_dir: Path, rows: str = "method") -> list[SweepRun]:

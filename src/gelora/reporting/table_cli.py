@@ -143,7 +143,7 @@ def argument_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--versus",
-        default="lora",
+        default=None,
         metavar="METHOD",
         help="reference method of the paired differences (default: lora); every other method "
         "is paired with it on (task, seed) and identical test rows",
@@ -235,6 +235,12 @@ def select_lr(
         fail(str(error))
     if (why := grid_not_ready(choices)) is not None:
         fail(why)
+    single = [f"{c.method}/{c.task}" for c in choices if len(c.validation) < 2]
+    if single:
+        fail(
+            f"one learning rate only in {', '.join(single)}: --select-lr chooses among rates "
+            "scored on validation, and a single rate is no choice; run at least two there"
+        )
     if not any(c.chosen is not None for c in choices):
         fail(f"no completed run under {sweep_dir} records a learning rate and validation score")
     print(selection_markdown(choices, runs))
@@ -262,6 +268,26 @@ def paired_texts(section: PairedSection | None, why_none: str) -> tuple[str, str
     if section is None:
         return why_none + "\n", f"% {why_none}\n", None
     return paired_markdown(section), paired_latex(section), refused_line(section.refused)
+
+
+DEFAULT_REFERENCE = "lora"  # --versus when not given
+# Outputs written only when the table has that part: a re-run into the same --out removes the
+# ones it did not write, so that no file there describes an earlier table (plots only when this
+# run draws plots).
+PART_DATA = ("paired.csv", "placement_*.csv")
+PART_PLOTS = ("paired_differences.png", "placement_effects.png", "curve.png")
+
+
+def remove_stale_outputs(out: Path, written: set[str], *, plots: bool) -> list[str]:
+    """Delete the part files (``PART_DATA``, and ``PART_PLOTS`` when ``plots``) in ``out`` that
+    this run did not write; their names, sorted."""
+    patterns = PART_DATA + (PART_PLOTS if plots else ())
+    stale = sorted(
+        {p.name for pattern in patterns for p in out.glob(pattern) if p.is_file()} - written
+    )
+    for name in stale:
+        (out / name).unlink()
+    return stale
 
 
 def paired_or_reason(
@@ -292,6 +318,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = argument_parser().parse_args(argv)
     if args.margin is not None and not args.margin > 0:
         fail(f"--margin must be a positive number, got {args.margin}")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        fail(f"--out {args.out} is a file, not a folder")
+    versus_given, args.versus = args.versus is not None, args.versus or DEFAULT_REFERENCE
     runs, skipped = _load(args.sweep_dir, args.rows)
     loaded = [(args.sweep_dir, runs)]
     for more in args.with_dirs:
@@ -308,6 +337,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.select_lr is not None:
         select_lr(runs, args.sweep_dir, args.select_lr, args.columns)
         return
+    methods = list(dict.fromkeys(r.method for r in runs))
+    if versus_given and args.versus not in methods:
+        fail(f"--versus {args.versus}: no such row in this sweep; its rows: {', '.join(methods)}")
     if args.size_for_mde is not None:
         size_for_mde(runs, args.versus, args.size_for_mde, args.differing_plans)
         return
@@ -323,11 +355,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         latex += "".join("\n" + paired_latex(placement.section) for placement in placements)
         for placement in placements:
             paired_csv(placement.section, out / f"placement_{placement.row}.csv")
+    written = {f"placement_{placement.row}.csv" for placement in placements}
     write_text_atomic(out / "table.md", markdown)
     write_text_atomic(out / "table.tex", latex)
     write_csv(runs, out / "runs.csv")
     if section is not None:
         paired_csv(section, out / "paired.csv")
+        written.add("paired.csv")
     if not args.no_plots:
         from gelora.reporting.sweep_plots import plot_sweep
 
@@ -336,20 +370,26 @@ def main(argv: Sequence[str] | None = None) -> None:
             from gelora.reporting.sweep_plots import plot_paired_differences
 
             plot_paired_differences(section, out / "paired_differences.png")
+            written.add("paired_differences.png")
         if any(c.pairs for p in placements for c in p.section.overall):
             from gelora.reporting.sweep_plots import plot_placement_effects
 
             plot_placement_effects(placements, out / "placement_effects.png")
+            written.add("placement_effects.png")
         if args.columns is not None:
             from gelora.reporting.sweep_plots import plot_curve
 
             plot_curve(runs, section, args.columns, out / "curve.png")
+            written.add("curve.png")
+    removed = remove_stale_outputs(out, written, plots=not args.no_plots)
     counts = {s: sum(r.status == s for r in runs) for s in dict.fromkeys(r.status for r in runs)}
     print(markdown)
     if refused:
         print(refused)
     skipped_text = f"; {plural(len(skipped), 'job')} skipped (unreadable files)" if skipped else ""
     print(f"{len(runs)} runs: {counts}{skipped_text}; written to {out}")
+    if removed:
+        print(f"removed from {out}, as this table has no such part: {', '.join(removed)}")
 
 
 if __name__ == "__main__":
