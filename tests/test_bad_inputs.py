@@ -62,6 +62,24 @@ CONFIG_CASES = [
     (["trainer.max_steps=0"], "trainer.max_steps must be >= 1 or -1, got 0"),
     (["estimator.pooling=max"], "estimator.pooling must be one of mean, cls, last, token"),
     (["estimator.n_resamples=1"], "estimator.n_resamples must be 0 (off) or >= 2"),
+    (
+        ["estimator.resampling=blocks", "estimator.n_samples=32", "estimator.n_resamples=50"],
+        "estimator.n_resamples=50 splits estimator.n_samples=32 into blocks of 0 points",
+    ),
+    (
+        ["trainer.val_check_interval=1.5"],
+        "trainer.val_check_interval must be a share of an epoch in (0, 1], a number of batches "
+        ">= 1, or null, got 1.5",
+    ),
+    (
+        ["trainer.val_check_interval=100"],
+        "trainer.val_check_interval=100 batches is more than the 3 training batches of an epoch",
+    ),
+    (
+        ["task=vader_movies", "task.max_eval_samples=1"],
+        "task vader_movies: the validation split has 1 row(s); pearson needs at least 2 (raise "
+        "task.max_eval_samples)",
+    ),
     (["estimator.resample_fraction=1.5"], "estimator.resample_fraction must lie in (0, 1)"),
     (["budget.rank=-2"], "budget.rank must be a positive integer or null, got -2"),
     (["budget.params=0"], "budget.params must be a positive integer or null, got 0"),
@@ -138,6 +156,7 @@ EARLY_CASES = [case for case in CONFIG_CASES if case[0][-1].split("=")[0].lstrip
     "trainer.gradient_clip_val", "task.split_seed", "estimator.sample_seed", "task.metrics",
     "estimator.id.method", "estimator.id.discard_fraction", "estimator.id.k",
     "estimator.id.nonsense", "estimator.id.name", "estimator.id.fraction", "rank_policy.noise_k",
+    "estimator.n_resamples",
 }]  # fmt: skip
 
 

@@ -66,6 +66,8 @@ def test_profile_has_error_bars_from_resamples():
 def test_resampling_schemes():
     blocks = resample_indices(10, resampling="blocks", n_resamples=3, fraction=0.5, seed=0)
     assert sorted(np.concatenate(blocks).tolist()) == list(range(10))
+    with pytest.raises(ValueError, match=r"blocks of 2 .* needs at least 3"):
+        resample_indices(10, resampling="blocks", n_resamples=4, fraction=0.5, seed=0)
     subsets = resample_indices(10, resampling="subsample", n_resamples=3, fraction=0.5, seed=0)
     assert [len(s) for s in subsets] == [5, 5, 5]
     with pytest.raises(ValueError, match="resampling"):
@@ -106,3 +108,20 @@ def test_cls_pooling_reads_the_mean_at_the_embeddings_output(tiny_bert, tiny_tok
     torch.testing.assert_close(cls[0], mean[0])
     assert torch.unique(cls[0], dim=0).shape[0] > 1  # points that vary, not one vector
     assert not torch.allclose(cls[1], mean[1])  # block outputs are the [CLS] vector itself
+
+
+def test_blocks_too_small_for_the_sample_actually_drawn_are_one_config_line():
+    """n_samples=all or near-copy removal can leave fewer points than the config's check saw:
+    the estimate stage says so, naming the key, before any estimate."""
+    from gelora.errors import ConfigError
+    from gelora.geometry.twonn import TwoNN
+    from gelora.stages.profile import EstimatorSettings
+
+    settings = EstimatorSettings(n_resamples=5, resampling="blocks")
+    hidden = torch.randn(2, 12, 4)
+    with pytest.raises(ConfigError, match=r"estimator.n_resamples=5 splits the 12 sample points"):
+        settings.estimate(hidden, TwoNN(), progress=False)
+    profile = EstimatorSettings(n_resamples=4, resampling="blocks").estimate(
+        hidden, TwoNN(), progress=False
+    )
+    assert all(len(layer.resampled) == 4 for layer in profile.layers)

@@ -19,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from gelora.assets import cache_root
 from gelora.data.task_data import TaskData
+from gelora.errors import ConfigError
 from gelora.logs import route_library_logs_to_root
 from gelora.run_folder import (
     FolderClaim,
@@ -149,6 +150,27 @@ def _run_claimed(
     return record.to_dict()
 
 
+def _check_validation_interval(trainer: DictConfig, train_batches: int) -> None:
+    """A whole number of batches between validations fits in an epoch (Lightning refuses more,
+    with a traceback, once the model has loaded and training starts).
+
+    Raises:
+        ConfigError: naming ``trainer.val_check_interval`` and the epoch's batches.
+    """
+    interval = trainer.get("val_check_interval")
+    limit = trainer.get("limit_train_batches")  # what Lightning counts as the epoch's batches
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        train_batches = min(train_batches, limit)
+    elif isinstance(limit, float):
+        train_batches = int(train_batches * limit)
+    # (a null trainer key is left to Lightning's default: check_val_every_n_epoch is then 1)
+    if isinstance(interval, int) and not isinstance(interval, bool) and interval > train_batches:
+        raise ConfigError(
+            f"trainer.val_check_interval={interval} batches is more than the {train_batches} "
+            "training batches of an epoch: lower it, or give a share of an epoch in (0, 1]"
+        )
+
+
 class _TrainHooks(PrologueHooks):
     """``gelora-train``'s part of the prologue: the resumed checkpoint's plan, the data it was
     trained on checked, the datamodule built before the ID profile and tokenised after it."""
@@ -179,6 +201,7 @@ class _TrainHooks(PrologueHooks):
         self.datamodule.setup("fit")  # every split, tokenised once
         self.reached["timings"]["tokenize_s"] = round(time.perf_counter() - started, 3)
         self.reached["token_cache"] = self.datamodule.token_cache_outcomes
+        _check_validation_interval(self.cfg.trainer, len(self.datamodule.train_dataloader()))
         # the rows used: an instruction task drops those max_length leaves no response token in
         return self.datamodule.task
 

@@ -20,7 +20,7 @@ from omegaconf.errors import InterpolationResolutionError
 
 from gelora.errors import ConfigError
 from gelora.geometry.hidden_states import POOLINGS
-from gelora.geometry.id_profile import RESAMPLINGS
+from gelora.geometry.id_profile import MIN_RESAMPLE_POINTS, RESAMPLINGS
 from gelora.geometry.near_duplicates import DEDUPS
 from gelora.training.instruct_metrics import INSTRUCTION_METRICS
 from gelora.training.metrics import METRICS
@@ -142,7 +142,7 @@ RULES: tuple[Rule, ...] = (
     Rule("trainer.max_steps", _optional(lambda v: v == -1 or v >= 1), "must be >= 1 or -1"),
     Rule(
         "trainer.val_check_interval",
-        _optional(lambda v: _finite(v) and v > 0),
+        _optional(lambda v: (_int(v) and v >= 1) or (isinstance(v, float) and 0 < v <= 1)),
         "must be a share of an epoch in (0, 1], a number of batches >= 1, or null",
     ),
     Rule("trainer.accumulate_grad_batches", _optional(_positive_int), "must be an integer >= 1"),
@@ -193,12 +193,31 @@ def check_config(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> None:
     if unknown:
         raise ConfigError(f"task.metrics: {unknown[0]!r} is unknown; known: {', '.join(known)}")
     check_estimator(cfg.estimator.id)
+    check_resample_blocks(cfg.estimator)
     noise_k = OmegaConf.select(cfg, "rank_policy.noise_k", default=None)
     if _number(noise_k) and noise_k > 0 and (cfg.estimator.n_resamples or 0) < 2:
         # noise-aware gaps read each layer's spread over resampled estimates (gelora.ranks)
         raise ConfigError(
             f"rank_policy.noise_k={noise_k} needs estimator.n_resamples >= 2, got "
             f"{cfg.estimator.n_resamples}"
+        )
+
+
+def check_resample_blocks(estimator: DictConfig) -> None:
+    """``estimator.resampling=blocks`` splits the ID sample into ``n_resamples`` disjoint blocks:
+    each must hold enough points to estimate from.
+
+    Raises:
+        ConfigError: naming ``estimator.n_resamples`` and ``estimator.n_samples``.
+    """
+    n_samples, n_resamples = estimator.n_samples, estimator.n_resamples
+    if estimator.resampling != "blocks" or not n_resamples or not _int(n_samples):
+        return  # n_samples=all: the sample's size is known once the task is (estimate_id_profile)
+    if n_samples // n_resamples < MIN_RESAMPLE_POINTS:
+        raise ConfigError(
+            f"estimator.n_resamples={n_resamples} splits estimator.n_samples={n_samples} into "
+            f"blocks of {n_samples // n_resamples} points (resampling=blocks); an estimate needs "
+            f"at least {MIN_RESAMPLE_POINTS}: lower n_resamples or raise n_samples"
         )
 
 

@@ -11,6 +11,7 @@ from gelora.data.cleaning import clean_task
 from gelora.data.task_data import TaskData
 from gelora.errors import ConfigError
 from gelora.kinds import TaskKind, kind_of
+from gelora.training.metrics import rows_needed
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,24 @@ def load_task(task_cfg: DictConfig) -> TaskData:
         },
     )
     cleaned = clean_task(subsampled)
+    _check_scored_rows(cleaned, list(task_cfg.metrics))
     names = cleaned.label_names or []  # index=class: the head's outputs, results.json's labels
     labels = ["labels " + ", ".join(f"{i}={n}" for i, n in enumerate(names))] if names else []
     log.info("task %s: %s; %s", cleaned.name, cleaned.sizes(), "; ".join(labels + cleaned.notes))
     return cleaned
+
+
+def _check_scored_rows(task: TaskData, metrics: list[str]) -> None:
+    """Every split that is scored holds enough rows for the task's metrics (a correlation is
+    not defined on one row: it would end a trained run with a NaN score)."""
+    needed, metric = rows_needed(metrics)
+    for name, size in task.sizes().items():
+        if name != "train" and size < needed:
+            key = "task.max_test_samples" if name == "test" else "task.max_eval_samples"
+            raise ConfigError(
+                f"task {task.name}: the {name} split has {size} row(s); {metric} needs at least "
+                f"{needed} (raise {key})"
+            )
 
 
 def _capped(kind: TaskKind, split, max_samples: int | None, *, seed: int):

@@ -31,6 +31,7 @@ class MetricSpec:
     problem: str  # "classification" or "regression"
     build: Callable[[int], Metric]  # num_labels -> metric
     binary_only: bool = False
+    min_rows: int = 1  # rows a split needs for the metric to be defined (a correlation: 2)
 
 
 METRICS: dict[str, MetricSpec] = {
@@ -43,8 +44,8 @@ METRICS: dict[str, MetricSpec] = {
     # F1 of the positive class (label 1), as GLUE reports it for MRPC and QQP.
     "f1": MetricSpec("classification", lambda n: BinaryF1Score(), binary_only=True),
     "matthews": MetricSpec("classification", lambda n: MulticlassMatthewsCorrCoef(num_classes=n)),
-    "pearson": MetricSpec("regression", lambda n: PearsonCorrCoef()),
-    "spearman": MetricSpec("regression", lambda n: SpearmanCorrCoef()),
+    "pearson": MetricSpec("regression", lambda n: PearsonCorrCoef(), min_rows=2),
+    "spearman": MetricSpec("regression", lambda n: SpearmanCorrCoef(), min_rows=2),
 }
 
 
@@ -86,6 +87,14 @@ def check_metrics(names: list[str], problem: str, num_labels: int) -> None:
             )
         if spec.binary_only and num_labels != 2:
             raise ValueError(f"task.metrics: {name!r} needs 2 classes, task has {num_labels}")
+
+
+def rows_needed(names: list[str]) -> tuple[int, str | None]:
+    """The fewest rows a scored split needs for every metric of ``names`` to be defined, and
+    the metric that needs them (``None`` when one row will do)."""
+    needs = {name: METRICS[name].min_rows for name in names if name in METRICS}
+    most = max(needs.values(), default=1)
+    return (1, None) if most == 1 else (most, next(n for n, k in needs.items() if k == most))
 
 
 def build_metrics(names: list[str], problem: str, num_labels: int) -> MetricCollection:
