@@ -62,6 +62,7 @@ CONFIG_CASES = [
     (["trainer.max_steps=0"], "trainer.max_steps must be >= 1 or -1, got 0"),
     (["estimator.pooling=max"], "estimator.pooling must be one of mean, cls, last, token"),
     (["estimator.n_resamples=1"], "estimator.n_resamples must be 0 (off) or >= 2"),
+    (["method=random"], "method=random needs a budget: set budget.rank or budget.params"),
     (
         ["estimator.resampling=blocks", "estimator.n_samples=32", "estimator.n_resamples=50"],
         "estimator.n_resamples=50 splits estimator.n_samples=32 into blocks of 0 points",
@@ -85,7 +86,6 @@ CONFIG_CASES = [
     (["budget.params=0"], "budget.params must be a positive integer or null, got 0"),
     (["budget.rank=2", "budget.params=1000"], "exactly one of budget.rank and budget.params"),
     (["budget.params=100"], "budget.params=100 is below one rank per adapted matrix"),
-    (["method=random"], "the random policy needs a budget: set budget.rank"),
     (["rank_policy.offset=-1"], "rank_policy.offset must be >= 0, got -1"),
     (["method=lora", "rank_policy.rank=0"], "rank_policy.rank must be >= 1, got 0"),
     (["rank_policy.score=loud"], "rank_policy.score must be one of gap, id, uniform"),

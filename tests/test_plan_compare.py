@@ -64,6 +64,30 @@ def test_every_variant_is_checked_before_any_plan_is_made():
     assert planned == []
 
 
+@pytest.mark.parametrize(
+    ("comparison", "message"),
+    [
+        (
+            Comparison("rank_policy.score", ("gap", "loud")),
+            "--compare rank_policy.score=loud: rank_policy.score must be one of",
+        ),
+        (
+            Comparison("rank_policy.seed", ("0", "1")),
+            "--compare rank_policy.seed=0: method=shuffled needs a budget",
+        ),
+    ],
+)
+def test_every_variants_method_and_budget_are_built_before_any_plan(comparison, message):
+    budget = [] if comparison.key == "rank_policy.seed" else ["budget.rank=2"]
+    cfg = compose_train(*TINY, "method=shuffled", *budget, "paths.output_dir=.")
+    planned = []
+    with pytest.raises(ConfigError) as refused:
+        compare_plans(cfg, [comparison], lambda v: planned.append(v))
+    assert str(refused.value).startswith(message)
+    assert "rank_policy: rank_policy." not in str(refused.value)  # its key named once
+    assert planned == []
+
+
 def _variant(setting: str, ranks: list[int]) -> PlanVariant:
     return PlanVariant(setting, [1.0] * (len(ranks) + 1), ranks, 10 * sum(ranks), [])
 

@@ -212,13 +212,17 @@ def compare_plans(
 ) -> list[PlanVariant]:
     """Plan every variant of ``cfg`` with ``plan_for`` (config -> profile result, plan result,
     number of blocks): ``gelora.plan.PlanStages.plan``. Every variant's config is checked before
-    the first is planned, so a bad value fails before any model loads."""
+    the first is planned, and its method and budget built, so a bad value fails before any
+    model loads."""
     from gelora.config.checks import check_config
+    from gelora.stages.plan import check_budget_given, load_budget, load_method, load_scaling
 
     variants = variant_configs(cfg, comparisons)
     for setting, variant in variants:
         try:
             check_config(variant)
+            method = load_method(variant.rank_policy, load_scaling(variant.get("lora")))
+            check_budget_given(method, load_budget(variant.get("budget")))
         except ConfigError as error:
             raise ConfigError(f"--compare {setting}: {error}") from error
     return [plan_variant(setting, *plan_for(variant)) for setting, variant in variants]

@@ -18,5 +18,6 @@ def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as error:
-        cause = error.__cause__ or error
-        raise ConfigError(f"{key}: {cause}") from error
+        cause = str(error.__cause__ or error)
+        named = cause.startswith((f"{key}.", f"{key}:", f"{key}="))  # it names its key already
+        raise ConfigError(cause if named else f"{key}: {cause}") from error

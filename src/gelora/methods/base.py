@@ -103,6 +103,9 @@ class BaseMethod:
     """
 
     prepare_timing: str | None = None
+    # Whether the method cannot plan without a budget: checked before any model loads
+    # (``gelora.stages.plan.check_budget_given``). Optional for a ``Method``: absent is False.
+    needs_budget: bool = False
 
     def prepare(
         self,

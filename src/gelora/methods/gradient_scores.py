@@ -220,6 +220,7 @@ class GradientAllocator(LoRALayersMethod):
 
     name: str
     needs_intrinsic_dims = False
+    needs_budget = True
     prepare_timing: str
 
     def __init__(

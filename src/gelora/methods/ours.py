@@ -64,6 +64,10 @@ class InjectedLoRA(LoRALayersMethod):
     def needs_intrinsic_dims(self) -> bool:
         return self.policy.needs_intrinsic_dims
 
+    @property
+    def needs_budget(self) -> bool:
+        return bool(getattr(self.policy, "needs_budget", False))
+
     def plan(
         self,
         targets: Sequence[TargetModule],

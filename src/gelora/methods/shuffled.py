@@ -42,6 +42,8 @@ class ShuffledControl(LoRALayersMethod):
     def needs_intrinsic_dims(self) -> bool:
         return self.allocator.needs_intrinsic_dims
 
+    needs_budget = True  # a budgeted plan, permuted
+
     @property
     def prepare_timing(self) -> str | None:
         return self.allocator.prepare_timing

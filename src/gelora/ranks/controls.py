@@ -101,6 +101,7 @@ class ShuffledPolicy:
 
     name = "shuffled"
     needs_intrinsic_dims = True
+    needs_budget = True
 
     def __init__(
         self, seed: int = 0, offset: int = 1, score: str = "gap", scaling: Scaling | None = None
@@ -173,6 +174,7 @@ class MatchedUniformPolicy(BudgetedPolicy):
 
     name = "lora_gelora_cost"
     needs_intrinsic_dims = True
+    needs_budget = False  # its budget is GeLoRA's own cost
 
     def __init__(self, offset: int = 1, scaling: Scaling | None = None):
         self.gelora = GeLoRAPolicy(offset=offset, scaling=scaling)

@@ -166,6 +166,10 @@ class BudgetedPolicy:
 
     name: str
     needs_intrinsic_dims: bool
+    # Whether ``plan`` refuses to run without a budget: the stages check it before any model
+    # loads (``gelora.stages.plan.check_budget_given``). This class's ``plan`` does; GeLoRA,
+    # uniform LoRA and the matched-cost control, which write their own, do not.
+    needs_budget: bool = True
 
     def __init__(self, scaling: Scaling | None = None):
         self.scaling = Scaling.of(scaling)
@@ -253,6 +257,7 @@ class GeLoRAPolicy(BudgetedPolicy):
 
     name = "gelora"
     needs_intrinsic_dims = True
+    needs_budget = False  # without one, the paper's rule
 
     def __init__(
         self,
@@ -333,6 +338,7 @@ class UniformPolicy(BudgetedPolicy):
 
     name = "lora"
     needs_intrinsic_dims = False
+    needs_budget = False  # without one, rank_policy.rank
 
     def __init__(self, rank: int = 8, scaling: Scaling | None = None):
         if rank < 1:

@@ -63,6 +63,17 @@ def load_scaling(lora_cfg: DictConfig | None) -> Scaling:
         raise ConfigError(str(error)) from error
 
 
+def check_budget_given(method: Method, budget: Budget | None) -> None:
+    """Refuse, before any model loads, a method that cannot plan without a budget when none is
+    set (``needs_budget``; a method without that attribute is taken to need none).
+
+    Raises:
+        ConfigError: ``method=<name> needs a budget: ...``.
+    """
+    if budget is None and getattr(method, "needs_budget", False):
+        raise ConfigError(f"method={method.name} needs a budget: set budget.rank or budget.params")
+
+
 def load_budget(budget_cfg: DictConfig | None) -> Budget | None:
     budget_cfg = budget_cfg or {}
     try:

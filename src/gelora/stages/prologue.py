@@ -31,7 +31,14 @@ from gelora.ranks.plan import RankPlan
 from gelora.ranks.scaling import Scaling
 from gelora.reporting.plots import plot_id_profile, plot_rank_plan
 from gelora.stages.backbone import Backbone, load_backbone, model_spec
-from gelora.stages.plan import PlanResult, load_budget, load_method, load_scaling, make_plan
+from gelora.stages.plan import (
+    PlanResult,
+    check_budget_given,
+    load_budget,
+    load_method,
+    load_scaling,
+    make_plan,
+)
 from gelora.stages.profile import (
     EstimatorSettings,
     IDSample,
@@ -121,6 +128,7 @@ def plan_stages(
     method = load_method(cfg.rank_policy, scaling)
     hooks.method_loaded(method)
     budget = load_budget(cfg.get("budget"))
+    check_budget_given(method, budget)
     reached["scaling"] = scaling.to_dict()
     reached["method"] = method.name
     reached["budget"] = OmegaConf.to_container(cfg.budget) if "budget" in cfg else None
