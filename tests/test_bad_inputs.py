@@ -361,3 +361,25 @@ def test_secrets_never_reach_results(tmp_path, monkeypatch):
     text = (tmp_path / "results.json").read_text()
     assert "sk-live-0123456789" not in text
     assert json.loads(text)["config"]["logger_api_key"] == "<redacted>"
+
+
+@pytest.mark.parametrize(
+    ("cuda_devices", "overrides", "message"),
+    [
+        (0, ["trainer.accelerator=gpu"], "trainer.accelerator=gpu: no CUDA device on this machine"),
+        (1, ["trainer.accelerator=cuda", "trainer.devices=2"], "trainer.devices=2: this machine "
+         "has 1 CUDA device(s)"),
+    ],
+)  # fmt: skip
+def test_an_accelerator_the_machine_lacks_is_one_line_before_anything_loads(
+    tmp_path, monkeypatch, cuda_devices, overrides, message
+):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda_devices > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: cuda_devices)
+    with pytest.raises(ConfigError) as error:
+        run_in_process(tmp_path, *overrides)
+    assert str(error.value).startswith(message)
+    record = json.loads((tmp_path / "results.json").read_text())
+    assert record["status"] == "failed" and record["task_sizes"] is None  # before the task

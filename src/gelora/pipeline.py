@@ -150,6 +150,27 @@ def _run_claimed(
     return record.to_dict()
 
 
+def check_accelerator(trainer: DictConfig) -> None:
+    """An accelerator asked for by name is on this machine, with as many devices as asked (else
+    Lightning refuses it only once the task, model and profile are loaded).
+
+    Raises:
+        ConfigError: naming ``trainer.accelerator`` or ``trainer.devices``.
+    """
+    accelerator, devices = trainer.get("accelerator"), trainer.get("devices")
+    if accelerator in ("gpu", "cuda"):
+        found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if found == 0:
+            raise ConfigError(
+                f"trainer.accelerator={accelerator}: no CUDA device on this machine; use "
+                "trainer.accelerator=auto (CUDA when there is one) or cpu"
+            )
+        if isinstance(devices, int) and not isinstance(devices, bool) and devices > found:
+            raise ConfigError(f"trainer.devices={devices}: this machine has {found} CUDA device(s)")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("trainer.accelerator=mps: MPS is not available on this machine")
+
+
 def _check_validation_interval(trainer: DictConfig, train_batches: int) -> None:
     """A whole number of batches between validations fits in an epoch (Lightning refuses more,
     with a traceback, once the model has loaded and training starts).
@@ -182,6 +203,7 @@ class _TrainHooks(PrologueHooks):
         self.datamodule: Any = None
 
     def config_checked(self, cfg: DictConfig) -> None:
+        check_accelerator(cfg.trainer)
         if cfg.get("threads"):
             torch.set_num_threads(cfg.threads)
 
