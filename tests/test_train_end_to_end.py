@@ -193,7 +193,7 @@ def test_eva_spends_the_budget_in_parameters(tmp_path):
     [
         (["model=no_such_model"], "Could not find 'model/no_such_model'"),
         (["task=no_such_task"], "Could not find 'task/no_such_task'"),
-        (["rank_policy.offset=-1"], "rank_policy: rank_policy.offset must be >= 0, got -1"),
+        (["rank_policy.offset=-1"], "gelora-train: error: rank_policy.offset must be >= 0, got -1"),
         (["estimator.n_samples=2"], "estimator.n_samples must be an integer >= 3 or all, got 2"),
         (["estimator.pooling=max"], "estimator.pooling must be one of mean, cls, last, token"),
     ],

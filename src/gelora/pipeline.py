@@ -184,8 +184,10 @@ def _check_validation_interval(trainer: DictConfig, train_batches: int) -> None:
         train_batches = min(train_batches, limit)
     elif isinstance(limit, float):
         train_batches = int(train_batches * limit)
-    # (a null trainer key is left to Lightning's default: check_val_every_n_epoch is then 1)
-    if isinstance(interval, int) and not isinstance(interval, bool) and interval > train_batches:
+    # (a null trainer key is left to Lightning's default: check_val_every_n_epoch is then 1;
+    # no training batch at all, limit_train_batches=0, is the untrained row: nothing to check)
+    whole = isinstance(interval, int) and not isinstance(interval, bool)
+    if whole and train_batches > 0 and interval > train_batches:
         raise ConfigError(
             f"trainer.val_check_interval={interval} batches is more than the {train_batches} "
             "training batches of an epoch: lower it, or give a share of an epoch in (0, 1]"
