@@ -66,6 +66,21 @@ class IDProfile:
 MIN_RESAMPLE_POINTS = 3  # TwoNN: a first and a second neighbour, and two kept ratios
 
 
+def check_block_size(n_points: int, n_resamples: int) -> None:
+    """``resampling=blocks`` splits ``n_points`` into ``n_resamples`` disjoint blocks: each must
+    hold ``MIN_RESAMPLE_POINTS`` to estimate from.
+
+    Raises:
+        ValueError: naming ``estimator.n_resamples`` and the block size.
+    """
+    if n_points // n_resamples < MIN_RESAMPLE_POINTS:
+        raise ValueError(
+            f"estimator.n_resamples={n_resamples} splits the {n_points} sample points into "
+            f"blocks of {n_points // n_resamples} (resampling=blocks); an estimate needs at "
+            f"least {MIN_RESAMPLE_POINTS}: lower n_resamples or raise n_samples"
+        )
+
+
 def resample_indices(
     n_points: int, *, resampling: str, n_resamples: int, fraction: float, seed: int
 ) -> list[np.ndarray]:
@@ -74,12 +89,7 @@ def resample_indices(
         raise ValueError(f"resampling must be one of {RESAMPLINGS}, got {resampling!r}")
     rng = np.random.default_rng(seed)
     if resampling == "blocks":
-        if n_points // n_resamples < MIN_RESAMPLE_POINTS:
-            raise ValueError(
-                f"estimator.n_resamples={n_resamples} splits the {n_points} sample points into "
-                f"blocks of {n_points // n_resamples} (resampling=blocks); an estimate needs at "
-                f"least {MIN_RESAMPLE_POINTS}: lower n_resamples or raise n_samples"
-            )
+        check_block_size(n_points, n_resamples)
         return list(np.array_split(rng.permutation(n_points), n_resamples))
     if not 0 < fraction < 1:
         raise ValueError(f"resample_fraction must lie in (0, 1), got {fraction}")

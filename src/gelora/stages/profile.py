@@ -26,7 +26,7 @@ from gelora.assets import cache_root
 from gelora.data.task_data import TaskData
 from gelora.errors import ConfigError
 from gelora.geometry.hidden_states import HiddenSample, collect_hidden_sample
-from gelora.geometry.id_profile import MIN_RESAMPLE_POINTS, IDProfile, estimate_id_profile
+from gelora.geometry.id_profile import IDProfile, check_block_size, estimate_id_profile
 from gelora.geometry.near_duplicates import near_duplicates
 from gelora.kinds import kind_of
 from gelora.reporting.console import format_id_profile
@@ -87,14 +87,11 @@ class EstimatorSettings:
             ConfigError: the resampling settings leave a resample too few points (blocks of a
                 sample that near-copy removal or ``n_samples=all`` made smaller than asked).
         """
-        n_points = hidden.shape[1]
-        blocks = self.resampling == "blocks" and self.n_resamples > 1
-        if blocks and n_points // self.n_resamples < MIN_RESAMPLE_POINTS:
-            raise ConfigError(
-                f"estimator.n_resamples={self.n_resamples} splits the {n_points} sample points "
-                f"into blocks of {n_points // self.n_resamples} (resampling=blocks); an estimate "
-                f"needs at least {MIN_RESAMPLE_POINTS}: lower n_resamples"
-            )
+        if self.resampling == "blocks" and self.n_resamples > 1:
+            try:  # before any estimate, as a config error (the run's command names the keys)
+                check_block_size(hidden.shape[1], self.n_resamples)
+            except ValueError as error:
+                raise ConfigError(str(error)) from error
         return estimate_id_profile(
             hidden,
             estimator,

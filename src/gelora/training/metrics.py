@@ -93,8 +93,8 @@ def rows_needed(names: list[str]) -> tuple[int, str | None]:
     """The fewest rows a scored split needs for every metric of ``names`` to be defined, and
     the metric that needs them (``None`` when one row will do)."""
     needs = {name: METRICS[name].min_rows for name in names if name in METRICS}
-    most = max(needs.values(), default=1)
-    return (1, None) if most == 1 else (most, next(n for n, k in needs.items() if k == most))
+    metric = max(needs, key=needs.__getitem__, default=None)  # the first of the most needed
+    return (1, None) if metric is None or needs[metric] == 1 else (needs[metric], metric)
 
 
 def build_metrics(names: list[str], problem: str, num_labels: int) -> MetricCollection:
