@@ -983,6 +983,16 @@ def test_each_allocator_is_paired_with_its_own_shuffle(tmp_path):
     assert fisher.overall[0].mean_difference == pytest.approx(3.0)  # points: 0.74 - 0.71
     text = placement_markdown(placements)
     assert "## fisher against its own shuffle (fisher_shuffled)" in text
+    # --differing-plans applies to the placement sections too: seed 0's shuffle kept fisher's plan
+    for run in runs:
+        same_plan = run.method == "fisher" or run.seed == 0
+        run.trained_ranks = {"q": 1, "v": 3} if same_plan else {"q": 3, "v": 1}
+
+    def fisher_pairs(**kwargs) -> int:
+        placements = placement_effects(runs, pairs, **kwargs)
+        return len(next(p for p in placements if p.row == "fisher").section.overall[0].pairs)
+
+    assert fisher_pairs() == 3 and fisher_pairs(differing_plans=True) == 2
     with pytest.raises(ValueError, match="--placement fisher:nope: no row 'nope'"):
         placement_pairs(["fisher", "fisher_shuffled"], ["fisher:nope"])
     with pytest.raises(ValueError, match="give ROW:CONTROL"):

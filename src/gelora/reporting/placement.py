@@ -56,14 +56,21 @@ def placement_pairs(methods: Sequence[str], given: Sequence[str] | None) -> list
 
 
 def placement_effects(
-    runs: Sequence[SweepRun], pairs: Sequence[tuple[str, str]], margin: float | None = None
+    runs: Sequence[SweepRun],
+    pairs: Sequence[tuple[str, str]],
+    margin: float | None = None,
+    differing_plans: bool = False,
 ) -> list[Placement]:
-    """Each pair's paired differences, row minus control, on the pair's own runs."""
+    """Each pair's paired differences, row minus control, on the pair's own runs; with
+    ``differing_plans``, pairs whose two runs trained identical rank plans are left out, as in
+    the section against the reference."""
     return [
         Placement(
             row,
             control,
-            paired_section([r for r in runs if r.method in (row, control)], control, margin),
+            paired_section(
+                [r for r in runs if r.method in (row, control)], control, margin, differing_plans
+            ),
         )
         for row, control in pairs
         if any(r.method == control for r in runs)

@@ -305,11 +305,13 @@ def paired_or_reason(
         return None, f"No paired differences: {error}."
 
 
-def _placements(runs, given: Sequence[str] | None, margin: float | None) -> list[Placement]:
+def _placements(
+    runs, given: Sequence[str] | None, margin: float | None, differing_plans: bool
+) -> list[Placement]:
     """The placement sections (``gelora.reporting.placement``); a bad pair is one line."""
     try:
         pairs = placement_pairs(list(dict.fromkeys(r.method for r in runs)), given)
-        return placement_effects(runs, pairs, margin)
+        return placement_effects(runs, pairs, margin, differing_plans)
     except ValueError as error:
         fail(str(error))
 
@@ -343,7 +345,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.size_for_mde is not None:
         size_for_mde(runs, args.versus, args.size_for_mde, args.differing_plans)
         return
-    placements = _placements(runs, args.placement, args.margin)  # a bad pair: before any file
+    placements = _placements(
+        runs, args.placement, args.margin, args.differing_plans
+    )  # a bad pair: before any file
     out = args.out or args.sweep_dir
     out.mkdir(parents=True, exist_ok=True)
     section, why_none = paired_or_reason(runs, args.versus, args.margin, args.differing_plans)
