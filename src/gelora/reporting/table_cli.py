@@ -345,9 +345,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.size_for_mde is not None:
         size_for_mde(runs, args.versus, args.size_for_mde, args.differing_plans)
         return
-    placements = _placements(
-        runs, args.placement, args.margin, args.differing_plans
-    )  # a bad pair: before any file
+    # a bad pair stops here, before any file is written
+    placements = _placements(runs, args.placement, args.margin, args.differing_plans)
     out = args.out or args.sweep_dir
     out.mkdir(parents=True, exist_ok=True)
     section, why_none = paired_or_reason(runs, args.versus, args.margin, args.differing_plans)
