@@ -132,19 +132,43 @@ def _comparison(differences_by_task: dict[str, list[float]]) -> Comparison:
     return Comparison("m", "lora", pairs)
 
 
-def test_a_comparisons_verdict_uses_the_interval_shown_and_its_90_percent_twin():
-    comparison = _comparison({"a": [0.2, -0.1, 0.3], "b": [0.0, 0.1, -0.2], "c": [0.1, 0.2, 0.0]})
-    low, high = comparison.interval_shown(True, 0.90)
-    assert (low, high) == hierarchical_bootstrap_interval(comparison.task_groups, confidence=0.9)
-    assert comparison.interval_shown(True) == comparison.hierarchical_interval
-    assert comparison.interval_shown(False) == comparison.interval
-    assert comparison.verdict(True, margin=1.0) == "equivalent within +/-1"
-    mde = comparison.mde
-    assert comparison.verdict(True) == f"no detectable difference (MDE {mde:.2f})"
-    ahead = _comparison({"a": [2.0, 3.0, 2.5], "b": [1.0, 1.5, 2.0], "c": [3.0, 2.0, 2.5]})
-    assert ahead.verdict(True).startswith("ahead by 2.17 [")
-    assert _comparison({"a": [1.0, 2.0]}).verdict(False) == "no verdict: only 2 pairs"
-    assert _comparison({"a": [0.0] * 4}).verdict(False) == "identical scores on every pair"
+# Student's t quantiles with 2 degrees of freedom, from a printed table: t_.975 = 4.3027,
+# t_.95 = 2.9200, t_.80 = 1.0607. For three values of SD 1: the 95% half-width is
+# 4.3027 / sqrt(3) = 2.4841 and the MDE (4.3027 + 1.0607) / sqrt(3) = 3.0965.
+HALF_95_K3, MDE_K3 = 2.4841, 3.0965
+
+
+def test_the_task_level_runs_over_task_means_not_pairs():
+    # Task means 1, 2, 3 (the pooled mean over the six pairs is 13/6 instead): the unit is
+    # the task, so the mean is 2, the 95% interval 2 +/- 2.4841 and the MDE 3.0965.
+    comparison = _comparison({"a": [0.0, 2.0], "b": [2.0], "c": [3.0, 3.0, 3.0]})
+    level = comparison.task_level
+    assert level.units == "3 tasks" and level.values == pytest.approx((1.0, 2.0, 3.0))
+    assert comparison.mean_difference == pytest.approx(13 / 6)
+    assert level.mean == pytest.approx(2.0)
+    assert level.interval() == pytest.approx((2 - HALF_95_K3, 2 + HALF_95_K3), abs=1e-4)
+    assert comparison.mde == pytest.approx(MDE_K3, abs=1e-4)
+    assert comparison.verdict() == "no detectable difference (MDE 3.10 over 3 tasks)"
+    # The flat MDE (six pairs as independent) is smaller: it leaves out the tasks' spread.
+    assert comparison.flat_mde < comparison.mde
+    ahead = _comparison({"a": [1.0, 3.0], "b": [3.0, 3.0], "c": [4.0, 4.0]})
+    assert ahead.verdict() == "ahead by 3.00 [+0.52, +5.48] over 3 tasks"
+    behind = _comparison({"a": [-1.0, -3.0], "b": [-3.0], "c": [-4.0]})
+    assert behind.verdict() == "behind by 3.00 [-5.48, -0.52] over 3 tasks"
+
+
+def test_one_task_is_read_over_its_seeds_and_equivalence_uses_the_90_percent_interval():
+    single = _comparison({"a": [1.0, 2.0, 3.0]})
+    assert single.task_level.units == "3 seeds of 1 task"
+    assert single.verdict() == "no detectable difference (MDE 3.10 over 3 seeds of 1 task)"
+    # Task means 0.1, -0.1, 0.0 (SD 0.1): the 90% interval is 0 +/- 2.9200 x 0.1 / sqrt(3)
+    # = +/-0.169, inside +/-0.2 but not inside +/-0.15.
+    close = _comparison({"a": [0.1, 0.1], "b": [-0.1, -0.1], "c": [0.0, 0.0]})
+    assert close.task_level.interval(0.90) == pytest.approx((-0.1686, 0.1686), abs=1e-4)
+    assert close.verdict(margin=0.2) == "equivalent within +/-0.2 over 3 tasks"
+    assert close.verdict(margin=0.15).endswith("; not shown equivalent within +/-0.15")
+    assert _comparison({"a": [1.0, 2.0]}).verdict() == "no verdict: only 2 pairs"
+    assert _comparison({"a": [0.0] * 4}).verdict() == "identical scores on every pair"
 
 
 def test_noise_floor_pairs_each_reference_seed_with_the_next_cyclically():
@@ -161,32 +185,45 @@ def test_noise_floor_pairs_each_reference_seed_with_the_next_cyclically():
     assert floor.method == "lora vs itself (other seed)"
 
 
-def test_the_table_shows_both_intervals_mde_verdict_and_noise_floor(tmp_path):
+def _cells(table: str, row: str) -> dict[str, str]:
+    """The paired table's row ``row``, by column header."""
+    lines = table.splitlines()
+    header = next(line for line in lines if line.startswith("| method | tasks |"))
+    names = [c.strip() for c in header.strip("|").split("|")]
+    line = next(line for line in lines if line.startswith(f"| {row} |"))
+    return dict(zip(names, [c.strip() for c in line.strip("|").split("|")], strict=True))
+
+
+def test_the_table_shows_the_task_level_beside_both_bootstrap_intervals(tmp_path):
     runs = []
-    for task in ("a", "b", "c"):
+    for task, shift in (("a", 1), ("b", 2), ("c", 3)):
         for seed in range(4):
             runs.append(_run("lora", task, seed, 0.80 + seed / 100))
-            runs.append(_run("gelora", task, seed, 0.83 + seed / 100 + (task == "b") / 100))
+            runs.append(_run("gelora", task, seed, 0.80 + seed / 100 + shift / 100))
     section = paired_section(runs, "lora", margin=0.5)
-    assert section.hierarchical  # 3 tasks
     table = paired_markdown(section)
-    gelora = next(line for line in table.splitlines() if line.startswith("| gelora |"))
     comparison = section.overall[0]
     flat, nested = comparison.interval, comparison.hierarchical_interval
-    cells = [c.strip() for c in gelora.strip("|").split("|")]
-    assert cells[3] == cells[8] == f"[{nested[0]:+.2f}, {nested[1]:+.2f}]"
-    assert cells[7] == f"[{flat[0]:+.2f}, {flat[1]:+.2f}]"
-    assert cells[9] == f"{comparison.mde:.2f}" and cells[10].startswith("ahead by 3.33 [")
-    assert "| lora vs itself (other seed) | 12 | +0.00 |" in table
-    assert "the 95% CI column is the hierarchical one (3 tasks" in section.caption
-    assert "equivalent within +/-0.5 when the 90% interval" in section.caption
+    cells = _cells(table, "gelora")
+    # task means 1, 2, 3: the task-level numbers of the hand-checked case above
+    assert cells["tasks"] == "3" and cells["pairs"] == "12"
+    assert cells["task-level 95% CI"] == f"[{2 - HALF_95_K3:+.2f}, {2 + HALF_95_K3:+.2f}]"
+    assert cells["task-level MDE"] == "3.10 (3 tasks)"
+    assert cells["verdict (task level)"].startswith("no detectable difference (MDE 3.10 over 3")
+    assert cells["hierarchical 95% CI"] == f"[{nested[0]:+.2f}, {nested[1]:+.2f}]"
+    assert cells["flat 95% CI (pairs as independent)"] == f"[{flat[0]:+.2f}, {flat[1]:+.2f}]"
+    noise = _cells(table, "lora vs itself (other seed)")
+    assert noise["pairs"] == "12" and noise["mean difference"] == "+0.00"
+    assert noise["task-level 95% CI"] == noise["verdict (task level)"] == "-"
+    assert "Task level (3 tasks paired)" in section.caption
+    assert "equivalent within +/-0.5 when the task-level 90% interval" in section.caption
     assert "Noise floor (lora vs itself (other seed))" in section.caption
     latex = paired_latex(section)
-    assert "Flat 95\\% CI & Hier. 95\\% CI & MDE & Verdict" in latex
-    two_tasks = paired_section([r for r in runs if r.task != "c"], "lora")
-    assert not two_tasks.hierarchical
-    assert "the 95% CI column is the flat one (2 tasks" in two_tasks.caption
-    assert paired_markdown(two_tasks).count(f"[{two_tasks.overall[0].interval[0]:+.2f}") >= 2
+    assert "Task-level 95\\% CI & Task-level MDE & Verdict (task level)" in latex
+    one_task = paired_section([r for r in runs if r.task == "a"], "lora")
+    assert _cells(paired_markdown(one_task), "gelora")["task-level MDE"].endswith(
+        "(4 seeds of 1 task)"
+    )
 
 
 def test_differing_plans_leaves_out_pairs_on_identical_rank_plans():
@@ -204,7 +241,7 @@ def test_differing_plans_leaves_out_pairs_on_identical_rank_plans():
     assert "pairs whose two runs trained identical rank plans" in section.caption
     assert "left out: id_prop 3 of 3, gelora 1 of 3." in section.caption
     assert "Same ranks as lora" not in section.caption
-    assert "| id_prop | 0 | - |" in paired_markdown(section)
+    assert "| id_prop | 0 | 0 | - |" in paired_markdown(section)
     assert "left out" not in paired_section(runs, "lora").caption
 
 
@@ -236,12 +273,16 @@ def test_command_writes_paired_csv_with_both_intervals_and_takes_a_margin(tmp_pa
     rows = list(csv.DictReader((out / "paired.csv").open()))
     assert [r["row"] for r in rows] == ["gelora", "lora vs itself (other seed)"]
     gelora = rows[0]
-    assert gelora["interval_shown"] == "hierarchical"
+    assert gelora["task_level_units"] == "3 tasks" and gelora["tasks"] == "3"
     assert float(gelora["mean_difference"]) == pytest.approx(0.2)
+    assert float(gelora["task_level_ci95_low"]) == pytest.approx(0.2)
     assert float(gelora["flat_ci95_low"]) == pytest.approx(0.2)
     assert float(gelora["hierarchical_ci95_high"]) == pytest.approx(0.2)
-    assert gelora["verdict"] == "ahead by 0.20 [+0.20, +0.20]"
-    assert "equivalent within +/-1 when the 90% interval" in (out / "table.md").read_text()
+    assert gelora["verdict"] == "ahead by 0.20 [+0.20, +0.20] over 3 tasks"
+    assert rows[1]["verdict"] == rows[1]["task_level_mde"] == ""  # the noise floor
+    assert float(rows[1]["flat_mde_pairs_as_independent"]) > 0
+    text = (out / "table.md").read_text()
+    assert "equivalent within +/-1 when the task-level 90% interval" in text
     for bad in ("0", "-1"):
         with pytest.raises(SystemExit) as exit_info:
             main([str(tmp_path), "--no-plots", "--out", str(out), "--margin", bad])

@@ -1,5 +1,6 @@
-"""Sizing a sweep from its first seeds (issue 27): ``pairs_for_mde`` inverts the MDE, and
-``gelora-table --size-for-mde`` prints spreads and pair counts, never a mean, and writes nothing."""
+"""Sizing a sweep from its first runs (issues 27 and 42): ``pairs_for_mde`` inverts the MDE, and
+``gelora-table --size-for-mde`` prints the task-level spreads and the tasks a goal needs, never a
+mean, and writes nothing."""
 
 from __future__ import annotations
 
@@ -50,24 +51,42 @@ def _pilot(tmp_path):
     return tmp_path
 
 
-def test_size_for_mde_prints_spreads_and_pairs_not_the_effect(tmp_path, capsys):
-    sweep = _pilot(tmp_path)
-    before = sorted(p.name for p in sweep.rglob("*"))
-    main([str(sweep), "--size-for-mde", "0.4"])
-    out = capsys.readouterr().out
-    row = next(line for line in out.splitlines() if line.startswith("| gelora "))
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[:3] == ["gelora", "3", "9"]
-    from gelora.reporting.paired_tables import paired_section
-    from gelora.reporting.sweep_runs import load_runs
+def _row(out: str, name: str) -> list[str]:
+    row = next(line for line in out.splitlines() if line.startswith(f"| {name} "))
+    return [c.strip() for c in row.strip("|").split("|")]
 
-    (comparison,) = paired_section(load_runs(sweep), "lora").overall
-    sd = float(np.std(comparison.differences, ddof=1))
-    needed = pairs_for_mde(sd, 0.4)
-    assert cells[3:] == [f"{sd:.2f}", f"{comparison.mde:.2f}", str(needed), str(-(-needed // 3))]
-    mean = f"{comparison.mean_difference:.2f}"
-    assert mean not in out.replace(f"{sd:.2f}", "").replace(f"{comparison.mde:.2f}", "")
-    assert sorted(p.name for p in sweep.rglob("*")) == before  # no table, CSV or figure
+
+def test_size_for_mde_prints_task_level_spreads_and_tasks_not_the_effect(tmp_path, capsys):
+    # Hand-made differences (points): task x: 1, 3 (mean 2); y: 4, 6 (mean 5); z: 7, 9 (mean 8).
+    # Task means 2, 5, 8: SD 3. Within each task the pairs are mean +/- 1: pooled SD
+    # sqrt((2 + 2 + 2) / 3) = 1.414. Between: sqrt(3^2 - 1.414^2 / 2) = sqrt(8) = 2.83.
+    # Task-level MDE now: (t_.975,2 + t_.80,2) x 3 / sqrt(3) = 3.0965 x 3 = 9.29.
+    for task, differences in {"x": (1, 3), "y": (4, 6), "z": (7, 9)}.items():
+        for seed, d in enumerate(differences):
+            _job(tmp_path, "lora", task, seed, _completed(0.5))
+            _job(tmp_path, "gelora", task, seed, _completed(0.5 + d / 100))
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    main([str(tmp_path), "--size-for-mde", "4"])
+    out = capsys.readouterr().out
+    cells = _row(out, "gelora")
+    assert cells[:4] == ["gelora", "3", "6", "2.0"]
+    assert cells[4:8] == ["3.00", "1.41", "2.83", "9.29"]
+    # tasks needed for an MDE of 4 at SD 3 and at SD 2.83: pairs_for_mde's formula over tasks
+    assert cells[8:] == [str(pairs_for_mde(3.0, 4)), str(pairs_for_mde(np.sqrt(8), 4))]
+    assert int(cells[8]) >= int(cells[9]) > 3
+    assert "5.00" not in out and "+5" not in out  # the mean difference is never printed
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no table, CSV or figure
+
+
+def test_size_for_mde_with_one_task_sizes_its_seeds(tmp_path, capsys):
+    for seed, d in enumerate((1, 2, 3)):
+        _job(tmp_path, "lora", "sst", seed, _completed(0.5))
+        _job(tmp_path, "gelora", "sst", seed, _completed(0.5 + d / 100))
+    main([str(tmp_path), "--size-for-mde", "1"])
+    cells = _row(capsys.readouterr().out, "gelora")
+    # SD 1 over 3 seeds: MDE 3.10 (as above); an MDE of 1 needs pairs_for_mde(1, 1) seeds
+    assert cells[5] == "1.00" and cells[7] == "3.10 (seeds)"
+    assert cells[8] == f"{pairs_for_mde(1.0, 1.0)} seeds of 1 task"
 
 
 def test_size_for_mde_refuses_a_bad_goal_or_a_missing_reference_in_one_line(tmp_path, capsys):

@@ -218,7 +218,7 @@ def test_pairs_without_fingerprints_on_both_sides_are_paired_and_said_so(tmp_pat
     _job(tmp_path, "gelora", "sst", 0, _completed(0.82, test_rows=None))
     main([str(tmp_path), "--no-plots"])
     table = (tmp_path / "table.md").read_text()
-    assert "| gelora | 1 | +2.00 |" in table
+    assert "| gelora | 1 | 1 | +2.00 |" in table
     assert "1 pair paired without a test-row fingerprint (older records)." in table
     assert "2 completed run(s) recorded no test-row fingerprint." in table
 
@@ -279,7 +279,10 @@ def test_pairs_scored_on_different_test_rows_are_refused_and_named(tmp_path, cap
     assert line in printed.splitlines()
     table = (tmp_path / "out" / "table.md").read_text()
     assert "## Paired differences versus lora" in table
-    row = "| gelora | 1 | +2.00 | [+2.00, +2.00] | n/a (only 1 non-zero pair) | - | 1/0/0 |"
+    row = (
+        "| gelora | 1 | 1 | +2.00 | - | - | no verdict: only 1 pair | [+2.00, +2.00] | "
+        "[+2.00, +2.00] | n/a (only 1 non-zero pair) | - | 1/0/0 |"
+    )
     assert row in table
     assert "identical test rows" in table and line in table
     assert "Paired differences versus lora" in (tmp_path / "out" / "table.tex").read_text()
@@ -768,7 +771,7 @@ def test_runs_scored_on_different_test_rows_are_never_pooled_in_one_cell(tmp_pat
     )
     assert note in table
     assert "Every completed run of a column was scored on the same test rows (sha256)." in table
-    assert "| gelora | 3 | +2.00 |" in table  # every pair within its own column, none refused
+    assert "| gelora | 2 | 3 | +2.00 |" in table  # every pair within its own column, none refused
     warning = (
         "gelora-table: warning: rotten_tomatoes was scored on 2 different test-row sets "
         "(1000 rows, sha256 aaaaaaaa: 4 runs; 100 rows, sha256 bbbbbbbb: 2 runs): one column each"
@@ -1007,7 +1010,7 @@ def test_runs_of_another_sweep_join_the_table_and_a_job_in_both_is_refused(tmp_p
         _job(committed, "lora", "rt", seed, _completed(0.70))
     main([str(arena), "--with", str(committed), "--no-plots", "--out", str(tmp_path / "t")])
     table = (tmp_path / "t" / "table.md").read_text()
-    assert "## Paired differences versus lora" in table and "| fisher | 3 |" in table
+    assert "## Paired differences versus lora" in table and "| fisher | 1 | 3 |" in table
     _job(committed, "fisher", "rt", 0, _completed(0.72))
     with pytest.raises(SystemExit) as stop:
         main([str(arena), "--with", str(committed), "--no-plots", "--out", str(tmp_path / "u")])

@@ -19,21 +19,28 @@ reported, never silently paired. Over the pairs (pooled over tasks and seeds) th
 - a hierarchical (task, then seed) percentile bootstrap interval of the same mean
   (``hierarchical_bootstrap_interval``): draw as many tasks as there are, with replacement, then
   within each drawn task as many of its pairs as it has, with replacement; the statistic is the
-  mean over all drawn pairs, so its estimand is the point estimate's, the mean over all
-  (task, seed) pairs (each pair weighs the same; with equally many seeds per task, as in a
-  sweep's grid, that is also the mean of the task means). Tasks, not only seeds, are then a
-  source of variation, which the flat interval (pairs exchangeable) leaves out. The tables show
-  it by default once there are ``HIERARCHICAL_MIN_TASKS`` tasks or more;
-- the minimum detectable effect (``minimum_detectable_effect``) at ``POWER`` and two-sided
-  ``ALPHA``: ``(t_{1-alpha/2, n-1} + t_{power, n-1}) * sd / sqrt(n)``, with ``sd`` the pairs'
-  standard deviation (ddof 1) and Student's t quantiles with n - 1 degrees of freedom, the usual
-  approximation to the paired t-test's power (it treats pairs as independent, as the flat
-  interval does); and its inverse (``pairs_for_mde``), the pairs a goal MDE needs at the
-  spread seen so far, which ``gelora-table --size-for-mde`` prints without any mean;
-- a verdict in words (``verdict``): ahead or behind when the 95% interval excludes zero;
-  "equivalent within +/-M" when a margin is given and the 90% interval lies inside [-M, +M]
-  (two one-sided tests at alpha 0.05, Schuirmann 1987); else no detectable difference, with the
-  MDE;
+  mean over all drawn pairs (each pair weighs the same; with equally many seeds per task, as in
+  a sweep's grid, that is also the mean of the task means). Shown beside the task level: with
+  few tasks a percentile bootstrap over them is narrower than it should be;
+- the task level (``TaskLevel``, ``Comparison.task_level``), on which every verdict rests:
+  pairs of one task share its test rows and its data, so they are not independent draws; the
+  tasks are. With k >= 2 tasks the unit is a task's mean difference: the estimate is the mean of
+  the k task means, its interval Student's t on them, ``mean +/- t_{1-alpha/2, k-1} sd_k /
+  sqrt(k)`` (the analysis of cluster means in a two-stage design; Donner and Klar, *Design and
+  Analysis of Cluster Randomization Trials in Health Research*, 2000, ch. 6), and its MDE
+  ``(t_{1-alpha/2, k-1} + t_{power, k-1}) sd_k / sqrt(k)`` with sd_k the task means' standard
+  deviation (ddof 1). That spread holds the between-task spread of the effect, which more seeds
+  do not shrink; only more tasks do. With one task the unit is the seed, and the same formulas
+  run over that task's pairs;
+- the flat MDE (``minimum_detectable_effect``), which treats pairs as independent:
+  ``(t_{1-alpha/2, n-1} + t_{power, n-1}) sd / sqrt(n)`` over the n pairs (``POWER``, two-sided
+  ``ALPHA``); shown only labelled as such. ``mde_at`` is the formula and ``pairs_for_mde`` its
+  inverse (``gelora-table --size-for-mde`` sizes the number of tasks with it, at the spread of
+  the task means);
+- a verdict in words (``verdict``), on the task level: ahead or behind when its 95% interval
+  excludes zero; "equivalent within +/-M" when a margin is given and its 90% interval lies
+  inside [-M, +M] (two one-sided tests at alpha 0.05, Schuirmann 1987); else no detectable
+  difference, with the task-level MDE and the number of tasks (or seeds of one task) it rests on;
 - the noise floor (``noise_floor``): the reference against itself under another training seed,
   pairing each (task, seed) run with the task's next seed, cyclically, on identical test rows;
 - wins, ties and losses of the method;
@@ -66,7 +73,6 @@ BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
 MIN_WILCOXON_PAIRS = 6  # below this, an exact two-sided p is never under 0.05 (2 / 2**5)
 TIE_POINTS = 1e-9  # differences (in points) this small are float noise: a tie
-HIERARCHICAL_MIN_TASKS = 3  # from this many tasks the task-then-seed interval is the one shown
 ALPHA = 0.05  # two-sided level of the MDE
 POWER = 0.80  # power of the MDE
 EQUIVALENCE_CONFIDENCE = 0.90  # TOST at alpha 0.05: the 90% interval inside the margin
@@ -190,6 +196,47 @@ class WilcoxonResult:
 
 
 @dataclass(frozen=True)
+class TaskLevel:
+    """A comparison at the level at which its data were drawn.
+
+    ``values`` are the task means of the differences when ``tasks`` >= 2 (the tasks are the
+    independent draws; a task's pairs share its data and test rows), else the one task's pair
+    differences (its seeds). Interval and MDE are Student's t on those values: the analysis of
+    cluster means (Donner and Klar 2000, ch. 6); the MDE is ``mde_at`` of their spread."""
+
+    values: tuple[float, ...]
+    tasks: int
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def units(self) -> str:
+        """What the statistics run over: ``5 tasks``, or ``7 seeds of 1 task``."""
+        if self.tasks >= 2:
+            return plural(self.tasks, "task")
+        return f"{plural(self.n, 'seed')} of 1 task"
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values))
+
+    @property
+    def sd(self) -> float | None:
+        """The values' standard deviation (ddof 1); None under 2."""
+        return float(np.std(self.values, ddof=1)) if self.n > 1 else None
+
+    def interval(self, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+        """Student's t interval of the mean of ``values``; None under 2 values."""
+        return t_interval(self.values, confidence) if self.n > 1 else None
+
+    @property
+    def mde(self) -> float | None:
+        return mde_at(self.sd, self.n) if self.sd is not None else None
+
+
+@dataclass(frozen=True)
 class Comparison:
     """One method against the reference, over ``pairs`` (all tasks, or one)."""
 
@@ -234,36 +281,50 @@ class Comparison:
         """The 95% task-then-seed interval."""
         return hierarchical_bootstrap_interval(self.task_groups) if self.pairs else None
 
-    def interval_shown(
-        self, hierarchical: bool, confidence: float = CONFIDENCE
-    ) -> tuple[float, float] | None:
-        """The hierarchical or the flat interval at ``confidence``."""
+    @property
+    def task_means(self) -> list[float]:
+        """Each task's mean difference, tasks in first-seen order."""
+        return [float(np.mean(group)) for group in self.task_groups]
+
+    @cached_property
+    def task_level(self) -> TaskLevel | None:
+        """The comparison at the level at which the data were drawn (``TaskLevel``): the task
+        means when there are two tasks or more, else the one task's seeds; None without pairs."""
         if not self.pairs:
             return None
-        if confidence == CONFIDENCE:
-            return self.hierarchical_interval if hierarchical else self.interval
-        if hierarchical:
-            return hierarchical_bootstrap_interval(self.task_groups, confidence=confidence)
-        return bootstrap_interval(self.differences, confidence=confidence)
+        groups = self.task_groups
+        if len(groups) >= 2:
+            return TaskLevel(tuple(self.task_means), len(groups))
+        return TaskLevel(tuple(self.differences), 1)
 
     @property
     def mde(self) -> float | None:
+        """The task-level MDE (``TaskLevel.mde``): what the verdicts rest on."""
+        return self.task_level.mde if self.task_level is not None else None
+
+    @property
+    def flat_mde(self) -> float | None:
+        """The MDE that treats pairs as independent (``minimum_detectable_effect``)."""
         return minimum_detectable_effect(self.differences)
 
-    def verdict(self, hierarchical: bool, margin: float | None = None) -> str:
+    def verdict(self, margin: float | None = None) -> str:
+        """The verdict on the task level (``verdict``), or why there is none."""
         if len(self.pairs) < MIN_VERDICT_PAIRS:
             return f"no verdict: only {plural(len(self.pairs), 'pair')}"
         if self.wins_ties_losses[1] == len(self.pairs):
             return "identical scores on every pair"
-        equivalence = None
-        if margin is not None:
-            equivalence = self.interval_shown(hierarchical, EQUIVALENCE_CONFIDENCE)
+        level = self.task_level
+        assert level is not None
+        if level.interval() is None:
+            return f"no verdict: only {level.units}"
+        equivalence = level.interval(EQUIVALENCE_CONFIDENCE) if margin is not None else None
         return verdict(
-            self.mean_difference,  # type: ignore[arg-type]
-            self.interval_shown(hierarchical),  # type: ignore[arg-type]
-            self.mde,
+            level.mean,
+            level.interval(),  # type: ignore[arg-type]
+            level.mde,
             margin,
             equivalence,
+            over=level.units,
         )
 
     @property
@@ -302,6 +363,18 @@ def bootstrap_interval(
     rng = np.random.default_rng(seed)
     means = values[rng.integers(0, values.size, size=(resamples, values.size))].mean(axis=1)
     return _percentiles(means, confidence)
+
+
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Student's t interval of the mean: ``mean +/- t_{(1+confidence)/2, n-1} sd / sqrt(n)``,
+    sd with ddof 1; ``ValueError`` under 2 values."""
+    from scipy.stats import t
+
+    array = np.asarray(values, dtype=float)
+    if array.size < 2:
+        raise ValueError("a t interval needs at least 2 values")
+    half = t.ppf((1 + confidence) / 2, array.size - 1) * array.std(ddof=1) / np.sqrt(array.size)
+    return float(array.mean() - half), float(array.mean() + half)
 
 
 def hierarchical_bootstrap_means(
@@ -394,24 +467,28 @@ def verdict(
     mde: float | None,
     margin: float | None = None,
     equivalence_interval: tuple[float, float] | None = None,
+    over: str | None = None,
 ) -> str:
     """What the statistics allow one to say of a row: ahead or behind by the mean, with the
     95% interval, when that interval excludes zero; else, with ``margin``, equivalent when the
     90% ``equivalence_interval`` lies inside [-margin, +margin]; else no detectable difference,
-    with the MDE (and, with a margin, that equivalence was not shown either)."""
+    with the MDE (and, with a margin, that equivalence was not shown either). ``over`` names
+    what the statistics ran over (``5 tasks``), said in every verdict."""
     low, high = interval
     bounds = f"[{low:+.2f}, {high:+.2f}]"
+    suffix = f" over {over}" if over else ""
     if low > 0:
-        return f"ahead by {mean:.2f} {bounds}"
+        return f"ahead by {mean:.2f} {bounds}{suffix}"
     if high < 0:
-        return f"behind by {-mean:.2f} {bounds}"
+        return f"behind by {-mean:.2f} {bounds}{suffix}"
     if (
         margin is not None
         and equivalence_interval is not None
         and equivalent(equivalence_interval, margin)
     ):
-        return f"equivalent within +/-{margin:g}"
-    text = "no detectable difference (MDE " + (f"{mde:.2f})" if mde is not None else "n/a)")
+        return f"equivalent within +/-{margin:g}{suffix}"
+    text = "no detectable difference (MDE " + (f"{mde:.2f}" if mde is not None else "n/a")
+    text += f"{suffix})"
     if margin is not None:
         text += f"; not shown equivalent within +/-{margin:g}"
     return text

@@ -2,8 +2,9 @@
 LaTeX, one row per method over all (task, seed) pairs, then one cell per task.
 
 The caption says what was paired (identical test rows), how the intervals, the MDE, the
-verdict and the p-value were computed, which interval is shown (the hierarchical one from
-``HIERARCHICAL_MIN_TASKS`` tasks), the LoRA scaling rule(s) of the runs, which pairs were refused
+verdict and the p-value were computed, that verdicts rest on the task level (Student's t over the
+task means, with the number of tasks beside them; the flat interval and Wilcoxon p treat pairs as
+independent and are labelled so), the LoRA scaling rule(s) of the runs, which pairs were refused
 or left out and why, and which rows may be under-trained. Under the methods' rows, the noise
 floor: the reference against itself under another seed (``gelora.reporting.paired.noise_floor``).
 ``paired_csv`` writes the same rows as ``paired.csv``.
@@ -25,7 +26,6 @@ from gelora.reporting.paired import (
     CONFIDENCE,
     DIFFERENT_TEST_ROWS,
     EQUIVALENCE_CONFIDENCE,
-    HIERARCHICAL_MIN_TASKS,
     MIN_VERDICT_PAIRS,
     MIN_WILCOXON_PAIRS,
     POWER,
@@ -44,22 +44,24 @@ from gelora.reporting.tables import latex_escape, scaling_note
 
 HEADER = [
     "method",
+    "tasks",
     "pairs",
     "mean difference",
-    "95% CI",
-    "Wilcoxon p",
+    "task-level 95% CI",
+    "task-level MDE",
+    "verdict (task level)",
+    "hierarchical 95% CI",
+    "flat 95% CI (pairs as independent)",
+    "Wilcoxon p (pairs as independent)",
     "Holm p",
     "wins/ties/losses",
-    "flat 95% CI",
-    "hierarchical 95% CI",
-    "MDE",
-    "verdict",
 ]
 CSV_FIELDS = [
-    "row", "pairs", "tasks", "mean_difference", "sd", "interval_shown", "ci95_low", "ci95_high",
-    "flat_ci95_low", "flat_ci95_high", "hierarchical_ci95_low", "hierarchical_ci95_high", "mde",
-    "wilcoxon_p", "holm_p", "wins", "ties", "losses", "verdict", "left_out_same_plan",
-    "best_at_last", "best_step_recorded",
+    "row", "tasks", "pairs", "mean_difference", "sd", "task_level_units", "task_level_mean",
+    "task_level_sd", "task_level_ci95_low", "task_level_ci95_high", "task_level_mde", "verdict",
+    "hierarchical_ci95_low", "hierarchical_ci95_high", "flat_ci95_low", "flat_ci95_high",
+    "flat_mde_pairs_as_independent", "wilcoxon_p", "holm_p", "wins", "ties", "losses",
+    "left_out_same_plan", "best_at_last", "best_step_recorded",
 ]  # fmt: skip
 
 
@@ -75,13 +77,12 @@ class PairedSection:
     refused: list[Refusal]
     caption: str
     direction: Direction
-    hierarchical: bool = False  # the interval shown: task-then-seed (else flat)
     margin: float | None = None  # --margin: the equivalence margin, in the difference's unit
     noise: Comparison | None = None  # the reference against itself under another seed
     left_out: dict[str, int] = field(default_factory=dict)  # --differing-plans: same-plan pairs
 
     def verdict(self, comparison: Comparison) -> str:
-        return comparison.verdict(self.hierarchical, self.margin)
+        return comparison.verdict(self.margin)
 
 
 def refused_line(refused: Sequence[Refusal]) -> str | None:
@@ -127,44 +128,40 @@ def under_trained_lines(comparisons: Sequence[Comparison]) -> list[str]:
     return lines
 
 
-def _interval_text(section_tasks: int, hierarchical: bool) -> str:
+def _interval_text(section_tasks: int) -> str:
     flat = (
-        f"flat: the pairs resampled as exchangeable ({BOOTSTRAP_RESAMPLES:,} resamples, numpy "
-        f"default_rng({BOOTSTRAP_SEED}))"
+        f"the flat one resamples the pairs as if independent ({BOOTSTRAP_RESAMPLES:,} "
+        f"resamples, numpy default_rng({BOOTSTRAP_SEED}))"
     )
     nested = (
-        "hierarchical: tasks resampled with replacement, then seeds within each drawn task, "
-        "the statistic the mean over all drawn pairs (the estimand of the mean difference: "
-        "every pair weighs the same)"
-    )
-    shown = "hierarchical" if hierarchical else "flat"
-    why = (
-        f"{plural(section_tasks, 'task')}; the hierarchical interval is shown from "
-        f"{HIERARCHICAL_MIN_TASKS} tasks"
+        "the hierarchical one resamples tasks with replacement, then seeds within each drawn "
+        "task, the statistic the mean over all drawn pairs"
     )
     return (
-        f"CI: {100 * CONFIDENCE:.0f}% percentile bootstrap intervals of the mean, {flat}, and "
-        f"{nested}; the 95% CI column is the {shown} one ({why}), and both are given."
+        f"Task level ({plural(section_tasks, 'task')} paired): pairs of one task share its data "
+        "and test rows, so the tasks are the independent draws; with two tasks or more the "
+        "unit is a task's mean difference, and the task-level mean, 95% CI (Student's t over "
+        f"the task means, k - 1 degrees of freedom) and MDE ({100 * POWER:.0f}% power, "
+        f"two-sided alpha {ALPHA:g}: (t_(1-alpha/2, k-1) + t_(power, k-1)) x SD / sqrt(k), SD "
+        "of the k task means with ddof 1) rest on them; with one task the unit is its seed. "
+        "The spread of the task means holds the between-task spread of the effect, which more "
+        f"seeds do not shrink. Beside it, {100 * CONFIDENCE:.0f}% percentile bootstrap "
+        f"intervals of the pooled mean: {nested}; {flat}."
     )
 
 
 def _verdict_text(margin: float | None) -> str:
-    mde = (
-        f"MDE: the minimum detectable effect at {100 * POWER:.0f}% power, two-sided alpha "
-        f"{ALPHA:g}, (t_(1-alpha/2, n-1) + t_(power, n-1)) x SD / sqrt(n) over the n pairs "
-        "(SD with ddof 1)."
-    )
     equivalence = (
-        f" equivalent within +/-{margin:g} when the {100 * EQUIVALENCE_CONFIDENCE:.0f}% interval "
-        f"(same kind) lies inside [-{margin:g}, +{margin:g}] (two one-sided tests, --margin);"
+        f" equivalent within +/-{margin:g} when the task-level "
+        f"{100 * EQUIVALENCE_CONFIDENCE:.0f}% interval lies inside [-{margin:g}, +{margin:g}] "
+        "(two one-sided tests, --margin);"
         if margin is not None
         else ""
     )
     return (
-        f"{mde} Verdict: ahead or behind by the mean difference when the shown 95% interval "
-        f"excludes 0;{equivalence} else no detectable difference, with the MDE (the MDE treats the "
-        f"pairs as independent, as the flat interval does); none under "
-        f"{plural(MIN_VERDICT_PAIRS, 'pair')}."
+        "Verdict (task level): ahead or behind by the task-level mean when its 95% interval "
+        f"excludes 0;{equivalence} else no detectable difference, with the task-level MDE and "
+        f"what it rests on; none under {plural(MIN_VERDICT_PAIRS, 'pair')}."
     )
 
 
@@ -177,8 +174,9 @@ def _noise_text(noise: Comparison | None, reference: str) -> str | None:
         f"Noise floor ({noise.method}): {reference}'s run of each seed paired with its next seed "
         "in the same task (cyclically; identical test rows), the same statistics; with three or "
         "more seeds per task its mean is 0 by construction, its intervals and MDE show what a "
-        "difference that is only the training seed looks like. Cyclic pairs share runs, "
-        "so its Wilcoxon p is only indicative; it is not in the Holm adjustment."
+        "difference that is only the training seed looks like at the seed level. Its task "
+        "means are 0 by construction, so it has no task-level columns or verdict. Cyclic pairs "
+        "share runs, so its Wilcoxon p is only indicative; it is not in the Holm adjustment."
     )
 
 
@@ -213,15 +211,15 @@ def paired_section(
         same_plan = None
     noise = noise_floor(runs, reference, direction)
     paired_tasks = {p.task for c in overall for p in c.pairs}
-    hierarchical = len(paired_tasks) >= HIERARCHICAL_MIN_TASKS
     raw_p = [c.wilcoxon.p_value for c in overall]
     holm = dict(zip((c.method for c in overall), holm_adjusted(raw_p), strict=True))
     text = (
         f"Paired differences: {direction.describe_difference(reference)}, over the "
         "(task, seed) pairs on which both completed and were scored on identical test rows "
         "(equal sha256 of the test split's rows), pooled over tasks and seeds. "
-        f"{_interval_text(len(paired_tasks), hierarchical)} p: two-sided Wilcoxon "
-        "signed-rank test (scipy.stats.wilcoxon, zero differences dropped), not given under "
+        f"{_interval_text(len(paired_tasks))} p: two-sided Wilcoxon "
+        "signed-rank test over the pairs as if independent (scipy.stats.wilcoxon, zero "
+        "differences dropped), not given under "
         f"{MIN_WILCOXON_PAIRS} non-zero differences. Holm p: the Wilcoxon p-values adjusted "
         "for the methods compared with the same reference (Holm's step-down method, 1979, over "
         f"the {plural(sum(p is not None for p in raw_p), 'p-value')} "
@@ -243,7 +241,7 @@ def paired_section(
     tasks = list(dict.fromkeys(r.task for r in runs))
     return PairedSection(
         reference, tasks, overall, holm, per_task, refused, caption, direction,
-        hierarchical, margin, noise, left_out,
+        margin, noise, left_out,
     )  # fmt: skip
 
 
@@ -251,32 +249,34 @@ def _interval_cell(interval: tuple[float, float] | None) -> str:
     return "-" if interval is None else f"[{interval[0]:+.2f}, {interval[1]:+.2f}]"
 
 
-def _rows(section: PairedSection) -> list[tuple[Comparison, float | None]]:
-    """The methods' rows with their Holm p, then the noise floor (no Holm p)."""
-    rows = [(c, section.holm[c.method]) for c in section.overall]
+def _rows(section: PairedSection) -> list[tuple[Comparison, float | None, bool]]:
+    """The methods' rows with their Holm p, then the noise floor (no Holm p, no task level)."""
+    rows = [(c, section.holm[c.method], True) for c in section.overall]
     if section.noise is not None and section.noise.pairs:
-        rows.append((section.noise, None))
+        rows.append((section.noise, None, False))
     return rows
 
 
 def _overall_cells(
-    section: PairedSection, comparison: Comparison, holm_p: float | None
+    section: PairedSection, comparison: Comparison, holm_p: float | None, task_level: bool
 ) -> list[str]:
     if not comparison.pairs:
-        return [comparison.method, "0", *["-"] * (len(HEADER) - 2)]
-    mde = comparison.mde
+        return [comparison.method, "0", "0", *["-"] * (len(HEADER) - 3)]
+    level = comparison.task_level if task_level else None
+    mde = level.mde if level is not None else None
     return [
         comparison.method,
+        str(len(comparison.task_groups)),
         str(len(comparison.pairs)),
         f"{comparison.mean_difference:+.2f}",
-        _interval_cell(comparison.interval_shown(section.hierarchical)),
+        _interval_cell(level.interval() if level is not None else None),
+        f"{mde:.2f} ({level.units})" if level is not None and mde is not None else "-",
+        section.verdict(comparison) if task_level else "-",
+        _interval_cell(comparison.hierarchical_interval),
+        _interval_cell(comparison.interval),
         comparison.wilcoxon.text(),
         f"{holm_p:.3g}" if holm_p is not None else "-",
         "/".join(map(str, comparison.wins_ties_losses)),
-        _interval_cell(comparison.interval),
-        _interval_cell(comparison.hierarchical_interval),
-        f"{mde:.2f}" if mde is not None else "-",
-        section.verdict(comparison),
     ]
 
 
@@ -294,9 +294,7 @@ def paired_markdown(section: PairedSection) -> str:
         "| " + " | ".join(HEADER) + " |",
         "|---|" + "---:|" * (len(HEADER) - 1),
     ]
-    lines += [
-        "| " + " | ".join(_overall_cells(section, c, holm_p)) + " |" for c, holm_p in _rows(section)
-    ]
+    lines += ["| " + " | ".join(_overall_cells(section, *row)) + " |" for row in _rows(section)]
     lines += [
         "",
         f"Per task: mean difference in {section.direction.unit} (wins/ties/losses).",
@@ -316,25 +314,26 @@ def paired_latex(section: PairedSection) -> str:
 
     lines = [
         f"% Paired differences versus {section.reference}",
-        r"\begin{tabular}{l r r r r r r r r r l}",
+        r"\begin{tabular}{l r r r r r l r r r r r}",
         r"\toprule",
         row(
             [
                 "Method",
+                "Tasks",
                 "Pairs",
                 "Mean diff.",
-                "95% CI",
-                "Wilcoxon p",
+                "Task-level 95% CI",
+                "Task-level MDE",
+                "Verdict (task level)",
+                "Hier. 95% CI",
+                "Flat 95% CI (pairs indep.)",
+                "Wilcoxon p (pairs indep.)",
                 "Holm p",
                 "W/T/L",
-                "Flat 95% CI",
-                "Hier. 95% CI",
-                "MDE",
-                "Verdict",
             ]
         ),
         r"\midrule",
-        *(row(_overall_cells(section, c, holm_p)) for c, holm_p in _rows(section)),
+        *(row(_overall_cells(section, *line)) for line in _rows(section)),
         r"\bottomrule",
         r"\end{tabular}",
         "",
@@ -354,31 +353,35 @@ def paired_csv(section: PairedSection, path: Path) -> Path:
     """The paired rows (the noise floor last) as CSV: both intervals, the MDE, the verdict, the
     same-plan pairs left out and the runs best at their last evaluation."""
     lines: list[dict[str, object]] = []
-    for comparison, holm_p in _rows(section):
+    for comparison, holm_p, task_level in _rows(section):
         flat, nested = comparison.interval, comparison.hierarchical_interval
-        shown = comparison.interval_shown(section.hierarchical)
+        level = comparison.task_level if task_level else None
+        level_interval = level.interval() if level is not None else None
         wins, ties, losses = comparison.wins_ties_losses
         at_last, recorded = comparison.best_at_last
         lines.append({
             "row": comparison.method,
-            "pairs": len(comparison.pairs),
             "tasks": len(comparison.task_groups),
+            "pairs": len(comparison.pairs),
             "mean_difference": comparison.mean_difference,
             "sd": comparison.sd,
-            "interval_shown": "hierarchical" if section.hierarchical else "flat",
-            "ci95_low": shown[0] if shown else None,
-            "ci95_high": shown[1] if shown else None,
-            "flat_ci95_low": flat[0] if flat else None,
-            "flat_ci95_high": flat[1] if flat else None,
+            "task_level_units": level.units if level is not None else None,
+            "task_level_mean": level.mean if level is not None else None,
+            "task_level_sd": level.sd if level is not None else None,
+            "task_level_ci95_low": level_interval[0] if level_interval else None,
+            "task_level_ci95_high": level_interval[1] if level_interval else None,
+            "task_level_mde": level.mde if level is not None else None,
+            "verdict": section.verdict(comparison) if comparison.pairs and task_level else "",
             "hierarchical_ci95_low": nested[0] if nested else None,
             "hierarchical_ci95_high": nested[1] if nested else None,
-            "mde": comparison.mde,
+            "flat_ci95_low": flat[0] if flat else None,
+            "flat_ci95_high": flat[1] if flat else None,
+            "flat_mde_pairs_as_independent": comparison.flat_mde,
             "wilcoxon_p": comparison.wilcoxon.p_value,
             "holm_p": holm_p,
             "wins": wins,
             "ties": ties,
             "losses": losses,
-            "verdict": section.verdict(comparison) if comparison.pairs else "",
             "left_out_same_plan": section.left_out.get(comparison.method, 0),
             "best_at_last": at_last,
             "best_step_recorded": recorded,

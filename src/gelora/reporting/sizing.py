@@ -1,18 +1,28 @@
-"""How many pairs a sweep needs: the sample-size re-estimation of an internal pilot.
+"""How many tasks (and seeds) a sweep needs: the sample-size re-estimation of an internal pilot.
 
-A sweep's first seeds give the spread of each row's paired differences against the reference;
-``pairs_for_mde`` turns that spread into the pairs an MDE goal needs (Wittes and Brittain 1990:
+A sweep's first runs give the spread of each row's paired differences against the reference;
+``pairs_for_mde`` turns a spread into the units an MDE goal needs (Wittes and Brittain 1990:
 re-estimating the size from the nuisance spread, never from the observed effect, keeps the
-test's level close to nominal). ``sizing_markdown`` is what ``gelora-table --size-for-mde``
-prints: per row the tasks and pairs so far, the spread, the MDE now, the pairs needed and the
-seeds per task that makes at the tasks paired now; no mean, interval or score, so the decision to
-add seeds cannot be steered by which way the runs point.
+test's level close to nominal). Verdicts rest on the task level (``gelora.reporting.paired``:
+Student's t over the task means), so the size is a number of tasks, at the spread of the task
+means. That spread has two parts (a one-way random-effects split, e.g. Searle, Casella and
+McCulloch, *Variance Components*, 1992, ch. 3): the within-task spread of a pair, sd_w (pooled
+over tasks, ddof 1 each), which more seeds divide, and the between-task spread of the effect,
+``sd_b^2 = max(sd_k^2 - sd_w^2 / s, 0)`` with sd_k the task means' spread and s the harmonic
+mean of the seeds per task, which no number of seeds shrinks. ``sizing_markdown`` is what
+``gelora-table --size-for-mde`` prints: per row the tasks and seeds so far, the spreads, the
+task-level MDE now, the tasks the goal needs at these seeds and with unlimited seeds; no mean,
+interval or score, so the decision to add tasks or seeds cannot be steered by which way the runs
+point. With one task the unit is the seed, and the table gives the seeds that task needs.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
 
 from gelora.reporting.paired import (
     ALPHA,
@@ -26,18 +36,47 @@ from gelora.reporting.paired import (
 from gelora.reporting.sweep_runs import SweepRun
 
 CAVEAT = (
-    "The MDE treats pairs as independent; when the effect differs between tasks, the "
-    "task-then-seed interval stays wider than it, and only more tasks narrow that part."
+    "Tasks needed: the fewest tasks whose task-level MDE, (t_(1-alpha/2, k-1) + t_(power, k-1)) "
+    "x SD / sqrt(k), is at most the goal, at the spread of the task means now (these seeds per "
+    "task) and at the between-task spread alone (unlimited seeds). A row whose goal needs more "
+    "tasks even with unlimited seeds cannot reach it by adding seeds."
 )
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The spread of one row's paired differences, split into its within- and between-task
+    parts (see the module docstring)."""
+
+    tasks: int
+    pairs: int
+    seeds_per_task: float  # the harmonic mean of each task's pairs
+    task_means_sd: float | None  # sd_k, ddof 1; None under 2 tasks
+    within_sd: float | None  # sd_w, pooled over the tasks with 2 pairs or more
+    between_sd: float | None  # sd_b; None under 2 tasks or without a within-task spread
+
+    @classmethod
+    def of(cls, comparison: Comparison) -> Spread:
+        groups = [np.asarray(g, dtype=float) for g in comparison.task_groups]
+        sizes = [g.size for g in groups]
+        harmonic = len(sizes) / sum(1 / n for n in sizes) if sizes else 0.0
+        squares = sum(float(((g - g.mean()) ** 2).sum()) for g in groups if g.size > 1)
+        freedom = sum(g.size - 1 for g in groups if g.size > 1)
+        within = math.sqrt(squares / freedom) if freedom else None
+        means_sd = float(np.std([g.mean() for g in groups], ddof=1)) if len(groups) > 1 else None
+        between = None
+        if means_sd is not None and within is not None:
+            between = math.sqrt(max(means_sd**2 - within**2 / harmonic, 0.0))
+        return cls(len(groups), sum(sizes), harmonic, means_sd, within, between)
 
 
 def sizing_markdown(
     runs: Sequence[SweepRun], reference: str, goal: float, differing_plans: bool = False
 ) -> str:
-    """The sizing table for an MDE of at most ``goal`` against ``reference``; ``ValueError``
-    for a goal that is not positive, a missing reference or metrics of unknown direction.
-    With ``differing_plans``, pairs trained on the reference's own plan are left out, as in
-    ``gelora-table --differing-plans``."""
+    """The sizing table for a task-level MDE of at most ``goal`` against ``reference``;
+    ``ValueError`` for a goal that is not positive, a missing reference or metrics of unknown
+    direction. With ``differing_plans``, pairs trained on the reference's own plan are left out,
+    as in ``gelora-table --differing-plans``."""
     if not goal > 0:
         raise ValueError(f"--size-for-mde must be a positive number, got {goal}")
     if not any(r.method == reference for r in runs):
@@ -45,11 +84,13 @@ def sizing_markdown(
     overall, _, _ = compare(runs, reference)
     unit = sweep_direction(runs).unit
     lines = [
-        f"Sizing for an MDE of at most {goal:g} {unit} against {reference} "
+        f"Sizing for a task-level MDE of at most {goal:g} {unit} against {reference} "
         f"({100 * POWER:.0f}% power, two-sided alpha {ALPHA:g}), at each row's spread so far:",
         "",
-        "| row | tasks | pairs | sd | MDE now | pairs needed | seeds per task |",
-        "|---|---|---|---|---|---|---|",
+        "| row | tasks | pairs | seeds per task | SD of task means | within-task SD | "
+        "between-task SD | task-level MDE now | tasks needed (these seeds) | "
+        "tasks needed (unlimited seeds) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for comparison in overall:
         lines.append(
@@ -58,16 +99,33 @@ def sizing_markdown(
     return "\n".join([*lines, "", CAVEAT])
 
 
-def _sizing_row(comparison: Comparison, goal: float) -> str:
-    """One row of the sizing table: tasks, pairs, sd, MDE now, pairs needed, seeds per task."""
-    method, n = comparison.method, len(comparison.pairs)
-    tasks = len(comparison.task_groups)
-    if comparison.sd is None:  # under 2 pairs
-        return f"| {method} | {tasks} | {n} | n/a | n/a | n/a | n/a |"
-    sd = comparison.sd
-    mde = mde_at(sd, n)
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _needed(sd: float | None, goal: float) -> str:
+    if sd is None:
+        return "n/a"
     needed = pairs_for_mde(sd, goal)
-    if needed is None:
-        return f"| {method} | {tasks} | {n} | {sd:.2f} | {mde:.2f} | over 100,000 | n/a |"
-    seeds = math.ceil(needed / tasks)
-    return f"| {method} | {tasks} | {n} | {sd:.2f} | {mde:.2f} | {needed} | {seeds} |"
+    return "over 100,000" if needed is None else str(needed)
+
+
+def _sizing_row(comparison: Comparison, goal: float) -> str:
+    """One row of the sizing table (with one task: its seeds, in the task columns' place)."""
+    spread = Spread.of(comparison)
+    head = (
+        f"| {comparison.method} | {spread.tasks} | {spread.pairs} | {spread.seeds_per_task:.1f} | "
+    )
+    if spread.tasks == 1:  # the unit is the seed: the seeds the one task needs
+        sd = spread.within_sd
+        mde = mde_at(sd, spread.pairs) if sd is not None else None
+        return (
+            head + f"n/a | {_number(sd)} | n/a | {_number(mde)} (seeds) | "
+            f"{_needed(sd, goal)} seeds of 1 task | n/a |"
+        )
+    sd_k = spread.task_means_sd
+    mde = mde_at(sd_k, spread.tasks) if sd_k is not None and spread.tasks > 1 else None
+    return (
+        head + f"{_number(sd_k)} | {_number(spread.within_sd)} | {_number(spread.between_sd)} | "
+        f"{_number(mde)} | {_needed(sd_k, goal)} | {_needed(spread.between_sd, goal)} |"
+    )

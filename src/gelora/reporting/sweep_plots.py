@@ -136,18 +136,17 @@ def plot_sweep(runs: Sequence[SweepRun], out: Path) -> list[Path]:
 
 def plot_paired_differences(section: PairedSection, path: Path) -> Path:
     """Each method against the reference (positive favours the method; points for a score, the
-    loss's units for a loss): the mean paired difference with its bootstrap interval (black; the
-    one the table shows, hierarchical from three tasks), and every (task, seed) pair's
-    difference as a dot coloured by task.
+    loss's units for a loss): the task-level mean difference with its 95% interval (black; the
+    one the verdicts rest on: Student's t over the task means, or over the seeds of a single
+    task), and every (task, seed) pair's difference as a dot coloured by task.
 
     A forest plot: what a reader checks first is whether an interval crosses zero, and whether
     one task carries the mean."""
-    rows = [(c.method, c, section.hierarchical) for c in section.overall if c.pairs]
-    kind = "hierarchical" if section.hierarchical else "flat"
+    rows = [(c.method, c) for c in section.overall if c.pairs]
     return _forest_plot(
         rows,
         section.direction.describe_difference(section.reference),
-        f"Paired differences against {section.reference} (mean, {kind} 95% bootstrap CI)",
+        f"Paired differences against {section.reference} (task-level mean and 95% CI)",
         path,
     )
 
@@ -157,42 +156,37 @@ def plot_placement_effects(placements: Sequence[Placement], path: Path) -> Path:
     the same forest plot as :func:`plot_paired_differences`, one row per allocator, so the
     placement effects of several allocators read side by side."""
     rows = [
-        (f"{p.row} - {p.control}", c, p.section.hierarchical)
+        (f"{p.row} - {p.control}", c)
         for p in placements
         for c in p.section.overall
         if c.method == p.row and c.pairs
     ]
     direction = placements[0].section.direction
-    kinds = {"hierarchical" if hierarchical else "flat" for *_, hierarchical in rows}
-    kind = kinds.pop() if len(kinds) == 1 else "hierarchical or flat, as the tables"
     return _forest_plot(
         rows,
         direction.describe_difference("its own shuffle"),
-        f"Placement effects: each allocator against its own shuffle (mean, {kind} 95% "
-        "bootstrap CI)",
+        "Placement effects: each allocator against its own shuffle (task-level mean and 95% CI)",
         path,
     )
 
 
 def _forest_plot(
-    rows: Sequence[tuple[str, Comparison, bool]], xlabel: str, title: str, path: Path
+    rows: Sequence[tuple[str, Comparison]], xlabel: str, title: str, path: Path
 ) -> Path:
-    """One row per ``(label, comparison, hierarchical)``: every pair's difference as a dot
-    coloured by task, and the mean with the interval the tables show."""
-    tasks = list(dict.fromkeys(p.task for _, c, _ in rows for p in c.pairs))
+    """One row per ``(label, comparison)``: every pair's difference as a dot coloured by task,
+    and the task-level mean with its 95% interval (``Comparison.task_level``), as the tables."""
+    tasks = list(dict.fromkeys(p.task for _, c in rows for p in c.pairs))
     colours = {task: f"C{k % 10}" for k, task in enumerate(tasks)}
     figure, ax = plt.subplots(figsize=(6.4, 0.9 + 0.45 * max(len(rows), 1)))
-    for row, (_, comparison, hierarchical) in enumerate(rows):
+    for row, (_, comparison) in enumerate(rows):
         for k, pair in enumerate(comparison.pairs):
             jitter = 0.22 * ((k * 0.618) % 1 - 0.5)  # spread, deterministic: no rng in a figure
             ax.plot(pair.difference, row + jitter, "o", ms=3.5, alpha=0.6,
                     color=colours[pair.task])  # fmt: skip
-        low, high = comparison.interval_shown(hierarchical)
-        mean = comparison.mean_difference
-        ax.errorbar(mean, row, xerr=[[mean - low], [high - mean]], fmt="D", color="black",
-                    capsize=4, ms=6, zorder=3)  # fmt: skip
+        _mean_with_interval(ax, comparison, row, horizontal=True, fmt="D", color="black",
+                            capsize=4, ms=6, zorder=3)  # fmt: skip
     ax.axvline(0.0, color="grey", lw=1, ls="--")
-    ax.set_yticks(range(len(rows)), [label for label, _, _ in rows])
+    ax.set_yticks(range(len(rows)), [label for label, _ in rows])
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
     ax.set_title(title)
@@ -201,6 +195,21 @@ def _forest_plot(
         ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="x", alpha=0.3)
     return save_figure(figure, path)
+
+
+def _mean_with_interval(ax, comparison: Comparison, at: float, *, horizontal: bool, **style):
+    """The task-level mean of ``comparison`` at ``at`` with its 95% interval as an error bar
+    (none when it has one value only)."""
+    level = comparison.task_level
+    if level is None:
+        return
+    interval = level.interval()
+    mean = level.mean
+    error = None if interval is None else [[mean - interval[0]], [interval[1] - mean]]
+    if horizontal:
+        ax.errorbar(mean, at, xerr=error, **style)
+    else:
+        ax.errorbar(at, mean, yerr=error, **style)
 
 
 def _numeric_first(value: str) -> tuple[int, float | str]:
@@ -255,10 +264,8 @@ def plot_curve(
                 comparison = section.per_task.get((method, label))
                 if comparison is None or not comparison.pairs:
                     continue
-                low, high = comparison.interval
-                mean = comparison.mean_difference
-                low_ax.errorbar(params, mean, yerr=[[mean - low], [high - mean]],
-                                marker="os^Dv<>"[k % 7], capsize=3, color=f"C{k % 10}")  # fmt: skip
+                style = {"marker": "os^Dv<>"[k % 7], "capsize": 3, "color": f"C{k % 10}"}
+                _mean_with_interval(low_ax, comparison, params, horizontal=False, **style)
         top.set_title(f"{task}: {key} = {', '.join(values)}")
         shown = "test score x100" if direction.scale == 100 else f"test {direction.metric}"
         top.set_ylabel(f"{shown} (mean, bars: std)")

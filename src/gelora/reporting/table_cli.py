@@ -13,11 +13,12 @@ Writes ``table.md``, ``table.tex``, ``runs.csv``, (with a paired section) ``pair
 ``placement_effects.png`` and (with
 ``--columns``, e.g. ``budget.rank``) ``curve.png`` into ``--out``
 (default: the sweep directory). ``table.md`` and ``table.tex`` end with the paired differences
-of every method versus ``--versus`` (``gelora.reporting.paired``): both bootstrap intervals,
-the MDE, a verdict (with ``--margin``, equivalence by two one-sided tests) and the noise floor;
-``paired.csv`` holds the same rows. ``--differing-plans`` leaves out pairs trained on identical
-rank plans. ``--size-for-mde GOAL`` instead prints the pairs each row needs for an MDE of at
-most GOAL at the spread of its pairs so far (``gelora.reporting.sizing``). ``--select-lr`` instead
+of every method versus ``--versus`` (``gelora.reporting.paired``): the task-level interval, MDE
+and verdict (Student's t over the task means; with ``--margin``, equivalence by two one-sided
+tests), both bootstrap intervals and the noise floor; ``paired.csv`` holds the same rows.
+``--differing-plans`` leaves out pairs trained on identical rank plans. ``--size-for-mde GOAL``
+instead prints the tasks each row needs for a task-level MDE of at most GOAL at the spread of its
+task means so far (``gelora.reporting.sizing``). ``--select-lr`` instead
 chooses each (method, task)'s learning rate by validation score and writes it as YAML
 (``gelora.reporting.lr_selection``).
 A sweep directory that is missing or holds no job is one line on stderr and exit status 2.
@@ -179,9 +180,10 @@ def argument_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         metavar="GOAL",
-        help="size a sweep from its first seeds instead of tabling it: for each row paired with "
-        "--versus, print the pairs so far, their spread, the MDE now and the pairs (seeds per "
-        "task) an MDE of at most GOAL needs at that spread; no mean, interval or score is "
+        help="size a sweep from its first runs instead of tabling it: for each row paired with "
+        "--versus, print the tasks and pairs so far, the spread of the task means (within- and "
+        "between-task parts), the task-level MDE now and the tasks a task-level MDE of at most "
+        "GOAL needs, at these seeds and with unlimited seeds; no mean, interval or score is "
         "printed and no file is written (an internal pilot reads the spread, never the effect)",
     )
     return parser
