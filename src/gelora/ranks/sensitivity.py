@@ -7,7 +7,7 @@ is one whose rank the data do not pin down.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from gelora.geometry.id_profile import IDProfile
 from gelora.ranks.budget import Budget
@@ -20,6 +20,7 @@ class RankSensitivity:
     n_resamples: int
     block_rank_ranges: list[tuple[int, int]]  # (min, max) rank of each block across resamples
     changed_blocks_per_resample: list[int]  # blocks whose rank differs from the main plan
+    plans: list[list[int]] = field(default_factory=list)  # block ranks of each resample's plan
 
     @property
     def unstable_blocks(self) -> list[int]:
@@ -56,4 +57,5 @@ def rank_sensitivity(
         changed_blocks_per_resample=[
             sum(a != b for a, b in zip(ranks, main, strict=True)) for ranks in all_ranks
         ],
+        plans=[list(ranks) for ranks in all_ranks],
     )

@@ -528,26 +528,35 @@ def wins_ties_losses(differences: Sequence[float]) -> tuple[int, int, int]:
     return signs[1], signs[0], signs[-1]
 
 
-def _by_task_seed(runs: Iterable[SweepRun]) -> dict[tuple[str, int | None], list[SweepRun]]:
-    grouped: dict[tuple[str, int | None], list[SweepRun]] = {}
+def _by_task_seed(runs: Iterable[SweepRun], same_rate: bool = False) -> dict[tuple, list[SweepRun]]:
+    """Completed runs with a score by (task, seed), or by (task, seed, learning rate)."""
+    grouped: dict[tuple, list[SweepRun]] = {}
     for run in runs:
         if run.status == "completed" and run.score is not None:
-            grouped.setdefault((run.task, run.seed), []).append(run)
+            key = (run.task, run.seed, run.lr) if same_rate else (run.task, run.seed)
+            grouped.setdefault(key, []).append(run)
     return grouped
 
 
 def pair_runs(
-    runs: Sequence[SweepRun], method: str, reference: str, direction: Direction = POINTS
+    runs: Sequence[SweepRun],
+    method: str,
+    reference: str,
+    direction: Direction = POINTS,
+    same_rate: bool = False,
 ) -> tuple[list[Pair], list[Refusal]]:
     """Completed runs of ``method`` and ``reference`` matched on (task, seed), in the order the
-    method's runs come; refused: different test-row fingerprints (or only one run has one), and
-    (task, seed) with more than one completed run of either method (nothing to pair them by)."""
-    mine = _by_task_seed(r for r in runs if r.method == method)
-    theirs = _by_task_seed(r for r in runs if r.method == reference)
+    method's runs come; with ``same_rate``, on (task, seed, learning rate) too, so that only
+    runs trained at one rate pair (a run that records no rate pairs with none). Refused:
+    different test-row fingerprints (or only one run has one), and a key with more than one
+    completed run of either method (nothing to pair them by)."""
+    mine = _by_task_seed((r for r in runs if r.method == method), same_rate)
+    theirs = _by_task_seed((r for r in runs if r.method == reference), same_rate)
     pairs, refused = [], []
-    for (task, seed), own in mine.items():
-        other = theirs.get((task, seed))
-        if other is None:
+    for key, own in mine.items():
+        task, seed = key[0], key[1]
+        other = theirs.get(key)
+        if other is None or (same_rate and key[2] is None):
             continue
         if len(own) > 1 or len(other) > 1:
             reason = f"{len(own)} and {len(other)} completed runs, cannot tell which to pair"
@@ -565,16 +574,17 @@ def pair_runs(
 
 
 def compare(
-    runs: Sequence[SweepRun], reference: str
+    runs: Sequence[SweepRun], reference: str, same_rate: bool = False
 ) -> tuple[list[Comparison], dict[tuple[str, str], Comparison], list[Refusal]]:
     """Every method but ``reference`` (first-seen order) against it: overall comparisons,
-    per-(method, task) comparisons, and the refused pairs."""
+    per-(method, task) comparisons, and the refused pairs; with ``same_rate``, only pairs of
+    runs trained at the same learning rate (``pair_runs``)."""
     direction = sweep_direction(runs)
     methods = [m for m in dict.fromkeys(r.method for r in runs) if m != reference]
     tasks = list(dict.fromkeys(r.task for r in runs))
     overall, per_task, refused = [], {}, []
     for method in methods:
-        pairs, refusals = pair_runs(runs, method, reference, direction)
+        pairs, refusals = pair_runs(runs, method, reference, direction, same_rate)
         overall.append(Comparison(method, reference, tuple(pairs)))
         refused += refusals
         for task in tasks:

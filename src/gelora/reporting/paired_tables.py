@@ -80,6 +80,12 @@ class PairedSection:
     margin: float | None = None  # --margin: the equivalence margin, in the difference's unit
     noise: Comparison | None = None  # the reference against itself under another seed
     left_out: dict[str, int] = field(default_factory=dict)  # --differing-plans: same-plan pairs
+    same_rate: bool = False  # pairs only of runs trained at one learning rate
+
+    @property
+    def title(self) -> str:
+        rate = " at the same learning rate" if self.same_rate else ""
+        return f"Paired differences versus {self.reference}{rate}"
 
     def verdict(self, comparison: Comparison) -> str:
         return comparison.verdict(self.margin)
@@ -191,13 +197,31 @@ def _left_out_line(left_out: dict[str, int], totals: dict[str, int]) -> str | No
     )
 
 
+def _same_rate_line(overall: Sequence[Comparison]) -> str:
+    """What the same-rate section paired: per row, the tasks where it and the reference trained
+    at one learning rate."""
+    rows = [
+        f"{c.method} {', '.join(dict.fromkeys(p.task for p in c.pairs)) or 'none'} "
+        f"({plural(len(c.pairs), 'pair')})"
+        for c in overall
+    ]
+    return (
+        "Same learning rate: only pairs whose two runs trained at one optimizer.lr, so the "
+        "difference is the plan's alone, not the rate's; tasks with a shared rate: "
+        f"{'; '.join(rows)}."
+    )
+
+
 def paired_section(
     runs: Sequence[SweepRun],
     reference: str,
     margin: float | None = None,
     differing_plans: bool = False,
+    same_rate: bool = False,
 ) -> PairedSection:
-    overall, per_task, refused = compare(runs, reference)
+    """The paired differences of every row against ``reference``: on (task, seed), or with
+    ``same_rate`` on (task, seed, learning rate)."""
+    overall, per_task, refused = compare(runs, reference, same_rate)
     direction = sweep_direction(runs)
     same_plan = same_plan_line(overall)
     left_out: dict[str, int] = {}
@@ -227,6 +251,7 @@ def paired_section(
     )
     bare = unfingerprinted_pairs(overall, runs)
     notes = [
+        _same_rate_line(overall) if same_rate else None,
         _noise_text(noise, reference),
         same_plan,
         _left_out_line(left_out, totals),
@@ -241,7 +266,7 @@ def paired_section(
     tasks = list(dict.fromkeys(r.task for r in runs))
     return PairedSection(
         reference, tasks, overall, holm, per_task, refused, caption, direction,
-        margin, noise, left_out,
+        margin, noise, left_out, same_rate,
     )  # fmt: skip
 
 
@@ -289,7 +314,7 @@ def _task_cell(comparison: Comparison) -> str:
 
 def paired_markdown(section: PairedSection) -> str:
     lines = [
-        f"## Paired differences versus {section.reference}",
+        f"## {section.title}",
         "",
         "| " + " | ".join(HEADER) + " |",
         "|---|" + "---:|" * (len(HEADER) - 1),
@@ -313,7 +338,7 @@ def paired_latex(section: PairedSection) -> str:
         return " & ".join(latex_escape(c) for c in cells) + r" \\"
 
     lines = [
-        f"% Paired differences versus {section.reference}",
+        f"% {section.title}",
         r"\begin{tabular}{l r r r r r l r r r r r}",
         r"\toprule",
         row(

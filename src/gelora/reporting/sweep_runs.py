@@ -72,6 +72,7 @@ class SweepRun:
     stopped_early: bool | None = None  # early_stopping.patience ended it before its step cap
     budget_params: int | None = None  # the budget in parameters (None: an unbudgeted method)
     initial_adapter_params: int | None = None  # at the start, where a method prunes (AdaLoRA)
+    sensitivity: dict[str, Any] | None = None  # the plan over the ID sample's half-samples
 
     @property
     def best_at_last(self) -> bool | None:
@@ -359,6 +360,7 @@ def _run_from_record(job_dir: Path, job: JobIdentity, record: RunRecord) -> Swee
         trained_ranks=trained_ranks(record),
         best_step=record.best_step,
         optimizer_steps=record.optimizer_steps,
+        sensitivity=record.rank_sensitivity if isinstance(record.rank_sensitivity, dict) else None,
     )
 
 

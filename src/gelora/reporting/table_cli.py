@@ -59,6 +59,7 @@ from gelora.reporting.placement import (
     placement_markdown,
     placement_pairs,
 )
+from gelora.reporting.plan_stability import plan_stability_markdown
 from gelora.reporting.sizing import sizing_markdown
 from gelora.reporting.sweep_runs import (
     SkippedJob,
@@ -276,7 +277,7 @@ DEFAULT_REFERENCE = "lora"  # --versus when not given
 # Outputs written only when the table has that part: a re-run into the same --out removes the
 # ones it did not write, so that no file there describes an earlier table (plots only when this
 # run draws plots).
-PART_DATA = ("paired.csv", "placement_*.csv")
+PART_DATA = ("paired.csv", "paired_same_rate.csv", "placement_*.csv")
 PART_PLOTS = ("paired_differences.png", "placement_effects.png", "curve.png")
 
 
@@ -307,6 +308,24 @@ def paired_or_reason(
         return None, f"No paired differences: {error}."
 
 
+def same_rate_section(
+    runs: Sequence[SweepRun],
+    reference: str,
+    tuned: PairedSection | None,
+    margin: float | None = None,
+    differing_plans: bool = False,
+) -> PairedSection | None:
+    """Every row against ``reference`` on the pairs trained at one learning rate (issue 42),
+    or None when there is no tuned section or the same-rate pairs are exactly its pairs (then
+    every pair already shares a rate and the section would repeat it)."""
+    if tuned is None:
+        return None
+    section = paired_section(runs, reference, margin, differing_plans, same_rate=True)
+    if [len(c.pairs) for c in section.overall] == [len(c.pairs) for c in tuned.overall]:
+        return None
+    return section
+
+
 def _placements(
     runs, given: Sequence[str] | None, margin: float | None, differing_plans: bool
 ) -> list[Placement]:
@@ -316,6 +335,35 @@ def _placements(
         return placement_effects(runs, pairs, margin, differing_plans)
     except ValueError as error:
         fail(str(error))
+
+
+def draw_figures(
+    runs: Sequence[SweepRun],
+    section: PairedSection | None,
+    placements: Sequence[Placement],
+    columns: str | None,
+    out: Path,
+) -> set[str]:
+    """The sweep's figures into ``out``; the names of the part figures drawn (``PART_PLOTS``)."""
+    from gelora.reporting.sweep_plots import (
+        plot_curve,
+        plot_paired_differences,
+        plot_placement_effects,
+        plot_sweep,
+    )
+
+    written: set[str] = set()
+    plot_sweep(runs, out)
+    if section is not None and any(c.pairs for c in section.overall):
+        plot_paired_differences(section, out / "paired_differences.png")
+        written.add("paired_differences.png")
+    if any(c.pairs for p in placements for c in p.section.overall):
+        plot_placement_effects(placements, out / "placement_effects.png")
+        written.add("placement_effects.png")
+    if columns is not None:
+        plot_curve(runs, section, columns, out / "curve.png")
+        written.add("curve.png")
+    return written
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -355,12 +403,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     paired_md, paired_tex, refused = paired_texts(section, why_none)
     markdown = markdown_table(runs, skipped) + "\n" + paired_md
     latex = latex_table(runs, skipped) + "\n" + paired_tex
+    same_rate = same_rate_section(runs, args.versus, section, args.margin, args.differing_plans)
+    if same_rate is not None:
+        markdown += "\n" + paired_markdown(same_rate)
+        latex += "\n" + paired_latex(same_rate)
+        paired_csv(same_rate, out / "paired_same_rate.csv")
+    plans = plan_stability_markdown(runs, args.versus)
+    markdown += "\n" + plans if plans else ""
     if placements:
         markdown += "\n" + placement_markdown(placements)
         latex += "".join("\n" + paired_latex(placement.section) for placement in placements)
         for placement in placements:
             paired_csv(placement.section, out / f"placement_{placement.row}.csv")
     written = {f"placement_{placement.row}.csv" for placement in placements}
+    written |= {"paired_same_rate.csv"} if same_rate is not None else set()
     write_text_atomic(out / "table.md", markdown)
     write_text_atomic(out / "table.tex", latex)
     write_csv(runs, out / "runs.csv")
@@ -368,24 +424,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         paired_csv(section, out / "paired.csv")
         written.add("paired.csv")
     if not args.no_plots:
-        from gelora.reporting.sweep_plots import plot_sweep
-
-        plot_sweep(runs, out)
-        if section is not None and any(c.pairs for c in section.overall):
-            from gelora.reporting.sweep_plots import plot_paired_differences
-
-            plot_paired_differences(section, out / "paired_differences.png")
-            written.add("paired_differences.png")
-        if any(c.pairs for p in placements for c in p.section.overall):
-            from gelora.reporting.sweep_plots import plot_placement_effects
-
-            plot_placement_effects(placements, out / "placement_effects.png")
-            written.add("placement_effects.png")
-        if args.columns is not None:
-            from gelora.reporting.sweep_plots import plot_curve
-
-            plot_curve(runs, section, args.columns, out / "curve.png")
-            written.add("curve.png")
+        written |= draw_figures(runs, section, placements, args.columns, out)
     removed = remove_stale_outputs(out, written, plots=not args.no_plots)
     counts = {s: sum(r.status == s for r in runs) for s in dict.fromkeys(r.status for r in runs)}
     print(markdown)

@@ -300,7 +300,7 @@ def write_csv(runs: Sequence[SweepRun], path: Path) -> None:
     fields = [
         f
         for f in SweepRun.__dataclass_fields__
-        if f not in ("block_ranks", "intrinsic_dims", "trained_ranks")
+        if f not in ("block_ranks", "intrinsic_dims", "trained_ranks", "sensitivity")
     ]
     lines: list[dict] = []
     for run in runs:
