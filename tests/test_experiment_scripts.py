@@ -1,0 +1,53 @@
+"""experiments/confirm_paired.py (a pre-registered one-task confirmation, issue 42) and
+experiments/budget_check.py's table, on hand-checked cases."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_table import _completed, _job
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, EXPERIMENTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_one_sided_test_by_hand():
+    confirm = _script("confirm_paired")
+    # differences 1, 2, 3: mean 2, SD 1, t = 2 / (1 / sqrt(3)) = 3.464 with 2 df; the one-sided p
+    # of t_2 > 3.464 is 0.0371 (from the t_2 distribution: 1/2 - t / (2 sqrt(t^2 + 2)))
+    result = confirm.one_sided_test([1.0, 2.0, 3.0])
+    assert result.mean == pytest.approx(2.0)
+    assert result.p_value == pytest.approx(0.5 - 3.4641 / (2 * (3.4641**2 + 2) ** 0.5), abs=1e-4)
+    assert result.confirmed and result.wins_ties_losses == (3, 0, 0)
+    # 2 +/- t_.975,2 / sqrt(3) = 2 +/- 2.4841
+    assert result.interval == pytest.approx((2 - 2.4841, 2 + 2.4841), abs=1e-4)
+    assert not confirm.one_sided_test([1.0, -2.0, 0.5, 0.2]).confirmed
+    with pytest.raises(ValueError, match="at least 3 pairs"):
+        confirm.one_sided_test([1.0, 2.0])
+
+
+def test_confirmation_reads_a_sweep_and_lists_what_it_could_not_pair(tmp_path, capsys):
+    confirm = _script("confirm_paired")
+    for seed, d in enumerate((1, 2, 3)):
+        _job(tmp_path, "lora", "rt", seed, _completed(0.5))
+        _job(tmp_path, "waterfill", "rt", seed, _completed(0.5 + d / 100))
+    _job(tmp_path, "waterfill", "rt", 3, {"status": "failed", "error": "boom"})
+    _job(tmp_path, "lora", "other", 0, _completed(0.9))  # another task: not read
+    out = tmp_path / "confirmation.md"
+    confirm.main([str(tmp_path), "--method", "waterfill", "--versus", "lora", "--task", "rt",
+                  "--out", str(out)])  # fmt: skip
+    text = capsys.readouterr().out
+    assert "waterfill minus lora on rt, 3 seeds: mean +2.00 points" in text
+    assert "**confirmed**" in text and "not completed: waterfill seed 3 (failed)" in text
+    assert out.read_text() == text
