@@ -71,11 +71,12 @@ def compute(args: argparse.Namespace) -> list[PlanCell]:
             _, uniform_plan, _, _ = stages.plan(uniform)
             ranks, reference = dict(plan.plan.ranks), dict(uniform_plan.plan.ranks)
             blocks = backbone.n_blocks
+            uniform_units = sum(reference.values()) / (len(reference) / blocks)
             cells.append(
                 PlanCell(
                     task, seed, rank, score, [round(d, 3) for d in profile.profile.dimensions],
                     plan.plan.block_ranks(blocks), rank_units_moved(ranks, reference, blocks),
-                    sum(reference.values()) / (len(reference) / blocks), plan.plan.trainable_adapter_params,
+                    uniform_units, plan.plan.trainable_adapter_params,
                 )
             )  # fmt: skip
     return cells
