@@ -1119,3 +1119,22 @@ def test_select_lr_refuses_a_cell_that_ran_one_rate(tmp_path, capsys):
         )
     )
     assert not out.exists()
+
+
+def test_a_completed_run_without_a_test_score_is_named_not_dropped(tmp_path, capsys):
+    # issue 43: `"metrics": {}` in one of three seeds gave "n=2" and "3 runs: {'completed': 3}"
+    for seed in range(3):
+        results = _completed(0.8 + seed / 100)
+        if seed == 1:
+            results["metrics"] = {}
+        _job(tmp_path, "lora", "sst", seed, results)
+    out = tmp_path / "out"
+    main([str(tmp_path), "--no-plots", "--out", str(out)])
+    captured = capsys.readouterr()
+    table = (out / "table.md").read_text()
+    assert "n=2 (1 without a test score)" in table
+    assert "1 completed run recorded no test score and is in no cell's mean or pair: " in table
+    assert "lora/sst/seed=1" in table
+    assert "1 completed without a test score (in no cell)" in captured.out
+    (warning,) = [line for line in captured.err.splitlines() if "no test score" in line]
+    assert "method=lora,seed=1,task=sst/results.json says completed" in warning

@@ -68,7 +68,7 @@ from gelora.reporting.sweep_runs import (
     row_set_splits,
     split_by_column,
 )
-from gelora.reporting.tables import latex_table, markdown_table, write_csv
+from gelora.reporting.tables import latex_table, markdown_table, unscored, write_csv
 
 USAGE_ERROR = 2  # argparse's exit status for a bad command line
 
@@ -203,6 +203,11 @@ def _load(sweep_dir: Path, rows: str) -> tuple[list[SweepRun], list[SkippedJob]]
         warn(job.warning())
     if not sweep.runs:
         fail(f"no job under {sweep_dir} could be read ({len(sweep.skipped)} skipped)")
+    for run in unscored(sweep.runs):
+        warn(
+            f"{run.run_dir}/results.json says completed but holds no test score: in no cell's "
+            "mean or pair"
+        )
     for base, sets in row_set_splits(sweep.runs).items():
         counts = "; ".join(f"{text}: {plural(n, 'run')}" for text, n in sets.items())
         warn(
@@ -431,7 +436,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if refused:
         print(refused)
     skipped_text = f"; {plural(len(skipped), 'job')} skipped (unreadable files)" if skipped else ""
-    print(f"{len(runs)} runs: {counts}{skipped_text}; written to {out}")
+    bare = len(unscored(runs))
+    bare_text = f"; {bare} completed without a test score (in no cell)" if bare else ""
+    print(f"{len(runs)} runs: {counts}{bare_text}{skipped_text}; written to {out}")
     if removed:
         print(f"removed from {out}, as this table has no such part: {', '.join(removed)}")
 

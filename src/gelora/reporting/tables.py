@@ -173,9 +173,30 @@ def direction_note(runs: Sequence[SweepRun]) -> str:
     return f"Test {direction.metric} as it is (not x100); lower is better."
 
 
+def unscored(runs: Sequence[SweepRun]) -> list[SweepRun]:
+    """The completed runs whose record holds no test score (an empty ``metrics``): in no mean
+    and no pair, and named, never dropped silently."""
+    return [r for r in runs if r.status == "completed" and r.score is None]
+
+
+def unscored_note(runs: Sequence[SweepRun]) -> str | None:
+    """The completed runs without a test score, by method, task and seed; None if none."""
+    bare = unscored(runs)
+    if not bare:
+        return None
+    names = ", ".join(f"{r.method}/{r.task}/seed={r.seed}" for r in bare)
+    return (
+        f"{plural(len(bare), 'completed run')} recorded no test score and "
+        f"{'is' if len(bare) == 1 else 'are'} in no cell's mean or pair: {names}."
+    )
+
+
 def caption(runs: Sequence[SweepRun], skipped: Sequence[SkippedJob] = ()) -> str:
     notes = [direction_note(runs), scaling_note(runs), test_rows_note(runs)]
-    optional = (budget_note(runs), stopping_note(runs), row_sets_note(runs), skipped_note(skipped))
+    optional = (
+        budget_note(runs), stopping_note(runs), row_sets_note(runs), unscored_note(runs),
+        skipped_note(skipped),
+    )  # fmt: skip
     notes += [note for note in optional if note]
     return " ".join([RULE, *notes])
 
@@ -187,6 +208,7 @@ class Cell:
     n_failed: int
     n_missing: int
     scale: float = 100  # shown value = scale x score: points for a score, as-is for a loss
+    n_unscored: int = 0  # completed runs whose record holds no test score
 
     @property
     def mean(self) -> float | None:
@@ -199,6 +221,8 @@ class Cell:
             problems.append(f"{self.n_failed} failed")
         if self.n_missing:
             problems.append(f"{self.n_missing} missing")
+        if self.n_unscored:
+            problems.append(f"{self.n_unscored} without a test score")
         if not self.scores:
             return ", ".join(problems) if problems else "-"
         if len(self.scores) == 1:  # no spread to show: "+/- 0.00" would claim one
@@ -228,6 +252,7 @@ def summarise(runs: Sequence[SweepRun]) -> tuple[list[str], list[str], dict, dic
                 n_failed=sum(r.status not in ("completed", "missing") for r in mine),
                 n_missing=sum(r.status == "missing" for r in mine),
                 scale=scale,
+                n_unscored=len(unscored([r for r in mine])),
             )
     return methods, tasks, cells, params
 
