@@ -49,3 +49,17 @@ def test_the_old_group_spelling_is_read_as_the_method(given, read, capsys):
     assert renamed_group_overrides(given, "gelora-train") == read
     said = capsys.readouterr().err
     assert ("rank_policy=X is method=X" in said) == (given != read)
+
+
+def test_the_old_spelling_beside_a_different_method_is_refused_in_one_line(capsys):
+    # issue 43: `method=gelora rank_policy=lora` trained and recorded lora
+    with pytest.raises(SystemExit) as stop:
+        renamed_group_overrides(["method=gelora", "rank_policy=lora"], "gelora-train")
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "method=gelora and rank_policy=lora both name the table row" in err
+    # the same row twice is no conflict
+    assert renamed_group_overrides(["method=lora", "rank_policy=lora"], "gelora-train") == [
+        "method=lora"
+    ]

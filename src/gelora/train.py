@@ -58,11 +58,23 @@ def _variant() -> str | None:
 
 def renamed_group_overrides(arguments: list[str], program: str) -> list[str]:
     """``rank_policy=X`` (the group before rank policies and budgets became one ``method`` group)
-    read as ``method=X``, said once on stderr; ``rank_policy.<key>=`` is the policy's own key."""
+    read as ``method=X``, said once on stderr; ``rank_policy.<key>=`` is the policy's own key.
+    Given beside an explicit ``method=Y`` that differs, it is refused in one line (exit 2): the
+    old spelling must not silently replace the choice the user wrote."""
+    explicit = {item.partition("=")[2] for item in arguments if item.startswith("method=")}
+    old = {item.partition("=")[2] for item in arguments if item.startswith("rank_policy=")}
+    if explicit and old and explicit != old:
+        print(f"{program}: error: method={','.join(sorted(explicit))} and rank_policy="
+              f"{','.join(sorted(old))} both name the table row (rank_policy=X is the old "
+              "spelling of method=X); give one: method=...", file=sys.stderr)  # fmt: skip
+        sys.exit(2)
     renamed = [
         "method=" + item.partition("=")[2] if item.startswith("rank_policy=") else item
         for item in arguments
     ]
+    if explicit:  # the same row in both spellings: once (Hydra refuses a key given twice)
+        renamed = [item for k, item in enumerate(renamed)
+                   if not (item.startswith("method=") and item in renamed[:k])]  # fmt: skip
     if renamed != arguments:
         print(f"{program}: rank_policy=X is method=X now (conf/method/: a rank policy and its "
               "budget, one table row); reading it so", file=sys.stderr)  # fmt: skip
