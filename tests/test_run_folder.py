@@ -244,6 +244,19 @@ def test_rerun_true_runs_again_and_keeps_the_old_run(completed_run, tmp_path):
     assert json.loads((run_dir / "results.json").read_text())["status"] == "completed"
 
 
+def test_the_refusals_way_out_works_rerun_true_with_other_settings(completed_run, tmp_path):
+    # issue 43: the refusal above advises rerun=true, and rerun=true was refused with the same
+    # line; now it runs the new settings there and keeps the old run under superseded/
+    from tests.helpers import run_in_process
+
+    run_dir = copy_of(completed_run, tmp_path)
+    record = (run_dir / "results.json").read_bytes()
+    new = run_in_process(run_dir, *B, "seed=7", "rerun=true")
+    assert new["status"] == "completed" and new["seed"] == 7
+    (superseded,) = (run_dir / "superseded").iterdir()
+    assert (superseded / "results.json").read_bytes() == record
+
+
 def test_a_sweep_job_of_other_settings_is_not_skipped_as_completed(completed_run, tmp_path):
     """A resumed sweep whose experiment changed: a completed job is skipped only when its
     saved settings equal the job's (the same check, through ``run``)."""

@@ -4,7 +4,8 @@ Before a run starts, ``claim_run_folder`` looks at what the folder already holds
 
 - nothing (or only logs): a fresh run;
 - a completed run with the same settings: nothing to do (``rerun=true`` runs it again, after
-  moving the old run aside); with other settings: refused, nothing touched;
+  moving the old run aside); with other settings: refused, nothing touched, unless
+  ``rerun=true``, which moves the old run aside and runs this one;
 - ``checkpoints/last.ckpt`` and ``resume=true``: a resume, but only if the checkpoint can be read
   and was saved by a run with the same settings (``run_settings``), else refused in one line;
 - anything else (a failed or interrupted run, stale checkpoints, ``resume=false``): the old
@@ -274,7 +275,7 @@ def claim_run_folder(
         # A run given no variant records its method's name: nothing to compare it with.
         saved = run_settings(record.config or {}, record.variant if settings["variant"] else None)
         differences = settings_differences(saved, settings)
-        if differences:
+        if differences and not rerun:
             raise RunFolderError(
                 f"run folder {out_dir} holds a completed run with other settings "
                 f"({describe_differences(differences)}); choose another hydra.run.dir (or a new "
