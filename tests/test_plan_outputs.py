@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -85,9 +86,9 @@ def test_gelora_plan_writes_the_report_and_peft_bench_experiments(tmp_path):
         run.plan.plan.trainable_adapter_params
     )
     experiments = sorted((tmp_path / "bench" / "experiments" / "lora").iterdir())
-    assert [e.name for e in experiments] == [
-        "tiny_bert-gelora-rank2",
-        "tiny_bert-gelora-rank2-shuffled-seed0",
+    assert [e.name for e in experiments] == [  # the task in the name: no two tasks collide
+        "tiny_bert-rotten_tomatoes-gelora-rank2",
+        "tiny_bert-rotten_tomatoes-gelora-rank2-shuffled-seed0",
     ]
     counts = []
     for folder in experiments:
@@ -187,3 +188,50 @@ def test_gelora_plan_prints_the_serving_report_on_the_command_line(tmp_path):
     assert "Serving report" in run.stdout and "padded params" in run.stdout
     assert (tmp_path / "serving_report.json").is_file()
     assert yaml.safe_load((tmp_path / "axolotl" / "gelora_lora.yaml").read_text())["lora_r"]
+
+
+# --- nothing the user wrote is replaced (issue 43) ---------------------------------------------
+
+
+def test_axolotl_merges_into_the_users_config_and_keeps_it_as_it_was(tmp_path):
+    config = tmp_path / "ax.yaml"
+    users = "# my run\nbase_model: some/model\ndatasets:\n  - path: data.jsonl\nlora_r: 16\n"
+    config.write_text(users)
+    run = _plan_with_emits(tmp_path)
+    merged = yaml.safe_load(config.read_text())
+    assert merged["base_model"] == "some/model" and merged["datasets"] == [{"path": "data.jsonl"}]
+    assert merged["lora_r"] == LoraConfig.from_pretrained(run.lora_config_dir).r  # ours, set
+    assert list(merged)[:3] == ["base_model", "datasets", "lora_r"]  # the user's order kept
+    assert (tmp_path / "ax.yaml.before-gelora").read_text() == users  # comments and all
+    _plan_with_emits(tmp_path)  # again: a second backup, the first untouched
+    assert (tmp_path / "ax.yaml.before-gelora").read_text() == users
+    assert (tmp_path / "ax.yaml.before-gelora-2").is_file()
+
+
+def test_emits_that_cannot_merge_or_write_are_refused_before_any_model_loads(tmp_path):
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="holds a list, not a mapping of axolotl keys"):
+        parse_emit("axolotl", str(listed))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):  # root writes anywhere: nothing to refuse there
+            with pytest.raises(ConfigError, match="is not writable"):
+                parse_emit("peft-bench", str(locked / "bench"))
+    finally:
+        locked.chmod(0o700)
+
+
+def test_peft_bench_refuses_to_replace_an_edited_experiment_and_keeps_an_identical_one(tmp_path):
+    _plan_with_emits(tmp_path)
+    folder = tmp_path / "bench" / "experiments" / "lora" / "tiny_bert-rotten_tomatoes-gelora-rank2"
+    config = (folder / "adapter_config.json").read_bytes()
+    _plan_with_emits(tmp_path)  # the same plan again: nothing to replace, nothing refused
+    assert (folder / "adapter_config.json").read_bytes() == config
+    (folder / "NOTES.md").write_text("mine")
+    with pytest.raises(ConfigError, match="exists and holds other files or another plan"):
+        _plan_with_emits(tmp_path)
+    assert (folder / "NOTES.md").read_text() == "mine"
+    assert (folder / "adapter_config.json").read_bytes() == config

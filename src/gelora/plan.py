@@ -265,16 +265,16 @@ def _emit(emit: Emit, cfg: DictConfig, plan: RankPlan, backbone: Backbone, confi
     base = backbone.spec.portable_name
     hub_id = base if base and not base.startswith("gelora-asset:") else None
     if emit.kind == "axolotl":
-        path = write_axolotl(config, emit.dest, model=base or f"{cfg.model.name}, random weights")
-        log.info("axolotl LoRA keys: %s", path)
-        return path
+        done = write_axolotl(config, emit.dest, model=base or f"{cfg.model.name}, random weights")
+        log.info(done.text())
+        return done.path
     budget = (cfg.budget.rank and f"rank{cfg.budget.rank}") or (
         cfg.budget.params and f"{cfg.budget.params}params") or "nobudget"  # fmt: skip
     folders = write_peft_bench(
         plan,
         backbone.targets,
         emit.dest,
-        name=f"{cfg.model.name}-{plan.policy}-{budget}",
+        name=f"{cfg.model.name}-{cfg.task.name}-{plan.policy}-{budget}",
         seed=cfg.seed,
         model_id=hub_id,
         head_modules=backbone.adapt_settings.head_modules,

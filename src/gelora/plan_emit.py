@@ -9,8 +9,14 @@
 - ``axolotl DIR`` or ``FILE.yaml``: a YAML snippet with axolotl's LoRA keys, the per-module ones
   being ``lora_rank_pattern`` / ``lora_alpha_pattern`` (axolotl 0.18.0, PR #3673).
 
-The flags are parsed (``parse_emit``) before Hydra and before any model loads; the files are
-written after the plan is made (``write_emits``).
+The flags are parsed (``parse_emit``) before Hydra and before any model loads (a destination
+that cannot be written, or an axolotl config that is not a YAML mapping, is refused there); the
+files are written after the plan is made (``write_emits``). Nothing the user wrote is replaced
+without a word: an existing axolotl config is merged into (every key gelora does not own kept,
+the keys set named, the file as it was kept beside it as ``<name>.before-gelora[-N]``); an
+existing peft-bench experiment folder that holds anything else than what this plan writes is
+left alone and the emit refused in one line (the experiment's name carries the task, so plans of
+two tasks do not collide).
 """
 
 from __future__ import annotations
@@ -69,7 +75,45 @@ def parse_emit(kind: str | None, dest: str | None) -> Emit:
         raise ConfigError(f"--emit {kind}: {dest} is a file, not a folder")
     if kind == "peft-bench" and is_yaml:
         raise ConfigError(f"--emit peft-bench writes a folder of experiments, got {dest!r}")
+    _check_writable(kind, path)
+    if kind == "axolotl" and is_yaml and path.is_file():
+        existing_axolotl_config(path)  # a config that cannot be merged into: refused now
     return Emit(kind, path.absolute())  # where the command ran, whatever hydra.job.chdir says
+
+
+def _check_writable(kind: str, path: Path) -> None:
+    """Refuse a destination whose nearest existing folder cannot be written, before any model
+    loads (else the profile and plan are computed, then a traceback)."""
+    import os
+
+    existing = path if path.is_dir() else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    file_locked = path.is_file() and not os.access(path, os.W_OK)
+    if file_locked or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--emit {kind}: cannot write {path} ({existing} is not writable); "
+                          "choose another destination")  # fmt: skip
+
+
+def existing_axolotl_config(path: Path) -> dict:
+    """The mapping an existing axolotl config holds ({} for an empty file).
+
+    Raises:
+        ConfigError: the file is not YAML, or not a mapping of keys.
+    """
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ConfigError(f"--emit axolotl: {path} cannot be read as YAML to merge into "
+                          f"({type(error).__name__}); choose another file") from error  # fmt: skip
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"--emit axolotl: {path} holds a {type(loaded).__name__}, not a "
+                          "mapping of axolotl keys; choose another file")  # fmt: skip
+    return loaded
 
 
 def shuffled_plan(plan, targets: Sequence, seed: int):
@@ -108,22 +152,47 @@ def write_peft_bench(
 ) -> list[Path]:
     """The plan and its shuffled control as two experiments of peft's ``method_comparison``
     layout; ``config``: ``peft_lora_config``'s keyword arguments (task type, dropout, head)."""
+    import filecmp
+    import shutil
+    import tempfile
+
     from gelora.atomic import atomic_dir, write_json_atomic
     from gelora.lora.export import peft_lora_config
 
     root = dest if dest.name == "experiments" else dest / "experiments"
-    written = []
     control = shuffled_plan(plan, targets, seed)
-    for experiment, each in ((name, plan), (f"{name}-shuffled-seed{seed}", control)):
-        lora_config = peft_lora_config(each, base_model_name_or_path=None, **config)
-        lora_config.inference_mode = False  # as the benchmark's own experiments
-        folder = root / "lora" / experiment
-        with atomic_dir(folder) as staging:
+    staged = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for experiment, each in ((name, plan), (f"{name}-shuffled-seed{seed}", control)):
+            lora_config = peft_lora_config(each, base_model_name_or_path=None, **config)
+            lora_config.inference_mode = False  # as the benchmark's own experiments
+            staging = Path(scratch) / experiment
             lora_config.save_pretrained(staging)
             if model_id:  # the benchmark's TrainConfig.model_id; else its default model
                 write_json_atomic(staging / "training_params.json", {"model_id": model_id})
-        written.append(folder)
+            staged.append((staging, root / "lora" / experiment))
+        for staging, folder in staged:  # every conflict refused before anything is written
+            if folder.exists() and not _same_tree(staging, folder, filecmp):
+                raise ConfigError(
+                    f"--emit peft-bench: {folder} exists and holds other files or another plan "
+                    "(yours are kept, nothing was written); emit into another folder, or move "
+                    "that experiment away first"
+                )
+        written = []
+        for staging, folder in staged:
+            if not folder.exists():  # an identical experiment stays as it is
+                with atomic_dir(folder) as target:
+                    shutil.copytree(staging, target, dirs_exist_ok=True)
+            written.append(folder)
     return written
+
+
+def _same_tree(new: Path, old: Path, filecmp) -> bool:
+    """Whether the folder ``old`` holds exactly the files ``new`` does, byte for byte."""
+    names = sorted(p.name for p in new.iterdir())
+    if not old.is_dir() or sorted(p.name for p in old.iterdir()) != names:
+        return False
+    return all(filecmp.cmp(new / n, old / n, shallow=False) for n in names)
 
 
 def _whole(value: float, what: str) -> int:
@@ -156,12 +225,53 @@ def _module_order(name: str) -> tuple:
     return tuple(int(p) for p in name.split(".") if p.isdigit()), name
 
 
-def write_axolotl(lora_config, dest: Path, *, model: str) -> Path:
-    """``axolotl_keys`` as YAML, with a header naming the axolotl version the keys follow."""
+@dataclass(frozen=True)
+class AxolotlWrite:
+    """What ``write_axolotl`` did: the file, the keys it set, and the user's file as it was."""
+
+    path: Path
+    set_keys: tuple[str, ...]
+    kept_keys: int = 0  # the user's keys left as they were
+    backup: Path | None = None  # the existing file, copied before the merge
+
+    def text(self) -> str:
+        if self.backup is None:
+            return f"axolotl LoRA keys: {self.path}"
+        return (
+            f"axolotl LoRA keys merged into {self.path}: set {', '.join(self.set_keys)}; kept "
+            f"{self.kept_keys} other key(s) as they were; the file before the merge (with its "
+            f"comments): {self.backup}"
+        )
+
+
+def _backup_name(path: Path) -> Path:
+    candidate = path.with_name(f"{path.name}.before-gelora")
+    k = 1
+    while candidate.exists():
+        k += 1
+        candidate = path.with_name(f"{path.name}.before-gelora-{k}")
+    return candidate
+
+
+def write_axolotl(lora_config, dest: Path, *, model: str) -> AxolotlWrite:
+    """``axolotl_keys`` as YAML, with a header naming the axolotl version the keys follow; into
+    an existing config, merged: its other keys kept in their order, ours set, and the file as it
+    was copied beside it first (PyYAML drops comments on the way)."""
+    import shutil
+
     import yaml
 
     from gelora.atomic import write_text_atomic
 
     path = dest if dest.suffix in (".yaml", ".yml") else dest / AXOLOTL_FILE
-    body = yaml.safe_dump(axolotl_keys(lora_config), sort_keys=False, default_flow_style=False)
-    return write_text_atomic(path, AXOLOTL_HEADER.format(model=model) + body)
+    ours = axolotl_keys(lora_config)
+    theirs = existing_axolotl_config(path) if path.is_file() else None
+    merged = ours if theirs is None else {**theirs, **ours}
+    body = yaml.safe_dump(merged, sort_keys=False, default_flow_style=False)
+    backup = None
+    if theirs is not None:
+        backup = _backup_name(path)
+        shutil.copy2(path, backup)
+    write_text_atomic(path, AXOLOTL_HEADER.format(model=model) + body)
+    kept = 0 if theirs is None else sum(key not in ours for key in theirs)
+    return AxolotlWrite(path, tuple(ours), kept, backup)
