@@ -93,6 +93,66 @@ def test_minilm_l3_runs_a_gelora_fine_tune(tmp_path):
     assert_scored(results, ["accuracy"])
 
 
+def tiny_mpnet_folder(folder: Path) -> Path:
+    """A random 3-block MPNet (width 32) saved as a Hugging Face folder, as the real asset is
+    (``MPNetForMaskedLM``, an ``MPNetTokenizer``), its vocabulary the words of ``write_user_csv``:
+    ``model=mpnet_base``'s code path without its 400 MB download."""
+    import torch
+    from transformers import MPNetConfig, MPNetForMaskedLM, MPNetTokenizer
+
+    words = ["<s>", "<pad>", "</s>", "<unk>", "[UNK]", "<mask>", "the", "film", "book", "show"]
+    words += ["number", "was", "superb", "dreadful", "fine", *map(str, range(200))]
+    torch.manual_seed(0)
+    config = MPNetConfig(
+        vocab_size=len(words), hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+        intermediate_size=64, max_position_embeddings=66, pad_token_id=1,
+    )  # fmt: skip
+    MPNetForMaskedLM(config).save_pretrained(folder)
+    MPNetTokenizer(vocab={word: i for i, word in enumerate(words)}).save_pretrained(folder)
+    return folder
+
+
+def test_mpnet_base_runs_a_gelora_fine_tune_on_a_tiny_twin(tmp_path, monkeypatch):
+    """``model=mpnet_base`` as composed (its blocks, six maps, shared inputs and head), on a tiny
+    random MPNet in place of the asset: targets found, LoRA injected, ID profile of blocks + 1
+    layers, a few training steps, and never a ``token_type_ids`` (MPNet has no segments and
+    would ignore them without a word)."""
+    from transformers import MPNetForSequenceClassification
+
+    folder = tiny_mpnet_folder(tmp_path / "tiny-mpnet")
+    train = write_user_csv(tmp_path / "train.csv", 120)
+    calls: list[set[str]] = []
+    forward = MPNetForSequenceClassification.forward
+
+    def recording_forward(self, *args, **kwargs):
+        calls.append(set(kwargs))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(MPNetForSequenceClassification, "forward", recording_forward)
+    results = run_in_process(
+        tmp_path / "run",
+        "model=mpnet_base",
+        "model.asset=null",
+        f"model.pretrained={folder}",
+        "task=from_files",
+        f"task.train_file={train}",
+        "task.text_fields=[review]",
+        "task.label_field=verdict",
+    )
+    assert results["model"] == "mpnet_base" and results["status"] == "completed"
+    assert len(results["intrinsic_dims"]) == 3 + 1  # embeddings output, then each block's
+    maps = ["attn.q", "attn.k", "attn.v", "attn.o"]
+    maps = [f"attention.{m}" for m in maps] + ["intermediate.dense", "output.dense"]
+    expected = {f"mpnet.encoder.layer.{b}.{m}" for b in range(3) for m in maps}
+    assert set(results["ranks"]) == expected
+    assert results["optimizer_steps"] == 4
+    head = (32 * 32 + 32) + (32 * 3 + 3)  # classifier.dense and classifier.out_proj, 3 labels
+    assert results["trainable_params"] == results["trainable_adapter_params"] + head
+    assert calls and not [c for c in calls if "token_type_ids" in c]
+    assert any("output_hidden_states" in c for c in calls)  # the ID profile's pass
+    assert_scored(results, ["accuracy", "macro_f1"])
+
+
 @pytest.mark.slow
 def test_smollm2_runs_a_gelora_fine_tune_through_the_decoder_path(tmp_path):
     pytest.importorskip("gguf")

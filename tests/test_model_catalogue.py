@@ -14,6 +14,7 @@ from transformers import (
     BertConfig,
     DebertaV2Config,
     LlamaConfig,
+    MPNetConfig,
     RobertaConfig,
 )
 
@@ -33,6 +34,7 @@ TINY_CONFIGS = {
     "bert_base_uncased": lambda: BertConfig(**ENCODER),
     "roberta_base": lambda: RobertaConfig(**ENCODER, pad_token_id=1),
     "deberta_v3_base": lambda: DebertaV2Config(**ENCODER),
+    "mpnet_base": lambda: MPNetConfig(**ENCODER, pad_token_id=1),
     "smollm2_135m": lambda: LlamaConfig(
         **SMALL, vocab_size=100, num_hidden_layers=3, num_key_value_heads=2, pad_token_id=0
     ),

