@@ -102,6 +102,12 @@ def test_gelora_plan_on_the_command_line(tmp_path):
     refused = gelora_plan(f"hydra.run.dir={tmp_path / 'adalora'}", *TINY, "method=adalora")
     assert refused.returncode == 2
     assert "gelora-plan: error: method=adalora is not a plan a LoraConfig holds" in refused.stderr
+    # issue 43: head_only with --serving-report was a traceback ("no adapters to export")
+    head = gelora_plan(f"hydra.run.dir={tmp_path / 'head'}", *TINY, "method=head_only",
+                       "--serving-report")  # fmt: skip
+    assert head.returncode == 2 and "Traceback" not in head.stderr
+    assert "gelora-plan: error: method=head_only trains no adapters" in head.stderr
+    assert "hidden states" not in head.stderr  # refused before the ID profile
 
 
 def test_gelora_plan_composes_with_cfg_job_after_its_overrides(tmp_path):

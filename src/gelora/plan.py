@@ -199,12 +199,18 @@ class _PlanHooks(PrologueHooks):
 
     def method_loaded(self, method: Method) -> None:
         from gelora.methods.ours import InjectedLoRA
+        from gelora.ranks.controls import HeadOnlyPolicy
 
         if type(method) is not InjectedLoRA:
             raise ConfigError(
                 f"method={method.name} is not a plan a LoraConfig holds on its own (AdaLoRA and "
                 "EVA bring their own adapters or initial weights; the gradient allocators and "
                 "their shuffles plan from training batches): use gelora-train"
+            )
+        if isinstance(method.policy, HeadOnlyPolicy):
+            raise ConfigError(
+                f"method={method.name} trains no adapters, so there is no LoRA config, serving "
+                "report or emit to write: use gelora-train for a head-only run"
             )
 
 
