@@ -209,6 +209,29 @@ def test_check_config_refuses_it_before_anything_loads(overrides, message):
     assert message in str(error.value)
 
 
+def test_a_bad_precision_is_refused_naming_its_key_before_the_id_profile(tmp_path):
+    # issue 43: trainer.precision=bogus came after the ID profile and the plan, naming "trainer"
+    from gelora.config.checks import check_config
+
+    with pytest.raises(ConfigError, match=r"^trainer.precision must be one of Lightning's"):
+        check_config(compose_train(*TINY, "trainer.precision=bogus"))
+    for good in ("bf16-mixed", "32-true", "16"):
+        check_config(compose_train(*TINY, f"trainer.precision={good}"))
+
+
+def test_the_precisions_are_lightnings():
+    import typing
+
+    from lightning.fabric.connector import _PRECISION_INPUT
+
+    from gelora.config.checks import LIGHTNING_PRECISIONS
+
+    def values(hint) -> list:
+        return [v for a in typing.get_args(hint) for v in (values(a) or [a])]
+
+    assert {str(v) for v in values(_PRECISION_INPUT)} == set(LIGHTNING_PRECISIONS)
+
+
 def test_the_seed_range_is_lightnings():
     from lightning.fabric.utilities.seed import max_seed_value, min_seed_value
 

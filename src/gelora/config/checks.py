@@ -66,6 +66,14 @@ class Rule:
     requirement: str
 
 
+# Lightning's accepted ``Trainer(precision=...)`` values (``lightning.fabric.connector
+# ._PRECISION_INPUT``; a test checks the two agree), as text: checked before any model loads,
+# since Lightning itself refuses a bad one only when the trainer is built, after the ID profile.
+LIGHTNING_PRECISIONS = (
+    "transformer-engine", "transformer-engine-float16", "16-true", "16-mixed", "bf16-true",
+    "bf16-mixed", "32-true", "64-true", "64", "32", "16", "bf16",
+)  # fmt: skip
+
 RULES: tuple[Rule, ...] = (
     Rule("seed", _seed, SEED_RANGE),
     Rule("resume", lambda v: isinstance(v, bool), "must be true or false"),
@@ -146,6 +154,11 @@ RULES: tuple[Rule, ...] = (
         "must be a share of an epoch in (0, 1], a number of batches >= 1, or null",
     ),
     Rule("trainer.accumulate_grad_batches", _optional(_positive_int), "must be an integer >= 1"),
+    Rule(
+        "trainer.precision",
+        _optional(lambda v: str(v) in LIGHTNING_PRECISIONS),
+        "must be one of Lightning's precisions: " + ", ".join(LIGHTNING_PRECISIONS),
+    ),
     Rule(
         "trainer.gradient_clip_val",
         _optional(lambda v: _finite(v) and v >= 0),
