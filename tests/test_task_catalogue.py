@@ -33,6 +33,8 @@ OFFLINE = {  # task -> (train, validation, test), label count (1: regression), m
     "bbc_news": ((1487, 213, 425), 5, ["accuracy", "macro_f1"]),
     "vader_movies": ((8481, 1061, 1061), 1, ["pearson", "spearman"]),
     "vader_nyt": ((4095, 512, 512), 1, ["pearson", "spearman"]),
+    "vader_tweets": ((3359, 421, 420), 1, ["pearson", "spearman"]),
+    "vader_amazon": ((2957, 370, 370), 1, ["pearson", "spearman"]),
 }
 GLUE_METRICS = {
     "cola": ["matthews"],
@@ -101,6 +103,37 @@ def test_vader_split_spans_the_target_range_and_is_stable():
     again = load("vader_movies")
     assert again.test.fingerprint() == task.test.fingerprint()
     assert load("vader_movies", split_seed=1).test.fingerprint() != task.test.fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("name", "merged", "low", "high"),
+    [("vader_tweets", 0, -3.75, 3.55), ("vader_amazon", 11, -3.7, 3.85)],
+)
+def test_vader_tweets_and_amazon_merge_repeats_and_keep_their_split(name, merged, low, high):
+    task = load(name)
+    assert f"merged {merged} repeated sentences (mean of their ratings)" in task.notes
+    labels = [y for split in task.splits().values() for y in split.labels]
+    assert (min(labels), max(labels)) == (low, high)
+    assert len(set(task.train.texts + task.validation.texts + task.test.texts)) == sum(
+        task.sizes().values()
+    )  # every sentence once, in one split
+    for split in (task.validation, task.test):  # deciles: each held-out split spans the range
+        assert min(split.labels) < -2.5 and max(split.labels) > 2.5
+    assert load(name).test.fingerprint() == task.test.fingerprint()
+    assert load(name, split_seed=1).test.fingerprint() != task.test.fingerprint()
+
+
+def test_vader_corpora_share_no_sentence_but_movies_are_rotten_tomatoes_snippets():
+    from gelora.data.rotten_tomatoes import read_snippets
+    from gelora.data.vader import CORPORA, read_ground_truth
+
+    texts = {corpus: set(read_ground_truth(corpus)[0].texts) for corpus in CORPORA}
+    for corpus, mine in texts.items():
+        assert all(not mine & texts[other] for other in CORPORA if other != corpus), corpus
+    snippets = set(read_snippets()[0].texts)
+    assert len(texts["movieReviewSnippets"] & snippets) > 5000  # the documented overlap
+    others = texts["tweets"] | texts["amazonReviewSnippets"] | texts["nytEditorialSnippets"]
+    assert not others & snippets
 
 
 def test_regression_split_is_stratified_on_deciles():
