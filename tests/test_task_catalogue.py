@@ -136,6 +136,53 @@ def test_vader_corpora_share_no_sentence_but_movies_are_rotten_tomatoes_snippets
     assert not others & snippets
 
 
+def test_rare_class_rule_leaves_r8_and_20ng_splits_as_they_were():
+    # validation and test of R8 as the committed records of experiments/results/table_cpu2 scored
+    # them (eval_rows), and 20NG's as before the .tab reader read quotes and the rare-class rule
+    pinned = {
+        "reuters_r8": (
+            "d4050d82980915c9a9d4fe90bdd5afff77c6ec68155a2ab9a7354287daf9a629",
+            "383ec3444979bb5da55eacfdc49e39f5b32e7322dbc7d90292226509eacf3562",
+        ),
+        "newsgroups20": (
+            "6913fb48c4330a4029689eea3963c2436503a6d67260b1a6b540233634c4c120",
+            "0c575dff748ec009ad9be5f02ca5d1a048981f60e0f4d32621b97ea2f9dd1809",
+        ),
+    }
+    for name, (validation, test) in pinned.items():
+        task = load(name)
+        assert (task.validation.fingerprint(), task.test.fingerprint()) == (validation, test)
+        assert len(task.notes) == 2  # no topic is rare: no note about one
+
+
+def test_rare_classes_stay_in_train_and_the_rest_is_stratified():
+    from gelora.data.orange_corpora import _hold_out
+
+    labels = [0] * 50 + [1] * 30 + [2] * 3 + [3]  # 2 and 3: too few rows to hold out
+    data = Split([f"t{i:02d}" for i in range(len(labels))], labels)
+    train, validation, rare = _hold_out(data, 0.1, 10, seed=0)
+    assert rare == [2, 3]
+    assert Counter(validation.labels) == {0: 5, 1: 3}
+    assert Counter(train.labels) == {0: 45, 1: 27, 2: 3, 3: 1}
+    assert sorted(train.texts + validation.texts) == data.texts
+    # With no rare class the draw is the plain stratified split, row for row.
+    common = data.subset(range(80))
+    assert _hold_out(common, 0.1, 10, seed=0)[:2] == stratified_split(common, 0.1, seed=0)
+
+
+def test_orange_tab_reader_names_missing_columns_and_reads_quotes(tmp_path):
+    from gelora.data.orange_corpora import read_tab
+
+    path = tmp_path / "t.tab"
+    path.write_text(
+        "Author\tContent\nd\tstring\nclass\tmeta\n"
+        'a\t"one\ttab, ""quoted"""\n\nb\t  two   words \nc\t\n'
+    )
+    assert read_tab(path, "Content", "Author") == (['one tab, "quoted"', "two words"], ["a", "b"])
+    with pytest.raises(ValueError, match=r"expected Category and Text columns, got \['Author'"):
+        read_tab(path)
+
+
 def test_regression_split_is_stratified_on_deciles():
     data = Split([f"t{i}" for i in range(1000)], [float(i) for i in range(1000)])
     train, val, test = stratified_three_way_split(
