@@ -272,8 +272,9 @@ def test_election_tweets_input_is_the_tweet_alone():
     assert sorted(texts) == sorted({" ".join(row["Content"].split()) for row in rows})
     metadata = {row[key] for row in rows for key in ("Source URL", "Original author", "Time")}
     assert not metadata & set(texts)
-    quoted = 'Last night, Donald Trump said not paying taxes was "smart." You know what I call it?'
-    assert sum(t.startswith(quoted) for t in texts) == 1  # "" read as ", the outer quotes gone
+    # The file doubles each quote inside a quoted field (1,501 lines hold ""): read as one. A
+    # few tweets keep "" where a quotation ends at the end of a quoted tweet.
+    assert sum('"' in t for t in texts) > 1000 and sum('""' in t for t in texts) < 10
 
 
 def test_orange_tab_reader_names_missing_columns_and_reads_quotes(tmp_path):
