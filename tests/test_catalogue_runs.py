@@ -55,8 +55,13 @@ def test_cli_trains_the_regression_task(tmp_path):
     [
         ("snli", ["accuracy"]),
         ("bbc_news", ["accuracy", "macro_f1"]),
+        ("election_tweets", ["accuracy"]),
+        ("book_excerpts", ["accuracy"]),
         pytest.param("newsgroups20", ["accuracy", "macro_f1"], marks=pytest.mark.slow),
         pytest.param("reuters_r8", ["accuracy", "macro_f1"], marks=pytest.mark.slow),
+        pytest.param("reuters_r52", ["accuracy", "macro_f1"], marks=pytest.mark.slow),
+        pytest.param("vader_tweets", ["pearson", "spearman"], marks=pytest.mark.slow),
+        pytest.param("vader_amazon", ["pearson", "spearman"], marks=pytest.mark.slow),
     ],
 )
 def test_offline_task_trains_and_reports_its_metrics(tmp_path, task, metrics):

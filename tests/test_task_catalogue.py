@@ -30,9 +30,14 @@ OFFLINE = {  # task -> (train, validation, test), label count (1: regression), m
     "snli": ((89890, 10000, 9824), 3, ["accuracy"]),
     "newsgroups20": ((10135, 1127, 7528), 20, ["accuracy", "macro_f1"]),
     "reuters_r8": ((4873, 542, 2189), 8, ["accuracy", "macro_f1"]),
+    "reuters_r52": ((5803, 637, 2568), 52, ["accuracy", "macro_f1"]),
+    "election_tweets": ((5146, 644, 644), 2, ["accuracy"]),
+    "book_excerpts": ((84, 28, 28), 2, ["accuracy"]),
     "bbc_news": ((1487, 213, 425), 5, ["accuracy", "macro_f1"]),
     "vader_movies": ((8481, 1061, 1061), 1, ["pearson", "spearman"]),
     "vader_nyt": ((4095, 512, 512), 1, ["pearson", "spearman"]),
+    "vader_tweets": ((3359, 421, 420), 1, ["pearson", "spearman"]),
+    "vader_amazon": ((2957, 370, 370), 1, ["pearson", "spearman"]),
 }
 GLUE_METRICS = {
     "cola": ["matthews"],
@@ -64,6 +69,20 @@ def test_every_task_config_is_covered_here():
     # are tested in tests/test_squad.py and tests/test_instruct.py
     expected = {*OFFLINE, *(f"glue_{t}" for t in GLUE_TASKS), "from_files", "squad", "alpaca_demo"}
     assert names == expected
+
+
+def test_the_catalogue_page_lists_every_task_and_the_offline_sizes_and_metrics():
+    page = (TASK_CONF.parents[1] / "docs" / "catalogue.md").read_text()
+    table = page.split("\n## Tasks\n")[1].split("\nNotes:\n")[0]
+    rows = {}
+    for line in table.splitlines():
+        if line.startswith("| `") and not line.startswith("| `task=`"):
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            rows[cells[0].split("`")[1]] = cells
+    assert set(rows) == {p.stem for p in TASK_CONF.glob("*.yaml")}
+    for name, (sizes, _, metrics) in OFFLINE.items():
+        assert rows[name][3] == " / ".join(f"{n:,}" for n in sizes), name
+        assert rows[name][5] == ", ".join(metrics), name
 
 
 @pytest.mark.parametrize("name", sorted(OFFLINE))
@@ -101,6 +120,174 @@ def test_vader_split_spans_the_target_range_and_is_stable():
     again = load("vader_movies")
     assert again.test.fingerprint() == task.test.fingerprint()
     assert load("vader_movies", split_seed=1).test.fingerprint() != task.test.fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("name", "merged", "low", "high"),
+    [("vader_tweets", 0, -3.75, 3.55), ("vader_amazon", 11, -3.7, 3.85)],
+)
+def test_vader_tweets_and_amazon_merge_repeats_and_keep_their_split(name, merged, low, high):
+    task = load(name)
+    assert f"merged {merged} repeated sentences (mean of their ratings)" in task.notes
+    labels = [y for split in task.splits().values() for y in split.labels]
+    assert (min(labels), max(labels)) == (low, high)
+    assert len(set(task.train.texts + task.validation.texts + task.test.texts)) == sum(
+        task.sizes().values()
+    )  # every sentence once, in one split
+    for split in (task.validation, task.test):  # deciles: each held-out split spans the range
+        assert min(split.labels) < -2.5 and max(split.labels) > 2.5
+    assert load(name).test.fingerprint() == task.test.fingerprint()
+    assert load(name, split_seed=1).test.fingerprint() != task.test.fingerprint()
+
+
+def test_vader_corpora_share_no_sentence_but_movies_are_rotten_tomatoes_snippets():
+    from gelora.data.rotten_tomatoes import read_snippets
+    from gelora.data.vader import CORPORA, read_ground_truth
+
+    texts = {corpus: set(read_ground_truth(corpus)[0].texts) for corpus in CORPORA}
+    for corpus, mine in texts.items():
+        assert all(not mine & texts[other] for other in CORPORA if other != corpus), corpus
+    snippets = set(read_snippets()[0].texts)
+    assert len(texts["movieReviewSnippets"] & snippets) > 5000  # the documented overlap
+    others = texts["tweets"] | texts["amazonReviewSnippets"] | texts["nytEditorialSnippets"]
+    assert not others & snippets
+
+
+# R52's topics with fewer than 10 train rows (after the rows that repeat a test text, and the
+# repeated or contradictory ones, are dropped), with those counts: never held out for validation.
+R52_RARE = {
+    "carcass": 6, "cpu": 3, "dlr": 3, "fuel": 4, "heat": 6, "income": 7, "instal-debt": 5,
+    "jet": 2, "lead": 4, "lumber": 7, "meal-feed": 6, "nickel": 3, "platinum": 1, "potato": 2,
+    "strategic-metal": 9, "tea": 2, "zinc": 8,
+}  # fmt: skip
+
+
+def test_reuters_r52_keeps_rare_topics_in_train_and_says_so():
+    task = load("reuters_r52")
+    names = task.label_names
+    train, validation = Counter(task.train.labels), Counter(task.validation.labels)
+    kept = train + validation
+    assert {names[y]: n for y, n in kept.items() if n < 10} == R52_RARE
+    assert all(train[names.index(topic)] == n for topic, n in R52_RARE.items())
+    assert not {names[y] for y in validation} & set(R52_RARE)  # none held out
+    assert {names[y] for y in validation} == set(names) - set(R52_RARE)  # every other topic is
+    assert set(train) == set(range(52)) == set(task.test.labels)
+    for y, n in validation.items():  # a stratified 10% of each held-out topic
+        assert abs(n - kept[y] / 10) <= 1, names[y]
+    texts = task.train.texts + task.validation.texts
+    assert len(set(texts)) == len(texts) == 6440  # every kept train row once, none lost
+    assert not set(texts) & set(task.test.texts)
+    assert task.notes[1:] == [
+        "dropped 8 train rows whose text is in the test file and 84 repeated or contradictory "
+        "train rows",
+        "17 categories with fewer than 10 train rows kept in train only, none held out for "
+        "validation (78 rows): " + ", ".join(f"{k} {v}" for k, v in R52_RARE.items()),
+    ]
+    again, other = load("reuters_r52"), load("reuters_r52", split_seed=1)
+    assert again.validation.fingerprint() == task.validation.fingerprint()
+    assert other.validation.fingerprint() != task.validation.fingerprint()
+    assert other.test.fingerprint() == task.test.fingerprint()  # the official test file, whole
+
+
+def test_macro_f1_leaves_out_a_topic_neither_in_the_targets_nor_predicted():
+    """What the catalogue says of R52's validation macro-F1 (35 of 52 topics held out)."""
+    import torch
+
+    from gelora.training.metrics import METRICS
+
+    macro_f1 = METRICS["macro_f1"].build(52)
+    assert macro_f1(torch.tensor([0, 1, 1]), torch.tensor([0, 1, 1])).item() == 1.0
+    # A predicted topic that is not in the targets counts, as 0: (1 + 2/3 + 0) / 3.
+    wrong = METRICS["macro_f1"].build(52)(torch.tensor([0, 1, 3]), torch.tensor([0, 1, 1]))
+    assert wrong.item() == pytest.approx(5 / 9)
+
+
+def test_rare_class_rule_leaves_r8_and_20ng_splits_as_they_were():
+    # validation and test of R8 as the committed records of experiments/results/table_cpu2 scored
+    # them (eval_rows), and 20NG's as before the .tab reader read quotes and the rare-class rule
+    pinned = {
+        "reuters_r8": (
+            "d4050d82980915c9a9d4fe90bdd5afff77c6ec68155a2ab9a7354287daf9a629",
+            "383ec3444979bb5da55eacfdc49e39f5b32e7322dbc7d90292226509eacf3562",
+        ),
+        "newsgroups20": (
+            "6913fb48c4330a4029689eea3963c2436503a6d67260b1a6b540233634c4c120",
+            "0c575dff748ec009ad9be5f02ca5d1a048981f60e0f4d32621b97ea2f9dd1809",
+        ),
+    }
+    for name, (validation, test) in pinned.items():
+        task = load(name)
+        assert (task.validation.fingerprint(), task.test.fingerprint()) == (validation, test)
+        assert len(task.notes) == 2  # no topic is rare: no note about one
+
+
+def test_rare_classes_stay_in_train_and_the_rest_is_stratified():
+    from gelora.data.orange_corpora import _hold_out
+
+    labels = [0] * 50 + [1] * 30 + [2] * 3 + [3]  # 2 and 3: too few rows to hold out
+    data = Split([f"t{i:02d}" for i in range(len(labels))], labels)
+    train, validation, rare = _hold_out(data, 0.1, 10, seed=0)
+    assert rare == [2, 3]
+    assert Counter(validation.labels) == {0: 5, 1: 3}
+    assert Counter(train.labels) == {0: 45, 1: 27, 2: 3, 3: 1}
+    assert sorted(train.texts + validation.texts) == data.texts
+    # With no rare class the draw is the plain stratified split, row for row.
+    common = data.subset(range(80))
+    assert _hold_out(common, 0.1, 10, seed=0)[:2] == stratified_split(common, 0.1, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("name", "labels", "counts", "repeats"),
+    [
+        ("election_tweets", ["HillaryClinton", "realDonaldTrump"], (3226, 3218), 10),
+        ("book_excerpts", ["adult", "children"], (70, 70), 0),
+    ],
+)
+def test_orange_tables_are_deduplicated_and_split_by_label(name, labels, counts, repeats):
+    task = load(name)
+    assert task.label_names == labels
+    rows = [y for split in (task.train, task.validation, task.test) for y in split.labels]
+    texts = task.train.texts + task.validation.texts + task.test.texts
+    assert len(set(texts)) == len(texts)  # no text in two splits, none twice in one
+    assert sum(counts) - repeats == len(rows)
+    dropped = f"dropped {repeats} repeated rows (each text kept once) and the 0 rows of 0 texts"
+    assert f"{dropped} found under two labels" in task.notes
+    for split in (task.validation, task.test):  # stratified: the classes as balanced as overall
+        share = Counter(split.labels)[0] / len(split)
+        assert abs(share - counts[0] / sum(counts)) < 0.01
+    assert load(name).test.fingerprint() == task.test.fingerprint()
+    assert load(name, split_seed=1).test.fingerprint() != task.test.fingerprint()
+
+
+def test_election_tweets_input_is_the_tweet_alone():
+    """The Content column, read as Orange reads it (csv quoting, ``""`` a quote), and nothing
+    else: not the author, not the retweet flag, original author or source URL columns."""
+    from gelora.assets import asset_path
+
+    task = load("election_tweets")
+    texts = task.train.texts + task.validation.texts + task.test.texts
+    with open(asset_path("orange-text-corpora") / "election-tweets-2016.tab", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))[2:]  # past the types and flags rows
+    assert len(rows) == 6444
+    assert sorted(texts) == sorted({" ".join(row["Content"].split()) for row in rows})
+    metadata = {row[key] for row in rows for key in ("Source URL", "Original author", "Time")}
+    assert not metadata & set(texts)
+    # The file doubles each quote inside a quoted field (1,501 lines hold ""): read as one. A
+    # few tweets keep "" where a quotation ends at the end of a quoted tweet.
+    assert sum('"' in t for t in texts) > 1000 and sum('""' in t for t in texts) < 10
+
+
+def test_orange_tab_reader_names_missing_columns_and_reads_quotes(tmp_path):
+    from gelora.data.orange_corpora import read_tab
+
+    path = tmp_path / "t.tab"
+    path.write_text(
+        "Author\tContent\nd\tstring\nclass\tmeta\n"
+        'a\t"one\ttab, ""quoted"""\n\nb\t  two   words \nc\t\n'
+    )
+    assert read_tab(path, "Content", "Author") == (['one tab, "quoted"', "two words"], ["a", "b"])
+    with pytest.raises(ValueError, match=r"expected Category and Text columns, got \['Author'"):
+        read_tab(path)
 
 
 def test_regression_split_is_stratified_on_deciles():

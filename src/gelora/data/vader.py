@@ -4,7 +4,9 @@ Source: the sdist of PyPI ``vaderSentiment`` 3.3.2, whose inner archive
 ``hutto_ICWSM_2014.tar.gz`` holds ``*_GroundTruth.txt`` files (``id<TAB>mean<TAB>text``) with the
 mean of 20 raters' scores in [-4, 4] (Hutto & Gilbert, 2014). ``movieReviewSnippets`` are 10,605
 sentences from the Rotten Tomatoes snippets behind SST: never train on one of the two sets and
-test on the other. Scored like STS-B, by Pearson and Spearman correlation. There is no official
+test on the other. ``tweets`` are 4,200 tweets (user names and links anonymised),
+``amazonReviewSnippets`` 3,708 product-review sentences, ``nytEditorialSnippets`` 5,190
+editorial sentences. Scored like STS-B, by Pearson and Spearman correlation. There is no official
 split: a seeded split stratified on deciles of the target.
 """
 
