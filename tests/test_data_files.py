@@ -278,3 +278,13 @@ def test_a_tiny_instruction_run_on_a_users_file(tmp_path):
     assert results["status"] == "completed", results["error"]
     assert results["task_sizes"] == {"train": 48, "validation": 6, "test": 6}
     assert results["labels"] is None and results["metric"] == "response_loss"
+
+
+def test_a_label_column_with_a_value_per_row_is_refused_as_an_id_column(tmp_path):
+    # issue 43: an id column named as the label gave a 10,000-way head on 200 rows, no warning
+    path = _csv(tmp_path / "train.csv", [f"row-{i}" for i in range(40)])
+    with pytest.raises(ValueError, match=r"label column has 40 different values in 40 rows"):
+        load_from_files(train_file=path)
+    # listing the classes says they are meant: no refusal for that
+    names = [f"row-{i}" for i in range(40)]
+    assert len(load_from_files(train_file=path, label_names=names).label_names) == 40

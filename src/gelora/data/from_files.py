@@ -281,6 +281,9 @@ def _check_arguments(
         raise ValueError(f"task.text_fields must name one or two columns, got {fields}")
 
 
+MIN_ROWS_FOR_ID_CHECK = 20  # below this, a class per two rows can be a real (tiny) data set
+
+
 def _class_names(
     raw: dict[str, tuple[list[list[str]], list[Any]]],
     files: dict[str, str | None],
@@ -294,6 +297,14 @@ def _class_names(
     names = (
         _sort_labels(set(keys["train"])) if label_names is None else _given_label_names(label_names)
     )
+    rows = len(keys["train"])
+    if label_names is None and rows >= MIN_ROWS_FOR_ID_CHECK and len(names) > rows // 2:
+        raise ValueError(
+            f"{files['train']}: the label column has {len(names)} different values in {rows} "
+            "rows, more than one class per two rows: an id or text column, not a label? Name the "
+            "label column with task.label_field, or list the classes in task.label_names if "
+            "they are really this many"
+        )
     if len(names) < 2:
         raise ValueError(f"{files['train']}: classification needs 2 or more labels, found {names}")
     return names, keys
