@@ -288,3 +288,24 @@ def test_a_label_column_with_a_value_per_row_is_refused_as_an_id_column(tmp_path
     # listing the classes says they are meant: no refusal for that
     names = [f"row-{i}" for i in range(40)]
     assert len(load_from_files(train_file=path, label_names=names).label_names) == 40
+
+
+def test_parquet_without_pandas_names_the_extra_to_install(tmp_path, monkeypatch):
+    # issue 44: "task.loader: No module named 'pandas'" named neither the extra nor the command
+    import builtins
+
+    from gelora.data.tables import read_table
+
+    path = tmp_path / "train.parquet"
+    path.write_bytes(b"PAR1" + b"\0" * 16)
+    real_import = builtins.__import__
+
+    def no_pandas(name, *args, **kwargs):
+        if name == "pandas":
+            raise ImportError("No module named 'pandas'", name="pandas")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pandas)
+    with pytest.raises(ValueError, match=r"pip install 'gelora\[parquet\]'") as error:
+        read_table(path)
+    assert "train.parquet" in str(error.value) and "pandas" in str(error.value)

@@ -133,9 +133,15 @@ def _parquet(path: Path) -> list[dict[str, Any]]:
     with open(path, "rb") as handle:
         if handle.read(4) != b"PAR1":
             raise ValueError(f"{path}: not a Parquet file (it does not start with b'PAR1')")
-    import pandas as pd
+    try:
+        import pandas as pd
 
-    frame = pd.read_parquet(path)
+        frame = pd.read_parquet(path)
+    except ImportError as error:  # pandas, or the engine it reads Parquet with (pyarrow)
+        raise ValueError(
+            f"{path}: reading Parquet needs pandas and pyarrow, not installed here "
+            f"({error.name or error}): python -m pip install 'gelora[parquet]'"
+        ) from error
     repeated = frame.columns[frame.columns.duplicated()].tolist()
     if repeated:
         raise ValueError(f"{path}: column {repeated[0]!r} appears twice; rename one")
