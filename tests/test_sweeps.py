@@ -157,8 +157,13 @@ def test_a_failed_job_is_recorded_the_sweep_goes_on_and_resumes(tmp_path):
     # `random` needs a budget and none is set: that job fails on purpose, the others complete.
     overrides = ["method=lora,random", "seed=0,1", *TINY]
     first = sweep(tmp_path, *overrides)
-    assert first.returncode == 0, first.stderr[-4000:]
+    # issue 44: a sweep with failed jobs ends with a summary and a non-zero exit status
+    assert first.returncode == 1, first.stderr[-4000:]
     sweep_dir = tmp_path / "multirun_outputs" / "adhoc" / "test"
+    summary = [line for line in first.stdout.splitlines() if line.startswith("sweep ")]
+    assert summary == [f"sweep {Path('multirun_outputs/adhoc/test')}: 2 completed, 2 failed"]
+    folders = "debug=tiny,method=random,model=tiny_bert,seed="
+    assert f"  failed: {folders}0, {folders}1" in first.stdout
     runs = load_runs(sweep_dir)
     status = {(r.method, r.seed): r.status for r in runs}
     assert status == {
@@ -175,7 +180,8 @@ def test_a_failed_job_is_recorded_the_sweep_goes_on_and_resumes(tmp_path):
     assert "2 failed" in random_row
 
     again = sweep(tmp_path, *overrides)  # the same sweep_id: completed jobs are skipped
-    assert again.returncode == 0, again.stderr[-4000:]
+    assert again.returncode == 1, again.stderr[-4000:]  # the failed ones failed again
+    assert ": 2 skipped, 2 failed" in again.stdout
     assert again.stdout.count("already holds this run, completed") == 2
     assert again.stderr.count("needs a budget") == 2  # the failed ones ran again
     # Their first records were moved aside, not overwritten, and are in no table.

@@ -132,3 +132,74 @@ def job_line(job_num: int, job_overrides: Sequence[str], sweep_dir: Path) -> str
         if axes.get(override.get_key_element(), 1) > 1
     ]
     return f"{place} of {math.prod(axes.values())}: {' '.join(cell) or 'defaults'}"
+
+
+# --- the sweep's end: one line per state, and an exit status that says whether all went well --
+
+SUMMARY_STATES = ("completed", "skipped", "failed", "interrupted", "missing")
+
+
+def job_states(sweep_dir: Path, started: float | None = None) -> dict[str, list[str]]:
+    """Every job folder under ``sweep_dir`` (a folder holding ``.hydra/``, outside
+    ``superseded/``) by state: ``completed`` (a completed ``results.json`` written since
+    ``started``), ``skipped`` (completed before it: this sweep found it done), ``failed``,
+    ``interrupted``, ``missing`` (no record, or one that cannot be read); folders relative to
+    ``sweep_dir``, sorted."""
+    from gelora.record import RunRecord
+
+    states: dict[str, list[str]] = {state: [] for state in SUMMARY_STATES}
+    for hydra_dir in sorted(sweep_dir.rglob(".hydra")):
+        job = hydra_dir.parent
+        relative = job.relative_to(sweep_dir)
+        if "superseded" in relative.parts or job == sweep_dir:
+            continue
+        results = job / "results.json"
+        try:
+            status = RunRecord.read(results).status
+        except (OSError, ValueError):
+            status = "missing"
+        if status == "completed" and started is not None and results.stat().st_mtime < started:
+            status = "skipped"
+        states.setdefault(status, []).append(relative.as_posix())
+    return states
+
+
+def summary_lines(states: dict[str, list[str]], sweep_dir: Path) -> list[str]:
+    """``sweep <dir>: 6 completed, 2 skipped, 1 failed`` and one line per state that needs a
+    look (failed, interrupted, missing) naming its folders."""
+    counts = ", ".join(f"{len(jobs)} {state}" for state, jobs in states.items() if jobs)
+    lines = [f"sweep {sweep_dir}: {counts or 'no job folder'}"]
+    for state in ("failed", "interrupted", "missing"):
+        if states.get(state):
+            lines.append(f"  {state}: {', '.join(states[state])}")
+    return lines
+
+
+class SweepSummary:
+    """A Hydra callback (``hydra.callbacks`` in ``conf/train.yaml``): at the end of a sweep, one
+    summary line per state with the folders of the jobs that did not complete, and exit status 1
+    when any job failed, was interrupted or left no record (Hydra itself exits 0 whatever its
+    jobs did)."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._started = time.time()
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        import time
+
+        self._started = time.time()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        states = job_states(sweep_dir, self._started)
+        print("\n".join(summary_lines(states, sweep_dir)), flush=True)
+        if states["failed"] or states["interrupted"] or states["missing"]:
+            raise SystemExit(1)
+
+    # Hydra calls every hook of a callback; the others have nothing to do here.
+    def on_run_start(self, config: DictConfig, **kwargs) -> None: ...
+    def on_run_end(self, config: DictConfig, **kwargs) -> None: ...
+    def on_job_start(self, config: DictConfig, **kwargs) -> None: ...
+    def on_job_end(self, config: DictConfig, job_return=None, **kwargs) -> None: ...
