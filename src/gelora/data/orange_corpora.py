@@ -45,6 +45,36 @@ TABLES = {  # our task name -> (file, text column, label column): one file, no o
 }
 
 
+def read_tab_columns(
+    path: Path, columns: tuple[str, ...], *, quoted: bool = True
+) -> list[tuple[str, ...]]:
+    """The ``columns`` fields of each row of an Orange ``.tab`` file, whitespace normalised.
+
+    ``quoted``: read ``csv`` quoting as Orange does (a field in double quotes may hold a tab or a
+    line break, ``""`` is a quote). A file whose fields are never quoted but may begin with a
+    quotation mark is read with ``quoted=False``: one row per line, every quote kept as written
+    (read as Orange reads it, a quotation opening a field runs on over the rows that follow).
+    Blank lines are skipped; empty fields are kept (empty strings) for the caller to judge.
+    """
+    quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
+    with open(path, encoding="utf-8", newline="") as handle:
+        # as Orange's TabReader: tab-separated, spaces after a tab skipped
+        rows = csv.reader(handle, delimiter="\t", skipinitialspace=True, quoting=quoting)
+        names = next(rows)
+        try:
+            indices = [names.index(column) for column in columns]
+        except ValueError as error:
+            raise ValueError(
+                f"{path.name}: expected {' and '.join(columns)} columns, got {names}"
+            ) from error
+        found = []
+        for number, fields in enumerate(rows, start=2):
+            if number <= 3 or len(fields) <= max(indices):
+                continue  # the types and flags rows; a blank line
+            found.append(tuple(" ".join(fields[i].split()) for i in indices))
+    return found
+
+
 def read_tab(
     path: Path, text_column: str = "Text", label_column: str = "Category"
 ) -> tuple[list[str], list[str]]:
@@ -52,24 +82,9 @@ def read_tab(
 
     Whitespace is normalised; rows with an empty text or label (a blank line) are skipped.
     """
-    with open(path, encoding="utf-8", newline="") as handle:
-        rows = csv.reader(handle, delimiter="\t", skipinitialspace=True)  # as Orange's TabReader
-        names = next(rows)
-        try:
-            label_col, text_col = names.index(label_column), names.index(text_column)
-        except ValueError as error:
-            raise ValueError(
-                f"{path.name}: expected {label_column} and {text_column} columns, got {names}"
-            ) from error
-        texts, labels = [], []
-        for number, fields in enumerate(rows, start=2):
-            if number <= 3 or len(fields) <= max(label_col, text_col):
-                continue  # the types and flags rows; a blank line
-            text = " ".join(fields[text_col].split())
-            if text and fields[label_col]:
-                texts.append(text)
-                labels.append(fields[label_col])
-    return texts, labels
+    rows = read_tab_columns(path, (label_column, text_column))
+    kept = [(text, label) for label, text in rows if text and label]
+    return [text for text, _ in kept], [label for _, label in kept]
 
 
 def unique_texts(texts: list[str], labels: list[int]) -> tuple[Split, int, int, int]:
