@@ -28,7 +28,7 @@ time, source) are never part of the input.
 The Friends transcripts (``load_friends_speaker``) hold one line of dialogue a row, with its
 speaker (``Author``) and episode. The file quotes no field, but about a hundred lines begin with
 a quotation mark (a line read aloud, a song): read with csv quoting, as Orange reads it, such a
-line runs on over the rows after it (94 rows swallowed, one "line" of 6,800 tokens), so this file
+line runs on over the rows after it (95 rows swallowed, one "line" of 6,800 tokens), so this file
 is read one row per line. Only the lines of the six friends are kept, each text once (as above);
 the split is by episode.
 """
@@ -63,13 +63,14 @@ TABLES = {  # our task name -> (file, text column, label column): one file, no o
 def read_tab_columns(
     path: Path, columns: tuple[str, ...], *, quoted: bool = True
 ) -> list[tuple[str, ...]]:
-    """The ``columns`` fields of each row of an Orange ``.tab`` file, whitespace normalised.
+    """The ``columns`` fields of each row of an Orange ``.tab`` file, as written.
 
     ``quoted``: read ``csv`` quoting as Orange does (a field in double quotes may hold a tab or a
     line break, ``""`` is a quote). A file whose fields are never quoted but may begin with a
     quotation mark is read with ``quoted=False``: one row per line, every quote kept as written
     (read as Orange reads it, a quotation opening a field runs on over the rows that follow).
-    Blank lines are skipped; empty fields are kept (empty strings) for the caller to judge.
+    Blank lines are skipped; fields are not normalised (``str.split`` takes U+0085, which a
+    file's cp1252 ellipsis read as Latin-1 becomes, for whitespace), empty ones kept.
     """
     quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
     with open(path, encoding="utf-8", newline="") as handle:
@@ -86,7 +87,7 @@ def read_tab_columns(
         for number, fields in enumerate(rows, start=2):
             if number <= 3 or len(fields) <= max(indices):
                 continue  # the types and flags rows; a blank line
-            found.append(tuple(" ".join(fields[i].split()) for i in indices))
+            found.append(tuple(fields[i] for i in indices))
     return found
 
 
@@ -97,9 +98,13 @@ def read_tab(
 
     Whitespace is normalised; rows with an empty text or label (a blank line) are skipped.
     """
-    rows = read_tab_columns(path, (label_column, text_column))
-    kept = [(text, label) for label, text in rows if text and label]
-    return [text for text, _ in kept], [label for _, label in kept]
+    texts, labels = [], []
+    for label, text in read_tab_columns(path, (label_column, text_column)):
+        text = " ".join(text.split())
+        if text and label:
+            texts.append(text)
+            labels.append(label)
+    return texts, labels
 
 
 def unique_texts(texts: list[str], labels: list[int]) -> tuple[Split, int, int, int]:
@@ -235,7 +240,8 @@ FRIENDS_FILE = "friends-transcripts.tab"
 # The six friends, as the Author column spells them (label order)
 FRIENDS = ("Chandler", "Joey", "Monica", "Phoebe", "Rachel", "Ross")
 # The file's cp1252 punctuation was read as Latin-1: a C1 control character stands for it (0x92,
-# an apostrophe, in 11k lines; BERT's tokenizer deletes control characters: "don\x92t" -> "dont").
+# an apostrophe, in 11k lines: BERT's tokenizer deletes control characters, "don\x92t" -> "dont";
+# 0x85, an ellipsis, 2,087 times: str.split takes it for whitespace, so it is decoded first).
 # Decoded as cp1252, with typographic single and double quotes made straight, so that the three
 # spellings of an apostrophe in the file are one (for the model, and for the dedup).
 _STRAIGHT = {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'}
