@@ -7,7 +7,8 @@ machine: rows are put in a canonical order (sorted by text) before any random dr
 use NumPy's legacy ``RandomState`` through scikit-learn, whose streams are fixed across platforms
 and releases.
 Classification splits are stratified by label; regression splits by quantile bins of the target,
-so that every split covers the whole range.
+so that every split covers the whole range. Rows that belong together (the lines of one episode)
+are split by group instead, each group whole in one split (``grouped_three_way_split``).
 """
 
 from __future__ import annotations
