@@ -57,6 +57,7 @@ def test_cli_trains_the_regression_task(tmp_path):
         ("bbc_news", ["accuracy", "macro_f1"]),
         ("election_tweets", ["accuracy"]),
         ("book_excerpts", ["accuracy"]),
+        ("friends_speaker", ["accuracy", "macro_f1"]),
         pytest.param("newsgroups20", ["accuracy", "macro_f1"], marks=pytest.mark.slow),
         pytest.param("reuters_r8", ["accuracy", "macro_f1"], marks=pytest.mark.slow),
         pytest.param("reuters_r52", ["accuracy", "macro_f1"], marks=pytest.mark.slow),

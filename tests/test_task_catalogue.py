@@ -33,6 +33,7 @@ OFFLINE = {  # task -> (train, validation, test), label count (1: regression), m
     "reuters_r52": ((5803, 637, 2568), 52, ["accuracy", "macro_f1"]),
     "election_tweets": ((5146, 644, 644), 2, ["accuracy"]),
     "book_excerpts": ((84, 28, 28), 2, ["accuracy"]),
+    "friends_speaker": ((33822, 4195, 4323), 6, ["accuracy", "macro_f1"]),
     "bbc_news": ((1487, 213, 425), 5, ["accuracy", "macro_f1"]),
     "vader_movies": ((8481, 1061, 1061), 1, ["pearson", "spearman"]),
     "vader_nyt": ((4095, 512, 512), 1, ["pearson", "spearman"]),
@@ -275,6 +276,129 @@ def test_election_tweets_input_is_the_tweet_alone():
     # The file doubles each quote inside a quoted field (1,501 lines hold ""): read as one. A
     # few tweets keep "" where a quotation ends at the end of a quoted tweet.
     assert sum('"' in t for t in texts) > 1000 and sum('""' in t for t in texts) < 10
+
+
+FRIENDS_LINES = {"Chandler": 7133, "Joey": 6902, "Monica": 6963, "Phoebe": 6329, "Rachel": 7540,
+                 "Ross": 7473}  # fmt: skip
+
+
+def test_friends_speaker_keeps_the_six_friends_once_each_and_splits_by_episode():
+    from gelora.assets import asset_path
+    from gelora.data.orange_corpora import FRIENDS, friends_line, read_friends
+
+    path = asset_path("orange-text-corpora") / "friends-transcripts.tab"
+    task = load("friends_speaker")
+    assert task.label_names == list(FRIENDS) == sorted(FRIENDS_LINES)
+    splits = (task.train, task.validation, task.test)
+    counts = Counter(y for split in splits for y in split.labels)
+    assert {task.label_names[y]: n for y, n in counts.items()} == FRIENDS_LINES
+    texts = [t for split in splits for t in split.texts]
+    assert len(set(texts)) == len(texts) == 42340  # no text in two splits, none twice in one
+    assert task.notes == [
+        "friends-transcripts.tab: 61563 lines, read one row per line (quotes as written); input "
+        "the Quote column only (cp1252 punctuation decoded, quotes straightened, stage directions "
+        "in brackets removed from 16 lines), label Author",
+        "kept the lines of Chandler, Joey, Monica, Phoebe, Rachel, Ross (Author exactly so); "
+        "dropped the 10478 lines of 846 other speakers (Mike 360, All 340, Richard 254, Janice "
+        "215, Mr. Geller 210, ...; 314 of them by several speakers at once, such as 'Ross, "
+        "Rachel') and 26 empty lines",
+        "dropped 803 repeated lines (each text kept once, in the first episode it is spoken in) "
+        "and the 7916 lines of 852 texts spoken by two or more of the six",
+        "seeded split by episode (Season & Episode), not stratified: 181 / 23 / 23 episodes in "
+        "train / validation / test",
+    ]
+    # An independent read of the file (one row per line): each kept text is a friend's line,
+    # under the one friend who speaks it; a text two friends speak is in no split.
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = [row for row in csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if row]
+    rows = rows[3:]  # past the names, types and flags rows
+    assert len(rows) == 61563 and {len(row) for row in rows} == {6}
+    speakers: dict[str, set[str]] = {}
+    for row in rows:
+        if row[4] in FRIENDS and friends_line(row[5]):
+            speakers.setdefault(friends_line(row[5]), set()).add(row[4])
+    assert sum(len(found) > 1 for found in speakers.values()) == 852
+    by_text = {
+        text: task.label_names[y]
+        for split in splits
+        for text, y in zip(split.texts, split.labels, strict=True)
+    }
+    assert by_text == {t: next(iter(s)) for t, s in speakers.items() if len(s) == 1}
+    # Whole episodes: each episode's lines are all in one split, 181 / 23 / 23 of the 227.
+    data, episodes, _, _ = read_friends(path)
+    episode_of = dict(zip(data.texts, episodes, strict=True))
+    held = [{episode_of[t] for t in split.texts} for split in splits]
+    assert [len(h) for h in held] == [181, 23, 23]
+    assert not (held[0] & held[1] or held[0] & held[2] or held[1] & held[2])
+    assert held[0] | held[1] | held[2] == {row[2] for row in rows}
+    for split in splits[1:]:  # not stratified, but each friend 13-19% of a held-out split
+        assert all(0.13 < n / len(split) < 0.2 for n in Counter(split.labels).values())
+    again, other = load("friends_speaker"), load("friends_speaker", split_seed=1)
+    assert again.test.fingerprint() == task.test.fingerprint()
+    assert again.train.fingerprint() == task.train.fingerprint()
+    assert other.test.fingerprint() != task.test.fingerprint()
+    assert {episode_of[t] for t in other.test.texts} != held[2]
+
+
+def test_friends_transcripts_are_read_one_row_per_line_not_with_csv_quoting():
+    """The file quotes no field; read with csv quoting (as Orange's reader does), a line that
+    begins with a quotation mark runs on over the rows after it, other speakers' lines included."""
+    from gelora.assets import asset_path
+    from gelora.data.orange_corpora import read_tab_columns
+
+    path = asset_path("orange-text-corpora") / "friends-transcripts.tab"
+    columns = ("Author", "Quote")
+    quoted, plain = read_tab_columns(path, columns), read_tab_columns(path, columns, quoted=False)
+    assert (len(quoted), len(plain)) == (61468, 61563)  # 95 rows swallowed
+    assert max(len(q.split()) for _, q in quoted) > 1000  # dozens of rows run into one
+    assert max(len(q.split()) for _, q in plain) < 250
+
+
+def test_friends_line_decodes_cp1252_and_drops_stage_directions():
+    from gelora.data.orange_corpora import friends_line
+
+    assert friends_line("  I don\x92t  know\x97 wait. ") == "I don't know\u2014 wait."
+    assert friends_line("Well\x85 no.\xa0Fine.") == "Well\u2026 no. Fine."  # 0x85 is no space
+    straightened = friends_line("\u201cSo\u201d isn\u2019t \x93it\x94 \x91so\x92")
+    assert straightened == '"So" isn\'t "it" \'so\''
+    assert friends_line("Fine. (He sits down.) Really.") == "Fine. Really."
+    assert friends_line("Here. [hands him a box.") == "Here."  # unclosed, to the end
+    assert friends_line("Go! (waves and leaves.]") == "Go!"  # closed by the other bracket
+    assert friends_line("(Sighs)") == ""
+
+
+def test_grouped_split_keeps_each_group_whole_and_is_seeded():
+    from gelora.data.task_data import grouped_three_way_split
+
+    groups = [f"g{i % 20:02d}" for i in range(200)]
+    data = Split([f"t{i:03d}" for i in range(200)], [i % 3 for i in range(200)])
+    train, validation, test, named = grouped_three_way_split(
+        data, groups, validation_fraction=0.1, test_fraction=0.15, seed=0
+    )
+    assert [len(n) for n in named] == [15, 2, 3]  # round(0.15 * 20) groups for test
+    assert (len(train), len(validation), len(test)) == (150, 20, 30)
+    group_of = dict(zip(data.texts, groups, strict=True))
+    for split, names in zip((train, validation, test), named, strict=True):
+        assert {group_of[t] for t in split.texts} == set(names)
+        assert split.texts == sorted(split.texts)  # rows keep their order
+    assert sorted(train.texts + validation.texts + test.texts) == data.texts
+    again = grouped_three_way_split(
+        data, groups, validation_fraction=0.1, test_fraction=0.15, seed=0
+    )
+    assert again[2] == test
+    other = grouped_three_way_split(
+        data, groups, validation_fraction=0.1, test_fraction=0.15, seed=1
+    )
+    assert other[3][2] != named[2]
+    with pytest.raises(ValueError, match="3 groups are too few to split by group"):
+        grouped_three_way_split(
+            data, [f"g{i % 3}" for i in range(200)], validation_fraction=0.1, test_fraction=0.1,
+            seed=0,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="200 rows but 3 groups"):
+        grouped_three_way_split(
+            data, groups[:3], validation_fraction=0.1, test_fraction=0.1, seed=0
+        )
 
 
 def test_orange_tab_reader_names_missing_columns_and_reads_quotes(tmp_path):

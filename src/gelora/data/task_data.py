@@ -7,7 +7,8 @@ machine: rows are put in a canonical order (sorted by text) before any random dr
 use NumPy's legacy ``RandomState`` through scikit-learn, whose streams are fixed across platforms
 and releases.
 Classification splits are stratified by label; regression splits by quantile bins of the target,
-so that every split covers the whole range.
+so that every split covers the whole range. Rows that belong together (the lines of one episode)
+are split by group instead, each group whole in one split (``grouped_three_way_split``).
 """
 
 from __future__ import annotations
@@ -206,6 +207,48 @@ def stratified_three_way_split(
         random_state=seed,
     )
     return data.subset(train), data.subset(validation), data.subset(test)
+
+
+def grouped_three_way_split(
+    data: Split,
+    groups: Sequence[str],
+    *,
+    validation_fraction: float,
+    test_fraction: float,
+    seed: int,
+) -> tuple[Split, Split, Split, tuple[list[str], list[str], list[str]]]:
+    """Seeded train/validation/test split of whole groups (a group's rows all in one split).
+
+    The groups (an episode, a document) are sorted, then permuted by NumPy's legacy
+    ``RandomState(seed)``: the first ``round(test_fraction * n)`` go to test, the next
+    ``round(validation_fraction * n)`` to validation, the rest to train. Not stratified: each
+    split holds its groups' labels as they come. Rows keep their order within a split.
+
+    Returns:
+        ``(train, validation, test, (train groups, validation groups, test groups))``, each list
+        of groups sorted.
+    """
+    if len(groups) != len(data):
+        raise ValueError(f"{len(data)} rows but {len(groups)} groups")
+    if not 0 < validation_fraction < 1 or not 0 < test_fraction < 1:
+        raise ValueError("validation_fraction and test_fraction must lie in (0, 1)")
+    if validation_fraction + test_fraction >= 1:
+        raise ValueError("validation_fraction + test_fraction must be below 1")
+    names = sorted(set(groups))
+    order = [names[i] for i in np.random.RandomState(seed).permutation(len(names))]
+    n_test, n_validation = (
+        round(test_fraction * len(names)),
+        round(validation_fraction * len(names)),
+    )
+    if min(n_test, n_validation, len(names) - n_test - n_validation) < 1:
+        raise ValueError(f"{len(names)} groups are too few to split by group")
+    held = (set(order[:n_test]), set(order[n_test : n_test + n_validation]))
+    split_of = {g: 2 if g in held[0] else 1 if g in held[1] else 0 for g in names}
+    rows: tuple[list[int], list[int], list[int]] = ([], [], [])
+    for i, group in enumerate(groups):
+        rows[split_of[group]].append(i)
+    named = tuple(sorted(g for g in names if split_of[g] == k) for k in range(3))
+    return data.subset(rows[0]), data.subset(rows[1]), data.subset(rows[2]), named
 
 
 def register_split_type(problem: str, split_type: type) -> None:
