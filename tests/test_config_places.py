@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
+import pytest
 from omegaconf import OmegaConf
 
 from gelora.stages.profile import EstimatorSettings
@@ -25,3 +26,14 @@ def test_the_python_api_defaults_are_the_configs():
     composed = compose_train("paths.output_dir=.").estimator
     for field in fields(EstimatorSettings):
         assert getattr(EstimatorSettings(), field.name) == composed[field.name], field.name
+
+
+@pytest.mark.parametrize("preset", ["debug=tiny", "debug=smoke", "experiment=table_cpu2"])
+def test_an_explicitly_chosen_logger_survives_every_preset(preset):
+    # issue 44: `debug=tiny logger=wandb` made no wandb run (the preset set `logger: null`)
+    extra = ["early_stopping.patience=3"] if preset.startswith("experiment") else []
+    cfg = compose_train(preset, "logger=wandb", *extra)
+    assert "wandb" in (cfg.logger or {}), preset
+    assert "csv" in compose_train(preset, "logger=csv", *extra).logger
+    if preset != "debug=smoke":  # smoke keeps the default logger; the others choose none
+        assert not compose_train(preset, *extra).get("logger")
