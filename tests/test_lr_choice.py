@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
@@ -50,3 +51,26 @@ def test_a_rate_never_chosen_is_one_line_and_a_failed_record(tmp_path):
     assert line in proc.stderr and "Traceback" not in proc.stderr
     record = json.loads((tmp_path / "results.json").read_text())
     assert record["status"] == "failed" and record["learning_rate"] is None
+
+
+def test_a_shared_rate_is_chosen_on_the_mean_of_its_rows_with_margins(tmp_path, capsys):
+    # issue 42: one rate per task for lora and an allocator, on the mean of both rows'
+    # validation, beside each row's own choice; every chosen cell says its margin
+    from gelora.reporting.table_cli import main
+    from tests.test_table import _completed, _job
+
+    sweep = tmp_path / "grid"
+    # lora: 1e-3 best (80 vs 78); gelora: 3e-3 best (83 vs 79); mean: 1e-3 79.5, 3e-3 80.5
+    for method, scores in {"lora": (0.80, 0.78), "gelora": (0.79, 0.83)}.items():
+        for lr, val in zip((1e-3, 3e-3), scores, strict=True):
+            _job(sweep, method, "sst", 0, _completed(0.5, val=val, lr=lr), lr=lr)
+    out = tmp_path / "lr.yaml"
+    main([str(sweep), "--select-lr", str(out), "--shared-rate", "shared=lora,gelora"])
+    printed = capsys.readouterr().out
+    chosen = yaml.safe_load(out.read_text())["lr_choice"]
+    assert chosen == {"lora": {"sst": 0.001}, "gelora": {"sst": 0.003}, "shared": {"sst": 0.003}}
+    assert "| shared | 0.001: 79.50, **0.003: 80.50** (margin 1.00) |" in printed
+    assert "| lora | **0.001: 80.00**, 0.003: 78.00 (margin 2.00) |" in printed
+    for bad in ("shared=lora", "lora=lora,gelora", "x=lora,nope"):
+        with pytest.raises(SystemExit):
+            main([str(sweep), "--select-lr", str(out), "--shared-rate", bad])

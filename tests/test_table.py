@@ -333,7 +333,7 @@ def test_select_lr_chooses_on_validation_never_test(tmp_path, capsys):
     assert text.startswith(f"# chosen by gelora-table --select-lr from {sweep}: best validation")
     assert "gelora:\n    sst: 0.00003\n" in text
     printed = capsys.readouterr().out
-    assert "| lora | 0.0001: 80.00, **0.0003: 85.00**, 0.001: 85.00 |" in printed
+    assert "| lora | 0.0001: 80.00, **0.0003: 85.00**, 0.001: 85.00 (margin 0.00) |" in printed
     assert "**3e-05: 80.00**, 0.001: no score" in printed
     (edge,) = [line for line in printed.splitlines() if line.startswith("At the top of the grid")]
     assert edge.endswith(": lora/news (0.001).")  # not lora/sst (3e-4 of 1e-3), nor gelora (1 rate)

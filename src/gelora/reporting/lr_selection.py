@@ -15,6 +15,15 @@ The choice is written as YAML an experiment config reads with
 both ``from_files``; one task on two test-row sets) that key could hold only one of their rates,
 so the selection stops and says so.
 
+A rate shared by several rows (``gelora-table --select-lr OUT --shared-rate NAME=ROW,ROW``):
+the rows' runs are pooled under ``NAME`` and its rate is the one with the best mean validation
+score over all of them (each row's seeds alike), written as ``lr_choice.NAME.<task>`` beside each
+row's own choice; an experiment trains the rows at it through ``lr_source.<row>: NAME``. An
+allocator and uniform LoRA at one rate differ only in their plans, so the rate choice's own noise
+does not enter their paired difference; each row's own choice shows whether the shared rate is
+what the row would have picked alone. Every chosen cell says its margin: how far its validation
+score is ahead of the next rate's (a small margin is a choice the seeds' noise could flip).
+
 A grid that also sweeps a setting, selected with ``gelora-table --columns budget.rank
 --select-lr``, is a grid per value: each budget gets its own rate, written one level deeper,
 ``lr_choice.<method>.<task>.rank_<r>`` (``column_key``), for a budget curve that trains each
@@ -149,7 +158,45 @@ def choose_lr(validation: dict[float, float | None], direction: Direction = POIN
     return max(scored, key=lambda item: (item[0], -item[1]))[1] if scored else None
 
 
-def choose_lrs(runs: Sequence[SweepRun], columns: str | None = None) -> list[LrChoice]:
+def pool_shared(
+    runs: Sequence[SweepRun], shared: dict[str, tuple[str, ...]] | None
+) -> list[SweepRun]:
+    """``runs`` plus, for each ``NAME: rows``, a copy of those rows' runs under the method
+    ``NAME`` (their rate chosen on the mean of all of them: ``--shared-rate``).
+
+    Raises:
+        ValueError: a name that is already a row, or a row the runs do not hold.
+    """
+    from dataclasses import replace
+
+    pooled = list(runs)
+    methods = {r.method for r in runs}
+    for name, rows in (shared or {}).items():
+        if name in methods:
+            raise ValueError(
+                f"--shared-rate {name}: that name is a row of the sweep; choose another"
+            )
+        missing = [row for row in rows if row not in methods]
+        if missing:
+            raise ValueError(f"--shared-rate {name}: no row {missing[0]!r} in this sweep")
+        pooled += [replace(r, method=name) for r in runs if r.method in rows]
+    return pooled
+
+
+def margin(choice: LrChoice, direction: Direction = POINTS) -> float | None:
+    """How far the chosen rate's validation score is ahead of the next best rate's, in the
+    metric's units x scale (points for a score); None with fewer than two scored rates."""
+    scored = sorted(
+        (direction.sign * v for v in choice.validation.values() if v is not None), reverse=True
+    )
+    return direction.scale * (scored[0] - scored[1]) if len(scored) > 1 else None
+
+
+def choose_lrs(
+    runs: Sequence[SweepRun],
+    columns: str | None = None,
+    shared: dict[str, tuple[str, ...]] | None = None,
+) -> list[LrChoice]:
     """A choice per (method, task) with at least one run that records its learning rate.
 
     ``columns``: the key the runs' columns were split by (``sweep_runs.split_by_column``, e.g.
@@ -160,7 +207,8 @@ def choose_lrs(runs: Sequence[SweepRun], columns: str | None = None) -> list[LrC
     ``ValueError`` when a task config's name (the key in ``lr_choice``) holds several columns
     (other than the values of ``columns``)."""
     direction = sweep_direction(runs)
-    with_lr = [r for r in runs if r.lr is not None]
+    _check_one_run_per_seed([r for r in runs if r.lr is not None])  # before any pooling
+    with_lr = [r for r in pool_shared(runs, shared) if r.lr is not None]
     choices = []
     for method in dict.fromkeys(r.method for r in with_lr):
         for task in dict.fromkeys(r.task for r in with_lr):
@@ -188,7 +236,6 @@ def choose_lrs(runs: Sequence[SweepRun], columns: str | None = None) -> list[LrC
             )  # fmt: skip
             choices.append(choice)
     _check_one_column_per_key(choices)
-    _check_one_run_per_seed(with_lr)
     return choices
 
 
@@ -226,15 +273,16 @@ def _lr_text(lr: float) -> str:
     return f"{lr:g}"
 
 
-def _cell(choice: LrChoice | None, scale: float = 100) -> str:
+def _cell(choice: LrChoice | None, direction: Direction = POINTS) -> str:
     if choice is None:
         return "-"
     parts = []
     for lr, score in choice.validation.items():
-        shown = f"{scale * score:.2f}" if score is not None else "no score"
+        shown = f"{direction.scale * score:.2f}" if score is not None else "no score"
         text = f"{_lr_text(lr)}: {shown}"
         parts.append(f"**{text}**" if lr == choice.chosen else text)
-    return ", ".join(parts)
+    ahead = margin(choice, direction)
+    return ", ".join(parts) + (f" (margin {ahead:.2f})" if ahead is not None else "")
 
 
 def selection_markdown(choices: Sequence[LrChoice], runs: Sequence[SweepRun]) -> str:
@@ -249,7 +297,7 @@ def selection_markdown(choices: Sequence[LrChoice], runs: Sequence[SweepRun]) ->
     ]
     direction = sweep_direction(runs)
     for method in methods:
-        cells = [_cell(by_key.get((method, t)), direction.scale) for t in tasks]
+        cells = [_cell(by_key.get((method, t)), direction) for t in tasks]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     most_seeds = max((n for c in choices for n in c.seeds.values()), default=0)
     over = f"mean over up to {most_seeds} seeds" if most_seeds > 1 else "one seed"
@@ -260,7 +308,8 @@ def selection_markdown(choices: Sequence[LrChoice], runs: Sequence[SweepRun]) ->
     )
     rule = (
         f"{shown} (val/<metric>_best, {over}) per learning rate; bold: chosen "
-        f"({best} validation score, ties to the smaller learning rate). Test scores not read."
+        f"({best} validation score, ties to the smaller learning rate); margin: how far it is "
+        "ahead of the next rate. Test scores not read."
     )
     edges = [line for line in (grid_edge_line(choices, e) for e in EDGE_WORDS) if line]
     return "\n".join(lines) + f"\n\n{rule}\n" + "".join(f"\n{line}\n" for line in edges)

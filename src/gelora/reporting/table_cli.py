@@ -109,6 +109,29 @@ def _add_pairing_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--select-lr`` and ``--shared-rate``: learning rates chosen on validation."""
+    parser.add_argument(
+        "--select-lr",
+        type=Path,
+        default=None,
+        metavar="OUT.yaml",
+        help="for a sweep over optimizer.lr: choose each (method, task)'s learning rate by "
+        "validation score (never test), print every lr's score and write the choice as "
+        "lr_choice.<method>.<task> to OUT.yaml (with --columns budget.rank: a rate per budget, "
+        "lr_choice.<method>.<task>.rank_<r>); no tables or figures are written",
+    )
+    parser.add_argument(
+        "--shared-rate",
+        action="append",
+        default=[],
+        metavar="NAME=ROW,ROW",
+        help="with --select-lr: also choose one rate for several rows together, on the mean "
+        "validation score of all their runs, written as lr_choice.NAME.<task> (an experiment "
+        "trains the rows at it with lr_source.<row>: NAME); repeatable",
+    )
+
+
 def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gelora-table", description=__doc__.split("\n")[0].replace("``", "")
@@ -166,16 +189,7 @@ def argument_parser() -> argparse.ArgumentParser:
         help="leave out of the paired differences the pairs whose two runs trained identical "
         "rank plans (equal ranks per matrix); the caption says how many per row",
     )
-    parser.add_argument(
-        "--select-lr",
-        type=Path,
-        default=None,
-        metavar="OUT.yaml",
-        help="for a sweep over optimizer.lr: choose each (method, task)'s learning rate by "
-        "validation score (never test), print every lr's score and write the choice as "
-        "lr_choice.<method>.<task> to OUT.yaml (with --columns budget.rank: a rate per budget, "
-        "lr_choice.<method>.<task>.rank_<r>); no tables or figures are written",
-    )
+    _add_selection_arguments(parser)
     parser.add_argument(
         "--size-for-mde",
         type=float,
@@ -234,11 +248,29 @@ def _refuse_duplicate_jobs(
         fail(f"job {both[0]} is in two sweep folders: {sweep} and {more}")
 
 
+def parse_shared_rates(specs: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """``--shared-rate NAME=ROW,ROW`` (repeatable) as ``{NAME: (ROW, ROW)}``; one line on a bad
+    one."""
+    shared = {}
+    for spec in specs:
+        name, equals, rows = spec.partition("=")
+        members = tuple(r for r in rows.split(",") if r)
+        if not equals or not name or len(members) < 2:
+            fail(f"--shared-rate {spec!r}: give NAME=ROW,ROW (two rows or more), e.g. "
+                 "shared=lora,gelora_budget")  # fmt: skip
+        shared[name] = members
+    return shared
+
+
 def select_lr(
-    runs: Sequence[SweepRun], sweep_dir: Path, out: Path, columns: str | None = None
+    runs: Sequence[SweepRun],
+    sweep_dir: Path,
+    out: Path,
+    columns: str | None = None,
+    shared: dict[str, tuple[str, ...]] | None = None,
 ) -> None:
     try:
-        choices = choose_lrs(runs, columns)
+        choices = choose_lrs(runs, columns, shared)
     except ValueError as error:
         fail(str(error))
     if (why := grid_not_ready(choices)) is not None:
@@ -392,8 +424,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         except ValueError as error:
             fail(str(error))
     if args.select_lr is not None:
-        select_lr(runs, args.sweep_dir, args.select_lr, args.columns)
+        shared = parse_shared_rates(args.shared_rate)
+        select_lr(runs, args.sweep_dir, args.select_lr, args.columns, shared)
         return
+    if args.shared_rate:
+        fail("--shared-rate goes with --select-lr (it pools rows to choose one rate)")
     methods = list(dict.fromkeys(r.method for r in runs))
     if versus_given and args.versus not in methods:
         fail(f"--versus {args.versus}: no such row in this sweep; its rows: {', '.join(methods)}")
