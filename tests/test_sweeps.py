@@ -45,7 +45,9 @@ def chosen_rates(experiment: str) -> list[str]:
     if "lr_choice_key:" in text:  # a rate per budget: lr_choice.<method>.<task>.rank_<r>
         rate = "{" + ",".join(f"rank_{r}:0.001" for r in axes["budget.rank"]) + "}"
     per_task = ",".join(f"{task}:{rate}" for task in axes["task"])
-    rows = ",".join(f"{method}:{{{per_task}}}" for method in axes["method"])
+    sources = compose_train(f"experiment={experiment}", "paths.output_dir=.").get("lr_source")
+    names = dict.fromkeys([*axes["method"], *(sources or {}).values()])  # a shared rate's name
+    rows = ",".join(f"{method}:{{{per_task}}}" for method in names)
     return [f"+lr_choice={{{rows}}}"]
 
 
@@ -130,6 +132,8 @@ RUN_ELSEWHERE = {
     # the second CPU table's rows are table_cpu's; early stopping trains in test_early_stopping
     "table_cpu2": "table_cpu's tiny sweep and test_early_stopping",
     "table_cpu2_lr": "table_cpu's tiny sweep and test_early_stopping",
+    # the third table's grid rows are two of its own rows, which run here at a tiny size
+    "table_cpu3_lr": "table_cpu3's tiny sweep",
 }
 
 
