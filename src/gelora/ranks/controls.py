@@ -99,13 +99,18 @@ class ShuffledPolicy:
     shares (``gelora.methods.shuffled``).
     """
 
-    name = "shuffled"
     needs_intrinsic_dims = True
     needs_budget = True
 
     def __init__(
-        self, seed: int = 0, offset: int = 1, score: str = "gap", scaling: Scaling | None = None
+        self,
+        seed: int = 0,
+        offset: int = 1,
+        score: str = "gap",
+        scaling: Scaling | None = None,
+        name: str = "shuffled",
     ):
+        self.name = name  # the table row it is (conf/method/<name>.yaml): named in its messages
         self.seed = seed
         self.gelora = GeLoRAPolicy(offset=offset, score=score, scaling=scaling)
         self.scaling = self.gelora.scaling
