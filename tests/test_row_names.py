@@ -63,3 +63,23 @@ def test_the_old_spelling_beside_a_different_method_is_refused_in_one_line(capsy
     assert renamed_group_overrides(["method=lora", "rank_policy=lora"], "gelora-train") == [
         "method=lora"
     ]
+
+
+def test_an_unquoted_value_with_spaces_is_one_line_and_leaves_no_folder(tmp_path):
+    # issue 43: `hydra.run.dir=outputs/my run é` (unquoted) gave Hydra's parser error and left
+    # an empty outputs/my behind
+    from gelora.train import cli
+    from tests.helpers import run_console_script
+
+    ran = run_console_script(
+        cli, ["gelora-train", "hydra.run.dir=outputs/my", "run", "é"], cwd=tmp_path
+    )
+    assert ran.returncode == 2
+    assert ran.stderr.count("\n") == 1 and "cannot read 'run' as key=value" in ran.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_hydras_value_flags_are_not_read_as_overrides():
+    from gelora.train import refuse_unparsable_overrides
+
+    refuse_unparsable_overrides(["--cfg", "job", "-m", "seed=0,1", "--info", "a=1"], "x")

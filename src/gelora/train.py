@@ -184,6 +184,39 @@ def output_root(arguments: list[str]) -> Path:
     return Path.cwd() / ("multirun_outputs" if sweep else "outputs")
 
 
+# Hydra's flags that take the next argument as their value (``--info`` only when it has no "=").
+HYDRA_VALUE_FLAGS = {
+    "--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+    "--config-dir", "-cd", "--info", "-i", "--experimental-rerun",
+}  # fmt: skip
+
+
+def refuse_unparsable_overrides(arguments: list[str], program: str) -> None:
+    """Exit with one line, before anything is created, when an override cannot be parsed (a
+    value with a space the shell split, for one): Hydra's own parser error comes after the run
+    folder was made, and leaves it empty."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    overrides, skip = [], False
+    for item in arguments:
+        if skip and not ("=" in item and item.split("=", 1)[0] not in HYDRA_VALUE_FLAGS):
+            skip = False
+            continue
+        skip = item in HYDRA_VALUE_FLAGS
+        if not item.startswith("-"):
+            overrides.append(item)
+    parser = OverridesParser.create()
+    for item in overrides:
+        try:
+            parser.parse_overrides([item])
+        except OverrideParseException:
+            print(f"{program}: error: cannot read {item!r} as key=value: a value with spaces or "
+                  "other special characters must be quoted whole, e.g. "
+                  "'hydra.run.dir=\"outputs/my run\"'", file=sys.stderr)  # fmt: skip
+            sys.exit(2)
+
+
 def refuse_unusable_output(arguments: list[str], program: str) -> None:
     """Exit with one line when the run folder cannot be created or written (Hydra would print
     its own traceback, and exit 0)."""
@@ -202,6 +235,7 @@ def cli() -> None:
     if "--help" in arguments or "-h" in arguments:
         print(help_text([a for a in arguments if a not in ("--help", "-h")]))
         return
+    refuse_unparsable_overrides(arguments, "gelora-train")
     refuse_unusable_output(arguments, "gelora-train")
     main()
 
@@ -277,6 +311,7 @@ def plan_cli() -> None:
         text = help_text([a for a in arguments if a not in ("--help", "-h")])
         print(PLAN_HELP + text[text.index("== Config groups") :])
         return
+    refuse_unparsable_overrides(arguments, "gelora-plan")
     if not any(a.startswith("hydra.run.dir=") for a in arguments):
         sys.argv.insert(1, PLAN_RUN_DIR)  # first: after --cfg job, argparse takes no override
     refuse_unusable_output(arguments, "gelora-plan")
