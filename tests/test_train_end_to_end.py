@@ -55,6 +55,15 @@ def test_the_console_says_what_matters_and_the_log_file_keeps_the_rest(gelora_ru
     assert "][DEBUG] - wandb run written to " in log_file and "wandb sync " in log_file
 
 
+def test_wandbs_staged_files_stay_in_the_run_folder(gelora_run):
+    # issue 43: wandb staged the logged tables' and images' files under the user's home
+    # (~/.local/share/wandb/artifacts/staging), two a run, never removed
+    run_dir, proc = gelora_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    staged = [p for p in (run_dir / "wandb" / "data").rglob("*") if p.is_file()]
+    assert staged, "nothing staged in the run folder"
+
+
 def test_the_two_figures_have_the_same_size(gelora_run):
     from matplotlib.image import imread
 

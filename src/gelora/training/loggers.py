@@ -4,6 +4,8 @@ Lightning's model summary written to the run's log file only."""
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -11,6 +13,7 @@ from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.utilities.model_summary import ModelSummary
 
 log = logging.getLogger(__name__)
+USER_DATA_DIR = os.environ.get("WANDB_DATA_DIR")  # as the user set it, before any run moved it
 
 
 class WandbLogger(LightningWandbLogger):
@@ -27,6 +30,13 @@ class WandbLogger(LightningWandbLogger):
         super().__init__(*args, **kwargs)
         if self._wandb_init.get("anonymous") is None:
             self._wandb_init.pop("anonymous", None)
+        save_dir = kwargs.get("save_dir")
+        if USER_DATA_DIR is None and save_dir:
+            # wandb stages the files of logged tables and images under its data folder, by
+            # default ~/.local/share/wandb, and never removes them there: two files a run piled
+            # up in the user's home (issue 43). The run's own folder holds them instead; a
+            # WANDB_DATA_DIR the user set is kept.
+            os.environ["WANDB_DATA_DIR"] = str(Path(save_dir) / "wandb" / "data")
 
 
 class ModelSummaryToLog(L.Callback):
