@@ -23,6 +23,11 @@ skips the job; Hydra still writes that folder's own ``.hydra/`` when the sweep r
 copy gets a ``REUSED_FROM`` file naming its source, and is checked first: the source must be a
 completed run of the same method, task, seed, learning rate, budget, LoRA scaling and test rows.
 Nothing is copied over a completed record. Copies are committed with ``--commit``.
+
+What a table's step 2 reads is taken from its configs when they exist: the grid's rows
+(``conf/experiment/T_lr.yaml``'s swept ``method``), the rate each row trains at (its own
+``lr_choice.<row>.<task>``, or the one its ``lr_source`` names: table_cpu3's rows share one
+rate, ``lr_choice.shared.<task>``) and the budget (``conf/experiment/setup/T.yaml``).
 """
 
 from __future__ import annotations
@@ -79,13 +84,32 @@ def find_one(records: dict[Path, RunRecord], **want: object) -> Path | None:
     return found[0] if found else None
 
 
+def table_config(table: str) -> tuple[tuple[str, ...], dict[str, str], int]:
+    """The table's grid rows, its ``lr_source`` (row -> the row or shared name whose rate it
+    trains at) and its budget rank, from its configs; the first table's where a file is absent."""
+    rows, sources, rank = GRID_METHODS, {}, BUDGET_RANK
+    grid_file = CONF / "experiment" / f"{table}_lr.yaml"
+    if grid_file.is_file():
+        swept = OmegaConf.select(OmegaConf.load(grid_file), "hydra.sweeper.params.method")
+        rows = tuple(str(swept).split(",")) if swept else rows
+    table_file = CONF / "experiment" / f"{table}.yaml"
+    if table_file.is_file():
+        sources = OmegaConf.to_container(OmegaConf.load(table_file).get("lr_source") or {})
+    setup_file = CONF / "experiment" / "setup" / f"{table}.yaml"
+    if setup_file.is_file():
+        rank = OmegaConf.select(OmegaConf.load(setup_file), "budget.rank", default=rank)
+    return rows, sources, rank
+
+
 def grid_to_table(root: Path, lr_choice: Path) -> list[Reuse]:
-    """Step 2's seed-0 jobs of the grid methods <- step 1's run at the chosen rate."""
+    """Step 2's seed-0 jobs of the grid methods <- step 1's run at the rate step 2 trains them
+    at (the row's own choice, or the one ``lr_source`` names)."""
     choice = OmegaConf.to_container(OmegaConf.load(lr_choice).lr_choice)
     grid = completed_records(root / "lr_grid")
+    rows, sources, _ = table_config(root.resolve().name)
     reuses = []
-    for method in GRID_METHODS:
-        for task, lr in (choice.get(method) or {}).items():
+    for method in rows:
+        for task, lr in (choice.get(sources.get(method, method)) or {}).items():
             source = find_one(grid, variant=method, task=task, seed=0, learning_rate=lr)
             if source is not None:
                 target = root / "main" / f"method={method},seed=0,task={task}"
@@ -111,13 +135,15 @@ def has_budget_curve(table: str) -> bool:
     return (CONF / "experiment" / f"{table}_budget.yaml").is_file()
 
 
-def check_same_settings(source: RunRecord, target_sweep: dict[Path, RunRecord]) -> str | None:
+def check_same_settings(
+    source: RunRecord, target_sweep: dict[Path, RunRecord], rank: int = BUDGET_RANK
+) -> str | None:
     """Why ``source`` cannot stand for a job of the target sweep, or None. The budget must be
-    rank 2 (gelora_paper: its own cost); a completed run of the same method in the target sweep
-    must share its LoRA scaling rule (gelora_paper alone keeps the paper's alpha/r = 32), and
-    one of the same task its test rows."""
-    if (source.budget or {}).get("rank") != BUDGET_RANK and source.variant != "gelora_paper":
-        return f"budget {source.budget}, not rank {BUDGET_RANK}"
+    the table's rank (gelora_paper: its own cost); a completed run of the same method in the
+    target sweep must share its LoRA scaling rule (gelora_paper alone keeps the paper's
+    alpha/r = 32), and one of the same task its test rows."""
+    if (source.budget or {}).get("rank") != rank and source.variant != "gelora_paper":
+        return f"budget {source.budget}, not rank {rank}"
     rule = (source.scaling or {}).get("text")
     for other in target_sweep.values():
         if other.variant == source.variant and (other.scaling or {}).get("text") != rule:
@@ -137,7 +163,8 @@ def pending(reuses: list[Reuse]) -> list[Reuse]:
         if existing.exists() and RunRecord.read(existing).status == "completed":
             continue  # the sweep ran it, or an earlier reuse copied it: never overwritten
         source = RunRecord.read(reuse.source / "results.json")
-        why = check_same_settings(source, completed_records(reuse.target.parent))
+        rank = table_config(reuse.target.parent.parent.resolve().name)[2]
+        why = check_same_settings(source, completed_records(reuse.target.parent), rank)
         if why is not None:
             raise SystemExit(f"reuse: {reuse.source} cannot stand for {reuse.target}: {why}")
         todo.append(reuse)

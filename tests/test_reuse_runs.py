@@ -167,3 +167,25 @@ def test_commit_adds_only_the_record_marker_and_hydra_files(table, monkeypatch):
     assert f"{lora}/.hydra/overrides.yaml" in files
     assert all(f.startswith("table_cpu/main/") for f in files)
     assert len(files) == 2 * 4  # two jobs: record, marker, config.yaml, overrides.yaml
+
+
+def test_a_table_of_shared_rates_reuses_the_grid_run_at_the_shared_rate(tmp_path):
+    # table_cpu3 (issue 42): its rows train at lr_choice.shared.<task> (lr_source), at rank 24;
+    # each row's own choice, also in the file, is not the rate step 2 trains at
+    reuse = _module()
+    root = tmp_path / "table_cpu3"
+    for method in ("lora", "gelora_budget_id"):
+        for lr in (0.0003, 0.001):
+            job = root / "lr_grid" / f"method={method},optimizer.lr={lr},seed=0,task=rt"
+            _record(job, method, "rt", 0, lr, 0.8, budget={"rank": 24, "params": None})
+    choice = tmp_path / "lr_choice.yaml"
+    choice.write_text(
+        "lr_choice:\n  lora:\n    rt: 0.0003\n  gelora_budget_id:\n    rt: 0.001\n"
+        "  shared:\n    rt: 0.001\n"
+    )
+    found = reuse.pending(reuse.grid_to_table(root, choice))
+    assert sorted((r.source.name, r.target.name) for r in found) == [
+        ("method=gelora_budget_id,optimizer.lr=0.001,seed=0,task=rt",
+         "method=gelora_budget_id,seed=0,task=rt"),
+        ("method=lora,optimizer.lr=0.001,seed=0,task=rt", "method=lora,seed=0,task=rt"),
+    ]  # fmt: skip
