@@ -213,3 +213,20 @@ def test_bad_input_gets_a_clear_error_and_no_success(tmp_path, overrides, messag
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert_not_successful(tmp_path)
+
+
+def test_off_a_terminal_a_run_prints_progress_and_validation_lines(tmp_path):
+    # issue 44: with output to a file (nohup, SLURM), the fit printed nothing for its whole
+    # length, and train.log had no validation lines
+    from tests.helpers import TINY, gelora_train
+
+    ran = gelora_train(tmp_path, *TINY, "progress_every_n_steps=1", "logger=none")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    console = ran.stdout + ran.stderr
+    for where in (console, (tmp_path / "train.log").read_text()):
+        steps = [line for line in where.splitlines() if "train: step " in line]
+        assert [s.split("train: step ")[1].split(",")[0] for s in steps] == ["1/3", "2/3", "3/3"]
+        assert all("loss " in s and "lr " in s and "samples/s" in s for s in steps)
+        assert "time left (at the cap)" in steps[0]
+        assert sum("validation at step " in line and "val/accuracy" in line
+                   for line in where.splitlines()) == 3  # fmt: skip

@@ -69,6 +69,7 @@ OPERATIONAL_KEYS = (
     "rerun",
     "threads",
     "checkpoint_every_n_steps",
+    "progress_every_n_steps",
     "experiment_name",
     "sweep_id",
     "trainer.enable_progress_bar",

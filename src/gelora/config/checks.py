@@ -78,6 +78,7 @@ RULES: tuple[Rule, ...] = (
     Rule("seed", _seed, SEED_RANGE),
     Rule("resume", lambda v: isinstance(v, bool), "must be true or false"),
     Rule("checkpoint_every_n_steps", _positive_int, "must be an integer >= 1"),
+    Rule("progress_every_n_steps", _optional(_positive_int), "must be an integer >= 1"),
     Rule("rerun", lambda v: isinstance(v, bool), "must be true or false"),
     Rule("early_stopping.patience", _optional(_positive_int), "must be an integer >= 1 or null"),
     Rule(

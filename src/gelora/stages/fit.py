@@ -38,7 +38,7 @@ from gelora.reporting.console import format_parameter_budget
 from gelora.stages.backbone import Backbone
 from gelora.stages.plan import PlanResult
 from gelora.stages.profile import ProfileResult
-from gelora.training.loggers import ModelSummaryToLog
+from gelora.training.loggers import ModelSummaryToLog, ProgressLines
 from gelora.training.module import LoRAClassifierModule
 from gelora.training.run_state import RunFolderCheckpoint, RunStateCallback
 
@@ -220,6 +220,7 @@ class FitSettings:
     warmup_ratio: float
     max_length: int
     checkpoint_every_n_steps: int | None
+    progress_every_n_steps: int
     patience: int | None
     min_delta: float
     trainer: Mapping[str, Any]
@@ -242,6 +243,7 @@ class FitSettings:
             warmup_ratio=cfg.optimizer.warmup_ratio,
             max_length=task.max_length,
             checkpoint_every_n_steps=cfg.checkpoint_every_n_steps,
+            progress_every_n_steps=cfg.get("progress_every_n_steps") or 50,
             patience=stopping.get("patience") or None,
             min_delta=stopping.get("min_delta") or 0.0,
             trainer=_resolved(cfg.trainer),
@@ -352,7 +354,8 @@ def build_callbacks(
         save_last=True,
         every_n_train_steps=settings.checkpoint_every_n_steps,
     )
-    callbacks = [report, best, periodic, ModelSummaryToLog(), *method.callbacks()]
+    progress = ProgressLines(settings.progress_every_n_steps)  # plain lines off a terminal
+    callbacks = [report, best, periodic, ModelSummaryToLog(), progress, *method.callbacks()]
     if run_state is not None:
         callbacks.append(run_state)
     if with_lr:  # the learning rate per step: warm-up and decay on the dashboard

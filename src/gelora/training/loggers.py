@@ -53,3 +53,85 @@ class ModelSummaryToLog(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero and log.isEnabledFor(logging.DEBUG):
             log.debug("model summary:\n%s", ModelSummary(pl_module, max_depth=self.max_depth))
+
+
+class ProgressLines(L.Callback):
+    """Progress as plain lines when the console is not a terminal (nohup, a SLURM job, a pipe):
+    Lightning's progress bar then writes nothing until its last frame. Every ``every_n_steps``
+    optimizer steps one line (step/total, loss, learning rate, samples per second, time left)
+    and one per validation (the monitored score and the best so far), through the log: on the
+    console and in ``train.log``. ``enabled`` None: on exactly when stdout is not a TTY."""
+
+    def __init__(self, every_n_steps: int = 50, enabled: bool | None = None) -> None:
+        import sys
+
+        self.every_n_steps = every_n_steps
+        self.enabled = (not sys.stdout.isatty()) if enabled is None else enabled
+        self._start: tuple[float, int] | None = None
+        self._samples = 0
+        self._last_step = -1
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import time
+
+        self._start = (time.perf_counter(), trainer.global_step)
+        self._samples = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._samples += _batch_size(batch)
+        step = trainer.global_step
+        if not self.enabled or step == self._last_step or step % self.every_n_steps:
+            return
+        self._last_step = step
+        log.info(self.step_line(trainer, outputs, step))
+
+    def step_line(self, trainer: L.Trainer, outputs: Any, step: int) -> str:
+        import time
+
+        started, first = self._start or (time.perf_counter(), step)
+        seconds = max(time.perf_counter() - started, 1e-9)
+        done = max(step - first, 1)
+        total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        parts = [f"step {step}" + (f"/{total}" if total else "")]
+        if loss is not None:
+            parts.append(f"loss {float(loss):.4f}")
+        if trainer.optimizers:
+            parts.append(f"lr {trainer.optimizers[0].param_groups[0]['lr']:.3g}")
+        parts.append(f"{self._samples / seconds:.1f} samples/s")
+        if total:
+            parts.append(f"time left (at the cap) {_duration((total - step) * seconds / done)}")
+        return "train: " + ", ".join(parts)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.enabled or trainer.sanity_checking:
+            return
+        scores = {
+            key: float(value)
+            for key, value in trainer.callback_metrics.items()
+            if key.startswith("val/") and getattr(value, "numel", lambda: 1)() == 1
+        }
+        shown = ", ".join(f"{key} {value:.4f}" for key, value in sorted(scores.items()))
+        log.info(f"validation at step {trainer.global_step}: {shown or 'no score'}")
+
+
+def _batch_size(batch: Any) -> int:
+    """The number of examples in a batch (the first dimension of its first tensor)."""
+    values = (
+        batch.values()
+        if isinstance(batch, dict)
+        else batch
+        if isinstance(batch, list | tuple)
+        else [batch]
+    )
+    for value in values:
+        shape = getattr(value, "shape", None)
+        if shape:
+            return int(shape[0])
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
