@@ -23,8 +23,8 @@ def _first_time(trainer: L.Trainer, name: str) -> bool:
 
 
 class SignalAtStep(L.Callback):
-    """Sends ``signal_name`` (``SIGKILL``, ``SIGTERM``) to this process after optimizer step
-    ``step``: a run killed mid-training, at a known point."""
+    """Sends ``signal_name`` (``SIGKILL``, ``SIGTERM``, ``SIGINT``: Ctrl-C) to this process after
+    optimizer step ``step``: a run killed mid-training, at a known point."""
 
     def __init__(self, step: int, signal_name: str = "SIGKILL"):
         self.step = step

@@ -85,6 +85,33 @@ def test_killed_run_resumes_to_the_same_end(tmp_path, uninterrupted, signal_name
     assert adapter_weights(tmp_path) == adapter_weights(Path(uninterrupted["run_dir"]))
 
 
+def test_ctrl_c_is_recorded_interrupted_and_the_printed_command_resumes_it(tmp_path, uninterrupted):
+    # issue 44: Ctrl-C recorded the run as failed ("SystemExit: 1", Lightning's exit during its
+    # KeyboardInterrupt handling) and said nothing of how to resume it
+    import shlex
+
+    fault = (
+        "+extra_callbacks.fault={_target_: tests.faults.SignalAtStep, step: 7, signal_name: SIGINT}"
+    )
+    stopped = train(tmp_path, fault)
+    assert stopped.returncode != 0
+    record = json.loads((tmp_path / "results.json").read_text())
+    assert record["status"] == "interrupted", record["error"]
+    console = (stopped.stdout + stopped.stderr).splitlines()
+    lines = [line for line in console if "resume it with: " in line]
+    assert lines, stopped.stderr[-2000:]
+    words = shlex.split(lines[-1].split("resume it with: ", 1)[1])
+    assert words[0] == "gelora-train" and words[-1] == f"hydra.run.dir={tmp_path}"
+    resumed = subprocess.run(
+        [sys.executable, "-m", "gelora.train", *words[1:]], capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["status"] == "completed" and results["resumed_from"] is not None
+    assert results["metrics"]["test/accuracy"] == uninterrupted["metrics"]["test/accuracy"]
+
+
 def test_a_run_killed_after_its_last_step_records_its_best_validation_score(
     tmp_path, uninterrupted
 ):

@@ -117,8 +117,7 @@ def _run_claimed(
         _run_stages(cfg, out_dir, reached, claim, settings)
         status = "completed"
     except BaseException as error:
-        stopped = isinstance(error, (KeyboardInterrupt, SIGTERMException))
-        status = "interrupted" if stopped else "failed"
+        status = "interrupted" if was_interrupted(error) else "failed"
         error_text, trace = f"{type(error).__name__}: {error}", traceback.format_exc()
         raise
     finally:
@@ -145,9 +144,42 @@ def _run_claimed(
         )
         if is_global_zero():  # one results.json per run, however many processes train it
             record.write(out_dir / "results.json")
+            if status == "interrupted":
+                log.error(resume_line(out_dir))
         _finish_wandb()
     log.info("results: %s", out_dir / "results.json")
     return record.to_dict()
+
+
+def was_interrupted(error: BaseException) -> bool:
+    """Ctrl-C or SIGTERM: a ``KeyboardInterrupt``, Lightning's ``SIGTERMException``, or the
+    ``SystemExit(1)`` Lightning raises while it handles a ``KeyboardInterrupt`` during fit (its
+    context), which a record must call interrupted, not failed."""
+    if isinstance(error, KeyboardInterrupt | SIGTERMException):
+        return True
+    return isinstance(error, SystemExit) and isinstance(error.__context__, KeyboardInterrupt)
+
+
+def resume_line(out_dir: Path) -> str:
+    """What resumes an interrupted run: its command with its run folder (a run resumes from its
+    ``last.ckpt`` when its settings are the same), or, for a sweep job, the sweep's command."""
+    import shlex
+
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return f"interrupted: {out_dir}/results.json says so; its last.ckpt resumes it"
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        return (
+            f"interrupted: run the sweep's command again with "
+            f"hydra.sweep.dir={shlex.quote(str(hydra_cfg.sweep.dir))}: completed jobs are "
+            "skipped, this one resumes from its last.ckpt"
+        )
+    overrides = [o for o in hydra_cfg.overrides.task if not o.startswith("hydra.run.dir=")]
+    words = ["gelora-train", *overrides, f"hydra.run.dir={out_dir}"]
+    return "interrupted; resume it with: " + " ".join(shlex.quote(w) for w in words)
 
 
 def check_accelerator(trainer: DictConfig) -> None:
