@@ -230,3 +230,22 @@ def test_off_a_terminal_a_run_prints_progress_and_validation_lines(tmp_path):
         assert "time left (at the cap)" in steps[0]
         assert sum("validation at step " in line and "val/accuracy" in line
                    for line in where.splitlines()) == 3  # fmt: skip
+
+
+def test_a_run_records_what_it_cost(tmp_path):
+    # issue 44: results.json had times but no peak memory and no throughput
+    import json
+
+    from gelora.reporting.sweep_runs import load_runs
+    from tests.helpers import TINY, gelora_train
+
+    ran = gelora_train(tmp_path, *TINY, "logger=none")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    cost = json.loads((tmp_path / "results.json").read_text())["cost"]
+    assert cost["peak_rss_mb"] > 100  # torch and a model: far above 100 MB
+    assert cost["train_samples"] == 3 * 16  # debug=tiny: 3 steps of 16
+    assert 16 <= cost["train_tokens"] <= 3 * 16 * 32  # non-padding tokens of 32-token rows
+    assert cost["samples_per_s"] == pytest.approx(cost["train_samples"] / cost["train_s"], 0.01)
+    assert cost["cuda_peak_allocated_mb"] is None  # CPU
+    (run,) = load_runs(tmp_path)
+    assert run.peak_rss_mb == cost["peak_rss_mb"] and run.tokens_per_s == cost["tokens_per_s"]

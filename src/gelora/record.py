@@ -132,6 +132,11 @@ class RunRecord:
             (``gelora.provenance``: the commit, ``+dirty`` with uncommitted ``src/``/``conf/``).
         timings: seconds per phase (``id_estimation_s``, ``fit_s``, ``test_s``, ...) and
             ``total_s``.
+        cost: what the run took: ``peak_rss_mb`` (the process's peak resident memory),
+            ``cuda_peak_allocated_mb`` (torch's peak CUDA allocation; None without CUDA), and
+            training throughput over this process's training (since the resume, in a resumed
+            run): ``train_samples``, ``train_tokens`` (non-padding tokens), ``train_s``,
+            ``samples_per_s``, ``tokens_per_s``.
     """
 
     status: str
@@ -177,6 +182,7 @@ class RunRecord:
     benchmarks: dict[str, Any] | None = None
     environment: dict[str, str] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    cost: dict[str, Any] | None = None
     error: str | None = None
     traceback: str | None = None
     config: Any = None

@@ -73,6 +73,10 @@ class SweepRun:
     budget_params: int | None = None  # the budget in parameters (None: an unbudgeted method)
     initial_adapter_params: int | None = None  # at the start, where a method prunes (AdaLoRA)
     sensitivity: dict[str, Any] | None = None  # the plan over the ID sample's half-samples
+    peak_rss_mb: float | None = None  # RunRecord.cost: the process's peak resident memory
+    cuda_peak_mb: float | None = None  # torch's peak CUDA allocation
+    samples_per_s: float | None = None  # training throughput
+    tokens_per_s: float | None = None
 
     @property
     def best_at_last(self) -> bool | None:
@@ -361,7 +365,19 @@ def _run_from_record(job_dir: Path, job: JobIdentity, record: RunRecord) -> Swee
         best_step=record.best_step,
         optimizer_steps=record.optimizer_steps,
         sensitivity=record.rank_sensitivity if isinstance(record.rank_sensitivity, dict) else None,
+        **_cost_fields(record.cost),
     )
+
+
+def _cost_fields(cost: Any) -> dict[str, float | None]:
+    """The row's cost columns from ``RunRecord.cost`` (records older than it: none)."""
+    cost = cost if isinstance(cost, dict) else {}
+    return {
+        "peak_rss_mb": cost.get("peak_rss_mb"),
+        "cuda_peak_mb": cost.get("cuda_peak_allocated_mb"),
+        "samples_per_s": cost.get("samples_per_s"),
+        "tokens_per_s": cost.get("tokens_per_s"),
+    }
 
 
 def final_adapter_params(record: RunRecord) -> int | None:

@@ -76,6 +76,7 @@ class FitResult:
     benchmark_files: dict[str, str] | None = None
     benchmark_unscored: dict[str, int] | None = None
     stopped_early: bool = False  # early_stopping.patience ran out before the step cap
+    cost: dict[str, Any] | None = None  # peak memory and training throughput (RunRecord.cost)
 
 
 def stopped_before_cap(trainer: L.Trainer) -> bool:
@@ -442,9 +443,31 @@ def fit_and_test(
         benchmark_s=benchmarks.seconds if benchmarks else None,
         benchmark_files=benchmarks.files if benchmarks else None,
         benchmark_unscored=benchmarks.unscored if benchmarks else None,
+        cost=run_cost(next(c for c in callbacks if isinstance(c, ProgressLines))),
     )
     _log_scores(result, settings.primary, tested.test_metrics)
     return result
+
+
+def run_cost(progress: ProgressLines) -> dict[str, Any]:
+    """Peak resident memory of this process (``resource.getrusage``: kilobytes on Linux, bytes on
+    macOS; None where the module does not exist), torch's peak CUDA allocation, and the training
+    throughput ``progress`` counted."""
+    import sys
+
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak_mb = round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+    except ImportError:  # Windows
+        peak_mb = None
+    cuda = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+    return {
+        "peak_rss_mb": peak_mb,
+        "cuda_peak_allocated_mb": None if cuda is None else round(cuda, 1),
+        **progress.pace(),
+    }
 
 
 def _fit(trainer: L.Trainer, module, datamodule, resume_from: Path | None, out_dir: Path) -> float:

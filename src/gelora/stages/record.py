@@ -130,6 +130,7 @@ def _fit_fields(fit: FitResult) -> dict[str, Any]:
             else None
         ),
         "environment": fit.environment,
+        "cost": fit.cost,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,16 +70,40 @@ class ProgressLines(L.Callback):
         self.enabled = (not sys.stdout.isatty()) if enabled is None else enabled
         self._start: tuple[float, int] | None = None
         self._samples = 0
+        self._tokens = 0
+        self._seconds: float | None = None
         self._last_step = -1
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         import time
 
         self._start = (time.perf_counter(), trainer.global_step)
-        self._samples = 0
+        self._samples = self._tokens = 0
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import time
+
+        if self._start is not None:
+            self._seconds = time.perf_counter() - self._start[0]
+
+    def pace(self) -> dict[str, Any]:
+        """Training throughput of this process's fit: samples and non-padding tokens, seconds,
+        and their rates (None where nothing was counted)."""
+        seconds = self._seconds
+        rate = lambda n: round(n / seconds, 2) if seconds and n else None  # noqa: E731
+        return {
+            "train_samples": self._samples,
+            "train_tokens": self._tokens or None,
+            "train_s": None if seconds is None else round(seconds, 3),
+            "samples_per_s": rate(self._samples),
+            "tokens_per_s": rate(self._tokens),
+        }
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._samples += _batch_size(batch)
+        mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
+        if mask is not None and hasattr(mask, "sum"):
+            self._tokens += int(mask.sum())
         step = trainer.global_step
         if not self.enabled or step == self._last_step or step % self.every_n_steps:
             return
@@ -117,13 +142,10 @@ class ProgressLines(L.Callback):
 
 def _batch_size(batch: Any) -> int:
     """The number of examples in a batch (the first dimension of its first tensor)."""
-    values = (
-        batch.values()
-        if isinstance(batch, dict)
-        else batch
-        if isinstance(batch, list | tuple)
-        else [batch]
-    )
+    if isinstance(batch, Mapping):  # a dict, or transformers' BatchEncoding
+        values = list(batch.values())
+    else:
+        values = list(batch) if isinstance(batch, list | tuple) else [batch]
     for value in values:
         shape = getattr(value, "shape", None)
         if shape:
