@@ -249,3 +249,15 @@ def test_a_run_records_what_it_cost(tmp_path):
     assert cost["cuda_peak_allocated_mb"] is None  # CPU
     (run,) = load_runs(tmp_path)
     assert run.peak_rss_mb == cost["peak_rss_mb"] and run.tokens_per_s == cost["tokens_per_s"]
+
+
+def test_a_progress_line_of_an_epoch_capped_run_counts_to_lightnings_estimate():
+    from types import SimpleNamespace
+
+    from gelora.training.loggers import ProgressLines
+
+    progress = ProgressLines(every_n_steps=50, enabled=True)
+    trainer = SimpleNamespace(max_steps=-1, estimated_stepping_batches=600, optimizers=[])
+    line = progress.step_line(trainer, {"loss": 0.5}, 150)
+    assert line.startswith("train: step 150/600, loss 0.5000, ")
+    assert "time left (at the cap) " in line

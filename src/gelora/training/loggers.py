@@ -117,6 +117,11 @@ class ProgressLines(L.Callback):
         seconds = max(time.perf_counter() - started, 1e-9)
         done = max(step - first, 1)
         total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
+        if total is None:  # a cap in epochs: Lightning's count of the steps they take
+            estimated = getattr(trainer, "estimated_stepping_batches", None)
+            total = (
+                int(estimated) if isinstance(estimated, int | float) and estimated < 1e12 else None
+            )
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         parts = [f"step {step}" + (f"/{total}" if total else "")]
         if loss is not None:
