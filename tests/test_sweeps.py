@@ -243,3 +243,10 @@ def test_each_job_says_which_of_how_many_it_is_and_folders_keep_long_overrides(t
         folders = Path(run.run_dir).relative_to(sweep_dir).parts
         assert len(folders) == 2 and all(len(f.encode()) <= MAX_COMPONENT_BYTES for f in folders)
         assert ",".join(folders) == f"{note},debug=tiny,model=tiny_bert,seed={run.seed}"
+
+
+def test_two_jobs_given_one_folder_are_said_and_the_sweep_exits_non_zero(tmp_path):
+    # issue 43: with hydra.sweep.subdir=same, job 2 left no record and the sweep exited 0
+    ran = sweep(tmp_path, "seed=0,1", *TINY, "hydra.sweep.subdir=same")
+    assert ran.returncode == 1, ran.stderr[-3000:]
+    assert "2 jobs ran into 1 job folders: jobs shared a folder" in ran.stdout

@@ -175,6 +175,21 @@ def summary_lines(states: dict[str, list[str]], sweep_dir: Path) -> list[str]:
     return lines
 
 
+def shared_folders_line(sweep_dir: Path, folders: int) -> str | None:
+    """A line when the sweep ran more jobs than it has job folders (two jobs given one folder,
+    e.g. by a fixed ``hydra.sweep.subdir``: the second one's record cannot be written there);
+    None when the counts agree or the job count is unknown (``sweep_axes``)."""
+    with contextlib.suppress(OSError, OmegaConfBaseException):
+        axes = sweep_axes(OmegaConf.load(sweep_dir / "multirun.yaml"))
+        jobs = math.prod(axes.values()) if axes is not None else None
+        if jobs is not None and folders < jobs:
+            return (
+                f"  {jobs} jobs ran into {folders} job folders: jobs shared a folder and some "
+                "left no record of their own (does hydra.sweep.subdir name each job?)"
+            )
+    return None
+
+
 class SweepSummary:
     """A Hydra callback (``hydra.callbacks`` in ``conf/train.yaml``): at the end of a sweep, one
     summary line per state with the folders of the jobs that did not complete, and exit status 1
@@ -194,8 +209,10 @@ class SweepSummary:
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
         states = job_states(sweep_dir, self._started)
-        print("\n".join(summary_lines(states, sweep_dir)), flush=True)
-        if states["failed"] or states["interrupted"] or states["missing"]:
+        lines = summary_lines(states, sweep_dir)
+        shared = shared_folders_line(sweep_dir, sum(len(jobs) for jobs in states.values()))
+        print("\n".join([*lines, *([shared] if shared else [])]), flush=True)
+        if states["failed"] or states["interrupted"] or states["missing"] or shared:
             raise SystemExit(1)
 
     # Hydra calls every hook of a callback; the others have nothing to do here.
