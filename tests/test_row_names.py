@@ -83,3 +83,21 @@ def test_hydras_value_flags_are_not_read_as_overrides():
     from gelora.train import refuse_unparsable_overrides
 
     refuse_unparsable_overrides(["--cfg", "job", "-m", "seed=0,1", "--info", "a=1"], "x")
+
+
+def test_ctrl_c_while_a_run_draws_its_figures_is_one_line_and_recorded(tmp_path, monkeypatch):
+    # issue 43: Ctrl-C while a job drew its figures gave a ~100-line traceback through matplotlib
+    import json
+
+    import gelora.pipeline
+    from gelora.train import cli
+    from tests.helpers import TINY, run_console_script
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gelora.pipeline, "write_plan_outputs", interrupted)
+    ran = run_console_script(cli, ["gelora-train", f"hydra.run.dir={tmp_path}", *TINY])
+    assert ran.returncode == 130 and "Traceback" not in ran.stderr + ran.stdout
+    assert "gelora-train: interrupted (Ctrl-C)" in ran.stderr + ran.stdout
+    assert json.loads((tmp_path / "results.json").read_text())["status"] == "interrupted"

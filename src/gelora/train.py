@@ -102,6 +102,10 @@ def main(cfg: DictConfig) -> float | None:
     except SIGTERMException:  # a SystemExit with code 0: say it was stopped (128 + SIGTERM)
         log.error("gelora-train: stopped by SIGTERM; its last.ckpt resumes it")
         sys.exit(143)
+    except KeyboardInterrupt:  # Ctrl-C outside Lightning's fit (the profile, the figures): the
+        # record says interrupted and how to resume; one line here, not Python's traceback
+        log.error("gelora-train: interrupted (Ctrl-C)")
+        sys.exit(130)
     except Exception as error:  # a sweep outlives its failed jobs
         if not sweep:
             raise
