@@ -1138,3 +1138,20 @@ def test_a_completed_run_without_a_test_score_is_named_not_dropped(tmp_path, cap
     assert "1 completed without a test score (in no cell)" in captured.out
     (warning,) = [line for line in captured.err.splitlines() if "no test score" in line]
     assert "method=lora,seed=1,task=sst/results.json says completed" in warning
+
+
+def test_the_table_shows_what_the_runs_cost_when_they_record_it(tmp_path):
+    # issue 44: peak memory and throughput available as table columns
+    for seed, (rss, pace) in enumerate([(900.0, 40.0), (1100.0, 60.0), (1000.0, 50.0)]):
+        cost = {"peak_rss_mb": rss, "cuda_peak_allocated_mb": None, "samples_per_s": pace,
+                "tokens_per_s": 10 * pace}  # fmt: skip
+        _job(tmp_path, "lora", "sst", seed, _completed(0.8) | {"cost": cost})
+    _job(tmp_path, "gelora", "sst", 0, _completed(0.8))  # an older record: no cost
+    out = tmp_path / "out"
+    main([str(tmp_path), "--no-plots", "--out", str(out)])
+    table = (out / "table.md").read_text()
+    assert "## What the runs cost" in table
+    assert "| lora | 3 | 1,000 | - | 50.0 | 500 |" in table  # medians
+    assert "| gelora |" not in table.split("## What the runs cost")[1].split("Medians")[0]
+    (row,) = [r for r in csv.DictReader((out / "runs.csv").open()) if r["seed"] == "1"]
+    assert (row["peak_rss_mb"], row["samples_per_s"]) == ("1100.0", "60.0")

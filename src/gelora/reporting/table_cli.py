@@ -68,7 +68,13 @@ from gelora.reporting.sweep_runs import (
     row_set_splits,
     split_by_column,
 )
-from gelora.reporting.tables import latex_table, markdown_table, unscored, write_csv
+from gelora.reporting.tables import (
+    cost_markdown,
+    latex_table,
+    markdown_table,
+    unscored,
+    write_csv,
+)
 
 USAGE_ERROR = 2  # argparse's exit status for a bad command line
 
@@ -450,6 +456,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         paired_csv(same_rate, out / "paired_same_rate.csv")
     plans = plan_stability_markdown(runs, args.versus)
     markdown += "\n" + plans if plans else ""
+    cost = cost_markdown(runs)
+    markdown += "\n" + cost if cost else ""
     if placements:
         markdown += "\n" + placement_markdown(placements)
         latex += "".join("\n" + paired_latex(placement.section) for placement in placements)

@@ -336,3 +336,38 @@ def write_csv(runs: Sequence[SweepRun], path: Path) -> None:
         writer = csv.DictWriter(handle, fieldnames=[*fields, "block_ranks"])
         writer.writeheader()
         writer.writerows(lines)
+
+
+def cost_markdown(runs: Sequence[SweepRun]) -> str:
+    """Per row, the median over its completed runs that record it (``RunRecord.cost``) of the
+    process's peak resident memory, CUDA's peak allocation and the training throughput; empty
+    when no run records a cost (records before it)."""
+    done = [r for r in runs if r.status == "completed" and r.peak_rss_mb is not None]
+    if not done:
+        return ""
+
+    def median(values: list[float | None], digits: int) -> str:
+        known = [v for v in values if v is not None]
+        return f"{statistics.median(known):,.{digits}f}" if known else "-"
+
+    lines = [
+        "## What the runs cost",
+        "",
+        "| method | runs | peak memory (MB) | CUDA peak (MB) | samples/s | tokens/s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for method in dict.fromkeys(r.method for r in done):
+        mine = [r for r in done if r.method == method]
+        lines.append(
+            f"| {method} | {len(mine)} | {median([r.peak_rss_mb for r in mine], 0)} | "
+            f"{median([r.cuda_peak_mb for r in mine], 0)} | "
+            f"{median([r.samples_per_s for r in mine], 1)} | "
+            f"{median([r.tokens_per_s for r in mine], 0)} |"
+        )
+    caption = (
+        "Medians over each row's completed runs that record their cost (results.json `cost`): the "
+        "process's peak resident memory, torch's peak CUDA allocation, and training samples and "
+        "non-padding tokens per second (of the last process, in a resumed run). Runs that shared "
+        "a machine with other work ran slower; compare rows of one sweep, not sweeps."
+    )
+    return "\n".join(lines) + f"\n\n{caption}\n"
