@@ -34,7 +34,7 @@ from hydra import compose, initialize_config_dir
 from tqdm.auto import tqdm
 
 from gelora.plan import PlanStages
-from gelora.reporting.plan_stability import rank_units_moved
+from gelora.reporting.plan_stability import rank_units, rank_units_moved
 from gelora.train import config_dir
 
 
@@ -71,7 +71,7 @@ def compute(args: argparse.Namespace) -> list[PlanCell]:
             _, uniform_plan, _, _ = stages.plan(uniform)
             ranks, reference = dict(plan.plan.ranks), dict(uniform_plan.plan.ranks)
             blocks = backbone.n_blocks
-            uniform_units = sum(reference.values()) / (len(reference) / blocks)
+            uniform_units = rank_units(reference, blocks)
             cells.append(
                 PlanCell(
                     task, seed, rank, score, [round(d, 3) for d in profile.profile.dimensions],

@@ -33,6 +33,7 @@ rate, ``lr_choice.shared.<task>``) and the budget (``conf/experiment/setup/T.yam
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import subprocess
 import sys
@@ -84,6 +85,7 @@ def find_one(records: dict[Path, RunRecord], **want: object) -> Path | None:
     return found[0] if found else None
 
 
+@functools.lru_cache
 def table_config(table: str) -> tuple[tuple[str, ...], dict[str, str], int]:
     """The table's grid rows, its ``lr_source`` (row -> the row or shared name whose rate it
     trains at) and its budget rank, from its configs; the first table's where a file is absent."""

@@ -86,9 +86,9 @@ def _check_writable(kind: str, path: Path) -> None:
     loads (else the profile and plan are computed, then a traceback)."""
     import os
 
-    existing = path if path.is_dir() else path.parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    from gelora.run_folder import nearest_existing
+
+    existing = nearest_existing(path if path.is_dir() else path.parent)
     file_locked = path.is_file() and not os.access(path, os.W_OK)
     if file_locked or not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"--emit {kind}: cannot write {path} ({existing} is not writable); "

@@ -161,14 +161,19 @@ class FolderClaim:
     superseded: Path | None = None
 
 
+def nearest_existing(path: Path) -> Path:
+    """``path`` itself, or its nearest ancestor that exists (what a new folder is created in)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 def check_writable(out_dir: Path) -> None:
     """Create ``out_dir`` if need be and check that a file can be written in it; one line
     (``RunFolderError``) naming the folder otherwise."""
     import tempfile
 
-    existing = out_dir
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = nearest_existing(out_dir)
     if existing.exists() and not existing.is_dir():
         raise RunFolderError(f"run folder {out_dir}: {existing} is a file, not a folder")
     try:

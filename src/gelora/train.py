@@ -204,7 +204,7 @@ def refuse_unparsable_overrides(arguments: list[str], program: str) -> None:
 
     overrides, skip = [], False
     for item in arguments:
-        if skip and not ("=" in item and item.split("=", 1)[0] not in HYDRA_VALUE_FLAGS):
+        if skip and "=" not in item:  # the flag's value (--info's is optional: not key=value)
             skip = False
             continue
         skip = item in HYDRA_VALUE_FLAGS

@@ -47,6 +47,12 @@ def _plan_key(ranks: dict[str, int]) -> tuple:
     return tuple(sorted(ranks.items()))
 
 
+def rank_units(ranks: dict[str, int], blocks: int) -> float:
+    """A plan's size in block rank units: its ranks summed over the matrices, divided by the
+    matrices per block (uniform rank r on B blocks: r x B)."""
+    return sum(ranks.values()) / (len(ranks) / blocks)
+
+
 def rank_units_moved(ranks: dict[str, int], reference: dict[str, int], blocks: int) -> float:
     """``sum_m max(r_m - u_m, 0) / M`` over the reference's matrices (M = matrices per block);
     a matrix the plan leaves out counts as rank 0."""
@@ -84,7 +90,7 @@ def _spread(method: str, task: str, mine: list[SweepRun], reference: SweepRun | 
     if reference is not None and blocks:
         moved = tuple(rank_units_moved(r.trained_ranks, reference.trained_ranks, blocks)
                       for r in mine)  # fmt: skip
-        units = sum(reference.trained_ranks.values()) / (len(reference.trained_ranks) / blocks)
+        units = rank_units(reference.trained_ranks, blocks)
     sensitivities = [r.sensitivity for r in mine if r.sensitivity]
     unstable = tuple(len(s.get("unstable_blocks") or ()) for s in sensitivities)
     resampled = tuple(

@@ -29,7 +29,6 @@ from gelora.reporting.paired import (
     POWER,
     Comparison,
     compare,
-    mde_at,
     pairs_for_mde,
     sweep_direction,
 )
@@ -118,14 +117,12 @@ def _sizing_row(comparison: Comparison, goal: float) -> str:
     )
     if spread.tasks == 1:  # the unit is the seed: the seeds the one task needs
         sd = spread.within_sd
-        mde = mde_at(sd, spread.pairs) if sd is not None else None
         return (
-            head + f"n/a | {_number(sd)} | n/a | {_number(mde)} (seeds) | "
+            head + f"n/a | {_number(sd)} | n/a | {_number(comparison.mde)} (seeds) | "
             f"{_needed(sd, goal)} seeds of 1 task | n/a |"
         )
     sd_k = spread.task_means_sd
-    mde = mde_at(sd_k, spread.tasks) if sd_k is not None and spread.tasks > 1 else None
-    return (
+    return (  # the task-level MDE is the comparison's own (Comparison.mde: t over task means)
         head + f"{_number(sd_k)} | {_number(spread.within_sd)} | {_number(spread.between_sd)} | "
-        f"{_number(mde)} | {_needed(sd_k, goal)} | {_needed(spread.between_sd, goal)} |"
+        f"{_number(comparison.mde)} | {_needed(sd_k, goal)} | {_needed(spread.between_sd, goal)} |"
     )
