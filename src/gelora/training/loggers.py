@@ -90,20 +90,23 @@ class ProgressLines(L.Callback):
         """Training throughput of this process's fit: samples and non-padding tokens, seconds,
         and their rates (None where nothing was counted)."""
         seconds = self._seconds
+        tokens = int(self._tokens)  # a device tensor summed over the steps, or 0
         rate = lambda n: round(n / seconds, 2) if seconds and n else None  # noqa: E731
         return {
             "train_samples": self._samples,
-            "train_tokens": self._tokens or None,
+            "train_tokens": tokens or None,
             "train_s": None if seconds is None else round(seconds, 3),
             "samples_per_s": rate(self._samples),
-            "tokens_per_s": rate(self._tokens),
+            "tokens_per_s": rate(tokens),
         }
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._samples += _batch_size(batch)
         mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
         if mask is not None and hasattr(mask, "sum"):
-            self._tokens += int(mask.sum())
+            # a tensor sum, kept on the batch's device: int() here would wait for the GPU at
+            # every step; pace() reads it once
+            self._tokens = self._tokens + mask.sum()
         step = trainer.global_step
         if not self.enabled or step == self._last_step or step % self.every_n_steps:
             return
