@@ -51,3 +51,53 @@ def test_confirmation_reads_a_sweep_and_lists_what_it_could_not_pair(tmp_path, c
     assert "waterfill minus lora on rt, 3 seeds: mean +2.00 points" in text
     assert "**confirmed**" in text and "not completed: waterfill seed 3 (failed)" in text
     assert out.read_text() == text
+
+
+def _plan_cell(check, task, pooling, seed, ranks, moved, rank=2, score="id"):
+    return check.PlanCell(task, seed, rank, score, [1.0, 2.0], ranks, moved, 4.0, 100, pooling)
+
+
+def _check_args(check, tmp_path, **changes):
+    parser_args = check.argparse.Namespace(
+        tasks=["a", "b"], ranks=[2], scores=["id"], seeds=[0, 1], poolings=["mean"],
+        model="minilm_l6", setup="setup/table_cpu2", resume=False, out=tmp_path,
+    )  # fmt: skip
+    for key, value in changes.items():
+        setattr(parser_args, key, value)
+    return parser_args
+
+
+def test_budget_check_page_by_hand(tmp_path):
+    check = _script("budget_check")
+    args = _check_args(check, tmp_path, poolings=["mean", "cls"])
+    cells = [
+        _plan_cell(check, "a", "mean", 0, [3, 1], 1.0),
+        _plan_cell(check, "a", "mean", 1, [2, 2], 0.0),
+        _plan_cell(check, "a", "cls", 0, [1, 3], 1.0),
+        _plan_cell(check, "a", "cls", 1, [1, 3], 1.0),
+    ]
+    text = check.markdown(cells, args, 60.0)
+    # only task a has plans: the page says so, and b has no column
+    assert "1 of 2 tasks so far" in text and "| b |" not in text
+    # seed 0, mean pooling: 1 unit moved; over seeds 0-1: 0-1 units, two distinct plans
+    assert "| 2 (4 units) | id | 1 | 1 |" in text
+    assert "| 2 | id | 0-1 (2 plans) |" in text
+    # cls pooling: the same plan at both seeds
+    assert "## Over the sample seeds, cls pooling" in text and "| 2 | id | 1 (1 plans) |" in text
+    assert "| cls | 1 | 1.0 2.0 | 1,3 |" in text
+
+
+def test_budget_check_never_replaces_an_earlier_check(tmp_path):
+    check = _script("budget_check")
+    (tmp_path / "budget_check.json").write_text("[]\n")
+    with pytest.raises(SystemExit, match="exists; pass --resume"):
+        check.previous_cells(_check_args(check, tmp_path))
+    (tmp_path / "budget_check.settings.json").write_text(
+        '{"model": "mpnet_base", "setup": "setup/table_cpu2"}\n'
+    )
+    with pytest.raises(SystemExit, match=r"was written with .*mpnet_base.*choose another --out"):
+        check.previous_cells(_check_args(check, tmp_path, resume=True))
+    cell = _plan_cell(check, "a", "mean", 0, [3, 1], 1.0)
+    (tmp_path / "budget_check.json").write_text(check.json.dumps([check.asdict(cell)]) + "\n")
+    resumed = check.previous_cells(_check_args(check, tmp_path, resume=True, model="mpnet_base"))
+    assert resumed == [cell]
