@@ -101,3 +101,27 @@ def test_budget_check_never_replaces_an_earlier_check(tmp_path):
     (tmp_path / "budget_check.json").write_text(check.json.dumps([check.asdict(cell)]) + "\n")
     resumed = check.previous_cells(_check_args(check, tmp_path, resume=True, model="mpnet_base"))
     assert resumed == [cell]
+
+
+def _depth_cell(task, seed, moved, uniform_units, ranks, rank=24, score="id"):
+    return {"task": task, "sample_seed": seed, "rank": rank, "score": score,
+            "units_moved": moved, "uniform_units": uniform_units, "block_ranks": ranks}  # fmt: skip
+
+
+def test_depth_comparison_by_hand():
+    depth = _script("depth_compare")
+    # 6 blocks x rank 24 = 144 units; 12 blocks x 24 = 288
+    six = [_depth_cell("a", 0, 7.2, 144, [1]), _depth_cell("a", 1, 14.4, 144, [2]),
+           _depth_cell("b", 0, 0.0, 144, [1]), _depth_cell("b", 1, 0.0, 144, [1])]  # fmt: skip
+    twelve = [_depth_cell("a", 0, 28.8, 288, [1]), _depth_cell("a", 1, 28.8, 288, [1]),
+              _depth_cell("b", 0, 14.4, 288, [3]), _depth_cell("b", 1, 0.0, 288, [4])]  # fmt: skip
+    # shares: six a 5%, 10% (mean 7.5), b 0; twelve a 10% (mean 10), b 5%, 0 (mean 2.5)
+    shares = depth.shares(six)
+    assert shares[24, "id", "a"] == depth.Share(5.0, 7.5, 2, 2)
+    difference = depth.paired_difference([7.5, 0.0], [10.0, 2.5])
+    # differences 2.5, 2.5: mean 2.5, SD 0, so the interval is the point
+    assert difference.mean == pytest.approx(2.5) and difference.second_larger == 2
+    assert difference.interval == pytest.approx((2.5, 2.5))
+    text = depth.page(six, twelve, ("six", "twelve"))
+    assert "| a | 5.0 / 7.5 (2 of 2) | 10.0 / 10.0 (1 of 2) |" in text
+    assert "Over 2 tasks: +2.5 points [+2.5, +2.5]; twelve moves more on 2 of 2." in text
