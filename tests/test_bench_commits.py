@@ -164,6 +164,14 @@ def test_summary_pairs_rounds_and_skips_warmup(bench):
     assert "| steps_per_s | 7.500 | 8.250 | 0.909 |" in report
 
 
+def test_a_run_of_other_code_is_refused(bench):
+    record = {"environment": {"gelora_commit": "abc123ff+dirty"}}
+    bench.check_ran(record, Path("tree"), "abc123ff")  # its own commit, dirty or not
+    bench.check_ran({}, Path("tree"), "abc123ff")  # an older record without the field
+    with pytest.raises(RuntimeError, match=r"ran gelora at abc123ff\+dirty, not 0123abcd"):
+        bench.check_ran(record, Path("tree"), "0123abcd")
+
+
 def test_bad_arguments_are_refused(bench, capsys):
     with pytest.raises(SystemExit):
         bench.parse_args(["--against", "HEAD", "--rounds", "0"])
@@ -180,13 +188,16 @@ def test_the_earlier_commit_is_checked_out_and_removed(bench, tmp_path, monkeypa
         subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
 
     git("init", "-q")
+    (repo / "src").mkdir()
     for text in ("old", "new"):
         (repo / "file.txt").write_text(text)
-        git("add", "file.txt")
+        (repo / "src" / "module.py").write_text(f"WHICH = {text!r}\n")
+        git("add", "file.txt", "src/module.py")
         git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", text)
     monkeypatch.setattr(bench, "REPO", repo)
     with bench.checked_out("HEAD~1", tmp_path / "work") as tree:
         assert (tree / "file.txt").read_text() == "old"
+        assert list((tree / "src" / "__pycache__").glob("module.*.pyc"))  # compiled up front
         assert (repo / "file.txt").read_text() == "new"
     assert not tree.exists()
     listed = subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=repo,

@@ -7,8 +7,8 @@ Checks ``<rev>`` out into a temporary ``git worktree`` and runs a short default 
 from each tree (``python -m gelora.train`` with ``PYTHONPATH=<tree>/src``: each side's own code
 and ``conf/``), in one process each, alternating: round k runs this checkout first when k is even
 and ``<rev>`` first when k is odd (ABBA), so a machine that slows down or speeds up during the
-benchmark weighs on both sides alike. ``--warmup`` rounds run first and are not counted (the
-fresh worktree compiles its bytecode, the file cache warms up).
+benchmark weighs on both sides alike. The worktree's bytecode is compiled before the first run
+(this checkout's already is), and ``--warmup`` rounds run first and are not counted.
 
 A run is the default run cut short: ``--steps`` optimizer steps in one epoch of as many batches
 (``trainer.limit_train_batches``), one validation batch at its end, an ID sample of
@@ -229,10 +229,15 @@ def report_markdown(summary: dict[str, Ratio], runs: list[dict], meta: dict) -> 
 # --- running the two sides -------------------------------------------------------------------
 
 
+def git_in(tree: Path, *args: str) -> str:
+    """A git command's output, run in ``tree``."""
+    return subprocess.run(["git", *args], cwd=tree, capture_output=True, text=True,
+                          check=True).stdout.strip()  # fmt: skip
+
+
 def git(*args: str) -> str:
     """A git command's output, run in this checkout."""
-    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                          check=True).stdout.strip()  # fmt: skip
+    return git_in(REPO, *args)
 
 
 def describe_current() -> str:
@@ -248,12 +253,27 @@ def checked_out(rev: str, where: Path) -> Iterator[Path]:
     tree = where / "against_tree"
     git("worktree", "add", "--detach", str(tree), rev)
     try:
+        # its bytecode compiled now, as this checkout's already is: not in the first runs' stages
+        if (tree / "src").is_dir():
+            compile_all = [sys.executable, "-m", "compileall", "-q", str(tree / "src")]
+            subprocess.run(compile_all, check=True)
         yield tree
     finally:
         try:
             git("worktree", "remove", "--force", str(tree))
         except subprocess.CalledProcessError as error:
             print(f"could not remove the worktree {tree}: {error.stderr.strip()}", flush=True)
+
+
+def check_ran(record: dict, tree: Path, commit: str) -> None:
+    """The run's record names ``commit`` as the code that made it (``environment.gelora_commit``,
+    when the record has it): another gelora first on the path would time the wrong code."""
+    ran = (record.get("environment") or {}).get("gelora_commit")
+    if ran and not ran.startswith(commit):
+        raise RuntimeError(
+            f"the run from {tree} ran gelora at {ran}, not {commit}: another gelora comes "
+            "first on the path (PYTHONPATH, a .pth file)"
+        )
 
 
 def run_side(tree: Path, run_dir: Path, overrides: list[str]) -> dict[str, float | None]:
@@ -267,9 +287,11 @@ def run_side(tree: Path, run_dir: Path, overrides: list[str]) -> dict[str, float
     if done.returncode != 0 or not record_path.is_file():
         tail = (done.stderr or done.stdout)[-2000:]
         raise RuntimeError(f"the run from {tree} failed (exit {done.returncode}):\n{tail}")
+    record = json.loads(record_path.read_text())
+    check_ran(record, tree, git_in(tree, "rev-parse", "HEAD"))
     log_path = run_dir / "train.log"
     log_text = log_path.read_text() if log_path.is_file() else done.stdout + done.stderr
-    return stage_timings(json.loads(record_path.read_text()), log_text, wall)
+    return stage_timings(record, log_text, wall)
 
 
 def run_rounds(trees: dict[str, Path], args: argparse.Namespace, work: Path) -> list[dict]:
