@@ -11,7 +11,10 @@ Two reference sections are generated from the code, so that they cannot drift fr
 
 Descriptions are the comments and docstrings next to the code, read with ``ast`` and ``tokenize``.
 The committed results under ``experiments/results/`` and ``ARCHITECTURE.md``/``CHANGELOG.md`` are
-added to the site (``on_files``), their links out of the site rewritten to plain code text.
+added to the site (``on_files``; the two root pages in the nav), their links out of the site
+rewritten to plain code text; a results page without a title of its own (no first heading, or
+gelora-table's bare ``Table``) gets one from its folder (``results_page_title``). The repository
+link (``repo_url``) comes from pyproject.toml's ``[project.urls]`` (``on_config``).
 
 The generating functions are plain Python: this module imports mkdocs only inside the event
 functions, so tests/test_docs_site.py checks it in the default test run.
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+PYPROJECT = REPO / "pyproject.toml"
 CONF = REPO / "conf"
 SRC = REPO / "src"
 RESULTS = REPO / "experiments" / "results"
@@ -502,6 +506,67 @@ def result_files() -> list[str]:
     return sorted(chosen)
 
 
+def _heading_line(lines: list[str]) -> int | None:
+    """The index of the page's title heading: its first non-blank line, when that is a level-1
+    ATX heading (``# Title``). mkdocs titles a page from an h1 only when the page opens with it;
+    an h1 further down is a section."""
+    index = next((i for i, line in enumerate(lines) if line.strip()), None)
+    return index if index is not None and lines[index].startswith("# ") else None
+
+
+def first_heading(markdown: str) -> str | None:
+    """A page's title as written: the text of the level-1 heading it opens with, or None."""
+    lines = markdown.splitlines()
+    index = _heading_line(lines)
+    return None if index is None else lines[index][2:].strip().rstrip("#").strip()
+
+
+def retitle(markdown: str, title: str) -> str:
+    """``markdown`` under the heading ``# title``, in place of the heading it opens with if any."""
+    lines = markdown.split("\n")
+    index = _heading_line(lines)
+    if index is not None:
+        del lines[index]
+    return f"# {title}\n\n" + "\n".join(lines).lstrip("\n")
+
+
+def results_page_title(src_uri: str, markdown: str) -> str | None:
+    """The title to give a copied results page, or None when its own first heading serves.
+
+    ``gelora-table`` writes ``table.md`` opening with the table, not a heading, which the site
+    would title "Table" from the file name, like every other table of every sweep; such a page,
+    or one whose heading is literally "Table", is titled by its folder under results/:
+    ``results/table_cpu2/versus_shuffled/table.md`` -> "Table: table_cpu2/versus_shuffled".
+    """
+    heading = first_heading(markdown)
+    if heading is not None and heading.strip().lower() != "table":
+        return None
+    inside = posixpath.relpath(src_uri, "results")
+    folder, name = posixpath.split(inside)
+    stem = posixpath.splitext(name)[0].replace("_", " ").replace("-", " ")
+    kind = stem[:1].upper() + stem[1:]
+    return f"{kind}: {folder}" if folder else f"{kind} (results)"
+
+
+def project_urls(pyproject: Path | None = None) -> dict[str, str]:
+    """pyproject.toml's ``[project.urls]`` (name -> address), read without tomllib (which Python
+    3.10 lacks); {} without the table."""
+    pyproject = pyproject or PYPROJECT
+    text = pyproject.read_text() if pyproject.is_file() else ""
+    if "[project.urls]" not in text:
+        return {}
+    section = text.split("[project.urls]", 1)[1].split("\n[", 1)[0]
+    found = re.findall(r'^\s*"?([\w .-]+?)"?\s*=\s*"([^"]+)"', section, flags=re.MULTILINE)
+    return {name.strip(): url for name, url in found}
+
+
+def repository_url(urls: dict[str, str]) -> str | None:
+    """The project's repository address: ``Repository``, else ``Source``, else ``Homepage``
+    (names compared without case)."""
+    by_name = {name.lower(): url for name, url in urls.items()}
+    return next((by_name[k] for k in ("repository", "source", "homepage") if k in by_name), None)
+
+
 def _repo_origin(src_uri: str) -> str | None:
     """Where a copied page lives in the repository, or None for a page of docs/."""
     if src_uri.startswith("results/"):
@@ -572,6 +637,16 @@ def rewrite_links(markdown: str, src_uri: str, origin: str, site_paths: set[str]
 _generated: dict[str, str] = {}
 
 
+def on_config(config: Any) -> Any:
+    """The header's repository link from pyproject.toml, unless mkdocs.yml sets ``repo_url``."""
+    url = repository_url(project_urls())
+    if url and not config.repo_url:
+        config.repo_url = url
+        if not config.repo_name:
+            config.repo_name = "/".join(url.rstrip("/").split("/")[-2:])
+    return config
+
+
 def on_pre_build(config: Any) -> None:
     _generated.clear()  # mkdocs serve: a rebuild reads the code again
 
@@ -585,9 +660,9 @@ def on_files(files: Any, config: Any) -> Any:
     for src_uri, path in wanted:
         if files.get_file_from_path(src_uri) is not None:
             continue  # docs/ holds a page of that name: it wins
-        file = File.generated(
-            config, src_uri, abs_src_path=str(path), inclusion=InclusionLevel.NOT_IN_NAV
-        )
+        # the root pages are in the nav; results pages are reached by links
+        inclusion = InclusionLevel.INCLUDED if src_uri in ROOT_PAGES else InclusionLevel.NOT_IN_NAV
+        file = File.generated(config, src_uri, abs_src_path=str(path), inclusion=inclusion)
         if file.dest_uri in taken:
             continue
         taken.add(file.dest_uri)
@@ -608,4 +683,8 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     if origin is not None:
         site_paths = {f.src_uri for f in files}
         markdown = rewrite_links(markdown, page.file.src_uri, origin, site_paths)
+    if page.file.src_uri.startswith("results/"):
+        title = results_page_title(page.file.src_uri, markdown)
+        if title is not None:
+            markdown = retitle(markdown, title)
     return markdown
