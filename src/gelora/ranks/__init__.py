@@ -28,6 +28,9 @@ from gelora.ranks.controls import (
     ShuffledPolicy,
 )
 from gelora.ranks.gradients import FisherAllocator, GradientSpectrumAllocator
+from gelora.ranks.hessian import HessianTraceAllocator
+from gelora.ranks.importance import ImportanceAllocator
+from gelora.ranks.matrix_types import MatrixTypePolicy
 from gelora.ranks.plan import AdapterSpec, RankPlan, TargetModule
 from gelora.ranks.policies import (
     GeLoRAPolicy,
@@ -40,6 +43,7 @@ from gelora.ranks.policies import (
 )
 from gelora.ranks.scaling import Scaling
 from gelora.ranks.scoring import ScoreInputs, ScoringAllocator
+from gelora.ranks.weight_spectrum import WeightSpectrumAllocator
 
 __all__ = [
     "AdapterSpec",
@@ -49,8 +53,11 @@ __all__ = [
     "GeLoRAPolicy",
     "GradientSpectrumAllocator",
     "HeadOnlyPolicy",
+    "HessianTraceAllocator",
     "IDProportionalPolicy",
+    "ImportanceAllocator",
     "MatchedUniformPolicy",
+    "MatrixTypePolicy",
     "MeasuredIDs",
     "RandomPolicy",
     "RankPlan",
@@ -61,6 +68,7 @@ __all__ = [
     "ShuffledPolicy",
     "TargetModule",
     "UniformPolicy",
+    "WeightSpectrumAllocator",
     "allocate_ranks",
     "block_scores",
     "budget_from_config",
