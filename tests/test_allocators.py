@@ -269,8 +269,9 @@ def test_attention_only_and_mlp_only_spend_the_same_budget_by_hand():
     # 8 attention matrices at 64 per rank: rank 3 costs 1,536; 256 left = 4 more rank units
     assert [attention.ranks.get(t.name, 0) for t in targets] == [4, 4, 4, 4, 0, 0, 3, 3, 3, 3, 0, 0]
     assert attention.trainable_adapter_params == 1792
-    assert "rank 3 on 8 of 12 matrices (4 of them one rank more), 1,792 parameters" in (
-        attention.notes[-1]
+    assert (
+        "rank 3 on 8 of 12 matrices (4 of them one rank more), 1,792 parameters"
+        in (attention.notes[-1])
     )
     mlp = MatrixTypePolicy("mlp").plan(targets, None, budget)
     # 4 MLP matrices at 96 per rank: rank 4 costs 1,536; 256 left = 2 more units (192), 64 unspent
