@@ -30,7 +30,7 @@ from gelora.ranks.hessian import hutchinson_traces
 from gelora.ranks.matrix_types import matrix_type
 from gelora.ranks.scoring import HEAD_SEED, draw_batches, redraw_head
 from gelora.ranks.weight_spectrum import fit_power_law, ks_distance, mp_spikes, power_law_alpha
-from tests.helpers import TINY, gelora_train, run_in_process
+from tests.helpers import TINY, compose_train, gelora_train, run_in_process
 
 HEAD = ("bert.pooler", "classifier")
 RELATIVE = [
@@ -323,3 +323,27 @@ def test_the_new_rows_run_end_to_end(tmp_path):
                                "budget.rank=2", "logger=none")  # fmt: skip
     assert attention["status"] == "completed"
     assert any("attention only: rank" in note for note in attention["rank_plan_notes"])
+
+
+@pytest.mark.parametrize("row", ["importance", "weight_spectrum_shuffled", "lora_mlp_only"])
+def test_gelora_plan_emits_every_allocators_plan(tmp_path, row):
+    """46.6: the allocators that score the model plan in gelora-plan (batches from the task's
+    training split) as in training, and their plans are emitted like any other."""
+    import yaml
+    from peft import LoraConfig
+
+    from gelora.plan import plan_from_config
+    from gelora.plan_emit import Emit, PlanOptions
+
+    emits = (Emit("peft-bench", tmp_path / "bench"), Emit("axolotl", tmp_path / "ax.yaml"))
+    cfg = compose_train(*TINY, f"method={row}", "budget.rank=2", "estimator.cache=false",
+                        f"paths.output_dir={tmp_path}")  # fmt: skip
+    run = plan_from_config(cfg, tmp_path / "plan", PlanOptions(False, emits))
+    plan = run.plan.plan
+    assert plan.policy == row and plan.trainable_adapter_params <= run.plan.budget_params
+    experiments = sorted((tmp_path / "bench" / "experiments" / "lora").iterdir())
+    assert [e.name.split("-")[2] for e in experiments] == [row, row]
+    config = LoraConfig.from_pretrained(experiments[0])
+    emitted = {name: config.rank_pattern.get(name, config.r) for name in config.target_modules}
+    assert Counter(emitted.values()) == Counter(plan.ranks.values())
+    assert yaml.safe_load((tmp_path / "ax.yaml").read_text())["lora_target_modules"]

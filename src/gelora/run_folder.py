@@ -82,12 +82,13 @@ OPERATIONAL_KEYS = (
 )
 # Classes that moved home without changing what they compute (issue 45: every allocator in
 # ``gelora.ranks``): a record saved under the old ``_target_`` has the same settings.
+_METHODS = "gelora.methods"  # the old homes no longer import: named in parts
 MOVED_TARGETS = {
-    "gelora.methods.gradient_scores.FisherAllocator": "gelora.ranks.FisherAllocator",
-    "gelora.methods.gradient_scores.GradientSpectrumAllocator": (
+    f"{_METHODS}.gradient_scores.FisherAllocator": "gelora.ranks.FisherAllocator",
+    f"{_METHODS}.gradient_scores.GradientSpectrumAllocator": (
         "gelora.ranks.GradientSpectrumAllocator"
     ),
-    "gelora.methods.shuffled.ShuffledControl": "gelora.ranks.ShuffledPolicy",
+    f"{_METHODS}.shuffled.ShuffledControl": "gelora.ranks.ShuffledPolicy",
 }
 START_FRESH = (
     "start fresh with resume=false (the old run is moved to superseded/) "
