@@ -76,8 +76,8 @@ def test_plans_over_batch_draws_get_their_own_section():
     # five draws, three distinct plans (3-2-1, 2-2-2, 4-1-1); moved 1, 1, 0, 2, 1 units
     assert "| fisher | sst | 2 | 5 | 3 | 0-2 |" in text
     assert "### Plans over batch draws" in text
-    assert "Plans over batch draws" not in plan_stability_markdown(runs[:2] + [
-        _planned("fisher", "sst", 0, _ranks(3, 2, 1))], "lora")  # fmt: skip
+    without = [*runs[:2], _planned("fisher", "sst", 0, _ranks(3, 2, 1))]
+    assert "Plans over batch draws" not in plan_stability_markdown(without, "lora")
 
 
 def test_same_rate_pairs_only_runs_trained_at_one_learning_rate():
