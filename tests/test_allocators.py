@@ -210,6 +210,11 @@ def test_stability_seeds_record_one_plan_per_disjoint_set_of_draws(tiny_bert):
     _prepared(third, tiny_bert, budget)
     assert record["ranks"][2] == [third.plan(targets, None, budget).ranks[t.name] for t in targets]
     assert record["distinct_plans"] == len({tuple(r) for r in record["ranks"]})
+    control = ShuffledPolicy(allocator=ImportanceAllocator(batches=1, stability_seeds=2), seed=1)
+    _prepared(control, tiny_bert, budget)
+    control.plan(targets, None, budget)
+    summary = control.summary()  # the allocator's draws, unpermuted: not this row's plans
+    assert "plan_draws" not in summary and len(summary["allocator_plan_draws"]["ranks"]) == 2
 
 
 @pytest.mark.parametrize(
@@ -347,3 +352,13 @@ def test_gelora_plan_emits_every_allocators_plan(tmp_path, row):
     emitted = {name: config.rank_pattern.get(name, config.r) for name in config.target_modules}
     assert Counter(emitted.values()) == Counter(plan.ranks.values())
     assert yaml.safe_load((tmp_path / "ax.yaml").read_text())["lora_target_modules"]
+
+
+def test_gelora_plan_plans_a_scoring_allocator_as_training_does(tmp_path):
+    from gelora.plan import plan_from_config
+
+    overrides = [*TINY, "method=importance", "budget.rank=2", "rank_policy.cache=false"]
+    cfg = compose_train(*overrides, "estimator.cache=false", f"paths.output_dir={tmp_path}")
+    planned = plan_from_config(cfg, tmp_path / "plan").plan.plan
+    trained = run_in_process(tmp_path / "train", *overrides, "logger=none")
+    assert trained["ranks"] == planned.ranks

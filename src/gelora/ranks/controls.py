@@ -158,10 +158,17 @@ class ShuffledPolicy(Allocator):
         return plan
 
     def summary(self) -> dict[str, Any] | None:
-        """The allocator's summary (if it has one), and where each block's ranks came from."""
+        """The allocator's summary (if it has one), and where each block's ranks came from. Its
+        plans over other draws, if any, are the allocator's before the permutation: kept as
+        ``allocator_plan_draws``, which the table's plan-stability section does not read as
+        this row's."""
         inner = self.allocator.summary() if hasattr(self.allocator, "summary") else None
         if inner is None:
             return None
+        if "plan_draws" in inner:
+            inner = {k: v for k, v in inner.items() if k != "plan_draws"} | {
+                "allocator_plan_draws": inner["plan_draws"]
+            }
         return {**inner, "shuffled": self.moved_note}
 
 
