@@ -159,6 +159,7 @@ def test_the_hessian_allocator_sums_its_matrices_traces_per_block(tiny_bert):
     summary = allocator.summary()
     assert summary["probes"] == 2 and summary["negative_trace"] == "counts as 0"
     plan = allocator.plan(targets, None, budget)
+    assert plan.notes[-1].startswith("hessian_trace (probes=2): block scores ")
     assert budget.n_params(targets) - rank_unit(targets) < plan.trainable_adapter_params
     assert plan.trainable_adapter_params <= budget.n_params(targets)
 

@@ -387,7 +387,9 @@ class ScoringAllocator(Allocator):
     def _spend(self, targets, budget: Budget, by_name: dict[str, float]) -> RankPlan:
         scores = self._per(targets, by_name)
         shown = "block scores" if self.per == "block" else "matrix scores"
-        note = f"{self.name}: {shown} " + ", ".join(f"{s:.4g}" for s in scores)
+        settings = ", ".join(f"{k}={v}" for k, v in self.cache_settings().items())
+        named = f"{self.name} ({settings})" if settings else self.name
+        note = f"{named}: {shown} " + ", ".join(f"{s:.4g}" for s in scores)
         return self.spend(targets, budget, scores, notes=[note], per=self.per)
 
     def plan(
