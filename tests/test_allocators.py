@@ -28,7 +28,7 @@ from gelora.ranks import (
 )
 from gelora.ranks.hessian import hutchinson_traces
 from gelora.ranks.matrix_types import matrix_type
-from gelora.ranks.scoring import HEAD_SEED, draw_batches, redraw_head
+from gelora.ranks.scoring_inputs import HEAD_SEED, draw_batches, redraw_head
 from gelora.ranks.weight_spectrum import fit_power_law, ks_distance, mp_spikes, power_law_alpha
 from tests.helpers import TINY, compose_train, gelora_train, run_in_process
 

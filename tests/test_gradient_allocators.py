@@ -17,7 +17,7 @@ from gelora.models import find_target_modules
 from gelora.ranks.budget import Budget, rank_unit
 from gelora.ranks.controls import ShuffledPolicy
 from gelora.ranks.gradients import FisherAllocator, GradientSpectrumAllocator, effective_rank
-from gelora.ranks.scoring import draw_batches
+from gelora.ranks.scoring_inputs import draw_batches
 from tests.helpers import TINY, gelora_train, run_in_process
 
 HEAD = ("bert.pooler", "classifier")
@@ -87,7 +87,7 @@ def test_fisher_score_is_the_mean_squared_gradient_summed_over_the_matrix(tiny_b
 
 
 def _redrawn_head(model, name):
-    from gelora.ranks.scoring import HEAD_SEED, redraw_head
+    from gelora.ranks.scoring_inputs import HEAD_SEED, redraw_head
 
     twin = copy.deepcopy(model)
     redraw_head(twin, HEAD, HEAD_SEED)

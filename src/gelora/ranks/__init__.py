@@ -42,7 +42,8 @@ from gelora.ranks.policies import (
     noise_aware_gaps,
 )
 from gelora.ranks.scaling import Scaling
-from gelora.ranks.scoring import ScoreInputs, ScoringAllocator
+from gelora.ranks.scoring import ScoringAllocator
+from gelora.ranks.scoring_inputs import ScoreInputs
 from gelora.ranks.weight_spectrum import WeightSpectrumAllocator
 
 __all__ = [

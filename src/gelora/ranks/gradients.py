@@ -28,7 +28,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from gelora.ranks.scoring import ScoreInputs, ScoringAllocator
+from gelora.ranks.scoring import ScoringAllocator
+from gelora.ranks.scoring_inputs import ScoreInputs
 
 
 def effective_rank(matrix: torch.Tensor) -> float:

@@ -23,7 +23,8 @@ from typing import Any
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from gelora.ranks.scoring import ScoreInputs, ScoringAllocator, batch_loss
+from gelora.ranks.scoring import ScoringAllocator
+from gelora.ranks.scoring_inputs import ScoreInputs, batch_loss
 
 
 def rademacher_like(weights: Sequence[torch.Tensor], generator: torch.Generator) -> list:

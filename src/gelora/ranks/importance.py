@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gelora.ranks.scoring import ScoreInputs, ScoringAllocator
+from gelora.ranks.scoring import ScoringAllocator
+from gelora.ranks.scoring_inputs import ScoreInputs
 
 
 def importance_scores(inputs: ScoreInputs) -> list[float]:

@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from gelora.ranks.scoring import ScoreInputs, ScoringAllocator
+from gelora.ranks.scoring import ScoringAllocator
+from gelora.ranks.scoring_inputs import ScoreInputs
 
 MIN_TAIL = 10  # fewest eigenvalues a power-law tail may hold (our choice, see the module)
 STATISTICS = ("alpha", "spikes")
