@@ -64,6 +64,22 @@ def test_plan_spreads_count_distinct_plans_moves_and_half_sample_instability():
     assert plan_stability_markdown([_run("lora", "sst", 0, 0.8)], "lora") == ""
 
 
+def test_plans_over_batch_draws_get_their_own_section():
+    """Issue 46: an allocator run with rank_policy.stability_seeds records its plans over batch
+    draws (method_summary.plan_draws); the section counts them and their moves off uniform."""
+    names = sorted(UNIFORM)  # b0.q, b0.v, b1.q, ...
+    order = [_ranks(3, 2, 1), _ranks(3, 2, 1), _ranks(2, 2, 2), _ranks(4, 1, 1), _ranks(3, 2, 1)]
+    draws = {"targets": names, "ranks": [[plan[n] for n in names] for plan in order]}
+    runs = [_planned("lora", "sst", s, UNIFORM) for s in range(2)]
+    runs += [_planned("fisher", "sst", s, _ranks(3, 2, 1), plan_draws=draws) for s in range(2)]
+    text = plan_stability_markdown(runs, "lora")
+    # five draws, three distinct plans (3-2-1, 2-2-2, 4-1-1); moved 1, 1, 0, 2, 1 units
+    assert "| fisher | sst | 2 | 5 | 3 | 0-2 |" in text
+    assert "### Plans over batch draws" in text
+    without = [*runs[:2], _planned("fisher", "sst", 0, _ranks(3, 2, 1))]
+    assert "Plans over batch draws" not in plan_stability_markdown(without, "lora")
+
+
 def test_same_rate_pairs_only_runs_trained_at_one_learning_rate():
     runs = []
     for seed in range(3):

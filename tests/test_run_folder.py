@@ -392,3 +392,27 @@ def test_hydra_files_are_written_with_secrets_redacted(tmp_path):
     runtime = OmegaConf.load(tmp_path / ".hydra" / "hydra.yaml").hydra.runtime
     assert runtime.output_dir == "." and runtime.cwd is None
     assert all(not str(s.path or "").startswith("/") for s in runtime.config_sources)
+
+
+def test_an_allocator_that_moved_home_keeps_its_settings():
+    """Issue 45 moved the gradient allocators and the shuffled control into ``gelora.ranks``: a
+    record saved with the old ``_target_`` is the same run; another allocator is not."""
+    old = {
+        "rank_policy": {
+            "_target_": "gelora.methods.shuffled.ShuffledControl",
+            "seed": 0,
+            "allocator": {"_target_": "gelora.methods.gradient_scores.FisherAllocator"},
+        }
+    }
+    new = {
+        "rank_policy": {
+            "_target_": "gelora.ranks.ShuffledPolicy",
+            "seed": 0,
+            "allocator": {"_target_": "gelora.ranks.FisherAllocator"},
+        }
+    }
+    assert settings_differences(run_settings(old, "x"), run_settings(new, "x")) == []
+    other = {"rank_policy": {**new["rank_policy"], "allocator": {"_target_": "gelora.ranks.X"}}}
+    assert settings_differences(run_settings(old, "x"), run_settings(other, "x")) == [
+        "config.rank_policy.allocator._target_: 'gelora.ranks.FisherAllocator' -> 'gelora.ranks.X'"
+    ]

@@ -1,5 +1,5 @@
-"""Checked JSON cache entries: what the ID profile cache and the gradient allocators' score cache
-share (``gelora.stages.profile_cache``, ``gelora.methods.gradient_scores``).
+"""Checked JSON cache entries: what the ID profile cache and the score cache of the allocators
+that read the model share (``gelora.stages.profile_cache``, ``gelora.ranks.scoring``).
 
 An entry is one JSON file ``<cache folder>/<key digest>.json`` written atomically, holding its
 key's fields, its code version, a payload and a sha256 of that payload (``<payload>_sha256``).

@@ -195,7 +195,12 @@ class PlanRun:
 
 class _PlanHooks(PrologueHooks):
     """``gelora-plan``'s part of the prologue: a method that is not a rank policy's plan in LoRA
-    layers is refused before anything loads."""
+    layers is refused before anything loads; an allocator that scores the model on training
+    batches (``gelora.ranks.scoring``) gets them from the task's datamodule, as in training."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+        self.loaded: tuple[TaskData, Backbone] | None = None
 
     def method_loaded(self, method: Method) -> None:
         from gelora.methods.ours import InjectedLoRA
@@ -204,14 +209,27 @@ class _PlanHooks(PrologueHooks):
         if type(method) is not InjectedLoRA:
             raise ConfigError(
                 f"method={method.name} is not a plan a LoraConfig holds on its own (AdaLoRA and "
-                "EVA bring their own adapters or initial weights; the gradient allocators and "
-                "their shuffles plan from training batches): use gelora-train"
+                "EVA bring their own adapters or initial weights): use gelora-train"
             )
         if isinstance(method.policy, HeadOnlyPolicy):
             raise ConfigError(
                 f"method={method.name} trains no adapters, so there is no LoRA config, serving "
                 "report or emit to write: use gelora-train for a head-only run"
             )
+
+    def backbone_loaded(self, task: TaskData, backbone: Backbone) -> None:
+        self.loaded = (task, backbone)
+
+    def train_batches(self):
+        """The training loader ``gelora-train`` would build (tokenised here, on demand)."""
+        from gelora.assets import cache_root
+        from gelora.stages.fit import build_datamodule
+
+        task, backbone = self.loaded
+        tokens = cache_root() / "tokenized" if self.cfg.task.cache_tokens else None
+        datamodule = build_datamodule(task, backbone, self.cfg.task, self.cfg.seed, tokens)
+        datamodule.setup("fit")
+        return datamodule.train_dataloader()
 
 
 class PlanStages:
@@ -229,7 +247,7 @@ class PlanStages:
             ConfigError: a bad setting, or a method that is not a rank plan in LoRA layers
                 (AdaLoRA and EVA bring their own adapters or initial weights: use gelora-train).
         """
-        stages = plan_stages(cfg, hooks=_PlanHooks(), cache=self._cache)
+        stages = plan_stages(cfg, hooks=_PlanHooks(cfg), cache=self._cache)
         return stages.profile, stages.plan, stages.backbone, stages.task
 
 

@@ -80,6 +80,16 @@ OPERATIONAL_KEYS = (
     "rank_policy.cache",  # the gradient allocators' score cache (conf/method/fisher.yaml)
     "rank_policy.allocator.cache",  # the same, inside their shuffled controls
 )
+# Classes that moved home without changing what they compute (issue 45: every allocator in
+# ``gelora.ranks``): a record saved under the old ``_target_`` has the same settings.
+_METHODS = "gelora.methods"  # the old homes no longer import: named in parts
+MOVED_TARGETS = {
+    f"{_METHODS}.gradient_scores.FisherAllocator": "gelora.ranks.FisherAllocator",
+    f"{_METHODS}.gradient_scores.GradientSpectrumAllocator": (
+        "gelora.ranks.GradientSpectrumAllocator"
+    ),
+    f"{_METHODS}.shuffled.ShuffledControl": "gelora.ranks.ShuffledPolicy",
+}
 START_FRESH = (
     "start fresh with resume=false (the old run is moved to superseded/) "
     "or choose another hydra.run.dir"
@@ -107,7 +117,18 @@ def run_settings(config: Mapping[str, Any], variant: str | None) -> dict[str, An
             holder, node, rest = holder[node], rest[0], rest[1:]
         if not rest and isinstance(holder, dict):
             holder.pop(node, None)
+    _moved_targets(settings.get("rank_policy"))
     return {"config": settings, "variant": variant}
+
+
+def _moved_targets(node: Any) -> None:
+    """``MOVED_TARGETS`` applied to every ``_target_`` of a ``rank_policy`` node, in place."""
+    if isinstance(node, dict):
+        target = node.get("_target_")
+        if isinstance(target, str):
+            node["_target_"] = MOVED_TARGETS.get(target, target)
+        for value in node.values():
+            _moved_targets(value)
 
 
 def _plain(value: Any) -> Any:

@@ -3,9 +3,9 @@
 A method plans ranks (from the targets, the ID profile and the budget), puts adapters into the
 model, and may add training callbacks and a summary to the run's record (``base.Method``;
 ``base.BaseMethod`` has the defaults). Our own LoRA layers sized by any rank policy of
-``gelora.ranks`` are ``ours.InjectedLoRA``; peft's AdaLoRA and EVA are ``adalora`` and ``eva``;
-the gradient allocators (``fisher``, ``gradient_spectrum``) are ``gradient_scores``, and
-``shuffled.ShuffledControl`` is any budgeted allocator's shuffled control.
+``gelora.ranks`` (every rank allocator, the gradient allocators and the shuffled control
+included; an allocator that reads the model first is prepared through it) are
+``ours.InjectedLoRA``; peft's AdaLoRA and EVA are ``adalora`` and ``eva``.
 The ``rank_policy`` node of a ``conf/method/`` file names either a rank policy or a method class;
 ``ours.as_method`` turns the first into the second.
 

@@ -10,6 +10,7 @@ its own initial weights); ``InjectedLoRA`` is the one whose plan comes from a ra
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from torch import nn
 
@@ -51,10 +52,32 @@ class LoRALayersMethod(BaseMethod):
 
 
 class InjectedLoRA(LoRALayersMethod):
-    """A ``Method``: ``policy`` plans, ``LoRALinear`` layers carry the plan."""
+    """A ``Method``: ``policy`` plans, ``LoRALinear`` layers carry the plan.
+
+    An allocator that reads the model before planning (``gelora.ranks.scoring``: a
+    ``prepare_timing`` that is not ``None``) is prepared through this method: its ``prepare``,
+    the new head's modules (``use_head``) and its ``summary`` for the run record are passed on.
+    """
 
     def __init__(self, policy: RankPolicy):
         self.policy = policy
+
+    @property
+    def prepare_timing(self) -> str | None:
+        return getattr(self.policy, "prepare_timing", None)
+
+    def use_head(self, head_modules: Sequence[str]) -> None:
+        """The new head's modules, for an allocator that redraws the head (``make_plan``)."""
+        if hasattr(self.policy, "use_head"):
+            self.policy.use_head(head_modules)
+
+    def prepare(self, model, train_batches, targets, budget) -> None:
+        if hasattr(self.policy, "prepare"):
+            self.policy.prepare(model, train_batches, targets, budget)
+
+    def summary(self, model: nn.Module) -> dict[str, Any] | None:
+        """The allocator's own summary (its scores, their cost), if it keeps one."""
+        return self.policy.summary() if hasattr(self.policy, "summary") else None
 
     @property
     def name(self) -> str:

@@ -2,32 +2,26 @@
 
 Each answers one question of a table. ``IDProportionalPolicy``: does the ID level, not the gap,
 carry the signal? ``RandomPolicy``: does the budget, not the geometry? ``ShuffledPolicy``: does
-the placement GeLoRA chooses matter at all (``shuffle_blocks``: the permutation every allocator's
-shuffled control shares)? ``MatchedUniformPolicy``: is the paper's rule better
-than uniform LoRA at its own cost? ``HeadOnlyPolicy``: the floor, no adapters at all. They are
-``gelora.ranks``' names too, as ``conf/method/`` files name them.
+the placement an allocator chooses matter at all (the one shuffled control, of any allocator)?
+``MatchedUniformPolicy``: is the paper's rule better than uniform LoRA at its own cost?
+``HeadOnlyPolicy``: the floor, no adapters at all. They are ``gelora.ranks``' names too, as
+``conf/method/`` files name them.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import Any
 
+from gelora.ranks.allocator import Allocator, blocks_of, require_budget
 from gelora.ranks.budget import Budget
 from gelora.ranks.plan import RankPlan, TargetModule, within_block
-from gelora.ranks.policies import (
-    BudgetedPolicy,
-    GeLoRAPolicy,
-    block_scores,
-    blocks_of,
-    check_blocks,
-    checked_dims,
-    require_budget,
-)
+from gelora.ranks.policies import GeLoRAPolicy, block_scores, check_blocks, checked_dims
 from gelora.ranks.scaling import Scaling
 
 
-class IDProportionalPolicy(BudgetedPolicy):
+class IDProportionalPolicy(Allocator):
     """Control: a budget shared in proportion to each block's output ID (one rank minimum).
 
     If this matches GeLoRA, the ID level, not the ID gap, carries the signal.
@@ -36,7 +30,7 @@ class IDProportionalPolicy(BudgetedPolicy):
     name = "id_proportional"
     needs_intrinsic_dims = True
 
-    def scores_of_blocks(
+    def scores(
         self, targets: Sequence[TargetModule], intrinsic_dims: Sequence[float] | None
     ) -> list[float]:
         dims = checked_dims(intrinsic_dims, self.name)
@@ -44,7 +38,7 @@ class IDProportionalPolicy(BudgetedPolicy):
         return block_scores(dims, "id")
 
 
-class RandomPolicy(BudgetedPolicy):
+class RandomPolicy(Allocator):
     """Control: the same budget shared by block scores drawn uniformly at random with ``seed``.
 
     If this matches GeLoRA, the budget and not the geometry carries the result.
@@ -57,24 +51,23 @@ class RandomPolicy(BudgetedPolicy):
         super().__init__(scaling)
         self.seed = seed
 
-    def scores_of_blocks(
+    def scores(
         self, targets: Sequence[TargetModule], intrinsic_dims: Sequence[float] | None
     ) -> list[float]:
         generator = random.Random(self.seed)
         return [generator.random() for _ in range(blocks_of(targets)[-1] + 1)]
 
 
-class HeadOnlyPolicy:
+class HeadOnlyPolicy(Allocator):
     """Control: no adapters at all; only the task head trains (as in every other row).
 
     The floor of a table: a method that does not clearly beat it has not used its adapters.
+    Its scaling is unused: kept so that every policy takes the run's rule.
     """
 
     name = "head_only"
     needs_intrinsic_dims = False
-
-    def __init__(self, scaling: Scaling | None = None):
-        self.scaling = Scaling.of(scaling)  # unused: kept so every policy takes the run's rule
+    needs_budget = False
 
     def plan(
         self,
@@ -90,42 +83,93 @@ class HeadOnlyPolicy:
         )
 
 
-class ShuffledPolicy:
-    """Control: budgeted GeLoRA's ranks, with whole blocks permuted at random by ``seed``.
+class ShuffledPolicy(Allocator):
+    """Control: an allocator's budgeted plan, with whole blocks permuted at random by ``seed``;
+    the one shuffled control of every allocator.
 
     The same ranks, the same parameter count (blocks of one model have the same matrices), only
-    their placement moved: if this matches GeLoRA, the placement the ID gaps choose does not
-    matter. The permutation is ``shuffle_blocks``'s, which every allocator's shuffled control
-    shares (``gelora.methods.shuffled``).
+    their placement moved: if this matches the allocator, the placement its scores choose does
+    not matter. ``allocator`` is any allocator (``conf/method/<row>_shuffled.yaml`` repeats the
+    row's ``rank_policy`` under ``allocator``); its ``prepare`` runs as its own would (the same
+    scores, the same cache, the same timings key) and its summary is recorded with where each
+    block's ranks came from. Without one, the allocator is budgeted GeLoRA with ``offset`` and
+    ``score`` (the ``shuffled`` row). The permutation is ``shuffle_blocks``'s.
     """
 
-    needs_intrinsic_dims = True
-    needs_budget = True
+    needs_budget = True  # a budgeted plan, permuted
 
     def __init__(
         self,
         seed: int = 0,
-        offset: int = 1,
-        score: str = "gap",
+        allocator: Any = None,
+        offset: int | None = None,
+        score: str | None = None,
         scaling: Scaling | None = None,
-        name: str = "shuffled",
+        name: str | None = None,
     ):
-        self.name = name  # the table row it is (conf/method/<name>.yaml): named in its messages
+        super().__init__(scaling)
+        if allocator is not None and (offset is not None or score is not None):
+            raise ValueError(
+                "rank_policy.offset and rank_policy.score are budgeted GeLoRA's: with "
+                "rank_policy.allocator, set them under it"
+            )
+        if allocator is None:
+            offset = 1 if offset is None else offset
+            allocator = GeLoRAPolicy(offset=offset, score=score or "gap", scaling=scaling)
+            self.source, default_name = "budgeted GeLoRA", "shuffled"
+        else:
+            self.source = allocator.name
+            default_name = f"{allocator.name}_shuffled"
+        # its table row (conf/method/<name>.yaml): named in its messages and the plan's policy
+        self.name = name or default_name
         self.seed = seed
-        self.gelora = GeLoRAPolicy(offset=offset, score=score, scaling=scaling)
-        self.scaling = self.gelora.scaling
+        self.allocator = allocator
+        self.moved_note: str | None = None
+
+    @property
+    def needs_intrinsic_dims(self) -> bool:
+        return bool(self.allocator.needs_intrinsic_dims)
+
+    @property
+    def prepare_timing(self) -> str | None:
+        return getattr(self.allocator, "prepare_timing", None)
+
+    def use_head(self, head_modules: Sequence[str]) -> None:
+        """Passed on to the allocator, if it redraws the head (``make_plan``)."""
+        if hasattr(self.allocator, "use_head"):
+            self.allocator.use_head(head_modules)
+
+    def prepare(self, model, train_batches, targets, budget) -> None:
+        if hasattr(self.allocator, "prepare"):
+            self.allocator.prepare(model, train_batches, targets, budget)
 
     def plan(
         self,
         targets: Sequence[TargetModule],
-        intrinsic_dims: Sequence[float] | None,
+        intrinsic_dims: Sequence[float] | None = None,
         budget: Budget | None = None,
     ) -> RankPlan:
         budget = require_budget(budget, self.name)
-        original = self.gelora.plan(targets, intrinsic_dims, budget)
-        return shuffle_blocks(
-            original, targets, self.seed, self.name, self.scaling, source="budgeted GeLoRA"
+        original = self.allocator.plan(targets, intrinsic_dims, budget)
+        plan = shuffle_blocks(
+            original, targets, self.seed, self.name, self.scaling, source=self.source
         )
+        self.moved_note = plan.notes[-1]
+        return plan
+
+    def summary(self) -> dict[str, Any] | None:
+        """The allocator's summary (if it has one), and where each block's ranks came from. Its
+        plans over other draws, if any, are the allocator's before the permutation: kept as
+        ``allocator_plan_draws``, which the table's plan-stability section does not read as
+        this row's."""
+        inner = self.allocator.summary() if hasattr(self.allocator, "summary") else None
+        if inner is None:
+            return None
+        if "plan_draws" in inner:
+            inner = {k: v for k, v in inner.items() if k != "plan_draws"} | {
+                "allocator_plan_draws": inner["plan_draws"]
+            }
+        return {**inner, "shuffled": self.moved_note}
 
 
 def shuffle_blocks(
@@ -170,7 +214,7 @@ def shuffle_blocks(
     return RankPlan.from_target_ranks(name, targets, ranks, scaling, notes=notes)
 
 
-class MatchedUniformPolicy(BudgetedPolicy):
+class MatchedUniformPolicy(Allocator):
     """Uniform LoRA at unbudgeted GeLoRA's own parameter count (on the same ID profile).
 
     The fair partner of the paper's rule, which spends what its ID gaps ask for: this row spends

@@ -2,9 +2,9 @@
 
 A policy is a small class built by Hydra from the ``rank_policy`` node of a
 ``conf/method/<row>.yaml``; ``plan`` is its one job. Adding a policy means one such class and one
-``conf/method/`` file. Here: GeLoRA, uniform LoRA, the rules they share (ID gaps, block scores) and
-``BudgetedPolicy``, the base of every policy that spends a parameter budget; the controls are in
-``gelora.ranks.controls``.
+``conf/method/`` file. Here: GeLoRA, uniform LoRA and the rules they share (ID gaps, block
+scores); every policy spends its budget through ``gelora.ranks.allocator.Allocator``, the base of
+all allocators; the controls are in ``gelora.ranks.controls``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import math
 from collections.abc import Sequence
 from typing import Protocol
 
-from gelora.ranks.budget import Budget, allocate_ranks
+from gelora.ranks.allocator import Allocator, blocks_of
+from gelora.ranks.budget import Budget
 from gelora.ranks.plan import RankPlan, TargetModule
 from gelora.ranks.scaling import Scaling
 
@@ -58,12 +59,6 @@ class RankPolicy(Protocol):
         intrinsic_dims: Sequence[float] | None,
         budget: Budget | None = None,
     ) -> RankPlan: ...
-
-
-def blocks_of(targets: Sequence[TargetModule]) -> list[int]:
-    if not targets:
-        raise ValueError("no target modules to adapt")
-    return sorted({t.block for t in targets})
 
 
 def gelora_block_ranks(intrinsic_dims: Sequence[float], offset: int = 1) -> list[int]:
@@ -141,12 +136,6 @@ def block_scores(intrinsic_dims: Sequence[float], kind: str) -> list[float]:
     return [1.0] * (len(intrinsic_dims) - 1)
 
 
-def require_budget(budget: Budget | None, policy: str) -> Budget:
-    if budget is None:
-        raise ValueError(f"the {policy} policy needs a budget: set budget.rank or budget.params")
-    return budget
-
-
 def check_blocks(targets: Sequence[TargetModule], n_blocks: int, n_dims: int) -> None:
     blocks = blocks_of(targets)
     if blocks[-1] >= n_blocks:
@@ -156,75 +145,7 @@ def check_blocks(targets: Sequence[TargetModule], n_blocks: int, n_dims: int) ->
         )
 
 
-class BudgetedPolicy:
-    """A policy that can spend a budget in parameters over the targets (``spend``).
-
-    Minimum ranks first, the rest by one score per block (``allocate_ranks``). A subclass that
-    only scores blocks writes ``scores_of_blocks`` and takes this ``plan``, which needs a budget;
-    GeLoRA, uniform LoRA and the matched-cost control write their own ``plan`` around ``spend``.
-    """
-
-    name: str
-    needs_intrinsic_dims: bool
-    # Whether ``plan`` refuses to run without a budget: the stages check it before any model
-    # loads (``gelora.stages.plan.check_budget_given``). This class's ``plan`` does; GeLoRA,
-    # uniform LoRA and the matched-cost control, which write their own, do not.
-    needs_budget: bool = True
-
-    def __init__(self, scaling: Scaling | None = None):
-        self.scaling = Scaling.of(scaling)
-
-    def plan(
-        self,
-        targets: Sequence[TargetModule],
-        intrinsic_dims: Sequence[float] | None = None,
-        budget: Budget | None = None,
-    ) -> RankPlan:
-        scores = self.scores_of_blocks(targets, intrinsic_dims)
-        return self.spend(targets, require_budget(budget, self.name), scores)
-
-    def scores_of_blocks(
-        self, targets: Sequence[TargetModule], intrinsic_dims: Sequence[float] | None
-    ) -> list[float]:
-        """One score per block, index = block, to share the budget by."""
-        raise NotImplementedError(f"{type(self).__name__} shares a budget by no block score")
-
-    def spend(
-        self,
-        targets: Sequence[TargetModule],
-        budget: Budget,
-        scores_of_block: Sequence[float],
-        minimum_of_block: Sequence[int] | None = None,
-        allocation: str = "proportional",
-        notes: Sequence[str] = (),
-    ) -> RankPlan:
-        """Spend ``budget`` over ``targets``: minimum ranks first, the rest by block score (or,
-        with ``allocation="waterfill"``, lowest rank first: see ``allocate_ranks``).
-
-        When the minimum ranks cost more than the budget, every target keeps one rank instead and
-        the plan says so in its notes.
-        """
-        n_params = budget.n_params(targets)
-        notes = [f"budget: {budget.describe(targets)}", *notes]
-        minimum = [1] * len(targets)
-        if minimum_of_block is not None:
-            wanted = [max(minimum_of_block[t.block], 1) for t in targets]
-            cost = sum(r * t.lora_params(1) for r, t in zip(wanted, targets, strict=True))
-            if cost <= n_params:
-                minimum = wanted
-            else:
-                notes.append(
-                    f"the ID-gap lower bound costs {cost:,} parameters, more than the budget: "
-                    "kept one rank per matrix and shared the rest by "
-                    + ("score" if allocation == "proportional" else allocation)
-                )
-        ranks = allocate_ranks(
-            targets, n_params, [scores_of_block[t.block] for t in targets], minimum, allocation
-        )
-        return RankPlan.from_target_ranks(self.name, targets, ranks, self.scaling, notes=notes)
-
-
-class GeLoRAPolicy(BudgetedPolicy):
+class GeLoRAPolicy(Allocator):
     """Per-block ranks from intrinsic-dimension gaps (arXiv 2412.09250).
 
     Without a budget, the paper's rule: every matrix of block ``i`` gets
@@ -329,7 +250,7 @@ class GeLoRAPolicy(BudgetedPolicy):
         return gaps, [note]
 
 
-class UniformPolicy(BudgetedPolicy):
+class UniformPolicy(Allocator):
     """Plain LoRA: the same rank and alpha for every target module (Hu et al. 2021).
 
     With a budget, the rank is ``budget.rank``; a budget in parameters is met by the largest

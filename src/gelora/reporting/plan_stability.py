@@ -15,9 +15,12 @@ Per (row, task), over the table's completed runs:
   profile), the blocks whose rank changes over the five half-samples of the ID sample, and the
   distinct plans over them where the record lists them.
 
-Plans over fresh draws of the sample or batches (at least five) come from ``gelora-plan
---compare estimator.sample_seed=0,1,2,3,4`` (or ``rank_policy.seed=...``) and are committed
-beside a table's protocol.
+- **batch draws**: where the records carry ``method_summary.plan_draws`` (an allocator that
+  scores the model, run with ``rank_policy.stability_seeds``), the distinct plans over its draws
+  and each draw plan's rank units off the reference (a section of its own).
+
+Plans over fresh draws of the ID sample (at least five) come from ``gelora-plan --compare
+estimator.sample_seed=0,1,2,3,4`` and are committed beside a table's protocol.
 """
 
 from __future__ import annotations
@@ -148,4 +151,45 @@ def plan_stability_markdown(runs: Sequence[SweepRun], reference: str) -> str:
         "Plans over fresh sample or batch draws: gelora-plan --compare estimator.sample_seed=... "
         "or rank_policy.seed=...."
     )
-    return "\n".join(lines) + f"\n\n{caption}\n"
+    return "\n".join(lines) + f"\n\n{caption}\n" + draws_markdown(runs, reference)
+
+
+def draws_markdown(runs: Sequence[SweepRun], reference: str) -> str:
+    """Per (row, task) whose records carry plans over batch draws: the draws per run, the
+    distinct plans among them and their rank units off ``reference``'s plan; empty if none."""
+    done = [r for r in runs if r.status == "completed" and r.plan_draws]
+    references = {}
+    for run in runs:
+        if run.method == reference and run.status == "completed" and run.trained_ranks:
+            references.setdefault(run.task, run)
+    lines = []
+    for method, task in dict.fromkeys((r.method, r.task) for r in done):
+        mine = [r.plan_draws for r in done if (r.method, r.task) == (method, task)]
+        distinct = [d.get("distinct_plans", len({tuple(p) for p in d["ranks"]})) for d in mine]
+        moved = "-"
+        ref = references.get(task)
+        if ref is not None and ref.block_ranks:
+            blocks = len(ref.block_ranks)
+            units = [rank_units_moved(dict(zip(d["targets"], plan, strict=True)),
+                                      ref.trained_ranks, blocks)
+                     for d in mine for plan in d["ranks"]]  # fmt: skip
+            moved = _range(units)
+        draws, spread = _range([len(d["ranks"]) for d in mine]), _range(distinct)
+        lines.append(f"| {method} | {task} | {len(mine)} | {draws} | {spread} | {moved} |")
+    if not lines:
+        return ""
+    head = [
+        "",
+        "### Plans over batch draws",
+        "",
+        f"| method | task | runs | draws | distinct plans over draws | rank units moved off "
+        f"{reference} |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    caption = (
+        "Draws: the plans an allocator that scores the model made on disjoint sets of batch "
+        "draws (rank_policy.stability_seeds; the first is the run's own plan), per run; distinct "
+        "plans among them, as the range over the runs; rank units moved: each draw plan's, as "
+        "above, the range over every draw of every run."
+    )
+    return "\n".join([*head, *lines]) + f"\n\n{caption}\n"

@@ -73,6 +73,7 @@ class SweepRun:
     budget_params: int | None = None  # the budget in parameters (None: an unbudgeted method)
     initial_adapter_params: int | None = None  # at the start, where a method prunes (AdaLoRA)
     sensitivity: dict[str, Any] | None = None  # the plan over the ID sample's half-samples
+    plan_draws: dict[str, Any] | None = None  # plans over batch draws (``stability_seeds``)
     peak_rss_mb: float | None = None  # RunRecord.cost: the process's peak resident memory
     cuda_peak_mb: float | None = None  # torch's peak CUDA allocation
     samples_per_s: float | None = None  # training throughput
@@ -365,8 +366,15 @@ def _run_from_record(job_dir: Path, job: JobIdentity, record: RunRecord) -> Swee
         best_step=record.best_step,
         optimizer_steps=record.optimizer_steps,
         sensitivity=record.rank_sensitivity if isinstance(record.rank_sensitivity, dict) else None,
+        plan_draws=_plan_draws(record),
         **_cost_fields(record.cost),
     )
+
+
+def _plan_draws(record: RunRecord) -> dict[str, Any] | None:
+    """``method_summary.plan_draws``: an allocator's plans over batch draws, where recorded."""
+    draws = (record.method_summary or {}).get("plan_draws")
+    return draws if isinstance(draws, dict) and isinstance(draws.get("ranks"), list) else None
 
 
 def _cost_fields(cost: Any) -> dict[str, float | None]:

@@ -325,7 +325,7 @@ def write_csv(runs: Sequence[SweepRun], path: Path) -> None:
     fields = [
         f
         for f in SweepRun.__dataclass_fields__
-        if f not in ("block_ranks", "intrinsic_dims", "trained_ranks", "sensitivity")
+        if f not in ("block_ranks", "intrinsic_dims", "trained_ranks", "sensitivity", "plan_draws")
     ]
     lines: list[dict] = []
     for run in runs:
