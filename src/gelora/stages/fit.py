@@ -38,7 +38,12 @@ from gelora.reporting.console import format_parameter_budget
 from gelora.stages.backbone import Backbone
 from gelora.stages.plan import PlanResult
 from gelora.stages.profile import ProfileResult
-from gelora.training.loggers import ModelSummaryToLog, ProgressLines
+from gelora.training.loggers import (
+    ModelSummaryToLog,
+    ProgressLines,
+    log_plan_charts,
+    plan_config,
+)
 from gelora.training.module import LoRAClassifierModule
 from gelora.training.run_state import RunFolderCheckpoint, RunStateCallback
 
@@ -155,16 +160,20 @@ def log_plan(
     parameter_counts: dict[str, int],
     out_dir: Path,
 ) -> None:
-    """The config (``hyperparams``: resolved, secrets still in), the ID profile, the rank plan
-    and the parameter counts, to every logger."""
+    """The config (``hyperparams``: resolved, secrets still in, and the plan's
+    ``rank_plan/...`` keys), the ID profile, the rank plan and the parameter counts, to every
+    logger; to wandb, the profile and plan as charts (docs/dashboards.md)."""
+    block_ranks = plan.block_ranks(n_blocks)
     scalars = {f"id/layer_{i:02d}": d for i, d in enumerate(profile.profile.dimensions)}
-    scalars |= {f"rank/layer_{i:02d}": r for i, r in enumerate(plan.block_ranks(n_blocks))}
+    scalars |= {f"rank/layer_{i:02d}": r for i, r in enumerate(block_ranks)}
     scalars["rank/total"] = plan.total_rank
     scalars |= {f"params/{name}": count for name, count in parameter_counts.items()}
     for logger in loggers:
-        logger.log_hyperparams(redact_secrets(hyperparams))
+        logger.log_hyperparams({**redact_secrets(hyperparams or {}), **plan_config(block_ranks)})
         logger.log_metrics(scalars, step=0)
         if isinstance(logger, WandbLogger):  # a dashboard shows the plan without any code
+            dims = profile.profile
+            log_plan_charts(logger, dims.dimensions, dims.stds, block_ranks)
             logger.log_table(
                 key="rank_plan",
                 columns=["module", "block", "rank", "alpha", "params"],
