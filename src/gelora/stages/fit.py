@@ -38,6 +38,7 @@ from gelora.reporting.console import format_parameter_budget
 from gelora.stages.backbone import Backbone
 from gelora.stages.plan import PlanResult
 from gelora.stages.profile import ProfileResult
+from gelora.training.interrupt import SecondCtrlCQuits
 from gelora.training.loggers import (
     ModelSummaryToLog,
     ProgressLines,
@@ -365,7 +366,9 @@ def build_callbacks(
         every_n_train_steps=settings.checkpoint_every_n_steps,
     )
     progress = ProgressLines(settings.progress_every_n_steps)  # plain lines off a terminal
-    callbacks = [report, best, periodic, ModelSummaryToLog(), progress, *method.callbacks()]
+    # first: after a first Ctrl-C, a second quits at once, whatever the other callbacks do then
+    callbacks = [SecondCtrlCQuits(out_dir), report, best, periodic, ModelSummaryToLog(), progress]
+    callbacks += method.callbacks()
     if run_state is not None:
         callbacks.append(run_state)
     if with_lr:  # the learning rate per step: warm-up and decay on the dashboard
