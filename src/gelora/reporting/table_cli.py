@@ -173,6 +173,13 @@ def argument_parser() -> argparse.ArgumentParser:
         "--no-plots", action="store_true", help="write the tables and CSV only, no figures"
     )
     parser.add_argument(
+        "--wandb",
+        action="store_true",
+        help="also log the tables, CSVs and figures written as one wandb run (job type table) "
+        "in the group of the sweep's jobs, offline unless WANDB_MODE says otherwise, under "
+        "OUT/wandb/ (docs/dashboards.md)",
+    )
+    parser.add_argument(
         "--versus",
         default=None,
         metavar="METHOD",
@@ -474,8 +481,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.no_plots:
         written |= draw_figures(runs, section, placements, args.columns, out)
     removed = remove_stale_outputs(out, written, plots=not args.no_plots)
-    counts = {s: sum(r.status == s for r in runs) for s in dict.fromkeys(r.status for r in runs)}
     print(markdown)
+    print_outcome(runs, skipped, out, refused, removed)
+    if args.wandb:  # the table beside the jobs' runs, in their group (docs/dashboards.md)
+        from gelora.reporting.table_wandb import log_table_run
+
+        print(f"wandb run: {log_table_run(args.sweep_dir, out, figures=not args.no_plots)}")
+
+
+def print_outcome(
+    runs: Sequence[SweepRun],
+    skipped: Sequence[SkippedJob],
+    out: Path,
+    refused: str | None,
+    removed: Sequence[str],
+) -> None:
+    """The lines after the table: pairs refused, the runs by state, what was removed."""
+    counts = {s: sum(r.status == s for r in runs) for s in dict.fromkeys(r.status for r in runs)}
     if refused:
         print(refused)
     skipped_text = f"; {plural(len(skipped), 'job')} skipped (unreadable files)" if skipped else ""
