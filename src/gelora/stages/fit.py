@@ -169,8 +169,9 @@ def log_plan(
     scalars |= {f"rank/layer_{i:02d}": r for i, r in enumerate(block_ranks)}
     scalars["rank/total"] = plan.total_rank
     scalars |= {f"params/{name}": count for name, count in parameter_counts.items()}
+    plan_keys = plan_config(block_ranks, plan.total_rank)
     for logger in loggers:
-        logger.log_hyperparams({**redact_secrets(hyperparams or {}), **plan_config(block_ranks)})
+        logger.log_hyperparams({**redact_secrets(hyperparams or {}), **plan_keys})
         logger.log_metrics(scalars, step=0)
         if isinstance(logger, WandbLogger):  # a dashboard shows the plan without any code
             dims = profile.profile

@@ -45,13 +45,14 @@ class WandbLogger(LightningWandbLogger):
             os.environ["WANDB_DATA_DIR"] = str(Path(save_dir) / "wandb" / "data")
 
 
-def plan_config(block_ranks: Sequence[int]) -> dict[str, Any]:
-    """The rank plan as run-config keys: ``rank_plan/block_03: 5`` per block, the plan as one
-    string (``rank_plan/plan: "8,8,4,2"``, block 0 first) and its total, so that a dashboard
-    filters and groups runs by their plan as by any other setting."""
+def plan_config(block_ranks: Sequence[int], total_rank: int) -> dict[str, Any]:
+    """The rank plan as run-config keys: ``rank_plan/block_03: 5`` per block (its largest
+    rank: ``RankPlan.block_ranks``), the plan as one string (``rank_plan/plan: "8,8,4,2"``,
+    block 0 first) and ``rank_plan/total`` (every adapted matrix's rank, summed: ``rank/total``),
+    so that a dashboard filters and groups runs by their plan as by any other setting."""
     config: dict[str, Any] = {f"rank_plan/block_{i:02d}": r for i, r in enumerate(block_ranks)}
     config["rank_plan/plan"] = ",".join(str(r) for r in block_ranks)
-    config["rank_plan/total"] = sum(block_ranks)
+    config["rank_plan/total"] = total_rank
     return config
 
 
