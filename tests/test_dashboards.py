@@ -195,3 +195,32 @@ def test_a_wandb_mode_the_user_set_wins_over_offline(monkeypatch, tmp_path, user
     monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path))  # the logger sets it: put back after
     logger = loggers.WandbLogger(project="p", offline=True, save_dir=str(tmp_path))
     assert logger._offline is offline
+
+
+@pytest.mark.parametrize("other", [["--select-lr", "lr.yaml"], ["--size-for-mde", "1"]])
+def test_wandb_beside_an_option_that_writes_no_table_is_refused_in_one_line(other, capsys):
+    from gelora.reporting.table_cli import main as table_main
+
+    with pytest.raises(SystemExit) as stop:
+        table_main(["no_such_sweep", "--wandb", *other])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "gelora-table: error: --wandb logs the table's files; --select-lr and --size-for-mde "
+        "write no table\n"
+    )
+
+
+def test_gelora_table_under_wandb_mode_disabled_logs_nothing(tabled, tmp_path, monkeypatch):
+    from gelora.reporting.table_cli import main as table_main
+
+    sweep_dir, _ = tabled
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    out = tmp_path / "table"
+    ran = run_console_script(
+        lambda: table_main([str(sweep_dir), "--wandb", "--no-plots", "--out", str(out)]),
+        ["gelora-table"],
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout.splitlines()[-1] == "wandb: disabled (WANDB_MODE); nothing logged"
+    assert not (out / "wandb").exists()

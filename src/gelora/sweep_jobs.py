@@ -1,4 +1,5 @@
-"""Sweep jobs: the folder each one writes to, and the line that says which job of how many it is.
+"""Sweep jobs: the folder each one writes to, the line that says which job of how many it is,
+the folders a sweep holds, and the wandb group its jobs share.
 
 Only Hydra and OmegaConf are imported here, as in ``gelora.train``: ``--help`` stays fast.
 """

@@ -422,6 +422,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail(f"--margin must be a positive number, got {args.margin}")
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         fail(f"--out {args.out} is a file, not a folder")
+    if args.wandb and (args.select_lr is not None or args.size_for_mde is not None):
+        fail("--wandb logs the table's files; --select-lr and --size-for-mde write no table")
     versus_given, args.versus = args.versus is not None, args.versus or DEFAULT_REFERENCE
     runs, skipped = _load(args.sweep_dir, args.rows)
     loaded = [(args.sweep_dir, runs)]
@@ -486,7 +488,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.wandb:  # the table beside the jobs' runs, in their group (docs/dashboards.md)
         from gelora.reporting.table_wandb import log_table_run
 
-        print(f"wandb run: {log_table_run(args.sweep_dir, out, figures=not args.no_plots)}")
+        folder = log_table_run(args.sweep_dir, out, figures=not args.no_plots)
+        print(f"wandb run: {folder}" if folder else "wandb: disabled (WANDB_MODE); nothing logged")
 
 
 def print_outcome(

@@ -128,10 +128,10 @@ def table_payload(out: Path, figures: bool) -> dict[str, Any]:
     return payload
 
 
-def log_table_run(sweep_dir: Path, out: Path, figures: bool) -> Path:
+def log_table_run(sweep_dir: Path, out: Path, figures: bool) -> Path | None:
     """One wandb run holding ``out``'s tables, CSVs and (``figures``) figures, in the group of
     ``sweep_dir``'s jobs (``gelora.sweep_jobs.wandb_group``), job type ``table``; the run's
-    folder."""
+    folder, or None under ``WANDB_MODE=disabled``."""
     import wandb
     from hydra.types import RunMode
 
@@ -144,10 +144,13 @@ def log_table_run(sweep_dir: Path, out: Path, figures: bool) -> Path:
             job_type=JOB_TYPE,
             name=f"table-{sweep_dir.name}",
             dir=str(out),
-            mode=None if os.environ.get("WANDB_MODE") else "offline",
+            mode=os.environ.get("WANDB_MODE") or "offline",  # the user's, read now
             config={"sweep_dir": str(sweep_dir)},
             settings=wandb.Settings(silent=True),
         )
+        if run.settings.mode == "disabled":  # WANDB_MODE=disabled: no run to write
+            run.finish()
+            return None
         try:
             run.log(table_payload(out, figures))
             for name in ("table.md", "table.tex"):  # copies: a later table rewrites out's
