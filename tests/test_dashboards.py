@@ -224,3 +224,35 @@ def test_gelora_table_under_wandb_mode_disabled_logs_nothing(tabled, tmp_path, m
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert ran.stdout.splitlines()[-1] == "wandb: disabled (WANDB_MODE); nothing logged"
     assert not (out / "wandb").exists()
+
+
+def test_the_paired_differences_and_every_csv_and_figure_are_in_the_payload(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gelora.reporting.table_wandb import table_payload
+
+    (tmp_path / "table.md").write_text(
+        "| method | sst2 (accuracy) | average |\n|---|---:|---:|\n| lora | 91.2 n=3 | 91.2 |\n\n"
+        "## Paired differences versus lora\n\n| method | pairs | mean difference |\n|---|---:|---:|"
+        "\n| gelora | 3 | -0.40 |\n\nPer task:\n\n"
+        "| method | sst2 |\n|---|---:|\n| gelora | -0.40 |\n"
+    )
+    (tmp_path / "paired.csv").write_text("method,pairs,mean\ngelora,3,-0.4\n")
+    plt.figure().savefig(tmp_path / "paired_differences.png")
+    payload = table_payload(tmp_path, figures=True)
+    assert sorted(payload) == [
+        "csv/paired",
+        "figures/paired_differences",
+        "tables/paired_differences_versus_lora",
+        "tables/paired_differences_versus_lora_2",
+        "tables/table",
+    ]
+    paired = payload["tables/paired_differences_versus_lora"]
+    assert paired.columns == ["method", "pairs", "mean difference"]
+    assert paired.data == [["gelora", 3, -0.4]]
+    assert payload["tables/paired_differences_versus_lora_2"].data == [["gelora", -0.4]]
+    assert payload["csv/paired"].data == [["gelora", 3, -0.4]]
+    assert "figures/paired_differences" not in table_payload(tmp_path, figures=False)
