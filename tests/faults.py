@@ -42,3 +42,19 @@ class KillAtTestStart(L.Callback):
     def on_test_start(self, trainer, pl_module) -> None:
         if _first_time(trainer, "test-start"):
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class HangingShutdown(L.Callback):
+    """After a Ctrl-C during training, a shutdown that hangs for ``seconds`` (a stuck dataloader
+    worker, wandb uploading), while the user presses Ctrl-C again ``after`` seconds in."""
+
+    def __init__(self, seconds: float = 60.0, after: float = 1.0):
+        self.seconds, self.after = seconds, after
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        import threading
+        import time
+
+        if isinstance(exception, KeyboardInterrupt):
+            threading.Timer(self.after, os.kill, (os.getpid(), signal.SIGINT)).start()
+            time.sleep(self.seconds)

@@ -13,6 +13,9 @@ sweep's folder made by one block is read by the next block's ``gelora-table``), 
   are committed; ``tests/test_table.py`` draws them).
 - ``python experiments/<script>.py``: as written, or with ``--help`` only after
   ``<!-- docs-test: help -->``.
+- ``gelora-sync``: with ``--dry-run`` (nothing uploaded); it exits 2 when it finds no run.
+- ``wandb <command>`` (``wandb login``: a network and a key): only after
+  ``<!-- docs-test: help -->``, as ``wandb <command> --help``.
 - ``pip install``: the extras it names must exist in pyproject.toml; ``python -m pytest``: CI
   (``.ci/run``) must run the same command; ``mkdocs build``: ``tests/test_docs_site.py`` runs it.
 - ``python`` blocks: run as a script (``runpy``, in this process).
@@ -159,6 +162,16 @@ class PageRun:
             from gelora.reporting.table_cli import main as table_main
 
             self.in_process(block, words, lambda: table_main([*paths, *out]), words)
+        elif program == "gelora-sync":
+            from gelora.wandb_sync import main as sync_main
+
+            dry = [*arguments, *([] if "--dry-run" in arguments else ["--dry-run"])]
+            self.in_process(block, words, lambda: sync_main(dry), ["gelora-sync", *dry])
+        elif program == "wandb" and arguments:
+            if block.marker != "help":
+                self.fail(block, words, "wandb commands run as --help only, after "
+                          "<!-- docs-test: help --> (they need a network and a key)")  # fmt: skip
+            self.call(block, words, [sys.executable, "-m", "wandb", arguments[0], "--help"])
         elif program in ("pip", "pip3") or (program == "python" and arguments[:2] == ["-m", "pip"]):
             check_extras(block, words, self)
         elif program == "python" and arguments[:2] == ["-m", "pytest"]:
@@ -276,4 +289,13 @@ def test_a_failing_python_block_fails_the_test(tmp_path):
     page.write_text("text\n\n```python\nprint('ran')\nraise ValueError('broken example')\n```\n")
     run = PageRun(page, tmp_path)
     with pytest.raises(pytest.fail.Exception, match=r"(?s)page.md:3: .*exit 1.*broken example"):
+        run.run_block(fenced_blocks(page)[0])
+
+
+def test_a_wandb_command_runs_only_as_its_help(tmp_path):
+    # `wandb sync` uploads and `wandb login` asks for a key: neither may run in the tests
+    page = tmp_path / "page.md"
+    page.write_text("text\n\n```bash\nwandb sync somewhere\n```\n")
+    run = PageRun(page, tmp_path)
+    with pytest.raises(pytest.fail.Exception, match="wandb commands run as --help only"):
         run.run_block(fenced_blocks(page)[0])

@@ -169,6 +169,7 @@ LAYERS = (
     ("plan", "plan_compare", "plan_serving", "plan_emit"),
     ("pipeline", "train"),
     ("generate",),
+    ("wandb_sync",),
 )
 
 

@@ -112,6 +112,29 @@ def test_ctrl_c_is_recorded_interrupted_and_the_printed_command_resumes_it(tmp_p
     assert results["metrics"]["test/accuracy"] == uninterrupted["metrics"]["test/accuracy"]
 
 
+def test_a_second_ctrl_c_quits_at_once_while_the_first_one_shuts_down(tmp_path):
+    # issue 44: after a first Ctrl-C Lightning ignores Ctrl-C, so a shutdown that hangs (here
+    # for 120 s; a stuck worker, wandb uploading) could only be killed from another terminal
+    import time
+
+    first = (
+        "+extra_callbacks.fault={_target_: tests.faults.SignalAtStep, step: 4, signal_name: SIGINT}"
+    )
+    hang = "+extra_callbacks.hang={_target_: tests.faults.HangingShutdown, seconds: 120}"
+    started = time.perf_counter()
+    quit = train(tmp_path, first, hang)
+    assert quit.returncode == 130, quit.stderr[-2000:]
+    assert time.perf_counter() - started < 100  # not the 120 s the shutdown hangs
+    console = quit.stdout + quit.stderr
+    assert "Ctrl-C again quits at once" in console  # said at the first
+    assert quit.stderr.rstrip().endswith(
+        f"second Ctrl-C: quit at once; {tmp_path}/results.json may not be written, and the same "
+        "command resumes the run from its last checkpoint"
+    )
+    assert "Traceback" not in console
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()  # step 3's, which resumes it
+
+
 def test_a_run_killed_after_its_last_step_records_its_best_validation_score(
     tmp_path, uninterrupted
 ):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -34,6 +36,7 @@ from gelora.stages.backbone import Backbone
 from gelora.stages.fit import FitSettings, build_datamodule, fit_and_test, is_global_zero
 from gelora.stages.prologue import PrologueHooks, plan_stages, write_plan_outputs
 from gelora.stages.record import build_record
+from gelora.training.interrupt import exit_on_next_ctrl_c
 from gelora.training.run_state import RunStateCallback
 
 log = logging.getLogger(__name__)
@@ -113,11 +116,14 @@ def _run_claimed(
     started = time.perf_counter()
     reached: dict[str, Any] = {}  # the stage results so far, for the record
     status, error_text, trace = "running", None, None
+    on_ctrl_c = signal.getsignal(signal.SIGINT)  # put back as the run ends (a notebook's, say)
     try:
         _run_stages(cfg, out_dir, reached, claim, settings)
         status = "completed"
     except BaseException as error:
         status = "interrupted" if was_interrupted(error) else "failed"
+        if was_ctrl_c(error):  # writing the record and finishing wandb: a second one quits
+            exit_on_next_ctrl_c(out_dir)
         error_text, trace = f"{type(error).__name__}: {error}", traceback.format_exc()
         raise
     finally:
@@ -147,6 +153,8 @@ def _run_claimed(
             if status == "interrupted":
                 log.error(resume_line(out_dir))
         _finish_wandb()
+        if on_ctrl_c is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, on_ctrl_c)
     log.info("results: %s", out_dir / "results.json")
     return record.to_dict()
 
@@ -155,9 +163,15 @@ def was_interrupted(error: BaseException) -> bool:
     """Ctrl-C or SIGTERM: a ``KeyboardInterrupt``, Lightning's ``SIGTERMException``, or the
     ``SystemExit(1)`` Lightning raises while it handles a ``KeyboardInterrupt`` during fit (its
     context), which a record must call interrupted, not failed."""
-    if isinstance(error, KeyboardInterrupt | SIGTERMException):
-        return True
-    return isinstance(error, SystemExit) and isinstance(error.__context__, KeyboardInterrupt)
+    return isinstance(error, SIGTERMException) or was_ctrl_c(error)
+
+
+def was_ctrl_c(error: BaseException) -> bool:
+    """Ctrl-C: a ``KeyboardInterrupt``, or the ``SystemExit(1)`` Lightning raises while it
+    handles one during fit."""
+    return isinstance(error, KeyboardInterrupt) or (
+        isinstance(error, SystemExit) and isinstance(error.__context__, KeyboardInterrupt)
+    )
 
 
 def resume_line(out_dir: Path) -> str:

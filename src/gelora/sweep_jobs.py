@@ -1,4 +1,5 @@
-"""Sweep jobs: the folder each one writes to, and the line that says which job of how many it is.
+"""Sweep jobs: the folder each one writes to, the line that says which job of how many it is,
+the folders a sweep holds, and the wandb group its jobs share.
 
 Only Hydra and OmegaConf are imported here, as in ``gelora.train``: ``--help`` stays fast.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -110,6 +112,30 @@ def sweep_axes(multirun_config: DictConfig) -> dict[str, int] | None:
     return axes
 
 
+WANDB_GROUP_CHARS = 128  # the longest group name wandb takes
+
+
+def wandb_group(mode: object, sweep_dir: str, experiment_name: str) -> str:
+    """The wandb group of a run (``${gelora_wandb_group:...}`` in ``conf/logger/wandb.yaml``).
+
+    A sweep's jobs: the sweep folder's last two names (``multirun_outputs/<experiment>/<sweep_id>``
+    gives ``<experiment>/<sweep_id>``; ``hydra.sweep.dir=results/table_cpu3/confirm`` gives
+    ``table_cpu3/confirm``), so a sweep resumed in its folder, by ``sweep_id`` or by
+    ``hydra.sweep.dir``, from any working directory, lands in the group it started in. A single
+    run (``mode`` is Hydra's ``RunMode.RUN``): ``experiment_name``. A name longer than wandb takes
+    keeps its end and a hash of the whole.
+    """
+    from hydra.types import RunMode
+
+    if mode != RunMode.MULTIRUN:
+        return experiment_name
+    group = "/".join(Path(os.path.abspath(sweep_dir)).parts[-2:])
+    if len(group) <= WANDB_GROUP_CHARS:
+        return group
+    digest = hashlib.sha1(group.encode()).hexdigest()[:HASH_CHARS]
+    return f"{digest}-{group[-(WANDB_GROUP_CHARS - HASH_CHARS - 1) :]}"
+
+
 def job_line(job_num: int, job_overrides: Sequence[str], sweep_dir: Path) -> str:
     """``job 3 of 8: method=lora seed=1``: the job's place in its sweep and its cell of the grid
     (its values of the swept keys), read from the sweep's ``multirun.yaml``, which Hydra writes
@@ -139,6 +165,17 @@ def job_line(job_num: int, job_overrides: Sequence[str], sweep_dir: Path) -> str
 SUMMARY_STATES = ("completed", "skipped", "failed", "interrupted", "missing")
 
 
+def job_folders(sweep_dir: Path) -> list[Path]:
+    """Every job folder under ``sweep_dir``, however deep its overrides nest it (``job_dirname``):
+    a folder holding ``.hydra/``, outside ``superseded/`` (runs moved aside); sorted."""
+    jobs = (hydra_dir.parent for hydra_dir in sorted(sweep_dir.rglob(".hydra")))
+    return [
+        job
+        for job in jobs
+        if job != sweep_dir and "superseded" not in job.relative_to(sweep_dir).parts
+    ]
+
+
 def job_states(sweep_dir: Path, started: float | None = None) -> dict[str, list[str]]:
     """Every job folder under ``sweep_dir`` (a folder holding ``.hydra/``, outside
     ``superseded/``) by state: ``completed`` (a completed ``results.json`` written since
@@ -148,11 +185,8 @@ def job_states(sweep_dir: Path, started: float | None = None) -> dict[str, list[
     from gelora.record import RunRecord
 
     states: dict[str, list[str]] = {state: [] for state in SUMMARY_STATES}
-    for hydra_dir in sorted(sweep_dir.rglob(".hydra")):
-        job = hydra_dir.parent
+    for job in job_folders(sweep_dir):
         relative = job.relative_to(sweep_dir)
-        if "superseded" in relative.parts or job == sweep_dir:
-            continue
         results = job / "results.json"
         try:
             status = RunRecord.read(results).status

@@ -28,13 +28,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from gelora.config.schema import register_schemas
 from gelora.errors import AssetError, ConfigError
-from gelora.sweep_jobs import job_dirname, job_line
+from gelora.sweep_jobs import job_dirname, job_line, wandb_group
 
 log = logging.getLogger("gelora.train")
 register_schemas()
 
 
 OmegaConf.register_new_resolver("gelora_job_dirname", job_dirname, replace=True)
+OmegaConf.register_new_resolver("gelora_wandb_group", wandb_group, replace=True)
 
 
 def config_dir() -> str:

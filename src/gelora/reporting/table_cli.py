@@ -173,6 +173,13 @@ def argument_parser() -> argparse.ArgumentParser:
         "--no-plots", action="store_true", help="write the tables and CSV only, no figures"
     )
     parser.add_argument(
+        "--wandb",
+        action="store_true",
+        help="also log the tables, CSVs and figures written as one wandb run (job type table) "
+        "in the group of the sweep's jobs, offline unless WANDB_MODE says otherwise, under "
+        "OUT/wandb/ (docs/dashboards.md)",
+    )
+    parser.add_argument(
         "--versus",
         default=None,
         metavar="METHOD",
@@ -415,6 +422,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail(f"--margin must be a positive number, got {args.margin}")
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         fail(f"--out {args.out} is a file, not a folder")
+    if args.wandb and (args.select_lr is not None or args.size_for_mde is not None):
+        fail("--wandb logs the table's files; --select-lr and --size-for-mde write no table")
     versus_given, args.versus = args.versus is not None, args.versus or DEFAULT_REFERENCE
     runs, skipped = _load(args.sweep_dir, args.rows)
     loaded = [(args.sweep_dir, runs)]
@@ -474,8 +483,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.no_plots:
         written |= draw_figures(runs, section, placements, args.columns, out)
     removed = remove_stale_outputs(out, written, plots=not args.no_plots)
-    counts = {s: sum(r.status == s for r in runs) for s in dict.fromkeys(r.status for r in runs)}
     print(markdown)
+    print_outcome(runs, skipped, out, refused, removed)
+    if args.wandb:  # the table beside the jobs' runs, in their group (docs/dashboards.md)
+        from gelora.reporting.table_wandb import log_table_run
+
+        folder = log_table_run(args.sweep_dir, out, figures=not args.no_plots)
+        print(f"wandb run: {folder}" if folder else "wandb: disabled (WANDB_MODE); nothing logged")
+
+
+def print_outcome(
+    runs: Sequence[SweepRun],
+    skipped: Sequence[SkippedJob],
+    out: Path,
+    refused: str | None,
+    removed: Sequence[str],
+) -> None:
+    """The lines after the table: pairs refused, the runs by state, what was removed."""
+    counts = {s: sum(r.status == s for r in runs) for s in dict.fromkeys(r.status for r in runs)}
     if refused:
         print(refused)
     skipped_text = f"; {plural(len(skipped), 'job')} skipped (unreadable files)" if skipped else ""

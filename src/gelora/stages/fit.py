@@ -38,7 +38,13 @@ from gelora.reporting.console import format_parameter_budget
 from gelora.stages.backbone import Backbone
 from gelora.stages.plan import PlanResult
 from gelora.stages.profile import ProfileResult
-from gelora.training.loggers import ModelSummaryToLog, ProgressLines
+from gelora.training.interrupt import SecondCtrlCQuits
+from gelora.training.loggers import (
+    ModelSummaryToLog,
+    ProgressLines,
+    log_plan_charts,
+    plan_config,
+)
 from gelora.training.module import LoRAClassifierModule
 from gelora.training.run_state import RunFolderCheckpoint, RunStateCallback
 
@@ -155,16 +161,21 @@ def log_plan(
     parameter_counts: dict[str, int],
     out_dir: Path,
 ) -> None:
-    """The config (``hyperparams``: resolved, secrets still in), the ID profile, the rank plan
-    and the parameter counts, to every logger."""
+    """The config (``hyperparams``: resolved, secrets still in, and the plan's
+    ``rank_plan/...`` keys), the ID profile, the rank plan and the parameter counts, to every
+    logger; to wandb, the profile and plan as charts (docs/dashboards.md)."""
+    block_ranks = plan.block_ranks(n_blocks)
     scalars = {f"id/layer_{i:02d}": d for i, d in enumerate(profile.profile.dimensions)}
-    scalars |= {f"rank/layer_{i:02d}": r for i, r in enumerate(plan.block_ranks(n_blocks))}
+    scalars |= {f"rank/layer_{i:02d}": r for i, r in enumerate(block_ranks)}
     scalars["rank/total"] = plan.total_rank
     scalars |= {f"params/{name}": count for name, count in parameter_counts.items()}
+    plan_keys = plan_config(block_ranks, plan.total_rank)
     for logger in loggers:
-        logger.log_hyperparams(redact_secrets(hyperparams))
+        logger.log_hyperparams({**redact_secrets(hyperparams or {}), **plan_keys})
         logger.log_metrics(scalars, step=0)
         if isinstance(logger, WandbLogger):  # a dashboard shows the plan without any code
+            dims = profile.profile
+            log_plan_charts(logger, dims.dimensions, dims.stds, block_ranks)
             logger.log_table(
                 key="rank_plan",
                 columns=["module", "block", "rank", "alpha", "params"],
@@ -356,7 +367,9 @@ def build_callbacks(
         every_n_train_steps=settings.checkpoint_every_n_steps,
     )
     progress = ProgressLines(settings.progress_every_n_steps)  # plain lines off a terminal
-    callbacks = [report, best, periodic, ModelSummaryToLog(), progress, *method.callbacks()]
+    # first: after a first Ctrl-C, a second quits at once, whatever the other callbacks do then
+    callbacks = [SecondCtrlCQuits(out_dir), report, best, periodic, ModelSummaryToLog(), progress]
+    callbacks += method.callbacks()
     if run_state is not None:
         callbacks.append(run_state)
     if with_lr:  # the learning rate per step: warm-up and decay on the dashboard

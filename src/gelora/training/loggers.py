@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from lightning.pytorch.utilities.model_summary import ModelSummary
 
 log = logging.getLogger(__name__)
 USER_DATA_DIR = os.environ.get("WANDB_DATA_DIR")  # as the user set it, before any run moved it
+USER_MODE = os.environ.get("WANDB_MODE")  # as the user set it: Lightning's offline overwrites it
 
 
 class WandbLogger(LightningWandbLogger):
@@ -25,10 +26,14 @@ class WandbLogger(LightningWandbLogger):
     left out when it is ``None``; everything else is Lightning's. wandb's own console lines
     (banner, run history, sync hint) are turned off by ``settings.silent`` in
     ``conf/logger/wandb.yaml``, which still writes the run.
+
+    A ``WANDB_MODE`` the user set (``online``, ``offline``, ``disabled``) wins over ``offline``:
+    Lightning's ``offline=True`` would overwrite it with ``dryrun``, so that
+    ``WANDB_MODE=online gelora-train ...`` still wrote an offline run.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args: Any, offline: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, offline=offline and not USER_MODE, **kwargs)
         if self._wandb_init.get("anonymous") is None:
             self._wandb_init.pop("anonymous", None)
         save_dir = kwargs.get("save_dir")
@@ -38,6 +43,44 @@ class WandbLogger(LightningWandbLogger):
             # up in the user's home (issue 43). The run's own folder holds them instead; a
             # WANDB_DATA_DIR the user set is kept.
             os.environ["WANDB_DATA_DIR"] = str(Path(save_dir) / "wandb" / "data")
+
+
+def plan_config(block_ranks: Sequence[int], total_rank: int) -> dict[str, Any]:
+    """The rank plan as run-config keys: ``rank_plan/block_03: 5`` per block (its largest
+    rank: ``RankPlan.block_ranks``), the plan as one string (``rank_plan/plan: "8,8,4,2"``,
+    block 0 first) and ``rank_plan/total`` (every adapted matrix's rank, summed: ``rank/total``),
+    so that a dashboard filters and groups runs by their plan as by any other setting."""
+    config: dict[str, Any] = {f"rank_plan/block_{i:02d}": r for i, r in enumerate(block_ranks)}
+    config["rank_plan/plan"] = ",".join(str(r) for r in block_ranks)
+    config["rank_plan/total"] = total_rank
+    return config
+
+
+def log_plan_charts(
+    logger: LightningWandbLogger,
+    ids: Sequence[float],
+    spreads: Sequence[float | None],
+    block_ranks: Sequence[int],
+) -> None:
+    """The ID profile and the rank plan as wandb charts drawn from the run's own tables: a line
+    over ``plan/id_profile_table`` (layer, ID, spread: the resamples' standard deviation, null
+    without resamples) and bars over ``plan/block_ranks_table`` (block, rank). wandb adds the
+    ``_table`` to each key; the charts are the panels ``plan/id_profile`` and
+    ``plan/block_ranks``."""
+    import wandb
+
+    profile = wandb.Table(
+        columns=["layer", "ID", "spread"],
+        data=[[i, d, s] for i, (d, s) in enumerate(zip(ids, spreads, strict=True))],
+    )
+    ranks = wandb.Table(
+        columns=["block", "rank"], data=[[f"block_{i:02d}", r] for i, r in enumerate(block_ranks)]
+    )
+    charts = {
+        "plan/id_profile": wandb.plot.line(profile, "layer", "ID", title="ID profile"),
+        "plan/block_ranks": wandb.plot.bar(ranks, "block", "rank", title="rank per block"),
+    }
+    logger.log_metrics(charts, step=0)
 
 
 class ModelSummaryToLog(L.Callback):
