@@ -51,11 +51,20 @@ def chosen_rates(experiment: str) -> list[str]:
     return [f"+lr_choice={{{rows}}}"]
 
 
+# Tables that run one training seed by design, with the protocol that says why (the tasks, not the
+# seeds, are the level their verdicts rest on); every other table runs at least three seeds.
+ONE_SEED_BY_PROTOCOL = {
+    "arena_cpu3": "experiments/results/arena_cpu3/README.md",
+    "arena_cpu3_controls": "experiments/results/arena_cpu3/README.md",
+}
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_grid_point_of_every_experiment_composes(experiment):
     axes = grid(experiment)
     selection = "optimizer.lr" in axes  # a learning-rate grid runs one seed by design
-    assert "seed" in axes and len(axes["seed"]) >= (1 if selection else 3)
+    one_seed = selection or experiment in ONE_SEED_BY_PROTOCOL
+    assert "seed" in axes and len(axes["seed"]) >= (1 if one_seed else 3)
     points = [[]]
     for key, values in axes.items():  # seeds and rates of a grid change no interpolation
         values = values[:1] if key in ("seed", "optimizer.lr") else values
@@ -250,3 +259,11 @@ def test_two_jobs_given_one_folder_are_said_and_the_sweep_exits_non_zero(tmp_pat
     ran = sweep(tmp_path, "seed=0,1", *TINY, "hydra.sweep.subdir=same")
     assert ran.returncode == 1, ran.stderr[-3000:]
     assert "2 jobs ran into 1 job folders: jobs shared a folder" in ran.stdout
+
+
+def test_a_one_seed_table_names_a_protocol_that_says_why():
+    root = Path(__file__).resolve().parents[1]
+    for experiment, protocol in ONE_SEED_BY_PROTOCOL.items():
+        assert experiment in EXPERIMENTS
+        text = (root / protocol).read_text()
+        assert "training seed 0 only" in text and "level a verdict rests on" in text
