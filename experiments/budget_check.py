@@ -34,7 +34,7 @@ from hydra import compose, initialize_config_dir
 from tqdm.auto import tqdm
 
 from gelora.plan import PlanStages
-from gelora.reporting.plan_stability import rank_units, rank_units_moved
+from gelora.table.plan_stability import rank_units, rank_units_moved
 from gelora.train import config_dir
 
 

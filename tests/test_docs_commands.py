@@ -156,7 +156,7 @@ class PageRun:
             out = [] if "--out" in paths else ["--out", str(self.folder / f"table_{block.line}")]
             if any(a != p for a, p in zip(arguments, paths, strict=True)):  # a committed sweep:
                 out.append("--no-plots")  # its figures are committed; tests/test_table.py draws
-            from gelora.reporting.table_cli import main as table_main
+            from gelora.table.cli import main as table_main
 
             self.in_process(block, words, lambda: table_main([*paths, *out]), words)
         elif program in ("pip", "pip3") or (program == "python" and arguments[:2] == ["-m", "pip"]):

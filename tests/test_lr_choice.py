@@ -56,7 +56,7 @@ def test_a_rate_never_chosen_is_one_line_and_a_failed_record(tmp_path):
 def test_a_shared_rate_is_chosen_on_the_mean_of_its_rows_with_margins(tmp_path, capsys):
     # issue 42: one rate per task for lora and an allocator, on the mean of both rows'
     # validation, beside each row's own choice; every chosen cell says its margin
-    from gelora.reporting.table_cli import main
+    from gelora.table.cli import main
     from tests.test_table import _completed, _job
 
     sweep = tmp_path / "grid"

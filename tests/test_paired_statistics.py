@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from scipy.stats import nct, norm, t
 
-from gelora.reporting.paired import (
+from gelora.table.cli import main
+from gelora.table.paired import (
     Comparison,
     Pair,
     bootstrap_interval,
@@ -25,9 +26,8 @@ from gelora.reporting.paired import (
     noise_floor,
     verdict,
 )
-from gelora.reporting.paired_tables import paired_latex, paired_markdown, paired_section
-from gelora.reporting.sweep_runs import load_runs
-from gelora.reporting.table_cli import main
+from gelora.table.paired_tables import paired_latex, paired_markdown, paired_section
+from gelora.table.sweep_runs import load_runs
 from tests.test_table import _completed, _job, _run
 
 

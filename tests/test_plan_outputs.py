@@ -17,8 +17,8 @@ from peft import LoraConfig, get_peft_model
 
 from gelora.errors import ConfigError
 from gelora.models import load_classifier
-from gelora.plan_emit import Emit, PlanOptions, parse_emit, shuffled_plan, write_axolotl
-from gelora.plan_serving import format_serving_report, serving_report
+from gelora.plan.emit import Emit, PlanOptions, parse_emit, shuffled_plan, write_axolotl
+from gelora.plan.serving import format_serving_report, serving_report
 from gelora.ranks.plan import RankPlan, TargetModule
 from gelora.ranks.scaling import Scaling
 from tests.helpers import TINY, compose_train, gelora_plan

@@ -16,8 +16,9 @@ import pytest
 from omegaconf import OmegaConf
 from scipy.stats import wilcoxon
 
-from gelora.reporting.lr_selection import choose_lr
-from gelora.reporting.paired import (
+from gelora.table.cli import argument_parser, main, paired_or_reason
+from gelora.table.lr_selection import choose_lr
+from gelora.table.paired import (
     HIGHER_IS_BETTER,
     LOWER_IS_BETTER,
     bootstrap_interval,
@@ -27,10 +28,9 @@ from gelora.reporting.paired import (
     wilcoxon_test,
     wins_ties_losses,
 )
-from gelora.reporting.placement import placement_effects, placement_markdown, placement_pairs
-from gelora.reporting.sweep_runs import SweepRun, load_runs
-from gelora.reporting.table_cli import argument_parser, main, paired_or_reason
-from gelora.reporting.tables import Cell, latex_escape, latex_table, markdown_table
+from gelora.table.placement import placement_effects, placement_markdown, placement_pairs
+from gelora.table.sweep_runs import SweepRun, load_runs
+from gelora.table.tables import Cell, latex_escape, latex_table, markdown_table
 
 
 def _job(
@@ -177,7 +177,7 @@ def test_pairs_on_the_references_own_plan_are_counted_in_the_caption():
         runs[-1].trained_ranks = {"q": 3, "v": 1}  # pruned away from its uniform budget
     for run in runs:
         run.trained_ranks = run.trained_ranks or {"q": 2, "v": 2}
-    from gelora.reporting.paired_tables import paired_section
+    from gelora.table.paired_tables import paired_section
 
     section = paired_section(runs, "lora")
     assert (
@@ -241,7 +241,7 @@ def test_the_paired_table_adjusts_the_rows_p_values_together():
         runs.append(_run("lora", "sst", seed, 0.80))
         runs.append(_run("gelora", "sst", seed, 0.81 + seed / 1000))
         runs.append(_run("random", "sst", seed, 0.82 + seed / 1000))
-    from gelora.reporting.paired_tables import paired_markdown, paired_section
+    from gelora.table.paired_tables import paired_markdown, paired_section
 
     table = paired_markdown(paired_section(runs, "lora"))
     assert "| 0.00781 | 0.0156 | 8/0/0 |" in table  # raw 2/256, Holm 2 x 2/256 for both
@@ -421,8 +421,8 @@ def test_every_task_metric_has_a_known_direction():
 
 
 def test_paired_differences_plot_marks_each_mean_and_pair(tmp_path, monkeypatch):
-    from gelora.reporting import sweep_plots
-    from gelora.reporting.paired_tables import paired_section
+    from gelora.table import sweep_plots
+    from gelora.table.paired_tables import paired_section
 
     section = paired_section(load_runs(_sweep(tmp_path / "sweep")), "lora")
     shown = {}
@@ -440,7 +440,7 @@ def test_paired_differences_plot_marks_each_mean_and_pair(tmp_path, monkeypatch)
 
 @pytest.mark.parametrize("rows", [3, 12, 23])
 def test_every_row_of_the_plan_and_score_figures_has_its_own_colour(tmp_path, monkeypatch, rows):
-    from gelora.reporting import sweep_plots
+    from gelora.table import sweep_plots
 
     runs = []
     for k in range(rows):
@@ -563,10 +563,10 @@ def test_the_grid_is_extended_downward_where_the_best_rate_is_its_smallest(tmp_p
 
 
 def test_both_edges_and_the_interior_of_a_grid(tmp_path, capsys):
-    from gelora.reporting.lr_selection import LrChoice, at_bottom_of_grid, at_top_of_grid, grid_edge
+    from gelora.table.lr_selection import LrChoice, at_bottom_of_grid, at_top_of_grid, grid_edge
 
     def choice(validation):
-        from gelora.reporting.lr_selection import choose_lr
+        from gelora.table.lr_selection import choose_lr
 
         return LrChoice("m", "t", validation, {}, choose_lr(validation))
 
@@ -667,8 +667,8 @@ def test_columns_split_each_task_by_a_setting_and_pair_within_it(tmp_path, capsy
     table = (tmp_path / "out" / "table.md").read_text()
     header = table.splitlines()[0]
     assert "rt budget.rank=1 (accuracy)" in header and "rt budget.rank=4 (accuracy)" in header
-    from gelora.reporting.paired_tables import paired_section
-    from gelora.reporting.sweep_runs import split_by_column
+    from gelora.table.paired_tables import paired_section
+    from gelora.table.sweep_runs import split_by_column
 
     runs = split_by_column(load_runs(sweep), "budget.rank")
     section = paired_section(runs, "lora")
@@ -685,9 +685,9 @@ def test_columns_split_each_task_by_a_setting_and_pair_within_it(tmp_path, capsy
 
 
 def test_the_curve_plots_scores_at_each_cost_and_the_paired_difference_below(tmp_path, monkeypatch):
-    from gelora.reporting import sweep_plots
-    from gelora.reporting.paired_tables import paired_section
-    from gelora.reporting.sweep_runs import split_by_column
+    from gelora.table import sweep_plots
+    from gelora.table.paired_tables import paired_section
+    from gelora.table.sweep_runs import split_by_column
 
     runs = split_by_column(load_runs(_budget_sweep(tmp_path / "budget")), "budget.rank")
     shown = {}
@@ -858,7 +858,7 @@ def test_select_lr_refuses_two_data_sets_under_one_task_name(tmp_path, capsys):
 
 
 def test_a_data_set_under_an_absolute_path_is_named_by_its_last_folder_and_file():
-    from gelora.reporting.sweep_runs import data_label
+    from gelora.table.sweep_runs import data_label
 
     task = {"name": "from_files", "train_file": "/home/me/data/sst/train.csv", "test_file": None}
     assert data_label(task) == "from_files(.../sst/train.csv)"  # no machine's folders in a table
@@ -893,7 +893,7 @@ def test_final_adapter_parameters_and_their_distance_from_the_budget(tmp_path):
         "Adapter parameters off the budget: adalora: final adapter parameters 78,408-91,080 "
         "(budget 82,944; -5.5% to +9.8%)." in table
     )  # lora is on its budget; head_only has no adapters; gelora has no budget
-    from gelora.reporting.tables import budget_lines
+    from gelora.table.tables import budget_lines
 
     assert budget_lines(runs) == [  # lora on its budget, head_only no adapters, gelora no budget
         "adalora: final adapter parameters 78,408-91,080 (budget 82,944; -5.5% to +9.8%)"
@@ -904,14 +904,14 @@ def test_final_adapter_parameters_and_their_distance_from_the_budget(tmp_path):
 
 
 def _csv(runs, tmp_path: Path) -> Path:
-    from gelora.reporting.tables import write_csv
+    from gelora.table.tables import write_csv
 
     write_csv(runs, tmp_path / "runs.csv")
     return tmp_path / "runs.csv"
 
 
 def test_one_final_count_off_the_budget_is_one_number(tmp_path):
-    from gelora.reporting.tables import budget_lines
+    from gelora.table.tables import budget_lines
 
     eva = _completed(0.7, params=81_408) | {"budget_params": 82_944}
     _job(tmp_path, "eva", "rt", 0, eva)

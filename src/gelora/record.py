@@ -129,7 +129,8 @@ class RunRecord:
             MT-Bench answers) and ``ifbench_unscored`` (instruction id -> count left unscored);
             the scores are in ``metrics`` as ``test/ifbench_...``.
         environment: ``torch``, ``python``, ``device``, library versions and ``gelora_commit``
-            (``gelora.provenance``: the commit, ``+dirty`` with uncommitted ``src/``/``conf/``).
+            (``gelora.stages.provenance``: the commit, ``+dirty`` with uncommitted ``src/``/
+            ``conf/``).
         timings: seconds per phase (``id_estimation_s``, ``fit_s``, ``test_s``, ...) and
             ``total_s``.
         cost: what the run took: ``peak_rss_mb`` (the process's peak resident memory),

@@ -250,7 +250,7 @@ def take_comparisons(arguments: list[str]) -> tuple[list[str], list]:
     Raises:
         ConfigError: ``--compare`` without a value, or a value ``parse_comparison`` refuses.
     """
-    from gelora.plan_compare import parse_comparison
+    from gelora.plan.compare import parse_comparison
 
     rest, comparisons = [], []
     items = iter(arguments)
@@ -276,7 +276,7 @@ def take_plan_options(arguments: list[str]) -> tuple[list[str], object]:
     Raises:
         ConfigError: ``--emit`` without a kind and destination, or ones ``parse_emit`` refuses.
     """
-    from gelora.plan_emit import PlanOptions, parse_emit
+    from gelora.plan.emit import PlanOptions, parse_emit
 
     rest, emits, report = [], [], False
     items = iter(arguments)

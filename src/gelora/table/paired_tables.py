@@ -1,4 +1,4 @@
-"""Rendering ``gelora.reporting.paired``: "Paired differences versus <reference>" in markdown and
+"""Rendering ``gelora.table.paired``: "Paired differences versus <reference>" in markdown and
 LaTeX, one row per method over all (task, seed) pairs, then one cell per task.
 
 The caption says what was paired (identical test rows), how the intervals, the MDE, the
@@ -6,7 +6,7 @@ verdict and the p-value were computed, that verdicts rest on the task level (Stu
 task means, with the number of tasks beside them; the flat interval and Wilcoxon p treat pairs as
 independent and are labelled so), the LoRA scaling rule(s) of the runs, which pairs were refused
 or left out and why, and which rows may be under-trained. Under the methods' rows, the noise
-floor: the reference against itself under another seed (``gelora.reporting.paired.noise_floor``).
+floor: the reference against itself under another seed (``gelora.table.paired.noise_floor``).
 ``paired_csv`` writes the same rows as ``paired.csv``.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gelora.atomic import write_text_atomic
-from gelora.reporting.paired import (
+from gelora.table.paired import (
     ALPHA,
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
@@ -39,8 +39,8 @@ from gelora.reporting.paired import (
     sweep_direction,
     unfingerprinted_pairs,
 )
-from gelora.reporting.sweep_runs import SweepRun
-from gelora.reporting.tables import latex_escape, scaling_note
+from gelora.table.sweep_runs import SweepRun
+from gelora.table.tables import latex_escape, scaling_note
 
 HEADER = [
     "method",

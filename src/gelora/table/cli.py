@@ -5,27 +5,27 @@
     gelora-table multirun_outputs/lr_sweep/<sweep_id> --select-lr lr_choice.yaml
     gelora-table multirun_outputs/table_cpu_budget/<sweep_id> --columns budget.rank
 
-Every job directory (one with ``.hydra/``) is one run (``gelora.reporting.sweep_runs``); the
-tables and CSV are ``gelora.reporting.tables``, the plots ``gelora.reporting.sweep_plots``.
+Every job directory (one with ``.hydra/``) is one run (``gelora.table.sweep_runs``); the
+tables and CSV are ``gelora.table.tables``, the plots ``gelora.table.sweep_plots``.
 Writes ``table.md``, ``table.tex``, ``runs.csv``, (with a paired section) ``paired.csv``,
 ``id_profiles.png``, ``rank_plans.png``, ``score_vs_params.png``, (when there are pairs)
 ``paired_differences.png``, (with placement pairs: ``placement_<row>.csv`` and)
 ``placement_effects.png`` and (with
 ``--columns``, e.g. ``budget.rank``) ``curve.png`` into ``--out``
 (default: the sweep directory). ``table.md`` and ``table.tex`` end with the paired differences
-of every method versus ``--versus`` (``gelora.reporting.paired``): the task-level interval, MDE
+of every method versus ``--versus`` (``gelora.table.paired``): the task-level interval, MDE
 and verdict (Student's t over the task means; with ``--margin``, equivalence by two one-sided
 tests), both bootstrap intervals and the noise floor; ``paired.csv`` holds the same rows.
 ``--differing-plans`` leaves out pairs trained on identical rank plans. ``--size-for-mde GOAL``
 instead prints the tasks each row needs for a task-level MDE of at most GOAL at the spread of its
-task means so far (``gelora.reporting.sizing``). ``--select-lr`` instead
+task means so far (``gelora.table.sizing``). ``--select-lr`` instead
 chooses each (method, task)'s learning rate by validation score and writes it as YAML
-(``gelora.reporting.lr_selection``).
+(``gelora.table.lr_selection``).
 A sweep directory that is missing or holds no job is one line on stderr and exit status 2.
 A job one of whose files cannot be read (a broken ``.hydra/config.yaml``, a ``results.json`` that
 is not a run record) is one warning line on stderr naming the file, and the others are tabled;
 the caption says how many jobs were skipped and why. Runs of one task are never pooled across
-data sets, metrics or test rows (``gelora.reporting.sweep_runs.label_columns``); a task split into
+data sets, metrics or test rows (``gelora.table.sweep_runs.label_columns``); a task split into
 columns by its test rows is a warning line too.
 """
 
@@ -38,14 +38,14 @@ from pathlib import Path
 from typing import NoReturn
 
 from gelora.atomic import write_text_atomic
-from gelora.reporting.lr_selection import (
+from gelora.table.lr_selection import (
     choose_lrs,
     grid_not_ready,
     lr_choice_yaml,
     selection_markdown,
 )
-from gelora.reporting.paired import plural, sweep_direction
-from gelora.reporting.paired_tables import (
+from gelora.table.paired import plural, sweep_direction
+from gelora.table.paired_tables import (
     PairedSection,
     paired_csv,
     paired_latex,
@@ -53,22 +53,22 @@ from gelora.reporting.paired_tables import (
     paired_section,
     refused_line,
 )
-from gelora.reporting.placement import (
+from gelora.table.placement import (
     Placement,
     placement_effects,
     placement_markdown,
     placement_pairs,
 )
-from gelora.reporting.plan_stability import plan_stability_markdown
-from gelora.reporting.sizing import sizing_markdown
-from gelora.reporting.sweep_runs import (
+from gelora.table.plan_stability import plan_stability_markdown
+from gelora.table.sizing import sizing_markdown
+from gelora.table.sweep_runs import (
     SkippedJob,
     SweepRun,
     load_sweep,
     row_set_splits,
     split_by_column,
 )
-from gelora.reporting.tables import (
+from gelora.table.tables import (
     cost_markdown,
     latex_table,
     markdown_table,
@@ -301,7 +301,7 @@ def select_lr(
 def size_for_mde(
     runs: Sequence[SweepRun], reference: str, goal: float, differing_plans: bool = False
 ) -> None:
-    """``--size-for-mde``: the sizing table (``gelora.reporting.sizing``), or one line why not."""
+    """``--size-for-mde``: the sizing table (``gelora.table.sizing``), or one line why not."""
     try:
         print(sizing_markdown(runs, reference, goal, differing_plans))
     except ValueError as error:
@@ -372,7 +372,7 @@ def same_rate_section(
 def _placements(
     runs, given: Sequence[str] | None, margin: float | None, differing_plans: bool
 ) -> list[Placement]:
-    """The placement sections (``gelora.reporting.placement``); a bad pair is one line."""
+    """The placement sections (``gelora.table.placement``); a bad pair is one line."""
     try:
         pairs = placement_pairs(list(dict.fromkeys(r.method for r in runs)), given)
         return placement_effects(runs, pairs, margin, differing_plans)
@@ -388,7 +388,7 @@ def draw_figures(
     out: Path,
 ) -> set[str]:
     """The sweep's figures into ``out``; the names of the part figures drawn (``PART_PLOTS``)."""
-    from gelora.reporting.sweep_plots import (
+    from gelora.table.sweep_plots import (
         plot_curve,
         plot_paired_differences,
         plot_placement_effects,

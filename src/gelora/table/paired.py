@@ -62,7 +62,7 @@ from functools import cached_property
 
 import numpy as np
 
-from gelora.reporting.sweep_runs import SweepRun
+from gelora.table.sweep_runs import SweepRun
 
 HIGHER_IS_BETTER = frozenset(
     {"accuracy", "macro_f1", "f1", "matthews", "pearson", "spearman", "exact_match"}
@@ -125,7 +125,7 @@ def metric_direction(metric: str) -> Direction:
         return Direction(-1, 1, metric)
     raise ValueError(
         f"metric {metric} is not known to be higher- or lower-is-better; add it to "
-        "gelora.reporting.paired.HIGHER_IS_BETTER or LOWER_IS_BETTER"
+        "gelora.table.paired.HIGHER_IS_BETTER or LOWER_IS_BETTER"
     )
 
 

@@ -3,7 +3,7 @@
 A sweep's first runs give the spread of each row's paired differences against the reference;
 ``pairs_for_mde`` turns a spread into the units an MDE goal needs (Wittes and Brittain 1990:
 re-estimating the size from the nuisance spread, never from the observed effect, keeps the
-test's level close to nominal). Verdicts rest on the task level (``gelora.reporting.paired``:
+test's level close to nominal). Verdicts rest on the task level (``gelora.table.paired``:
 Student's t over the task means), so the size is a number of tasks, at the spread of the task
 means. That spread has two parts (a one-way random-effects split, e.g. Searle, Casella and
 McCulloch, *Variance Components*, 1992, ch. 3): the within-task spread of a pair, sd_w (pooled
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gelora.reporting.paired import (
+from gelora.table.paired import (
     ALPHA,
     POWER,
     Comparison,
@@ -32,7 +32,7 @@ from gelora.reporting.paired import (
     pairs_for_mde,
     sweep_direction,
 )
-from gelora.reporting.sweep_runs import SweepRun
+from gelora.table.sweep_runs import SweepRun
 
 CAVEAT = (
     "Tasks needed: the fewest tasks whose task-level MDE, (t_(1-alpha/2, k-1) + t_(power, k-1)) "
