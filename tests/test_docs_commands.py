@@ -190,7 +190,8 @@ class PageRun:
 
     def run_app(self, block: Block, words: list[str]) -> None:
         """gelora-train / gelora-plan through their console-script functions, in process."""
-        from gelora.train import cli, plan_cli
+        from gelora.plan.cli import main as plan_cli
+        from gelora.train import cli
 
         program, arguments = words[0], words[1:]
         entry = cli if program == "gelora-train" else plan_cli

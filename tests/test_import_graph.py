@@ -165,8 +165,8 @@ LAYERS = (
     ("reporting",),
     ("kinds",),
     ("stages",),
-    ("plan",),
     ("pipeline", "train"),
+    ("plan",),
     ("generate",),
     ("table",),
 )
@@ -255,6 +255,17 @@ def test_a_training_stack_import_is_found():
     assert training_stack_imports(graph, "gelora.table") == [
         "gelora.table.cli -> gelora.stages.fit"
     ]
+
+
+def test_gelora_plan_never_imports_the_run():
+    # gelora-plan runs the stages up to the plan (the prologue), never the training run; its
+    # command line borrows gelora-train's checks from gelora.train, which imports the run only
+    # when that app runs
+    graph = import_graph(in_functions=True)
+    assert not [
+        module for module, targets in graph.items()
+        if module.startswith("gelora.plan") and "gelora.pipeline" in targets
+    ]  # fmt: skip
 
 
 def test_the_table_package_imports_nothing_of_the_training_stack():
