@@ -21,6 +21,7 @@ from gelora.table.lr_selection import choose_lr
 from gelora.table.paired import (
     HIGHER_IS_BETTER,
     LOWER_IS_BETTER,
+    PairingRules,
     bootstrap_interval,
     compare,
     holm_adjusted,
@@ -991,8 +992,8 @@ def test_each_allocator_is_paired_with_its_own_shuffle(tmp_path):
         same_plan = run.method == "fisher" or run.seed == 0
         run.trained_ranks = {"q": 1, "v": 3} if same_plan else {"q": 3, "v": 1}
 
-    def fisher_pairs(**kwargs) -> int:
-        placements = placement_effects(runs, pairs, **kwargs)
+    def fisher_pairs(**rules) -> int:
+        placements = placement_effects(runs, pairs, PairingRules(**rules))
         return len(next(p for p in placements if p.row == "fisher").section.overall[0].pairs)
 
     assert fisher_pairs() == 3 and fisher_pairs(differing_plans=True) == 2

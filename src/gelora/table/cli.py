@@ -44,7 +44,7 @@ from gelora.table.lr_selection import (
     lr_choice_yaml,
     selection_markdown,
 )
-from gelora.table.paired import plural, sweep_direction
+from gelora.table.paired import EVERY_PAIR, PairingRules, plural, sweep_direction
 from gelora.table.paired_tables import (
     PairedSection,
     paired_csv,
@@ -60,6 +60,7 @@ from gelora.table.placement import (
     placement_pairs,
 )
 from gelora.table.plan_stability import plan_stability_markdown
+from gelora.table.request import TableRequest, read_request
 from gelora.table.sizing import sizing_markdown
 from gelora.table.sweep_runs import (
     SkippedJob,
@@ -268,15 +269,13 @@ def parse_shared_rates(specs: Sequence[str]) -> dict[str, tuple[str, ...]]:
     return shared
 
 
-def select_lr(
-    runs: Sequence[SweepRun],
-    sweep_dir: Path,
-    out: Path,
-    columns: str | None = None,
-    shared: dict[str, tuple[str, ...]] | None = None,
-) -> None:
+def select_lr(runs: Sequence[SweepRun], request: TableRequest) -> None:
+    """``--select-lr``: each (row, task)'s rate chosen on validation, printed and written as
+    YAML, or one line why not."""
+    sweep_dir, out = request.sweep_dir, request.select_lr
+    shared = parse_shared_rates(request.shared_rate)
     try:
-        choices = choose_lrs(runs, columns, shared)
+        choices = choose_lrs(runs, request.columns, shared)
     except ValueError as error:
         fail(str(error))
     if (why := grid_not_ready(choices)) is not None:
@@ -298,12 +297,10 @@ def select_lr(
     print(f"learning rates written to {out}")
 
 
-def size_for_mde(
-    runs: Sequence[SweepRun], reference: str, goal: float, differing_plans: bool = False
-) -> None:
+def size_for_mde(runs: Sequence[SweepRun], request: TableRequest) -> None:
     """``--size-for-mde``: the sizing table (``gelora.table.sizing``), or one line why not."""
     try:
-        print(sizing_markdown(runs, reference, goal, differing_plans))
+        print(sizing_markdown(runs, request.versus, request.size_for_mde, request.rules))
     except ValueError as error:
         fail(str(error))
 
@@ -316,7 +313,6 @@ def paired_texts(section: PairedSection | None, why_none: str) -> tuple[str, str
     return paired_markdown(section), paired_latex(section), refused_line(section.refused)
 
 
-DEFAULT_REFERENCE = "lora"  # --versus when not given
 # Outputs written only when the table has that part: a re-run into the same --out removes the
 # ones it did not write, so that no file there describes an earlier table (plots only when this
 # run draws plots).
@@ -339,14 +335,13 @@ def remove_stale_outputs(out: Path, written: set[str], *, plots: bool) -> list[s
 def paired_or_reason(
     runs: Sequence[SweepRun],
     reference: str,
-    margin: float | None = None,
-    differing_plans: bool = False,
+    rules: PairingRules = EVERY_PAIR,
 ) -> tuple[PairedSection | None, str]:
     """The paired section, or None and one line saying why there is none."""
     if not any(r.method == reference for r in runs):
         return None, f"No paired differences: reference method {reference!r} is not in this sweep."
     try:
-        return paired_section(runs, reference, margin, differing_plans), ""
+        return paired_section(runs, reference, rules), ""
     except ValueError as error:  # a metric of unknown direction
         return None, f"No paired differences: {error}."
 
@@ -355,27 +350,25 @@ def same_rate_section(
     runs: Sequence[SweepRun],
     reference: str,
     tuned: PairedSection | None,
-    margin: float | None = None,
-    differing_plans: bool = False,
+    rules: PairingRules = EVERY_PAIR,
 ) -> PairedSection | None:
     """Every row against ``reference`` on the pairs trained at one learning rate (issue 42),
     or None when there is no tuned section or the same-rate pairs are exactly its pairs (then
     every pair already shares a rate and the section would repeat it)."""
     if tuned is None:
         return None
-    section = paired_section(runs, reference, margin, differing_plans, same_rate=True)
+    section = paired_section(runs, reference, rules, same_rate=True)
     if [len(c.pairs) for c in section.overall] == [len(c.pairs) for c in tuned.overall]:
         return None
     return section
 
 
-def _placements(
-    runs, given: Sequence[str] | None, margin: float | None, differing_plans: bool
-) -> list[Placement]:
+def _placements(runs: Sequence[SweepRun], request: TableRequest) -> list[Placement]:
     """The placement sections (``gelora.table.placement``); a bad pair is one line."""
     try:
+        given = None if request.placement is None else list(request.placement)
         pairs = placement_pairs(list(dict.fromkeys(r.method for r in runs)), given)
-        return placement_effects(runs, pairs, margin, differing_plans)
+        return placement_effects(runs, pairs, request.rules)
     except ValueError as error:
         fail(str(error))
 
@@ -409,52 +402,43 @@ def draw_figures(
     return written
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = argument_parser().parse_args(argv)
-    if args.margin is not None and not args.margin > 0:
-        fail(f"--margin must be a positive number, got {args.margin}")
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        fail(f"--out {args.out} is a file, not a folder")
-    versus_given, args.versus = args.versus is not None, args.versus or DEFAULT_REFERENCE
-    runs, skipped = _load(args.sweep_dir, args.rows)
-    loaded = [(args.sweep_dir, runs)]
-    for more in args.with_dirs:
-        more_runs, more_skipped = _load(more, args.rows)
+def load_runs(request: TableRequest) -> tuple[list[SweepRun], list[SkippedJob]]:
+    """The runs of the sweep folder and of each ``--with`` folder (a job in two of them is one
+    line), split by ``--columns``; and the jobs skipped for unreadable files."""
+    runs, skipped = _load(request.sweep_dir, request.rows)
+    loaded = [(request.sweep_dir, runs)]
+    for more in request.with_dirs:
+        more_runs, more_skipped = _load(more, request.rows)
         for sweep, its_runs in loaded:
             _refuse_duplicate_jobs(its_runs, sweep, more_runs, more)
         loaded.append((more, more_runs))
         runs, skipped = [*runs, *more_runs], [*skipped, *more_skipped]
-    if args.columns is not None:
+    if request.columns is not None:
         try:
-            runs = split_by_column(runs, args.columns)
+            runs = split_by_column(runs, request.columns)
         except ValueError as error:
             fail(str(error))
-    if args.select_lr is not None:
-        shared = parse_shared_rates(args.shared_rate)
-        select_lr(runs, args.sweep_dir, args.select_lr, args.columns, shared)
-        return
-    if args.shared_rate:
-        fail("--shared-rate goes with --select-lr (it pools rows to choose one rate)")
-    methods = list(dict.fromkeys(r.method for r in runs))
-    if versus_given and args.versus not in methods:
-        fail(f"--versus {args.versus}: no such row in this sweep; its rows: {', '.join(methods)}")
-    if args.size_for_mde is not None:
-        size_for_mde(runs, args.versus, args.size_for_mde, args.differing_plans)
-        return
+    return runs, skipped
+
+
+def write_table(
+    runs: Sequence[SweepRun], skipped: Sequence[SkippedJob], request: TableRequest
+) -> None:
+    """The tables, CSVs and figures into ``request.out_dir``, and the table on stdout."""
     # a bad pair stops here, before any file is written
-    placements = _placements(runs, args.placement, args.margin, args.differing_plans)
-    out = args.out or args.sweep_dir
+    placements = _placements(runs, request)
+    out, rules = request.out_dir, request.rules
     out.mkdir(parents=True, exist_ok=True)
-    section, why_none = paired_or_reason(runs, args.versus, args.margin, args.differing_plans)
+    section, why_none = paired_or_reason(runs, request.versus, rules)
     paired_md, paired_tex, refused = paired_texts(section, why_none)
     markdown = markdown_table(runs, skipped) + "\n" + paired_md
     latex = latex_table(runs, skipped) + "\n" + paired_tex
-    same_rate = same_rate_section(runs, args.versus, section, args.margin, args.differing_plans)
+    same_rate = same_rate_section(runs, request.versus, section, rules)
     if same_rate is not None:
         markdown += "\n" + paired_markdown(same_rate)
         latex += "\n" + paired_latex(same_rate)
         paired_csv(same_rate, out / "paired_same_rate.csv")
-    plans = plan_stability_markdown(runs, args.versus)
+    plans = plan_stability_markdown(runs, request.versus)
     markdown += "\n" + plans if plans else ""
     cost = cost_markdown(runs)
     markdown += "\n" + cost if cost else ""
@@ -471,9 +455,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if section is not None:
         paired_csv(section, out / "paired.csv")
         written.add("paired.csv")
-    if not args.no_plots:
-        written |= draw_figures(runs, section, placements, args.columns, out)
-    removed = remove_stale_outputs(out, written, plots=not args.no_plots)
+    if request.plots:
+        written |= draw_figures(runs, section, placements, request.columns, out)
+    removed = remove_stale_outputs(out, written, plots=request.plots)
     counts = {s: sum(r.status == s for r in runs) for s in dict.fromkeys(r.status for r in runs)}
     print(markdown)
     if refused:
@@ -484,6 +468,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"{len(runs)} runs: {counts}{bare_text}{skipped_text}; written to {out}")
     if removed:
         print(f"removed from {out}, as this table has no such part: {', '.join(removed)}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        request = read_request(argument_parser().parse_args(argv))
+    except ValueError as error:
+        fail(str(error))
+    runs, skipped = load_runs(request)
+    if request.select_lr is not None:
+        select_lr(runs, request)
+        return
+    if request.shared_rate:
+        fail("--shared-rate goes with --select-lr (it pools rows to choose one rate)")
+    methods = list(dict.fromkeys(r.method for r in runs))
+    if request.versus_given and request.versus not in methods:
+        rows = ", ".join(methods)
+        fail(f"--versus {request.versus}: no such row in this sweep; its rows: {rows}")
+    if request.size_for_mde is not None:
+        size_for_mde(runs, request)
+        return
+    write_table(runs, skipped, request)
 
 
 if __name__ == "__main__":

@@ -237,6 +237,23 @@ class TaskLevel:
 
 
 @dataclass(frozen=True)
+class PairingRules:
+    """How gelora-table judges its pairs, read once from its command line: ``margin``
+    (``--margin``), the equivalence margin in the difference's unit; ``differing_plans``
+    (``--differing-plans``), leave out the pairs whose two runs trained identical rank plans."""
+
+    margin: float | None = None
+    differing_plans: bool = False
+
+    def kept(self, comparison: Comparison) -> Comparison:
+        """``comparison`` with the pairs these rules keep."""
+        return comparison.differing_plans_only() if self.differing_plans else comparison
+
+
+EVERY_PAIR = PairingRules()  # no --margin, no --differing-plans
+
+
+@dataclass(frozen=True)
 class Comparison:
     """One method against the reference, over ``pairs`` (all tasks, or one)."""
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gelora.table.paired import EVERY_PAIR, PairingRules
 from gelora.table.paired_tables import PairedSection, paired_markdown, paired_section
 from gelora.table.sweep_runs import SweepRun
 
@@ -58,19 +59,15 @@ def placement_pairs(methods: Sequence[str], given: Sequence[str] | None) -> list
 def placement_effects(
     runs: Sequence[SweepRun],
     pairs: Sequence[tuple[str, str]],
-    margin: float | None = None,
-    differing_plans: bool = False,
+    rules: PairingRules = EVERY_PAIR,
 ) -> list[Placement]:
-    """Each pair's paired differences, row minus control, on the pair's own runs; with
-    ``differing_plans``, pairs whose two runs trained identical rank plans are left out, as in
-    the section against the reference."""
+    """Each pair's paired differences, row minus control, on the pair's own runs, judged by the
+    same ``rules`` as the section against the reference."""
     return [
         Placement(
             row,
             control,
-            paired_section(
-                [r for r in runs if r.method in (row, control)], control, margin, differing_plans
-            ),
+            paired_section([r for r in runs if r.method in (row, control)], control, rules),
         )
         for row, control in pairs
         if any(r.method == control for r in runs)

@@ -26,8 +26,10 @@ import numpy as np
 
 from gelora.table.paired import (
     ALPHA,
+    EVERY_PAIR,
     POWER,
     Comparison,
+    PairingRules,
     compare,
     pairs_for_mde,
     sweep_direction,
@@ -70,12 +72,12 @@ class Spread:
 
 
 def sizing_markdown(
-    runs: Sequence[SweepRun], reference: str, goal: float, differing_plans: bool = False
+    runs: Sequence[SweepRun], reference: str, goal: float, rules: PairingRules = EVERY_PAIR
 ) -> str:
     """The sizing table for a task-level MDE of at most ``goal`` against ``reference``;
     ``ValueError`` for a goal that is not positive, a missing reference or metrics of unknown
-    direction. With ``differing_plans``, pairs trained on the reference's own plan are left out,
-    as in ``gelora-table --differing-plans``."""
+    direction. The pairs are those ``rules`` keep (``--differing-plans``: not those trained on
+    the reference's own plan)."""
     if not goal > 0:
         raise ValueError(f"--size-for-mde must be a positive number, got {goal}")
     if not any(r.method == reference for r in runs):
@@ -92,9 +94,7 @@ def sizing_markdown(
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for comparison in overall:
-        lines.append(
-            _sizing_row(comparison.differing_plans_only() if differing_plans else comparison, goal)
-        )
+        lines.append(_sizing_row(rules.kept(comparison), goal))
     return "\n".join([*lines, "", CAVEAT])
 
 
