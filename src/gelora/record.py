@@ -2,7 +2,9 @@
 
 A run fills it from its stages' results (``gelora.stages.record.build_record``); a run that stops
 early (a failure, an interruption) still writes one, with the stages it reached and ``status``,
-``error`` and ``traceback`` saying why. ``RunRecord.read`` is the only place that parses the file.
+``error`` and ``traceback`` saying why. ``read_results`` is the only place that parses the file
+(``RunRecord.read`` for a record; ``gelora-generate`` for its config as written), and
+``update_results`` the only place that changes one already written (the IFBench rescorer).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from gelora.atomic import write_json_atomic
+from gelora.atomic import write_json_atomic, write_text_atomic
 
 STATUSES = ("running", "completed", "failed", "interrupted")
 REDACTED = "<redacted>"
@@ -228,7 +230,27 @@ class RunRecord:
     @classmethod
     def read(cls, path: Path) -> RunRecord:
         """Raises ``OSError`` (no file) or ``ValueError`` (not JSON, or not a run record)."""
-        data = json.loads(Path(path).read_text())
-        if not isinstance(data, dict):
-            raise ValueError(f"{path} holds no run record")
-        return cls.from_dict(data)
+        return cls.from_dict(read_results(path))
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    """``results.json``'s content as written, keys of every version kept.
+
+    Raises:
+        OSError: no file.
+        ValueError: not JSON (``json.JSONDecodeError``, ``UnicodeDecodeError``), or not a JSON
+            object.
+    """
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds no run record")
+    return data
+
+
+def update_results(path: Path, **changes: Any) -> None:
+    """Replace top-level fields of a written ``results.json``, every other field as it was (keys
+    of older versions included), in one atomic write that keeps the file's final newline."""
+    text = Path(path).read_text()
+    payload = read_results(path) | changes
+    ending = "\n" if text.endswith("\n") else ""
+    write_text_atomic(path, json.dumps(payload, indent=2, default=str) + ending)
