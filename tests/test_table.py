@@ -9,6 +9,7 @@ import importlib.util
 import itertools
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,13 @@ from gelora.table.lr_selection import choose_lr
 from gelora.table.paired import (
     HIGHER_IS_BETTER,
     LOWER_IS_BETTER,
+    Direction,
     PairingRules,
     bootstrap_interval,
     compare,
     holm_adjusted,
     pair_runs,
+    sweep_direction,
     wilcoxon_test,
     wins_ties_losses,
 )
@@ -410,15 +413,36 @@ def test_latex_escape_covers_every_special_character():
     assert r"lora\_r\#2 \& 50\% & " in latex_table(runs)
 
 
-def test_every_task_metric_has_a_known_direction():
-    from gelora.training.instruct_metrics import LOWER_IS_BETTER as TRAINING_LOWER
-    from gelora.training.metrics import METRICS, metric_mode
+def test_older_records_read_each_built_in_metric_the_way_its_kind_states_it():
+    # records before metric_modes are read by the table's lists: they must agree with the kinds
+    from gelora.kinds import kind_of
+    from gelora.training.instruct_metrics import INSTRUCTION_METRICS
+    from gelora.training.metrics import METRICS
     from gelora.training.qa_metrics import QA_METRICS
 
-    assert set(METRICS) | set(QA_METRICS) <= HIGHER_IS_BETTER
-    assert LOWER_IS_BETTER == TRAINING_LOWER  # the checkpoint's mode and the table agree
-    assert all(metric_mode(m) == "min" for m in LOWER_IS_BETTER)
-    assert all(metric_mode(m) == "max" for m in HIGHER_IS_BETTER)
+    built_in = {
+        "classification": [m for m, spec in METRICS.items() if spec.problem == "classification"],
+        "regression": [m for m, spec in METRICS.items() if spec.problem == "regression"],
+        "extractive_qa": list(QA_METRICS),
+        "instruction": list(INSTRUCTION_METRICS),
+    }
+    for kind, metrics in built_in.items():
+        for metric in metrics:
+            mode = kind_of(kind).metric_mode(metric)
+            assert mode == ("max" if metric in HIGHER_IS_BETTER else "min"), (kind, metric)
+            assert metric in (HIGHER_IS_BETTER if mode == "max" else LOWER_IS_BETTER)
+    assert set(METRICS) | set(QA_METRICS) | set(INSTRUCTION_METRICS) == (
+        HIGHER_IS_BETTER | LOWER_IS_BETTER
+    )
+
+
+def test_a_records_own_direction_is_read_before_the_built_in_lists():
+    score = _run("lora", "t", 0, 0.8)
+    stated = replace(score, metric="hamming_loss", metric_mode="min")
+    assert sweep_direction([stated]) == Direction(-1, 1, "hamming_loss")
+    assert sweep_direction([replace(stated, metric="micro_f1", metric_mode="max")]).sign == 1
+    with pytest.raises(ValueError, match="micro_f1 is not known"):  # an older record: no mode
+        sweep_direction([replace(stated, metric="micro_f1", metric_mode=None)])
 
 
 def test_paired_differences_plot_marks_each_mean_and_pair(tmp_path, monkeypatch):

@@ -123,6 +123,10 @@ class RunRecord:
         budget_params: the budget in parameters on this model's targets.
         metric: the task's primary metric; ``metrics`` holds ``test/<m>``, ``val/<m>``,
             ``val/<m>_best`` for every metric of the task.
+        metric_modes: each metric's direction, as its task kind states it (``TaskKind.
+            metric_mode``): ``max`` (higher is better) or ``min`` (a loss), so that a reader
+            (``gelora-table``) needs no list of metrics beside the record; ``None`` in records
+            written before it.
         stopped_early: whether ``early_stopping.patience`` ended training before its step or
             epoch cap (``best_step`` and ``optimizer_steps`` say where the best and the last were).
         method_summary: what a method adds (AdaLoRA: schedule, final ranks, budget history).
@@ -171,6 +175,7 @@ class RunRecord:
     planned_adapter_params: int | None = None
     metric: str | None = None
     metric_names: list[str] | None = None
+    metric_modes: dict[str, str] | None = None
     metrics: dict[str, float] | None = None
     test_checkpoint: str | None = None
     optimizer_steps: int | None = None

@@ -325,7 +325,8 @@ def write_csv(runs: Sequence[SweepRun], path: Path) -> None:
     fields = [
         f
         for f in SweepRun.__dataclass_fields__
-        if f not in ("block_ranks", "intrinsic_dims", "trained_ranks", "sensitivity")
+        # metric_mode: read by the statistics, not a column (runs.csv as before it was recorded)
+        if f not in ("block_ranks", "intrinsic_dims", "trained_ranks", "sensitivity", "metric_mode")
     ]
     lines: list[dict] = []
     for run in runs:
