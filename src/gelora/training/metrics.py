@@ -12,7 +12,7 @@ from decoded answer spans by ``gelora.training.qa_metrics``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from torchmetrics import Metric, MetricCollection, PearsonCorrCoef, SpearmanCorrCoef
@@ -82,6 +82,22 @@ def check_metrics(names: list[str], problem: str, num_labels: int) -> None:
             )
         if spec.binary_only and num_labels != 2:
             raise ValueError(f"task.metrics: {name!r} needs 2 classes, task has {num_labels}")
+
+
+_KIND_METRICS: dict[str, tuple[str, ...]] = {}  # a task kind's own metrics (TaskKind.metrics)
+
+
+def register_kind_metrics(kind: str, names: Sequence[str]) -> None:
+    """Metric names a task kind computes itself (``gelora.kinds.register_kind``): the config
+    check accepts them beside the built-in ones."""
+    _KIND_METRICS[kind] = tuple(names)
+
+
+def known_metric_names() -> list[str]:
+    """Every metric name a task config may list: the built-in ones (classification and
+    regression, SQuAD's, instruction tuning's), then those of the registered kinds."""
+    kinds = [name for names in _KIND_METRICS.values() for name in names]
+    return list(dict.fromkeys([*METRICS, *QA_METRICS, *INSTRUCTION_METRICS, *kinds]))
 
 
 def rows_needed(names: list[str]) -> tuple[int, str | None]:
