@@ -38,8 +38,8 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from tqdm.auto import tqdm
 
-from gelora.plan import PlanStages
-from gelora.reporting.plan_stability import rank_units, rank_units_moved
+from gelora.plan.lora_config import PlanStages
+from gelora.table.plan_stability import rank_units, rank_units_moved
 from gelora.train import config_dir
 
 

@@ -4,7 +4,7 @@
         --versus lora --task rotten_tomatoes [--alpha 0.05] [--out FILE.md]
 
 Pairs the two rows' completed runs on (task, seed) and identical test rows
-(``gelora.reporting.paired.pair_runs``), then the test written before the runs: a one-sided paired
+(``gelora.table.paired.pair_runs``), then the test written before the runs: a one-sided paired
 t-test of the mean difference (method minus reference, points) against 0 at ``--alpha``
 (Student 1908; the claim is about one task, so its seeds are the level at which its data are
 drawn), with the two-sided 95% t-interval, the MDE at 80% power (one-sided), wins/ties/losses and
@@ -21,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from gelora.reporting.paired import (
+from gelora.table.paired import (
     POWER,
     pair_runs,
     sweep_direction,
     t_interval,
     wins_ties_losses,
 )
-from gelora.reporting.sweep_runs import load_sweep
+from gelora.table.sweep_runs import load_sweep
 
 
 @dataclass(frozen=True)

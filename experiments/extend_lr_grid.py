@@ -22,8 +22,8 @@ import math
 import sys
 from pathlib import Path
 
-from gelora.reporting.lr_selection import choose_lrs, grid_edge, grid_not_ready, yaml_float
-from gelora.reporting.sweep_runs import load_runs, split_by_column
+from gelora.table.lr_selection import choose_lrs, grid_edge, grid_not_ready, yaml_float
+from gelora.table.sweep_runs import load_runs, split_by_column
 
 
 def next_rate(lr: float) -> float:

@@ -33,8 +33,8 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from tqdm.auto import tqdm
 
-from gelora.plan import PlanStages
-from gelora.plan_compare import PlanVariant, agreement, plan_variant
+from gelora.plan.compare import PlanVariant, agreement, plan_variant
+from gelora.plan.lora_config import PlanStages
 from gelora.train import config_dir
 
 TASKS = ("rotten_tomatoes", "newsgroups20", "vader_movies", "snli", "reuters_r8", "vader_nyt")

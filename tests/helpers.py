@@ -157,7 +157,7 @@ def gelora_plan(*arguments: str, new_process: bool = False) -> Ran | subprocess.
     """``gelora-plan`` as a user runs it: in this process, or, with ``new_process``, the
     installed console script in a new one."""
     if not new_process:
-        from gelora.train import plan_cli
+        from gelora.plan.cli import main as plan_cli
 
         return run_console_script(plan_cli, ["gelora-plan", *arguments])
     script = Path(sys.executable).parent / "gelora-plan"

@@ -338,8 +338,8 @@ def test_gelora_plan_emits_every_allocators_plan(tmp_path, row):
     import yaml
     from peft import LoraConfig
 
-    from gelora.plan import plan_from_config
-    from gelora.plan_emit import Emit, PlanOptions
+    from gelora.plan.emit import Emit, PlanOptions
+    from gelora.plan.lora_config import plan_from_config
 
     emits = (Emit("peft-bench", tmp_path / "bench"), Emit("axolotl", tmp_path / "ax.yaml"))
     cfg = compose_train(*TINY, f"method={row}", "budget.rank=2", "estimator.cache=false",
@@ -356,7 +356,7 @@ def test_gelora_plan_emits_every_allocators_plan(tmp_path, row):
 
 
 def test_gelora_plan_plans_a_scoring_allocator_as_training_does(tmp_path):
-    from gelora.plan import plan_from_config
+    from gelora.plan.lora_config import plan_from_config
 
     overrides = [*TINY, "method=importance", "budget.rank=2", "rank_policy.cache=false"]
     cfg = compose_train(*overrides, "estimator.cache=false", f"paths.output_dir={tmp_path}")

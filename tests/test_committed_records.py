@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gelora.reporting.sweep_runs import load_sweep
+from gelora.table.sweep_runs import load_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results"

@@ -90,7 +90,7 @@ def test_the_rank_plan_is_a_bar_chart_and_config_keys_to_filter_by(resumed):
 @pytest.fixture(scope="module")
 def tabled(resumed) -> tuple[Path, OfflineRun]:
     """``gelora-table --wandb`` on the sweep: the sweep folder and the table's wandb run."""
-    from gelora.reporting.table_cli import main as table_main
+    from gelora.table.cli import main as table_main
 
     job, _, _ = resumed
     sweep_dir = job.parent
@@ -118,7 +118,7 @@ def test_gelora_table_logs_its_tables_and_figures_into_the_sweeps_group(tabled):
 
 
 def test_markdown_tables_are_read_with_their_headings_and_numbers():
-    from gelora.reporting.table_wandb import markdown_tables
+    from gelora.table.wandb_log import markdown_tables
 
     text = (
         "| method | score |\n|---|---:|\n| lora | 78.5 |\n\ncaption\n\n## Paired differences\n\n"
@@ -132,7 +132,7 @@ def test_markdown_tables_are_read_with_their_headings_and_numbers():
 
 
 def test_gelora_sync_finds_every_run_of_the_sweep(tabled, capfd):
-    from gelora.wandb_sync import main as sync_main
+    from gelora.sync.cli import main as sync_main
 
     sweep_dir, table_run = tabled
     (job,) = job_folders(sweep_dir)
@@ -150,7 +150,7 @@ def test_gelora_sync_finds_every_run_of_the_sweep(tabled, capfd):
 def test_the_runs_of_nested_job_folders_are_found_where_a_glob_misses_them(tmp_path):
     # issue 44: `wandb sync <sweep>/*/*/wandb/offline-run-*` found 2 of 4 jobs' runs
     from gelora.sweep_jobs import job_dirname
-    from gelora.wandb_sync import sweep_offline_runs
+    from gelora.sync.cli import sweep_offline_runs
 
     long = "lora.target_modules=[" + ",".join(f"module_{i:03d}" for i in range(30)) + "]"
     jobs = [
@@ -199,7 +199,7 @@ def test_a_wandb_mode_the_user_set_wins_over_offline(monkeypatch, tmp_path, user
 
 @pytest.mark.parametrize("other", [["--select-lr", "lr.yaml"], ["--size-for-mde", "1"]])
 def test_wandb_beside_an_option_that_writes_no_table_is_refused_in_one_line(other, capsys):
-    from gelora.reporting.table_cli import main as table_main
+    from gelora.table.cli import main as table_main
 
     with pytest.raises(SystemExit) as stop:
         table_main(["no_such_sweep", "--wandb", *other])
@@ -212,7 +212,7 @@ def test_wandb_beside_an_option_that_writes_no_table_is_refused_in_one_line(othe
 
 
 def test_gelora_table_under_wandb_mode_disabled_logs_nothing(tabled, tmp_path, monkeypatch):
-    from gelora.reporting.table_cli import main as table_main
+    from gelora.table.cli import main as table_main
 
     sweep_dir, _ = tabled
     monkeypatch.setenv("WANDB_MODE", "disabled")
@@ -232,7 +232,7 @@ def test_the_paired_differences_and_every_csv_and_figure_are_in_the_payload(tmp_
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from gelora.reporting.table_wandb import table_payload
+    from gelora.table.wandb_log import table_payload
 
     (tmp_path / "table.md").write_text(
         "| method | sst2 (accuracy) | average |\n|---|---:|---:|\n| lora | 91.2 n=3 | 91.2 |\n\n"

@@ -159,11 +159,11 @@ class PageRun:
             out = [] if "--out" in paths else ["--out", str(self.folder / f"table_{block.line}")]
             if any(a != p for a, p in zip(arguments, paths, strict=True)):  # a committed sweep:
                 out.append("--no-plots")  # its figures are committed; tests/test_table.py draws
-            from gelora.reporting.table_cli import main as table_main
+            from gelora.table.cli import main as table_main
 
             self.in_process(block, words, lambda: table_main([*paths, *out]), words)
         elif program == "gelora-sync":
-            from gelora.wandb_sync import main as sync_main
+            from gelora.sync.cli import main as sync_main
 
             dry = [*arguments, *([] if "--dry-run" in arguments else ["--dry-run"])]
             self.in_process(block, words, lambda: sync_main(dry), ["gelora-sync", *dry])
@@ -203,7 +203,8 @@ class PageRun:
 
     def run_app(self, block: Block, words: list[str]) -> None:
         """gelora-train / gelora-plan through their console-script functions, in process."""
-        from gelora.train import cli, plan_cli
+        from gelora.plan.cli import main as plan_cli
+        from gelora.train import cli
 
         program, arguments = words[0], words[1:]
         entry = cli if program == "gelora-train" else plan_cli

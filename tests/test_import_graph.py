@@ -152,8 +152,7 @@ def test_no_circle_hidden_in_functions_in_methods_ranks_data_and_evaluation():
 # of rows before it, in functions too (``gelora.X`` is ``X``'s row; the package root is left out).
 LAYERS = (
     ("errors", "atomic", "logs", "record", "cache_entries", "sweep_jobs", "run_folder"),
-    ("provenance",),
-    ("assets", "onnx_bert"),
+    ("assets",),
     ("data",),
     ("geometry",),
     ("ranks",),
@@ -166,10 +165,11 @@ LAYERS = (
     ("reporting",),
     ("kinds",),
     ("stages",),
-    ("plan", "plan_compare", "plan_serving", "plan_emit"),
     ("pipeline", "train"),
+    ("plan",),
     ("generate",),
-    ("wandb_sync",),
+    ("table",),
+    ("sync",),
 )
 
 
@@ -216,3 +216,58 @@ def test_layers_are_architecture_md_s_table():
 
 def test_each_folder_imports_only_the_rows_before_it_in_architecture_md():
     assert layer_violations(import_graph(in_functions=True)) == []
+
+
+# What makes a run (data, model, LoRA, methods, training, the stages and the apps around them):
+# gelora-table reads what runs wrote and imports none of it (STYLE.md: each application has a
+# room), so tabling a sweep never waits for torch, Lightning or a model library.
+TRAINING_STACK = (
+    "gelora.assets", "gelora.data", "gelora.models", "gelora.lora", "gelora.methods",
+    "gelora.training", "gelora.config", "gelora.evaluation", "gelora.kinds", "gelora.stages",
+    "gelora.plan", "gelora.pipeline", "gelora.train", "gelora.generate",
+)  # fmt: skip
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module ``start`` imports, directly or through others."""
+    seen, todo = set(), [start]
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(graph.get(module, ()))
+    return seen - {start}
+
+
+def training_stack_imports(graph: dict[str, set[str]], package: str) -> list[str]:
+    """``module -> imported`` for each training-stack module reachable from ``package``."""
+    return sorted(
+        f"{module} -> {target}"
+        for module in graph
+        if module == package or module.startswith(package + ".")
+        for target in reachable(graph, module)
+        if any(target == p or target.startswith(p + ".") for p in TRAINING_STACK)
+    )
+
+
+def test_a_training_stack_import_is_found():
+    graph = {"gelora.table.cli": {"gelora.record"}, "gelora.record": {"gelora.stages.fit"},
+             "gelora.stages.fit": set(), "gelora.trainer_free": set()}  # fmt: skip
+    assert training_stack_imports(graph, "gelora.table") == [
+        "gelora.table.cli -> gelora.stages.fit"
+    ]
+
+
+def test_gelora_plan_never_imports_the_run():
+    # gelora-plan runs the stages up to the plan (the prologue), never the training run; its
+    # command line borrows gelora-train's checks from gelora.train, which imports the run only
+    # when that app runs
+    graph = import_graph(in_functions=True)
+    assert not [
+        module for module, targets in graph.items()
+        if module.startswith("gelora.plan") and "gelora.pipeline" in targets
+    ]  # fmt: skip
+
+
+def test_the_table_package_imports_nothing_of_the_training_stack():
+    assert training_stack_imports(import_graph(in_functions=True), "gelora.table") == []

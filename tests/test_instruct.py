@@ -215,10 +215,12 @@ def test_response_loss_equals_the_models_own_causal_lm_loss(tiny_llama):
 
 
 def test_the_checkpoint_is_chosen_on_the_lowest_loss():
-    from gelora.training.metrics import check_metrics, metric_mode
+    from gelora.kinds import kind_of
+    from gelora.training.metrics import check_metrics
 
+    metric_mode = kind_of("instruction").metric_mode
     assert metric_mode("response_loss") == metric_mode("perplexity") == "min"
-    assert metric_mode("accuracy") == "max"
+    assert kind_of("classification").metric_mode("accuracy") == "max"
     check_metrics(["response_loss", "perplexity"], "instruction", 0)
     with pytest.raises(ValueError, match="instruction tuning takes"):
         check_metrics(["accuracy"], "instruction", 0)

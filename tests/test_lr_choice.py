@@ -56,7 +56,7 @@ def test_a_rate_never_chosen_is_one_line_and_a_failed_record(tmp_path):
 def test_a_shared_rate_is_chosen_on_the_mean_of_its_rows_with_margins(tmp_path, capsys):
     # issue 42: one rate per task for lora and an allocator, on the mean of both rows'
     # validation, beside each row's own choice; every chosen cell says its margin
-    from gelora.reporting.table_cli import main
+    from gelora.table.cli import main
     from tests.test_table import _completed, _job
 
     sweep = tmp_path / "grid"
@@ -74,3 +74,21 @@ def test_a_shared_rate_is_chosen_on_the_mean_of_its_rows_with_margins(tmp_path, 
     for bad in ("shared=lora", "lora=lora,gelora", "x=lora,nope"):
         with pytest.raises(SystemExit):
             main([str(sweep), "--select-lr", str(out), "--shared-rate", bad])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "source"),
+    [
+        ((), "the task's default (task.lr of task=rotten_tomatoes)"),
+        (("optimizer.lr=5e-4",), "the command line (optimizer.lr=5e-4)"),
+        (("experiment=instruct_gpu",), "a config file's optimizer.lr"),
+        (("experiment=glue_deberta_v3",), "the config's ${adalora_glue[${task.name}].lr}"),
+        (("experiment=table_cpu", "method=shuffled", "task=snli"), "chosen on validation"),
+        (("experiment=table_cpu", "optimizer.lr=1e-2"), "the command line (optimizer.lr=1e-2)"),
+    ],
+)
+def test_a_run_names_where_its_learning_rate_came_from(overrides, source):
+    # docs/experiments.md, "Where a learning rate comes from": the first place that sets it
+    from gelora.config.lr_choice import lr_source
+
+    assert lr_source(compose_train(*overrides), overrides).startswith(source)

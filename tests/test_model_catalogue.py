@@ -110,7 +110,7 @@ def test_minilm_l3_conversion_matches_the_onnx_graph():
     from transformers import AutoModel, AutoTokenizer
 
     from gelora.assets import asset_path
-    from gelora.onnx_bert import LAST_HIDDEN_STATE_OUTPUT, ONNX_FILE
+    from gelora.assets.onnx_bert import LAST_HIDDEN_STATE_OUTPUT, ONNX_FILE
 
     folder = asset_path("paraphrase-minilm-l3-v2")
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -137,7 +137,7 @@ def test_minilm_l3_state_dict_is_contiguous_for_any_safetensors():
     safetensors releases refuse a non-contiguous tensor (the clean-cache failure of issue 12)."""
     pytest.importorskip("onnx")
     from gelora.assets import asset_path
-    from gelora.onnx_bert import ONNX_FILE, bert_state_dict_from_onnx
+    from gelora.assets.onnx_bert import ONNX_FILE, bert_state_dict_from_onnx
 
     state = bert_state_dict_from_onnx(asset_path("paraphrase-minilm-l3-v2-onnx") / ONNX_FILE)
     query = state["bert.encoder.layer.0.attention.self.query.weight"]

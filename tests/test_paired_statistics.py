@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 from scipy.stats import nct, norm, t
 
-from gelora.reporting.paired import (
+from gelora.table.cli import main
+from gelora.table.paired import (
     Comparison,
     Pair,
+    PairingRules,
     bootstrap_interval,
     equivalent,
     hierarchical_bootstrap_interval,
@@ -25,9 +27,8 @@ from gelora.reporting.paired import (
     noise_floor,
     verdict,
 )
-from gelora.reporting.paired_tables import paired_latex, paired_markdown, paired_section
-from gelora.reporting.sweep_runs import load_runs
-from gelora.reporting.table_cli import main
+from gelora.table.paired_tables import paired_latex, paired_markdown, paired_section
+from gelora.table.sweep_runs import load_runs
 from tests.test_table import _completed, _job, _run
 
 
@@ -200,7 +201,7 @@ def test_the_table_shows_the_task_level_beside_both_bootstrap_intervals(tmp_path
         for seed in range(4):
             runs.append(_run("lora", task, seed, 0.80 + seed / 100))
             runs.append(_run("gelora", task, seed, 0.80 + seed / 100 + shift / 100))
-    section = paired_section(runs, "lora", margin=0.5)
+    section = paired_section(runs, "lora", PairingRules(margin=0.5))
     table = paired_markdown(section)
     comparison = section.overall[0]
     flat, nested = comparison.interval, comparison.hierarchical_interval
@@ -234,7 +235,7 @@ def test_differing_plans_leaves_out_pairs_on_identical_rank_plans():
         runs[-1].trained_ranks = {"q": 1, "v": 3} if seed else {"q": 2, "v": 2}
     for run in runs:
         run.trained_ranks = run.trained_ranks or {"q": 2, "v": 2}
-    section = paired_section(runs, "lora", differing_plans=True)
+    section = paired_section(runs, "lora", PairingRules(differing_plans=True))
     counts = {c.method: len(c.pairs) for c in section.overall}
     assert counts == {"id_prop": 0, "gelora": 2}
     assert section.per_task["gelora", "sst"].differences == pytest.approx([2.0, 3.0])

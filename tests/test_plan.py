@@ -37,7 +37,7 @@ def test_plan_config_loads_in_peft_with_the_planned_count_and_train_uses_the_sam
 ):
     from peft import LoraConfig, get_peft_model
 
-    from gelora.plan import plan_from_config
+    from gelora.plan.lora_config import plan_from_config
 
     overrides = [*TINY, "estimator.n_resamples=2", budget]
     run = plan_from_config(compose_train(*overrides, f"paths.output_dir={tmp_path}"), tmp_path)
@@ -114,7 +114,7 @@ def test_gelora_plan_composes_with_cfg_job_after_its_overrides(tmp_path):
     # gelora-plan adds its run folder to the command line; appended after `--cfg job`, argparse
     # refused it ("unrecognized arguments"), so `gelora-plan budget.rank=2 --cfg job` failed.
     done = subprocess.run(
-        [sys.executable, "-c", "from gelora.train import plan_cli; plan_cli()", "budget.rank=2",
+        [sys.executable, "-c", "from gelora.plan.cli import main; main()", "budget.rank=2",
          "--cfg", "job"],
         capture_output=True, text=True, cwd=tmp_path, timeout=120,
     )  # fmt: skip

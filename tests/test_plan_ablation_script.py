@@ -8,7 +8,7 @@ import itertools
 import sys
 from pathlib import Path
 
-from gelora.plan_compare import PlanVariant
+from gelora.plan.compare import PlanVariant
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "plan_ablation.py"
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from gelora.errors import ConfigError
-from gelora.plan_compare import (
+from gelora.plan.compare import (
     PRESETS,
     Comparison,
     PlanVariant,

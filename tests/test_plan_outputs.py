@@ -17,8 +17,8 @@ from peft import LoraConfig, get_peft_model
 
 from gelora.errors import ConfigError
 from gelora.models import load_classifier
-from gelora.plan_emit import Emit, PlanOptions, parse_emit, shuffled_plan, write_axolotl
-from gelora.plan_serving import format_serving_report, serving_report
+from gelora.plan.emit import Emit, PlanOptions, parse_emit, shuffled_plan, write_axolotl
+from gelora.plan.serving import format_serving_report, serving_report
 from gelora.ranks.plan import RankPlan, TargetModule
 from gelora.ranks.scaling import Scaling
 from tests.helpers import TINY, compose_train, gelora_plan
@@ -72,7 +72,7 @@ def test_the_shuffled_control_permutes_whole_blocks_by_seed():
 
 
 def _plan_with_emits(tmp_path: Path, *overrides: str):
-    from gelora.plan import plan_from_config
+    from gelora.plan.lora_config import plan_from_config
 
     emits = (Emit("peft-bench", tmp_path / "bench"), Emit("axolotl", tmp_path / "ax.yaml"))
     cfg = compose_train(*TINY, "budget.rank=2", *overrides, f"paths.output_dir={tmp_path}")
@@ -155,12 +155,12 @@ def test_axolotl_refuses_an_alpha_that_is_not_a_whole_number(tmp_path):
 def test_a_bad_flag_is_refused_in_one_line_before_anything_loads(
     arguments, message, monkeypatch, capsys
 ):
-    import gelora.train as train
+    import gelora.plan.cli as cli
 
     monkeypatch.setattr(sys, "argv", ["gelora-plan", *TINY, *arguments])
-    monkeypatch.setattr(train, "plan_main", lambda: pytest.fail("the app ran"))
+    monkeypatch.setattr(cli, "plan_app", lambda request: pytest.fail("the app ran"))
     with pytest.raises(SystemExit) as exit_:
-        train.plan_cli()
+        cli.main()
     assert exit_.value.code == 2
     error = capsys.readouterr().err
     assert error.startswith("gelora-plan: error: ") and message in error
@@ -168,7 +168,7 @@ def test_a_bad_flag_is_refused_in_one_line_before_anything_loads(
 
 
 def test_the_flags_leave_argv_to_hydra():
-    from gelora.train import take_plan_options
+    from gelora.plan.cli import take_plan_options
 
     rest, options = take_plan_options(
         ["a=1", "--serving-report", "--emit", "axolotl", "out.yaml", "--emit=peft-bench", "d"]

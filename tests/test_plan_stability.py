@@ -8,13 +8,13 @@ import dataclasses
 
 import pytest
 
-from gelora.reporting.paired_tables import paired_section
-from gelora.reporting.plan_stability import (
+from gelora.table.cli import main
+from gelora.table.paired_tables import paired_section
+from gelora.table.plan_stability import (
     plan_spreads,
     plan_stability_markdown,
     rank_units_moved,
 )
-from gelora.reporting.table_cli import main
 from tests.test_table import _completed, _job, _run
 
 UNIFORM = {f"b{b}.{m}": 2 for b in range(3) for m in ("q", "v")}  # 3 blocks x 2 matrices, rank 2

@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import EarlyStopping
 from omegaconf import OmegaConf
 
-from gelora.reporting.table_cli import main as gelora_table
+from gelora.table.cli import main as gelora_table
 from tests.helpers import CONF, TINY, compose_train
 
 RANKS = (1, 2, 4, 8)
@@ -177,7 +177,7 @@ def test_adalora_records_its_final_adapter_parameters_and_the_table_reads_them(t
     from gelora.models import find_target_modules
     from gelora.ranks import Budget
     from gelora.record import RunRecord
-    from gelora.reporting.sweep_runs import final_adapter_params
+    from gelora.table.sweep_runs import final_adapter_params
     from tests.tiny_models import BERT_TARGETS
 
     targets = find_target_modules(tiny_bert, "bert.encoder.layer", BERT_TARGETS)

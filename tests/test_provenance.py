@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from gelora.provenance import checkout_commit, code_provenance
+from gelora.stages.provenance import checkout_commit, code_provenance
 
 
 def _git(root: Path, *args: str) -> str:

@@ -146,3 +146,18 @@ def test_a_password_inside_a_url_is_cut_out():
     assert redact_secrets({"data_dir": url}) == {
         "data_dir": f"https://alice:{REDACTED}@example.org/data.csv"
     }
+
+
+def test_results_json_is_parsed_in_one_place_and_updated_field_by_field(tmp_path):
+    # record.read_results parses results.json for every reader; update_results changes named
+    # fields of a written one and keeps the rest (a key this version does not know included)
+    from gelora.record import read_results, update_results
+
+    path = tmp_path / "results.json"
+    path.write_text('{"status": "completed", "old_key": 1, "metrics": {"test/a": 0.5}}\n')
+    update_results(path, metrics={"test/a": 0.75})
+    assert read_results(path) == {"status": "completed", "old_key": 1, "metrics": {"test/a": 0.75}}
+    assert path.read_text().endswith("}\n")
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="holds no run record"):
+        read_results(path)

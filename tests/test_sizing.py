@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gelora.reporting.paired import minimum_detectable_effect, pairs_for_mde
-from gelora.reporting.table_cli import main
+from gelora.table.cli import main
+from gelora.table.paired import minimum_detectable_effect, pairs_for_mde
 from tests.test_table import _completed, _job
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from gelora.reporting.sweep_runs import ConfigValues, UnreadableJob, load_plain_yaml
+from gelora.table.sweep_runs import ConfigValues, UnreadableJob, load_plain_yaml
 
 HYDRA_LIKE = """\
 seed: 3
@@ -78,7 +78,7 @@ def _job_without_record(folder, lr_line: str):
 
 
 def test_a_job_without_a_record_takes_its_rate_from_its_config(tmp_path):
-    from gelora.reporting.sweep_runs import read_run
+    from gelora.table.sweep_runs import read_run
 
     plain = read_run(_job_without_record(tmp_path / "a", "lr: 1e-3"))
     interpolated = read_run(_job_without_record(tmp_path / "b", "lr: ${base_lr}"))

@@ -14,9 +14,9 @@ import pytest
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from gelora.reporting.sweep_runs import load_runs
-from gelora.reporting.tables import markdown_table
 from gelora.sweep_jobs import MAX_COMPONENT_BYTES, job_dirname
+from gelora.table.sweep_runs import load_runs
+from gelora.table.tables import markdown_table
 from tests.glue_fixtures import write_glue_copy
 from tests.helpers import CONF, TINY, compose_train
 from tests.helpers import gelora_sweep as sweep

@@ -9,6 +9,7 @@ import importlib.util
 import itertools
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,21 +17,24 @@ import pytest
 from omegaconf import OmegaConf
 from scipy.stats import wilcoxon
 
-from gelora.reporting.lr_selection import choose_lr
-from gelora.reporting.paired import (
+from gelora.table.cli import argument_parser, main, paired_or_reason
+from gelora.table.lr_selection import choose_lr
+from gelora.table.paired import (
     HIGHER_IS_BETTER,
     LOWER_IS_BETTER,
+    Direction,
+    PairingRules,
     bootstrap_interval,
     compare,
     holm_adjusted,
     pair_runs,
+    sweep_direction,
     wilcoxon_test,
     wins_ties_losses,
 )
-from gelora.reporting.placement import placement_effects, placement_markdown, placement_pairs
-from gelora.reporting.sweep_runs import SweepRun, load_runs
-from gelora.reporting.table_cli import argument_parser, main, paired_or_reason
-from gelora.reporting.tables import Cell, latex_escape, latex_table, markdown_table
+from gelora.table.placement import placement_effects, placement_markdown, placement_pairs
+from gelora.table.sweep_runs import SweepRun, load_runs
+from gelora.table.tables import Cell, latex_escape, latex_table, markdown_table
 
 
 def _job(
@@ -177,7 +181,7 @@ def test_pairs_on_the_references_own_plan_are_counted_in_the_caption():
         runs[-1].trained_ranks = {"q": 3, "v": 1}  # pruned away from its uniform budget
     for run in runs:
         run.trained_ranks = run.trained_ranks or {"q": 2, "v": 2}
-    from gelora.reporting.paired_tables import paired_section
+    from gelora.table.paired_tables import paired_section
 
     section = paired_section(runs, "lora")
     assert (
@@ -241,7 +245,7 @@ def test_the_paired_table_adjusts_the_rows_p_values_together():
         runs.append(_run("lora", "sst", seed, 0.80))
         runs.append(_run("gelora", "sst", seed, 0.81 + seed / 1000))
         runs.append(_run("random", "sst", seed, 0.82 + seed / 1000))
-    from gelora.reporting.paired_tables import paired_markdown, paired_section
+    from gelora.table.paired_tables import paired_markdown, paired_section
 
     table = paired_markdown(paired_section(runs, "lora"))
     assert "| 0.00781 | 0.0156 | 8/0/0 |" in table  # raw 2/256, Holm 2 x 2/256 for both
@@ -409,20 +413,41 @@ def test_latex_escape_covers_every_special_character():
     assert r"lora\_r\#2 \& 50\% & " in latex_table(runs)
 
 
-def test_every_task_metric_has_a_known_direction():
-    from gelora.training.instruct_metrics import LOWER_IS_BETTER as TRAINING_LOWER
-    from gelora.training.metrics import METRICS, metric_mode
+def test_older_records_read_each_built_in_metric_the_way_its_kind_states_it():
+    # records before metric_modes are read by the table's lists: they must agree with the kinds
+    from gelora.kinds import kind_of
+    from gelora.training.instruct_metrics import INSTRUCTION_METRICS
+    from gelora.training.metrics import METRICS
     from gelora.training.qa_metrics import QA_METRICS
 
-    assert set(METRICS) | set(QA_METRICS) <= HIGHER_IS_BETTER
-    assert LOWER_IS_BETTER == TRAINING_LOWER  # the checkpoint's mode and the table agree
-    assert all(metric_mode(m) == "min" for m in LOWER_IS_BETTER)
-    assert all(metric_mode(m) == "max" for m in HIGHER_IS_BETTER)
+    built_in = {
+        "classification": [m for m, spec in METRICS.items() if spec.problem == "classification"],
+        "regression": [m for m, spec in METRICS.items() if spec.problem == "regression"],
+        "extractive_qa": list(QA_METRICS),
+        "instruction": list(INSTRUCTION_METRICS),
+    }
+    for kind, metrics in built_in.items():
+        for metric in metrics:
+            mode = kind_of(kind).metric_mode(metric)
+            assert mode == ("max" if metric in HIGHER_IS_BETTER else "min"), (kind, metric)
+            assert metric in (HIGHER_IS_BETTER if mode == "max" else LOWER_IS_BETTER)
+    assert set(METRICS) | set(QA_METRICS) | set(INSTRUCTION_METRICS) == (
+        HIGHER_IS_BETTER | LOWER_IS_BETTER
+    )
+
+
+def test_a_records_own_direction_is_read_before_the_built_in_lists():
+    score = _run("lora", "t", 0, 0.8)
+    stated = replace(score, metric="hamming_loss", metric_mode="min")
+    assert sweep_direction([stated]) == Direction(-1, 1, "hamming_loss")
+    assert sweep_direction([replace(stated, metric="micro_f1", metric_mode="max")]).sign == 1
+    with pytest.raises(ValueError, match="micro_f1 is not known"):  # an older record: no mode
+        sweep_direction([replace(stated, metric="micro_f1", metric_mode=None)])
 
 
 def test_paired_differences_plot_marks_each_mean_and_pair(tmp_path, monkeypatch):
-    from gelora.reporting import sweep_plots
-    from gelora.reporting.paired_tables import paired_section
+    from gelora.table import sweep_plots
+    from gelora.table.paired_tables import paired_section
 
     section = paired_section(load_runs(_sweep(tmp_path / "sweep")), "lora")
     shown = {}
@@ -440,7 +465,7 @@ def test_paired_differences_plot_marks_each_mean_and_pair(tmp_path, monkeypatch)
 
 @pytest.mark.parametrize("rows", [3, 12, 23])
 def test_every_row_of_the_plan_and_score_figures_has_its_own_colour(tmp_path, monkeypatch, rows):
-    from gelora.reporting import sweep_plots
+    from gelora.table import sweep_plots
 
     runs = []
     for k in range(rows):
@@ -563,10 +588,10 @@ def test_the_grid_is_extended_downward_where_the_best_rate_is_its_smallest(tmp_p
 
 
 def test_both_edges_and_the_interior_of_a_grid(tmp_path, capsys):
-    from gelora.reporting.lr_selection import LrChoice, at_bottom_of_grid, at_top_of_grid, grid_edge
+    from gelora.table.lr_selection import LrChoice, at_bottom_of_grid, at_top_of_grid, grid_edge
 
     def choice(validation):
-        from gelora.reporting.lr_selection import choose_lr
+        from gelora.table.lr_selection import choose_lr
 
         return LrChoice("m", "t", validation, {}, choose_lr(validation))
 
@@ -667,8 +692,8 @@ def test_columns_split_each_task_by_a_setting_and_pair_within_it(tmp_path, capsy
     table = (tmp_path / "out" / "table.md").read_text()
     header = table.splitlines()[0]
     assert "rt budget.rank=1 (accuracy)" in header and "rt budget.rank=4 (accuracy)" in header
-    from gelora.reporting.paired_tables import paired_section
-    from gelora.reporting.sweep_runs import split_by_column
+    from gelora.table.paired_tables import paired_section
+    from gelora.table.sweep_runs import split_by_column
 
     runs = split_by_column(load_runs(sweep), "budget.rank")
     section = paired_section(runs, "lora")
@@ -685,9 +710,9 @@ def test_columns_split_each_task_by_a_setting_and_pair_within_it(tmp_path, capsy
 
 
 def test_the_curve_plots_scores_at_each_cost_and_the_paired_difference_below(tmp_path, monkeypatch):
-    from gelora.reporting import sweep_plots
-    from gelora.reporting.paired_tables import paired_section
-    from gelora.reporting.sweep_runs import split_by_column
+    from gelora.table import sweep_plots
+    from gelora.table.paired_tables import paired_section
+    from gelora.table.sweep_runs import split_by_column
 
     runs = split_by_column(load_runs(_budget_sweep(tmp_path / "budget")), "budget.rank")
     shown = {}
@@ -858,7 +883,7 @@ def test_select_lr_refuses_two_data_sets_under_one_task_name(tmp_path, capsys):
 
 
 def test_a_data_set_under_an_absolute_path_is_named_by_its_last_folder_and_file():
-    from gelora.reporting.sweep_runs import data_label
+    from gelora.table.sweep_runs import data_label
 
     task = {"name": "from_files", "train_file": "/home/me/data/sst/train.csv", "test_file": None}
     assert data_label(task) == "from_files(.../sst/train.csv)"  # no machine's folders in a table
@@ -893,7 +918,7 @@ def test_final_adapter_parameters_and_their_distance_from_the_budget(tmp_path):
         "Adapter parameters off the budget: adalora: final adapter parameters 78,408-91,080 "
         "(budget 82,944; -5.5% to +9.8%)." in table
     )  # lora is on its budget; head_only has no adapters; gelora has no budget
-    from gelora.reporting.tables import budget_lines
+    from gelora.table.tables import budget_lines
 
     assert budget_lines(runs) == [  # lora on its budget, head_only no adapters, gelora no budget
         "adalora: final adapter parameters 78,408-91,080 (budget 82,944; -5.5% to +9.8%)"
@@ -904,14 +929,14 @@ def test_final_adapter_parameters_and_their_distance_from_the_budget(tmp_path):
 
 
 def _csv(runs, tmp_path: Path) -> Path:
-    from gelora.reporting.tables import write_csv
+    from gelora.table.tables import write_csv
 
     write_csv(runs, tmp_path / "runs.csv")
     return tmp_path / "runs.csv"
 
 
 def test_one_final_count_off_the_budget_is_one_number(tmp_path):
-    from gelora.reporting.tables import budget_lines
+    from gelora.table.tables import budget_lines
 
     eva = _completed(0.7, params=81_408) | {"budget_params": 82_944}
     _job(tmp_path, "eva", "rt", 0, eva)
@@ -991,8 +1016,8 @@ def test_each_allocator_is_paired_with_its_own_shuffle(tmp_path):
         same_plan = run.method == "fisher" or run.seed == 0
         run.trained_ranks = {"q": 1, "v": 3} if same_plan else {"q": 3, "v": 1}
 
-    def fisher_pairs(**kwargs) -> int:
-        placements = placement_effects(runs, pairs, **kwargs)
+    def fisher_pairs(**rules) -> int:
+        placements = placement_effects(runs, pairs, PairingRules(**rules))
         return len(next(p for p in placements if p.row == "fisher").section.overall[0].pairs)
 
     assert fisher_pairs() == 3 and fisher_pairs(differing_plans=True) == 2

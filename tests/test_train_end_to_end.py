@@ -236,7 +236,7 @@ def test_a_run_records_what_it_cost(tmp_path):
     # issue 44: results.json had times but no peak memory and no throughput
     import json
 
-    from gelora.reporting.sweep_runs import load_runs
+    from gelora.table.sweep_runs import load_runs
     from tests.helpers import TINY, gelora_train
 
     ran = gelora_train(tmp_path, *TINY, "logger=none")

@@ -34,6 +34,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gelora.record import read_results
+
 log = logging.getLogger("gelora.generate")
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # a catalogue entry, never a path
@@ -213,10 +215,12 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     if not results_file.is_file():
         raise FileNotFoundError(f"{run_dir} holds no results.json: not a gelora-train run")
     try:
-        results = json.loads(results_file.read_text())
+        results = read_results(results_file)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{results_file} is not JSON ({error})") from error
-    config = results.get("config") if isinstance(results, dict) else None
+    except ValueError:  # JSON, but not an object
+        results = {}
+    config = results.get("config")
     if not isinstance(config, dict) or not isinstance(config.get("task"), dict):
         raise ValueError(f"{results_file} holds no run record with its config")
     if (config["task"].get("metrics") or [None])[0] != "response_loss":

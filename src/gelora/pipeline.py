@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from gelora.assets import cache_root
+from gelora.config.lr_choice import lr_source
 from gelora.data.task_data import TaskData
 from gelora.errors import ConfigError
 from gelora.logs import route_library_logs_to_root
@@ -113,6 +114,7 @@ def _run_claimed(
     settings: dict[str, Any],
 ) -> dict[str, Any]:
     log.info("run directory: %s", out_dir)
+    _log_learning_rate(cfg)
     started = time.perf_counter()
     reached: dict[str, Any] = {}  # the stage results so far, for the record
     status, error_text, trace = "running", None, None
@@ -172,6 +174,18 @@ def was_ctrl_c(error: BaseException) -> bool:
     return isinstance(error, KeyboardInterrupt) or (
         isinstance(error, SystemExit) and isinstance(error.__context__, KeyboardInterrupt)
     )
+
+
+def _log_learning_rate(cfg: DictConfig) -> None:
+    """The rate the run trains at and where it came from (``lr_source``); nothing when it does
+    not resolve (the config check then stops the run, in one line)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    lr = OmegaConf.select(cfg, "optimizer.lr", default=None, throw_on_resolution_failure=False)
+    if lr is None:
+        return
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    log.info("learning rate %s: %s", lr, lr_source(cfg, overrides))
 
 
 def resume_line(out_dir: Path) -> str:

@@ -2,7 +2,9 @@
 
 A run fills it from its stages' results (``gelora.stages.record.build_record``); a run that stops
 early (a failure, an interruption) still writes one, with the stages it reached and ``status``,
-``error`` and ``traceback`` saying why. ``RunRecord.read`` is the only place that parses the file.
+``error`` and ``traceback`` saying why. ``read_results`` is the only place that parses the file
+(``RunRecord.read`` for a record; ``gelora-generate`` for its config as written), and
+``update_results`` the only place that changes one already written (the IFBench rescorer).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from gelora.atomic import write_json_atomic
+from gelora.atomic import write_json_atomic, write_text_atomic
 
 STATUSES = ("running", "completed", "failed", "interrupted")
 REDACTED = "<redacted>"
@@ -121,6 +123,10 @@ class RunRecord:
         budget_params: the budget in parameters on this model's targets.
         metric: the task's primary metric; ``metrics`` holds ``test/<m>``, ``val/<m>``,
             ``val/<m>_best`` for every metric of the task.
+        metric_modes: each metric's direction, as its task kind states it (``TaskKind.
+            metric_mode``): ``max`` (higher is better) or ``min`` (a loss), so that a reader
+            (``gelora-table``) needs no list of metrics beside the record; ``None`` in records
+            written before it.
         stopped_early: whether ``early_stopping.patience`` ended training before its step or
             epoch cap (``best_step`` and ``optimizer_steps`` say where the best and the last were).
         method_summary: what a method adds (AdaLoRA: schedule, final ranks, budget history).
@@ -129,7 +135,8 @@ class RunRecord:
             MT-Bench answers) and ``ifbench_unscored`` (instruction id -> count left unscored);
             the scores are in ``metrics`` as ``test/ifbench_...``.
         environment: ``torch``, ``python``, ``device``, library versions and ``gelora_commit``
-            (``gelora.provenance``: the commit, ``+dirty`` with uncommitted ``src/``/``conf/``).
+            (``gelora.stages.provenance``: the commit, ``+dirty`` with uncommitted ``src/``/
+            ``conf/``).
         timings: seconds per phase (``id_estimation_s``, ``fit_s``, ``test_s``, ...) and
             ``total_s``.
         cost: what the run took: ``peak_rss_mb`` (the process's peak resident memory),
@@ -168,6 +175,7 @@ class RunRecord:
     planned_adapter_params: int | None = None
     metric: str | None = None
     metric_names: list[str] | None = None
+    metric_modes: dict[str, str] | None = None
     metrics: dict[str, float] | None = None
     test_checkpoint: str | None = None
     optimizer_steps: int | None = None
@@ -227,7 +235,27 @@ class RunRecord:
     @classmethod
     def read(cls, path: Path) -> RunRecord:
         """Raises ``OSError`` (no file) or ``ValueError`` (not JSON, or not a run record)."""
-        data = json.loads(Path(path).read_text())
-        if not isinstance(data, dict):
-            raise ValueError(f"{path} holds no run record")
-        return cls.from_dict(data)
+        return cls.from_dict(read_results(path))
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    """``results.json``'s content as written, keys of every version kept.
+
+    Raises:
+        OSError: no file.
+        ValueError: not JSON (``json.JSONDecodeError``, ``UnicodeDecodeError``), or not a JSON
+            object.
+    """
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds no run record")
+    return data
+
+
+def update_results(path: Path, **changes: Any) -> None:
+    """Replace top-level fields of a written ``results.json``, every other field as it was (keys
+    of older versions included), in one atomic write that keeps the file's final newline."""
+    text = Path(path).read_text()
+    payload = read_results(path) | changes
+    ending = "\n" if text.endswith("\n") else ""
+    write_text_atomic(path, json.dumps(payload, indent=2, default=str) + ending)

@@ -116,27 +116,6 @@ def main(cfg: DictConfig) -> float | None:
     return (record.get("metrics") or {}).get(primary)
 
 
-@hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
-def plan_main(cfg: DictConfig) -> None:
-    """``gelora-plan``: the ID profile and rank plan as a peft ``LoraConfig``, no training."""
-    from gelora.logs import route_library_logs_to_root
-    from gelora.plan import compare_from_config, plan_from_config
-    from gelora.run_folder import save_hydra_files
-
-    route_library_logs_to_root()
-    try:
-        save_hydra_files(Path(cfg.paths.output_dir), cfg)
-        if _COMPARISONS:
-            compare_from_config(cfg, _COMPARISONS, Path(cfg.paths.output_dir))
-        else:
-            plan_from_config(cfg, Path(cfg.paths.output_dir), *_PLAN_OPTIONS[:1])
-    except (ConfigError, AssetError) as error:
-        log.error("gelora-plan: error: %s", error)
-        sys.exit(2)
-
-
-PLAN_RUN_DIR = "hydra.run.dir=outputs/plan/${task.name}/${model.name}/${now:%Y-%m-%d_%H-%M-%S}"
-
 HELP = """gelora-train: fine-tune with GeLoRA (or a baseline) and print the ID profile, the rank
 plan and the test score. A Hydra app: choose a config group option with group=option, override any
 key with key=value, sweep with -m (see README.md).
@@ -243,101 +222,6 @@ def cli() -> None:
     refuse_unparsable_overrides(arguments, "gelora-train")
     refuse_unusable_output(arguments, "gelora-train")
     main()
-
-
-def take_comparisons(arguments: list[str]) -> tuple[list[str], list]:
-    """``--compare SPEC`` (repeatable) taken out of ``arguments`` before Hydra reads them.
-
-    Raises:
-        ConfigError: ``--compare`` without a value, or a value ``parse_comparison`` refuses.
-    """
-    from gelora.plan_compare import parse_comparison
-
-    rest, comparisons = [], []
-    items = iter(arguments)
-    for item in items:
-        if item == "--compare" or item.startswith("--compare="):
-            spec = item.partition("=")[2] if "=" in item else next(items, None)
-            if not spec:
-                raise ConfigError("--compare needs a value: a preset (pooling, seed, gap, "
-                                  "remainder) or key=value1,value2")  # fmt: skip
-            comparisons.append(parse_comparison(spec))
-        else:
-            rest.append(item)
-    return rest, comparisons
-
-
-_COMPARISONS: list = []  # set by plan_cli from --compare, read by plan_main
-
-
-def take_plan_options(arguments: list[str]) -> tuple[list[str], object]:
-    """``--serving-report`` and ``--emit KIND DEST`` (repeatable) taken out of ``arguments``
-    before Hydra reads them, checked before any model loads.
-
-    Raises:
-        ConfigError: ``--emit`` without a kind and destination, or ones ``parse_emit`` refuses.
-    """
-    from gelora.plan_emit import PlanOptions, parse_emit
-
-    rest, emits, report = [], [], False
-    items = iter(arguments)
-    for item in items:
-        if item == "--serving-report":
-            report = True
-        elif item == "--emit" or item.startswith("--emit="):
-            kind = item.partition("=")[2] if "=" in item else next(items, None)
-            emits.append(parse_emit(kind, next(items, None)))
-        else:
-            rest.append(item)
-    return rest, PlanOptions(serving_report=report, emits=tuple(emits))
-
-
-_PLAN_OPTIONS: list = []  # set by plan_cli from --serving-report and --emit, read by plan_main
-
-
-def plan_cli() -> None:
-    """``gelora-plan``: the same config groups as ``gelora-train``; its own run directory;
-    ``--compare`` plans once per value of a key and prints the plans side by side;
-    ``--serving-report`` prints what the adapter costs where it is served (always saved as
-    ``serving_report.json``); ``--emit KIND DEST`` writes the plan for peft's benchmark
-    (``peft-bench``) or axolotl (``axolotl``)."""
-    try:
-        arguments, comparisons = take_comparisons(sys.argv[1:])
-        arguments, options = take_plan_options(arguments)
-        if comparisons and (options.emits or options.serving_report):
-            raise ConfigError("--emit and --serving-report apply to one plan, not to --compare")
-    except ConfigError as error:
-        print(f"gelora-plan: error: {error}", file=sys.stderr)
-        sys.exit(2)
-    _COMPARISONS[:] = comparisons
-    _PLAN_OPTIONS[:] = [options]
-    sys.argv[1:] = arguments = renamed_group_overrides(arguments, "gelora-plan")
-    if "--help" in arguments or "-h" in arguments:
-        text = help_text([a for a in arguments if a not in ("--help", "-h")])
-        print(PLAN_HELP + text[text.index("== Config groups") :])
-        return
-    refuse_unparsable_overrides(arguments, "gelora-plan")
-    if not any(a.startswith("hydra.run.dir=") for a in arguments):
-        sys.argv.insert(1, PLAN_RUN_DIR)  # first: after --cfg job, argparse takes no override
-    refuse_unusable_output(arguments, "gelora-plan")
-    plan_main()
-
-
-PLAN_HELP = """gelora-plan: GeLoRA's rank plan for peft, without training. Estimates the ID
-profile on the task's training inputs, prints it and the plan, draws id_profile.png and
-rank_plan.png, and writes lora_config/adapter_config.json (LoraConfig.from_pretrained reads it)
-and serving_report.json into outputs/plan/<task>/<model>/<time>/. Same config groups and keys
-as gelora-train.
-
-  gelora-plan                                   # the default model and task
-  gelora-plan --compare pooling                 # the plan under mean, cls and token pooling
-  gelora-plan budget.rank=2 --compare rank_policy.score=gap,waterfill  # any key, any values
-  gelora-plan model=minilm_l3 task=snli budget.rank=2
-  gelora-plan budget.rank=2 --serving-report    # padded cost on multi-LoRA servers vs uniform
-  gelora-plan budget.rank=2 --emit peft-bench DIR  # peft method_comparison experiments (+ control)
-  gelora-plan budget.rank=2 --emit axolotl cfg.yaml  # axolotl's lora_* keys with rank patterns
-
-"""
 
 
 if __name__ == "__main__":

@@ -207,8 +207,9 @@ class ConvertedAsset:
 
 
 def _convert_minilm_l3(dest: Path, onnx_dir: Path, tokenizer_dir: Path) -> None:
-    """paraphrase-MiniLM-L3-v2's ONNX graph as a Hugging Face folder (``gelora.onnx_bert``)."""
-    from gelora.onnx_bert import convert_onnx_bert
+    """paraphrase-MiniLM-L3-v2's ONNX graph as a Hugging Face folder
+    (``gelora.assets.onnx_bert``)."""
+    from gelora.assets.onnx_bert import convert_onnx_bert
 
     convert_onnx_bert(dest, onnx_dir, tokenizer_dir)
 

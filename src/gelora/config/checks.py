@@ -10,6 +10,8 @@ the estimator's own arguments fail there too.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,9 +24,7 @@ from gelora.errors import ConfigError
 from gelora.geometry.hidden_states import POOLINGS
 from gelora.geometry.id_profile import MIN_RESAMPLE_POINTS, RESAMPLINGS
 from gelora.geometry.near_duplicates import DEDUPS
-from gelora.training.instruct_metrics import INSTRUCTION_METRICS
-from gelora.training.metrics import METRICS
-from gelora.training.qa_metrics import QA_METRICS
+from gelora.training.metrics import known_metric_names
 
 
 def _int(value: Any) -> bool:
@@ -179,6 +179,17 @@ def missing_keys(node: Any, prefix: str = "") -> list[str]:
     return [k for key, child in items for k in missing_keys(child, f"{prefix}{key}.")]
 
 
+def import_loader_module(cfg: DictConfig) -> None:
+    """Import the module of ``task.loader._target_`` before the metric check: a task kind
+    defined beside its loader registers on that import (``gelora.kinds.register_kind``), so the
+    check knows the kind's metrics whatever was imported before. A module that cannot be
+    imported is left to the task stage, which names it in one line."""
+    target = OmegaConf.select(cfg, "task.loader._target_", default=None)
+    if isinstance(target, str) and "." in target:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(target.rpartition(".")[0])
+
+
 def check_config(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> None:
     """Raise one ``ConfigError`` line for the first required key left out or value out of range.
 
@@ -202,7 +213,8 @@ def check_config(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> None:
             ok = False
         if not ok:
             raise ConfigError(f"{rule.key} {rule.requirement}, got {value!r}")
-    known = list(dict.fromkeys([*METRICS, *QA_METRICS, *INSTRUCTION_METRICS]))
+    import_loader_module(cfg)
+    known = known_metric_names()
     unknown = [name for name in cfg.task.metrics if name not in known]
     if unknown:
         raise ConfigError(f"task.metrics: {unknown[0]!r} is unknown; known: {', '.join(known)}")

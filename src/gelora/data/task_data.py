@@ -28,6 +28,9 @@ PROBLEMS = ("classification", "regression", "extractive_qa", "instruction")  # t
 # The split type of each task kind that does not hold ``Split`` rows.
 SPLIT_TYPES = {"extractive_qa": QASplit, "instruction": InstructionSplit}
 _KNOWN_PROBLEMS = list(PROBLEMS)  # and the kinds registered since (``gelora.kinds.register_kind``)
+# The kinds whose tasks name their classes: ``label_names`` is given exactly for them (a kind
+# says so when it registers: ``TaskKind.labels_named``).
+_LABELS_NAMED = {"classification"}
 REGRESSION_STRATA = 10  # quantile bins that stand in for classes when splitting a regression set
 
 
@@ -98,8 +101,9 @@ class TaskData:
             raise ValueError(
                 f"problem must be one of {', '.join(_KNOWN_PROBLEMS)}, got {self.problem!r}"
             )
-        if (self.problem == "classification") == (self.label_names is None):
-            raise ValueError("label_names must be given exactly when the problem is classification")
+        if (self.problem in _LABELS_NAMED) == (self.label_names is None):
+            named = " or ".join(sorted(_LABELS_NAMED))
+            raise ValueError(f"label_names must be given exactly when the problem is {named}")
         expected = SPLIT_TYPES.get(self.problem, Split)
         if any(not isinstance(split, expected) for split in self.splits().values()):
             raise ValueError(
@@ -251,10 +255,15 @@ def grouped_three_way_split(
     return data.subset(rows[0]), data.subset(rows[1]), data.subset(rows[2]), named
 
 
-def register_split_type(problem: str, split_type: type) -> None:
-    """Let ``TaskData`` hold ``problem`` tasks, with ``split_type`` splits (``gelora.kinds``)."""
+def register_split_type(problem: str, split_type: type, *, labels_named: bool = False) -> None:
+    """Let ``TaskData`` hold ``problem`` tasks, with ``split_type`` splits and, when
+    ``labels_named``, ``label_names`` (``gelora.kinds``)."""
     if problem not in _KNOWN_PROBLEMS:
         _KNOWN_PROBLEMS.append(problem)
+    if labels_named:
+        _LABELS_NAMED.add(problem)
+    else:
+        _LABELS_NAMED.discard(problem)
     if split_type is Split:
         SPLIT_TYPES.pop(problem, None)
     else:

@@ -48,8 +48,8 @@ from typing import Any
 from unittest import mock
 
 from gelora.assets import asset_path
-from gelora.atomic import atomic_file, write_text_atomic
-from gelora.record import RunRecord
+from gelora.atomic import atomic_file
+from gelora.record import RunRecord, update_results
 
 IFBENCH_FILE = "ifbench_answers.jsonl"  # every prompt, answer and per-instruction verdict
 
@@ -342,11 +342,7 @@ def rescore_run(run_dir: Path) -> tuple[dict[str, float], dict[str, float]]:
         "before": before,
     }
     write_verdicts(verdicts, answers_file)
-    text = results.read_text()
-    payload = json.loads(text)  # every other field as it was, keys of older versions included
-    payload |= {"metrics": metrics, "benchmarks": benchmarks}
-    ending = "\n" if text.endswith("\n") else ""
-    write_text_atomic(results, json.dumps(payload, indent=2, default=str) + ending)
+    update_results(results, metrics=metrics, benchmarks=benchmarks)
     return before, scores
 
 

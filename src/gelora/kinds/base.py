@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gelora.data.task_data import register_split_type
+from gelora.training.metrics import register_kind_metrics
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,12 @@ class TaskKind:
             what every ``LoRAClassifierModule`` takes (plan, metrics, optimiser, ``adapt``).
         prompt_texts: ``(tokenizer, texts) -> texts``: the ID sample's texts as the model reads
             them; ``None``: as drawn.
-        lower_is_better: its metrics monitored with ``mode="min"`` (a loss).
+        lower_is_better: its metrics monitored with ``mode="min"`` (a loss); written into
+            results.json as ``metric_modes``, which is how ``gelora-table`` reads a direction.
+        metrics: metric names the kind computes itself (its module's ``make_metrics``), which
+            the config check accepts beside the built-in ones (``known_metric_names``).
+        labels_named: its tasks name their classes (``TaskData.label_names`` given exactly
+            then), as classification's do.
         after_test: ``(settings, model, backbone, method_name, out_dir)`` run on rank 0 with the
             tested weights; returns an object with ``scores`` (added to the metrics as
             ``test/<name>``), ``seconds``, ``files`` and ``unscored``; ``None``: no such step.
@@ -55,6 +61,8 @@ class TaskKind:
     prompt_texts: Callable[[Any, list[str]], list[str]] | None = None
     lower_is_better: frozenset[str] = frozenset()
     after_test: Callable[..., Any] | None = None
+    metrics: tuple[str, ...] = ()
+    labels_named: bool = False
 
     def metric_mode(self, name: str) -> str:
         """``min`` for a metric where lower is better (a loss), else ``max``: the checkpoint's and
@@ -70,8 +78,11 @@ _KINDS: dict[str, TaskKind] = {}
 
 
 def register_kind(kind: TaskKind) -> TaskKind:
-    """Make ``kind`` the one for ``task.problem == kind.name`` (its split type with it)."""
-    register_split_type(kind.name, kind.split_type)
+    """Make ``kind`` the one for ``task.problem == kind.name`` (its split type, label rule and
+    metric names with it). A kind registers when its module is imported; one defined beside its
+    task's loader is imported by the config check (``check_config``), before anything else."""
+    register_split_type(kind.name, kind.split_type, labels_named=kind.labels_named)
+    register_kind_metrics(kind.name, kind.metrics)
     _KINDS[kind.name] = kind
     return kind
 

@@ -18,7 +18,7 @@ def classifier_module(model, task, datamodule, settings, **common):
     return LoRAClassifierModule(model, num_labels=task.num_labels, problem=task.problem, **common)
 
 
-def _kind(name: str, problem_type: str) -> TaskKind:
+def _kind(name: str, problem_type: str, *, labels_named: bool) -> TaskKind:
     return TaskKind(
         name=name,
         split_type=Split,
@@ -28,8 +28,11 @@ def _kind(name: str, problem_type: str) -> TaskKind:
         check_metrics=lambda names, num_labels: check_metrics(names, name, num_labels),
         datamodule=text_datamodule,
         module=classifier_module,
+        labels_named=labels_named,
     )
 
 
-CLASSIFICATION = register_kind(_kind("classification", "single_label_classification"))
-REGRESSION = register_kind(_kind("regression", "regression"))
+CLASSIFICATION = register_kind(
+    _kind("classification", "single_label_classification", labels_named=True)
+)
+REGRESSION = register_kind(_kind("regression", "regression", labels_named=False))

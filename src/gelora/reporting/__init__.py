@@ -1,2 +1,2 @@
-"""Reporting: console tables, run and sweep figures, and sweep tables (``gelora-table``:
-paired comparisons with a reference method, learning rates chosen on validation)."""
+"""Reporting: what a run itself prints and draws (console tables, the ID profile and rank plan
+figures). Sweep tables are ``gelora-table``'s own package, ``gelora.table``."""

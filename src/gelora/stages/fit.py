@@ -31,13 +31,13 @@ from gelora.data.task_data import TaskData
 from gelora.kinds import kind_of
 from gelora.lora.export import save_adapter
 from gelora.methods.base import Method
-from gelora.provenance import code_provenance
 from gelora.ranks.plan import RankPlan
 from gelora.record import redact_secrets
 from gelora.reporting.console import format_parameter_budget
 from gelora.stages.backbone import Backbone
 from gelora.stages.plan import PlanResult
 from gelora.stages.profile import ProfileResult
+from gelora.stages.provenance import code_provenance
 from gelora.training.interrupt import SecondCtrlCQuits
 from gelora.training.loggers import (
     ModelSummaryToLog,

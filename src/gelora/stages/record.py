@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gelora.data.task_data import TaskData
+from gelora.kinds import kind_of
 from gelora.record import RunRecord, redact_secrets
 from gelora.stages.backbone import Backbone
 from gelora.stages.fit import FitResult
@@ -59,6 +60,9 @@ def build_record(
         found |= _plan_fields(plan, backbone.n_blocks if backbone is not None else 0)
     if metric_names and (plan is not None or fit is not None):
         found |= {"metric": metric_names[0], "metric_names": list(metric_names)}
+        if task is not None:
+            kind = kind_of(task.problem)
+            found["metric_modes"] = {name: kind.metric_mode(name) for name in metric_names}
     if fit is not None:
         found |= _fit_fields(fit)
     found |= {"status": status, "timings": timings, "error": error, "traceback": traceback}

@@ -3,7 +3,8 @@
 The names are the ones the GLUE and topic-classification literature reports. Every metric here
 is higher-is-better, so the first one of a task can be the monitored (checkpoint) metric;
 instruction tuning's ``response_loss`` and ``perplexity`` (``gelora.training.instruct_metrics``)
-are lower-is-better, and ``metric_mode`` says which way a metric is monitored.
+are lower-is-better, and their kind says so (``TaskKind.metric_mode``: the checkpoint's and
+early stopping's ``mode``, and the direction written into results.json).
 Classification metrics take predicted class indices, regression metrics the predicted value.
 Extractive QA has its own two, SQuAD's ``exact_match`` and ``f1`` (``QA_METRICS``), computed
 from decoded answer spans by ``gelora.training.qa_metrics``.
@@ -11,7 +12,7 @@ from decoded answer spans by ``gelora.training.qa_metrics``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from torchmetrics import Metric, MetricCollection, PearsonCorrCoef, SpearmanCorrCoef
@@ -22,7 +23,7 @@ from torchmetrics.classification import (
     MulticlassMatthewsCorrCoef,
 )
 
-from gelora.training.instruct_metrics import INSTRUCTION_METRICS, LOWER_IS_BETTER
+from gelora.training.instruct_metrics import INSTRUCTION_METRICS
 from gelora.training.qa_metrics import QA_METRICS
 
 
@@ -47,12 +48,6 @@ METRICS: dict[str, MetricSpec] = {
     "pearson": MetricSpec("regression", lambda n: PearsonCorrCoef(), min_rows=2),
     "spearman": MetricSpec("regression", lambda n: SpearmanCorrCoef(), min_rows=2),
 }
-
-
-def metric_mode(name: str) -> str:
-    """``min`` for a metric where lower is better (a loss), else ``max``: Lightning's checkpoint
-    ``mode`` and the direction of ``val/<metric>_best``."""
-    return "min" if name in LOWER_IS_BETTER else "max"
 
 
 def check_metrics(names: list[str], problem: str, num_labels: int) -> None:
@@ -87,6 +82,22 @@ def check_metrics(names: list[str], problem: str, num_labels: int) -> None:
             )
         if spec.binary_only and num_labels != 2:
             raise ValueError(f"task.metrics: {name!r} needs 2 classes, task has {num_labels}")
+
+
+_KIND_METRICS: dict[str, tuple[str, ...]] = {}  # a task kind's own metrics (TaskKind.metrics)
+
+
+def register_kind_metrics(kind: str, names: Sequence[str]) -> None:
+    """Metric names a task kind computes itself (``gelora.kinds.register_kind``): the config
+    check accepts them beside the built-in ones."""
+    _KIND_METRICS[kind] = tuple(names)
+
+
+def known_metric_names() -> list[str]:
+    """Every metric name a task config may list: the built-in ones (classification and
+    regression, SQuAD's, instruction tuning's), then those of the registered kinds."""
+    kinds = [name for names in _KIND_METRICS.values() for name in names]
+    return list(dict.fromkeys([*METRICS, *QA_METRICS, *INSTRUCTION_METRICS, *kinds]))
 
 
 def rows_needed(names: list[str]) -> tuple[int, str | None]:

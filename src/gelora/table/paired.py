@@ -47,10 +47,12 @@ reported, never silently paired. Over the pairs (pooled over tasks and seeds) th
 - across the methods compared with one reference, Holm's step-down adjustment of their Wilcoxon
   p-values (``holm_adjusted``), since ten rows against one reference are ten tests.
 
-``HIGHER_IS_BETTER`` names the task metrics where higher is better (``gelora.training.metrics``,
-SQuAD's two), ``LOWER_IS_BETTER`` instruction tuning's losses (``gelora.training.instruct_metrics``;
-a test checks the two lists against the training code). A metric in neither, or a sweep mixing
-the two kinds, stops the comparison instead of being read the wrong way round or pooled.
+Which way a metric improves is the record's own (``RunRecord.metric_modes``, written from the
+task kind's ``metric_mode``). Records written before that field are read by the built-in
+metrics' directions: ``HIGHER_IS_BETTER`` (``gelora.training.metrics``, SQuAD's two) and
+``LOWER_IS_BETTER`` (instruction tuning's losses; a test checks both against the kinds). A metric
+of an older record in neither, or a sweep mixing the two kinds, stops the comparison instead of
+being read the wrong way round or pooled.
 """
 
 from __future__ import annotations
@@ -62,8 +64,9 @@ from functools import cached_property
 
 import numpy as np
 
-from gelora.reporting.sweep_runs import SweepRun
+from gelora.table.sweep_runs import SweepRun
 
+# the built-in metrics' directions, for records older than ``RunRecord.metric_modes``
 HIGHER_IS_BETTER = frozenset(
     {"accuracy", "macro_f1", "f1", "matthews", "pearson", "spearman", "exact_match"}
 )
@@ -117,15 +120,20 @@ class Direction:
 POINTS = Direction(sign=1, scale=100)
 
 
-def metric_direction(metric: str) -> Direction:
-    """The ``Direction`` of one metric; ``ValueError`` for one this module does not know."""
-    if metric in HIGHER_IS_BETTER:
+def metric_direction(metric: str, mode: str | None = None) -> Direction:
+    """The ``Direction`` of one metric: ``mode`` as its record states it (``max`` or ``min``,
+    ``RunRecord.metric_modes``), else, for a record older than that, the built-in metric's;
+    ``ValueError`` when neither says."""
+    if mode is None:
+        mode = "max" if metric in HIGHER_IS_BETTER else "min" if metric in LOWER_IS_BETTER else None
+    if mode == "max":
         return Direction(1, 100, metric)
-    if metric in LOWER_IS_BETTER:
+    if mode == "min":
         return Direction(-1, 1, metric)
     raise ValueError(
-        f"metric {metric} is not known to be higher- or lower-is-better; add it to "
-        "gelora.reporting.paired.HIGHER_IS_BETTER or LOWER_IS_BETTER"
+        f"metric {metric} is not known to be higher- or lower-is-better: its records state no "
+        "direction (results.json's metric_modes, written from the task kind) and it is no "
+        "built-in metric"
     )
 
 
@@ -135,8 +143,10 @@ def sweep_direction(runs: Iterable[SweepRun]) -> Direction:
     ``ValueError`` for an unknown metric, for scores and losses mixed in one sweep, or for two
     different losses (their differences are in different units and cannot be pooled or
     averaged; scores of different kinds all read as points, as a GLUE average does)."""
-    names = sorted({r.metric for r in runs if r.status == "completed" and r.metric is not None})
-    directions = {metric_direction(m) for m in names}
+    done = [r for r in runs if r.status == "completed" and r.metric is not None]
+    names = sorted({r.metric for r in done})
+    stated = {r.metric: r.metric_mode for r in done if r.metric_mode is not None}
+    directions = {metric_direction(m, stated.get(m)) for m in names}
     kinds = {(d.sign, d.scale) for d in directions}
     if len(kinds) > 1 or (kinds == {(-1, 1)} and len(names) > 1):
         raise ValueError(
@@ -234,6 +244,23 @@ class TaskLevel:
     @property
     def mde(self) -> float | None:
         return mde_at(self.sd, self.n) if self.sd is not None else None
+
+
+@dataclass(frozen=True)
+class PairingRules:
+    """How gelora-table judges its pairs, read once from its command line: ``margin``
+    (``--margin``), the equivalence margin in the difference's unit; ``differing_plans``
+    (``--differing-plans``), leave out the pairs whose two runs trained identical rank plans."""
+
+    margin: float | None = None
+    differing_plans: bool = False
+
+    def kept(self, comparison: Comparison) -> Comparison:
+        """``comparison`` with the pairs these rules keep."""
+        return comparison.differing_plans_only() if self.differing_plans else comparison
+
+
+EVERY_PAIR = PairingRules()  # no --margin, no --differing-plans
 
 
 @dataclass(frozen=True)

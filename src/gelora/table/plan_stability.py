@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gelora.reporting.sweep_runs import SweepRun
+from gelora.table.sweep_runs import SweepRun
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 A sweep's first runs give the spread of each row's paired differences against the reference;
 ``pairs_for_mde`` turns a spread into the units an MDE goal needs (Wittes and Brittain 1990:
 re-estimating the size from the nuisance spread, never from the observed effect, keeps the
-test's level close to nominal). Verdicts rest on the task level (``gelora.reporting.paired``:
+test's level close to nominal). Verdicts rest on the task level (``gelora.table.paired``:
 Student's t over the task means), so the size is a number of tasks, at the spread of the task
 means. That spread has two parts (a one-way random-effects split, e.g. Searle, Casella and
 McCulloch, *Variance Components*, 1992, ch. 3): the within-task spread of a pair, sd_w (pooled
@@ -24,15 +24,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gelora.reporting.paired import (
+from gelora.table.paired import (
     ALPHA,
+    EVERY_PAIR,
     POWER,
     Comparison,
+    PairingRules,
     compare,
     pairs_for_mde,
     sweep_direction,
 )
-from gelora.reporting.sweep_runs import SweepRun
+from gelora.table.sweep_runs import SweepRun
 
 CAVEAT = (
     "Tasks needed: the fewest tasks whose task-level MDE, (t_(1-alpha/2, k-1) + t_(power, k-1)) "
@@ -70,12 +72,12 @@ class Spread:
 
 
 def sizing_markdown(
-    runs: Sequence[SweepRun], reference: str, goal: float, differing_plans: bool = False
+    runs: Sequence[SweepRun], reference: str, goal: float, rules: PairingRules = EVERY_PAIR
 ) -> str:
     """The sizing table for a task-level MDE of at most ``goal`` against ``reference``;
     ``ValueError`` for a goal that is not positive, a missing reference or metrics of unknown
-    direction. With ``differing_plans``, pairs trained on the reference's own plan are left out,
-    as in ``gelora-table --differing-plans``."""
+    direction. The pairs are those ``rules`` keep (``--differing-plans``: not those trained on
+    the reference's own plan)."""
     if not goal > 0:
         raise ValueError(f"--size-for-mde must be a positive number, got {goal}")
     if not any(r.method == reference for r in runs):
@@ -92,9 +94,7 @@ def sizing_markdown(
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for comparison in overall:
-        lines.append(
-            _sizing_row(comparison.differing_plans_only() if differing_plans else comparison, goal)
-        )
+        lines.append(_sizing_row(rules.kept(comparison), goal))
     return "\n".join([*lines, "", CAVEAT])
 
 

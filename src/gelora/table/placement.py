@@ -6,7 +6,7 @@ so the same ranks and parameters in other places) it is the effect of where the 
 pairs are named on the command line (``--placement ROW:CONTROL``, repeatable) or, by default,
 by the rows' names: ``<row>_shuffled`` is ``<row>``'s own shuffle, and ``shuffled`` is
 ``gelora_budget``'s (``conf/method/``). Each pair gets the statistics of every paired section
-(``gelora.reporting.paired_tables.paired_section``), with the control as the reference.
+(``gelora.table.paired_tables.paired_section``), with the control as the reference.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gelora.reporting.paired_tables import PairedSection, paired_markdown, paired_section
-from gelora.reporting.sweep_runs import SweepRun
+from gelora.table.paired import EVERY_PAIR, PairingRules
+from gelora.table.paired_tables import PairedSection, paired_markdown, paired_section
+from gelora.table.sweep_runs import SweepRun
 
 SHUFFLE_SUFFIX = "_shuffled"
 NAMED_CONTROLS = {"shuffled": "gelora_budget"}  # a control whose name does not say its row
@@ -58,19 +59,15 @@ def placement_pairs(methods: Sequence[str], given: Sequence[str] | None) -> list
 def placement_effects(
     runs: Sequence[SweepRun],
     pairs: Sequence[tuple[str, str]],
-    margin: float | None = None,
-    differing_plans: bool = False,
+    rules: PairingRules = EVERY_PAIR,
 ) -> list[Placement]:
-    """Each pair's paired differences, row minus control, on the pair's own runs; with
-    ``differing_plans``, pairs whose two runs trained identical rank plans are left out, as in
-    the section against the reference."""
+    """Each pair's paired differences, row minus control, on the pair's own runs, judged by the
+    same ``rules`` as the section against the reference."""
     return [
         Placement(
             row,
             control,
-            paired_section(
-                [r for r in runs if r.method in (row, control)], control, margin, differing_plans
-            ),
+            paired_section([r for r in runs if r.method in (row, control)], control, rules),
         )
         for row, control in pairs
         if any(r.method == control for r in runs)

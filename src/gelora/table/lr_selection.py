@@ -6,7 +6,7 @@ scored at, else the last ``val/<metric>``; the mean over completed seeds when th
 a tie goes to the smaller learning rate. Test scores are never read: a choice made on the test
 split makes that split's score an optimistically biased estimate (Cawley and Talbot, "On
 over-fitting in model selection and subsequent selection bias in performance evaluation",
-JMLR 11, 2010). "Best" follows the metric's direction (``gelora.reporting.paired.Direction``):
+JMLR 11, 2010). "Best" follows the metric's direction (``gelora.table.paired.Direction``):
 the highest score, or the lowest loss; a metric of unknown direction stops the selection.
 
 The choice is written as YAML an experiment config reads with
@@ -42,8 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gelora.reporting.paired import POINTS, Direction, sweep_direction
-from gelora.reporting.sweep_runs import SweepRun
+from gelora.table.paired import POINTS, Direction, sweep_direction
+from gelora.table.sweep_runs import SweepRun
 
 PLAIN_YAML_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "y", "n", "null"}  # keys YAML retypes

@@ -13,11 +13,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from gelora.reporting.paired import Comparison, sweep_direction
-from gelora.reporting.paired_tables import PairedSection
-from gelora.reporting.placement import Placement
 from gelora.reporting.plots import save_figure
-from gelora.reporting.sweep_runs import SweepRun
+from gelora.table.paired import Comparison, sweep_direction
+from gelora.table.paired_tables import PairedSection
+from gelora.table.placement import Placement
+from gelora.table.sweep_runs import SweepRun
 
 
 def _completed(runs: Sequence[SweepRun]) -> list[SweepRun]:

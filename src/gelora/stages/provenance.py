@@ -34,7 +34,7 @@ def code_provenance() -> dict[str, str]:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    commit = checkout_commit(Path(__file__).resolve().parents[2])
+    commit = checkout_commit(Path(__file__).resolve().parents[3])  # src/gelora/stages/
     if commit is not None:
         found["gelora_commit"] = commit
     return found

@@ -26,14 +26,14 @@ from gelora.data.task_data import Split, TaskData
 from gelora.errors import ConfigError
 from gelora.lora.patterns import check_on_model
 from gelora.methods.base import AdaptSettings, Method
-from gelora.plan_compare import (
+from gelora.plan.compare import (
     Comparison,
     compare_plans,
     format_comparison,
     write_comparison,
 )
-from gelora.plan_emit import Emit, PlanOptions
-from gelora.plan_serving import format_serving_report, serving_report, write_serving_report
+from gelora.plan.emit import Emit, PlanOptions
+from gelora.plan.serving import format_serving_report, serving_report, write_serving_report
 from gelora.ranks.budget import Budget
 from gelora.ranks.plan import RankPlan
 from gelora.stages.backbone import Backbone
@@ -284,7 +284,7 @@ def plan_from_config(cfg: DictConfig, out_dir: Path, options: PlanOptions | None
 
 def _emit(emit: Emit, cfg: DictConfig, plan: RankPlan, backbone: Backbone, config) -> Path:
     """One ``--emit``'s files, said in the log."""
-    from gelora.plan_emit import write_axolotl, write_peft_bench
+    from gelora.plan.emit import write_axolotl, write_peft_bench
 
     base = backbone.spec.portable_name
     hub_id = base if base and not base.startswith("gelora-asset:") else None

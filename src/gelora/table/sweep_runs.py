@@ -78,6 +78,7 @@ class SweepRun:
     cuda_peak_mb: float | None = None  # torch's peak CUDA allocation
     samples_per_s: float | None = None  # training throughput
     tokens_per_s: float | None = None
+    metric_mode: str | None = None  # max or min, as the record states it (RunRecord.metric_modes)
 
     @property
     def best_at_last(self) -> bool | None:
@@ -348,6 +349,7 @@ def _run_from_record(job_dir: Path, job: JobIdentity, record: RunRecord) -> Swee
         test_row_count=test_rows if isinstance(test_rows, int) else None,
         seed=record.seed if record.seed is not None else job.seed,
         metric=record.metric,
+        metric_mode=(record.metric_modes or {}).get(record.metric),
         score=record.test_score,
         adapter_params=final_adapter_params(record),
         initial_adapter_params=record.trainable_adapter_params,

@@ -5,27 +5,27 @@
     gelora-table multirun_outputs/lr_sweep/<sweep_id> --select-lr lr_choice.yaml
     gelora-table multirun_outputs/table_cpu_budget/<sweep_id> --columns budget.rank
 
-Every job directory (one with ``.hydra/``) is one run (``gelora.reporting.sweep_runs``); the
-tables and CSV are ``gelora.reporting.tables``, the plots ``gelora.reporting.sweep_plots``.
+Every job directory (one with ``.hydra/``) is one run (``gelora.table.sweep_runs``); the
+tables and CSV are ``gelora.table.tables``, the plots ``gelora.table.sweep_plots``.
 Writes ``table.md``, ``table.tex``, ``runs.csv``, (with a paired section) ``paired.csv``,
 ``id_profiles.png``, ``rank_plans.png``, ``score_vs_params.png``, (when there are pairs)
 ``paired_differences.png``, (with placement pairs: ``placement_<row>.csv`` and)
 ``placement_effects.png`` and (with
 ``--columns``, e.g. ``budget.rank``) ``curve.png`` into ``--out``
 (default: the sweep directory). ``table.md`` and ``table.tex`` end with the paired differences
-of every method versus ``--versus`` (``gelora.reporting.paired``): the task-level interval, MDE
+of every method versus ``--versus`` (``gelora.table.paired``): the task-level interval, MDE
 and verdict (Student's t over the task means; with ``--margin``, equivalence by two one-sided
 tests), both bootstrap intervals and the noise floor; ``paired.csv`` holds the same rows.
 ``--differing-plans`` leaves out pairs trained on identical rank plans. ``--size-for-mde GOAL``
 instead prints the tasks each row needs for a task-level MDE of at most GOAL at the spread of its
-task means so far (``gelora.reporting.sizing``). ``--select-lr`` instead
+task means so far (``gelora.table.sizing``). ``--select-lr`` instead
 chooses each (method, task)'s learning rate by validation score and writes it as YAML
-(``gelora.reporting.lr_selection``).
+(``gelora.table.lr_selection``).
 A sweep directory that is missing or holds no job is one line on stderr and exit status 2.
 A job one of whose files cannot be read (a broken ``.hydra/config.yaml``, a ``results.json`` that
 is not a run record) is one warning line on stderr naming the file, and the others are tabled;
 the caption says how many jobs were skipped and why. Runs of one task are never pooled across
-data sets, metrics or test rows (``gelora.reporting.sweep_runs.label_columns``); a task split into
+data sets, metrics or test rows (``gelora.table.sweep_runs.label_columns``); a task split into
 columns by its test rows is a warning line too.
 """
 
@@ -38,14 +38,14 @@ from pathlib import Path
 from typing import NoReturn
 
 from gelora.atomic import write_text_atomic
-from gelora.reporting.lr_selection import (
+from gelora.table.lr_selection import (
     choose_lrs,
     grid_not_ready,
     lr_choice_yaml,
     selection_markdown,
 )
-from gelora.reporting.paired import plural, sweep_direction
-from gelora.reporting.paired_tables import (
+from gelora.table.paired import EVERY_PAIR, PairingRules, plural, sweep_direction
+from gelora.table.paired_tables import (
     PairedSection,
     paired_csv,
     paired_latex,
@@ -53,22 +53,23 @@ from gelora.reporting.paired_tables import (
     paired_section,
     refused_line,
 )
-from gelora.reporting.placement import (
+from gelora.table.placement import (
     Placement,
     placement_effects,
     placement_markdown,
     placement_pairs,
 )
-from gelora.reporting.plan_stability import plan_stability_markdown
-from gelora.reporting.sizing import sizing_markdown
-from gelora.reporting.sweep_runs import (
+from gelora.table.plan_stability import plan_stability_markdown
+from gelora.table.request import TableRequest, read_request
+from gelora.table.sizing import sizing_markdown
+from gelora.table.sweep_runs import (
     SkippedJob,
     SweepRun,
     load_sweep,
     row_set_splits,
     split_by_column,
 )
-from gelora.reporting.tables import (
+from gelora.table.tables import (
     cost_markdown,
     latex_table,
     markdown_table,
@@ -275,15 +276,13 @@ def parse_shared_rates(specs: Sequence[str]) -> dict[str, tuple[str, ...]]:
     return shared
 
 
-def select_lr(
-    runs: Sequence[SweepRun],
-    sweep_dir: Path,
-    out: Path,
-    columns: str | None = None,
-    shared: dict[str, tuple[str, ...]] | None = None,
-) -> None:
+def select_lr(runs: Sequence[SweepRun], request: TableRequest) -> None:
+    """``--select-lr``: each (row, task)'s rate chosen on validation, printed and written as
+    YAML, or one line why not."""
+    sweep_dir, out = request.sweep_dir, request.select_lr
+    shared = parse_shared_rates(request.shared_rate)
     try:
-        choices = choose_lrs(runs, columns, shared)
+        choices = choose_lrs(runs, request.columns, shared)
     except ValueError as error:
         fail(str(error))
     if (why := grid_not_ready(choices)) is not None:
@@ -305,12 +304,10 @@ def select_lr(
     print(f"learning rates written to {out}")
 
 
-def size_for_mde(
-    runs: Sequence[SweepRun], reference: str, goal: float, differing_plans: bool = False
-) -> None:
-    """``--size-for-mde``: the sizing table (``gelora.reporting.sizing``), or one line why not."""
+def size_for_mde(runs: Sequence[SweepRun], request: TableRequest) -> None:
+    """``--size-for-mde``: the sizing table (``gelora.table.sizing``), or one line why not."""
     try:
-        print(sizing_markdown(runs, reference, goal, differing_plans))
+        print(sizing_markdown(runs, request.versus, request.size_for_mde, request.rules))
     except ValueError as error:
         fail(str(error))
 
@@ -323,7 +320,6 @@ def paired_texts(section: PairedSection | None, why_none: str) -> tuple[str, str
     return paired_markdown(section), paired_latex(section), refused_line(section.refused)
 
 
-DEFAULT_REFERENCE = "lora"  # --versus when not given
 # Outputs written only when the table has that part: a re-run into the same --out removes the
 # ones it did not write, so that no file there describes an earlier table (plots only when this
 # run draws plots).
@@ -346,14 +342,13 @@ def remove_stale_outputs(out: Path, written: set[str], *, plots: bool) -> list[s
 def paired_or_reason(
     runs: Sequence[SweepRun],
     reference: str,
-    margin: float | None = None,
-    differing_plans: bool = False,
+    rules: PairingRules = EVERY_PAIR,
 ) -> tuple[PairedSection | None, str]:
     """The paired section, or None and one line saying why there is none."""
     if not any(r.method == reference for r in runs):
         return None, f"No paired differences: reference method {reference!r} is not in this sweep."
     try:
-        return paired_section(runs, reference, margin, differing_plans), ""
+        return paired_section(runs, reference, rules), ""
     except ValueError as error:  # a metric of unknown direction
         return None, f"No paired differences: {error}."
 
@@ -362,27 +357,25 @@ def same_rate_section(
     runs: Sequence[SweepRun],
     reference: str,
     tuned: PairedSection | None,
-    margin: float | None = None,
-    differing_plans: bool = False,
+    rules: PairingRules = EVERY_PAIR,
 ) -> PairedSection | None:
     """Every row against ``reference`` on the pairs trained at one learning rate (issue 42),
     or None when there is no tuned section or the same-rate pairs are exactly its pairs (then
     every pair already shares a rate and the section would repeat it)."""
     if tuned is None:
         return None
-    section = paired_section(runs, reference, margin, differing_plans, same_rate=True)
+    section = paired_section(runs, reference, rules, same_rate=True)
     if [len(c.pairs) for c in section.overall] == [len(c.pairs) for c in tuned.overall]:
         return None
     return section
 
 
-def _placements(
-    runs, given: Sequence[str] | None, margin: float | None, differing_plans: bool
-) -> list[Placement]:
-    """The placement sections (``gelora.reporting.placement``); a bad pair is one line."""
+def _placements(runs: Sequence[SweepRun], request: TableRequest) -> list[Placement]:
+    """The placement sections (``gelora.table.placement``); a bad pair is one line."""
     try:
+        given = None if request.placement is None else list(request.placement)
         pairs = placement_pairs(list(dict.fromkeys(r.method for r in runs)), given)
-        return placement_effects(runs, pairs, margin, differing_plans)
+        return placement_effects(runs, pairs, request.rules)
     except ValueError as error:
         fail(str(error))
 
@@ -395,7 +388,7 @@ def draw_figures(
     out: Path,
 ) -> set[str]:
     """The sweep's figures into ``out``; the names of the part figures drawn (``PART_PLOTS``)."""
-    from gelora.reporting.sweep_plots import (
+    from gelora.table.sweep_plots import (
         plot_curve,
         plot_paired_differences,
         plot_placement_effects,
@@ -416,54 +409,43 @@ def draw_figures(
     return written
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = argument_parser().parse_args(argv)
-    if args.margin is not None and not args.margin > 0:
-        fail(f"--margin must be a positive number, got {args.margin}")
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        fail(f"--out {args.out} is a file, not a folder")
-    if args.wandb and (args.select_lr is not None or args.size_for_mde is not None):
-        fail("--wandb logs the table's files; --select-lr and --size-for-mde write no table")
-    versus_given, args.versus = args.versus is not None, args.versus or DEFAULT_REFERENCE
-    runs, skipped = _load(args.sweep_dir, args.rows)
-    loaded = [(args.sweep_dir, runs)]
-    for more in args.with_dirs:
-        more_runs, more_skipped = _load(more, args.rows)
+def load_runs(request: TableRequest) -> tuple[list[SweepRun], list[SkippedJob]]:
+    """The runs of the sweep folder and of each ``--with`` folder (a job in two of them is one
+    line), split by ``--columns``; and the jobs skipped for unreadable files."""
+    runs, skipped = _load(request.sweep_dir, request.rows)
+    loaded = [(request.sweep_dir, runs)]
+    for more in request.with_dirs:
+        more_runs, more_skipped = _load(more, request.rows)
         for sweep, its_runs in loaded:
             _refuse_duplicate_jobs(its_runs, sweep, more_runs, more)
         loaded.append((more, more_runs))
         runs, skipped = [*runs, *more_runs], [*skipped, *more_skipped]
-    if args.columns is not None:
+    if request.columns is not None:
         try:
-            runs = split_by_column(runs, args.columns)
+            runs = split_by_column(runs, request.columns)
         except ValueError as error:
             fail(str(error))
-    if args.select_lr is not None:
-        shared = parse_shared_rates(args.shared_rate)
-        select_lr(runs, args.sweep_dir, args.select_lr, args.columns, shared)
-        return
-    if args.shared_rate:
-        fail("--shared-rate goes with --select-lr (it pools rows to choose one rate)")
-    methods = list(dict.fromkeys(r.method for r in runs))
-    if versus_given and args.versus not in methods:
-        fail(f"--versus {args.versus}: no such row in this sweep; its rows: {', '.join(methods)}")
-    if args.size_for_mde is not None:
-        size_for_mde(runs, args.versus, args.size_for_mde, args.differing_plans)
-        return
+    return runs, skipped
+
+
+def write_table(
+    runs: Sequence[SweepRun], skipped: Sequence[SkippedJob], request: TableRequest
+) -> None:
+    """The tables, CSVs and figures into ``request.out_dir``, and the table on stdout."""
     # a bad pair stops here, before any file is written
-    placements = _placements(runs, args.placement, args.margin, args.differing_plans)
-    out = args.out or args.sweep_dir
+    placements = _placements(runs, request)
+    out, rules = request.out_dir, request.rules
     out.mkdir(parents=True, exist_ok=True)
-    section, why_none = paired_or_reason(runs, args.versus, args.margin, args.differing_plans)
+    section, why_none = paired_or_reason(runs, request.versus, rules)
     paired_md, paired_tex, refused = paired_texts(section, why_none)
     markdown = markdown_table(runs, skipped) + "\n" + paired_md
     latex = latex_table(runs, skipped) + "\n" + paired_tex
-    same_rate = same_rate_section(runs, args.versus, section, args.margin, args.differing_plans)
+    same_rate = same_rate_section(runs, request.versus, section, rules)
     if same_rate is not None:
         markdown += "\n" + paired_markdown(same_rate)
         latex += "\n" + paired_latex(same_rate)
         paired_csv(same_rate, out / "paired_same_rate.csv")
-    plans = plan_stability_markdown(runs, args.versus)
+    plans = plan_stability_markdown(runs, request.versus)
     markdown += "\n" + plans if plans else ""
     cost = cost_markdown(runs)
     markdown += "\n" + cost if cost else ""
@@ -480,15 +462,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     if section is not None:
         paired_csv(section, out / "paired.csv")
         written.add("paired.csv")
-    if not args.no_plots:
-        written |= draw_figures(runs, section, placements, args.columns, out)
-    removed = remove_stale_outputs(out, written, plots=not args.no_plots)
+    if request.plots:
+        written |= draw_figures(runs, section, placements, request.columns, out)
+    removed = remove_stale_outputs(out, written, plots=request.plots)
     print(markdown)
     print_outcome(runs, skipped, out, refused, removed)
-    if args.wandb:  # the table beside the jobs' runs, in their group (docs/dashboards.md)
-        from gelora.reporting.table_wandb import log_table_run
+    if request.wandb:  # the table beside the jobs' runs, in their group (docs/dashboards.md)
+        from gelora.table.wandb_log import log_table_run
 
-        folder = log_table_run(args.sweep_dir, out, figures=not args.no_plots)
+        folder = log_table_run(request.sweep_dir, out, figures=request.plots)
         print(f"wandb run: {folder}" if folder else "wandb: disabled (WANDB_MODE); nothing logged")
 
 
@@ -509,6 +491,27 @@ def print_outcome(
     print(f"{len(runs)} runs: {counts}{bare_text}{skipped_text}; written to {out}")
     if removed:
         print(f"removed from {out}, as this table has no such part: {', '.join(removed)}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        request = read_request(argument_parser().parse_args(argv))
+    except ValueError as error:
+        fail(str(error))
+    runs, skipped = load_runs(request)
+    if request.select_lr is not None:
+        select_lr(runs, request)
+        return
+    if request.shared_rate:
+        fail("--shared-rate goes with --select-lr (it pools rows to choose one rate)")
+    methods = list(dict.fromkeys(r.method for r in runs))
+    if request.versus_given and request.versus not in methods:
+        rows = ", ".join(methods)
+        fail(f"--versus {request.versus}: no such row in this sweep; its rows: {rows}")
+    if request.size_for_mde is not None:
+        size_for_mde(runs, request)
+        return
+    write_table(runs, skipped, request)
 
 
 if __name__ == "__main__":

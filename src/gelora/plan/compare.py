@@ -211,9 +211,9 @@ def compare_plans(
     plan_for: Callable[[DictConfig], tuple[Any, Any, int]],
 ) -> list[PlanVariant]:
     """Plan every variant of ``cfg`` with ``plan_for`` (config -> profile result, plan result,
-    number of blocks): ``gelora.plan.PlanStages.plan``. Every variant's config is checked before
-    the first is planned, and its method and budget built, so a bad value fails before any
-    model loads."""
+    number of blocks): ``gelora.plan.lora_config.PlanStages.plan``. Every variant's config is
+    checked before the first is planned, and its method and budget built, so a bad value fails
+    before any model loads."""
     from gelora.config.checks import check_config
     from gelora.stages.plan import check_budget_given, load_budget, load_method, load_scaling
 

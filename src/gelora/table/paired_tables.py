@@ -1,4 +1,4 @@
-"""Rendering ``gelora.reporting.paired``: "Paired differences versus <reference>" in markdown and
+"""Rendering ``gelora.table.paired``: "Paired differences versus <reference>" in markdown and
 LaTeX, one row per method over all (task, seed) pairs, then one cell per task.
 
 The caption says what was paired (identical test rows), how the intervals, the MDE, the
@@ -6,7 +6,7 @@ verdict and the p-value were computed, that verdicts rest on the task level (Stu
 task means, with the number of tasks beside them; the flat interval and Wilcoxon p treat pairs as
 independent and are labelled so), the LoRA scaling rule(s) of the runs, which pairs were refused
 or left out and why, and which rows may be under-trained. Under the methods' rows, the noise
-floor: the reference against itself under another seed (``gelora.reporting.paired.noise_floor``).
+floor: the reference against itself under another seed (``gelora.table.paired.noise_floor``).
 ``paired_csv`` writes the same rows as ``paired.csv``.
 """
 
@@ -19,18 +19,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gelora.atomic import write_text_atomic
-from gelora.reporting.paired import (
+from gelora.table.paired import (
     ALPHA,
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
     CONFIDENCE,
     DIFFERENT_TEST_ROWS,
     EQUIVALENCE_CONFIDENCE,
+    EVERY_PAIR,
     MIN_VERDICT_PAIRS,
     MIN_WILCOXON_PAIRS,
     POWER,
     Comparison,
     Direction,
+    PairingRules,
     Refusal,
     compare,
     holm_adjusted,
@@ -39,8 +41,8 @@ from gelora.reporting.paired import (
     sweep_direction,
     unfingerprinted_pairs,
 )
-from gelora.reporting.sweep_runs import SweepRun
-from gelora.reporting.tables import latex_escape, scaling_note
+from gelora.table.sweep_runs import SweepRun
+from gelora.table.tables import latex_escape, scaling_note
 
 HEADER = [
     "method",
@@ -215,23 +217,23 @@ def _same_rate_line(overall: Sequence[Comparison]) -> str:
 def paired_section(
     runs: Sequence[SweepRun],
     reference: str,
-    margin: float | None = None,
-    differing_plans: bool = False,
+    rules: PairingRules = EVERY_PAIR,
     same_rate: bool = False,
 ) -> PairedSection:
     """The paired differences of every row against ``reference``: on (task, seed), or with
-    ``same_rate`` on (task, seed, learning rate)."""
+    ``same_rate`` on (task, seed, learning rate); judged by ``rules`` (``--margin``,
+    ``--differing-plans``)."""
     overall, per_task, refused = compare(runs, reference, same_rate)
     direction = sweep_direction(runs)
     same_plan = same_plan_line(overall)
     left_out: dict[str, int] = {}
     totals: dict[str, int] = {}
-    if differing_plans:
+    if rules.differing_plans:
         for comparison in overall:
             totals[comparison.method] = len(comparison.pairs)
             left_out[comparison.method] = sum(p.same_plan for p in comparison.pairs)
-        overall = [c.differing_plans_only() for c in overall]
-        per_task = {key: c.differing_plans_only() for key, c in per_task.items()}
+        overall = [rules.kept(c) for c in overall]
+        per_task = {key: rules.kept(c) for key, c in per_task.items()}
         same_plan = None
     noise = noise_floor(runs, reference, direction)
     paired_tasks = {p.task for c in overall for p in c.pairs}
@@ -247,7 +249,7 @@ def paired_section(
         f"{MIN_WILCOXON_PAIRS} non-zero differences. Holm p: the Wilcoxon p-values adjusted "
         "for the methods compared with the same reference (Holm's step-down method, 1979, over "
         f"the {plural(sum(p is not None for p in raw_p), 'p-value')} "
-        f"given). {_verdict_text(margin)} {scaling_note(runs)}"
+        f"given). {_verdict_text(rules.margin)} {scaling_note(runs)}"
     )
     bare = unfingerprinted_pairs(overall, runs)
     notes = [
@@ -266,7 +268,7 @@ def paired_section(
     tasks = list(dict.fromkeys(r.task for r in runs))
     return PairedSection(
         reference, tasks, overall, holm, per_task, refused, caption, direction,
-        margin, noise, left_out, same_rate,
+        rules.margin, noise, left_out, same_rate,
     )  # fmt: skip
 
 

@@ -11,7 +11,7 @@ average column is the mean of the row's column means, given only when every colu
 no task was split by test rows (it would count twice). The caption states the LoRA scaling rule
 the runs recorded, whether every run of a column was scored on the same test rows, which tasks
 were split by test rows, and which jobs were skipped because a file could not be read. Names in
-LaTeX go through ``latex_escape``. Paired comparisons are ``gelora.reporting.paired_tables``.
+LaTeX go through ``latex_escape``. Paired comparisons are ``gelora.table.paired_tables``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gelora.atomic import atomic_file
-from gelora.reporting.paired import plural, sweep_direction
-from gelora.reporting.sweep_runs import SkippedJob, SweepRun, row_set_splits
+from gelora.table.paired import plural, sweep_direction
+from gelora.table.sweep_runs import SkippedJob, SweepRun, row_set_splits
 
 RULE = (
     "Cells: mean +/- sample std over seeds (median in brackets) of the test score at the "
@@ -325,7 +325,16 @@ def write_csv(runs: Sequence[SweepRun], path: Path) -> None:
     fields = [
         f
         for f in SweepRun.__dataclass_fields__
-        if f not in ("block_ranks", "intrinsic_dims", "trained_ranks", "sensitivity", "plan_draws")
+        # metric_mode: read by the statistics, not a column (runs.csv as before it was recorded)
+        if f
+        not in (
+            "block_ranks",
+            "intrinsic_dims",
+            "trained_ranks",
+            "sensitivity",
+            "plan_draws",
+            "metric_mode",
+        )
     ]
     lines: list[dict] = []
     for run in runs:

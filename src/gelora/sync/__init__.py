@@ -1,0 +1,1 @@
+"""gelora-sync: every offline wandb run of a sweep handed to ``wandb sync`` (``cli.py``)."""
