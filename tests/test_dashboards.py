@@ -256,3 +256,15 @@ def test_the_paired_differences_and_every_csv_and_figure_are_in_the_payload(tmp_
     assert payload["tables/paired_differences_versus_lora_2"].data == [["gelora", -0.4]]
     assert payload["csv/paired"].data == [["gelora", 3, -0.4]]
     assert "figures/paired_differences" not in table_payload(tmp_path, figures=False)
+
+
+def test_a_csv_column_of_numbers_words_and_empty_cells_is_logged(tmp_path):
+    # the README's demo sweep: a paired.csv whose statistics are numbers for one row and "nan" or
+    # empty for another; wandb fixes a column's type from its first row unless mixed types are
+    # allowed, and refused the table (gelora-table --wandb exited 1)
+    from gelora.table.wandb_log import csv_table, table_payload
+
+    (tmp_path / "paired.csv").write_text("method,sd,verdict\ngelora,0.4,ahead\nrandom,,2\n")
+    rows = [["gelora", 0.4, "ahead"], ["random", None, 2]]
+    assert csv_table(tmp_path / "paired.csv")[1] == rows
+    assert table_payload(tmp_path, figures=False)["csv/paired"].data == rows

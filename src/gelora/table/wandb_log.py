@@ -57,7 +57,9 @@ def markdown_tables(text: str) -> list[MarkdownTable]:
 
 
 def _number(text: str) -> Any:
-    """``"0.81"`` as 0.81, ``"12"`` as 12; anything else as it is."""
+    """``"0.81"`` as 0.81, ``"12"`` as 12, an empty cell as None; anything else as it is."""
+    if text == "":
+        return None
     try:
         number = float(text)
     except ValueError:
@@ -118,11 +120,15 @@ def table_payload(out: Path, figures: bool) -> dict[str, Any]:
         key, n = f"tables/{slug(table.heading)}", 2
         while key in payload:  # a second table under one heading (the per-task differences)
             key, n = f"tables/{slug(table.heading)}_{n}", n + 1
-        payload[key] = wandb.Table(columns=table.columns, data=table.rows)
+        payload[key] = wandb.Table(columns=table.columns, data=table.rows, allow_mixed_types=True)
     for path in sorted(out.glob("*.csv")):
         columns, rows = csv_table(path)
         if columns:
-            payload[f"csv/{path.stem}"] = wandb.Table(columns=columns, data=rows)
+            # a column may hold numbers and words ("nan", a verdict) in one CSV: wandb would
+            # otherwise fix a column's type from its first row and refuse the next
+            payload[f"csv/{path.stem}"] = wandb.Table(
+                columns=columns, data=rows, allow_mixed_types=True
+            )
     for path in sorted(out.glob("*.png")) if figures else []:
         payload[f"figures/{path.stem}"] = wandb.Image(str(path))
     return payload
