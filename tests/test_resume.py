@@ -51,7 +51,12 @@ def adapter_weights(run_dir: Path) -> dict[str, list]:
 
 @pytest.mark.parametrize(
     ("signal_name", "resumed_step"),
-    [("SIGKILL", 6), ("SIGTERM", 7)],  # SIGKILL: the last periodic checkpoint; SIGTERM: saved
+    [
+        ("SIGKILL", 6),  # the last periodic checkpoint
+        # saved at the signal; slow: SIGINT's graceful stop (the same Lightning handler) is resumed
+        # to completion in test_ctrl_c_is_recorded_interrupted_and_the_printed_command_resumes_it
+        pytest.param("SIGTERM", 7, marks=pytest.mark.slow),
+    ],
 )
 def test_killed_run_resumes_to_the_same_end(tmp_path, uninterrupted, signal_name, resumed_step):
     fault = (

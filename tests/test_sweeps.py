@@ -143,6 +143,10 @@ RUN_ELSEWHERE = {
     "table_cpu2_lr": "table_cpu's tiny sweep and test_early_stopping",
     # the third table's grid rows are two of its own rows, which run here at a tiny size
     "table_cpu3_lr": "table_cpu3's tiny sweep",
+    # the arena's controls: fisher's and gradient_spectrum's shuffles run in arena_cpu's tiny
+    # sweep, the new rows and lora_attention_only in test_allocators (and every shuffle's plan in
+    # its emit test); the setup and rates are arena_cpu3's, which runs here at a tiny size
+    "arena_cpu3_controls": "arena_cpu's and arena_cpu3's tiny sweeps and test_allocators",
 }
 
 
