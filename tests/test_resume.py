@@ -24,12 +24,21 @@ RUN = [
 ]
 
 
+def _ctrl_c_as_at_a_terminal() -> None:
+    """In the child, before it starts: Ctrl-C (SIGINT) back to its default. A shell script that
+    starts a job in the background (``nohup pytest &``) has it ignored, the child inherits that,
+    and Python then never installs its KeyboardInterrupt handler: the Ctrl-C tests would send a
+    signal the run cannot see."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def train(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "gelora.train", f"hydra.run.dir={run_dir}", *RUN, *overrides],
         capture_output=True,
         text=True,
         timeout=600,
+        preexec_fn=_ctrl_c_as_at_a_terminal,
     )
 
 
@@ -109,7 +118,7 @@ def test_ctrl_c_is_recorded_interrupted_and_the_printed_command_resumes_it(tmp_p
     assert words[0] == "gelora-train" and words[-1] == f"hydra.run.dir={tmp_path}"
     resumed = subprocess.run(
         [sys.executable, "-m", "gelora.train", *words[1:]], capture_output=True, text=True,
-        timeout=600,
+        timeout=600, preexec_fn=_ctrl_c_as_at_a_terminal,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
