@@ -24,7 +24,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from scipy import stats
+from gelora.table.paired import t_interval
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,9 @@ class Difference:
 
 def paired_difference(first: list[float], second: list[float]) -> Difference:
     differences = [b - a for a, b in zip(first, second, strict=True)]
-    n, mean = len(differences), statistics.fmean(differences)
-    interval = None
-    if n >= 2:
-        half = stats.t.ppf(0.975, n - 1) * statistics.stdev(differences) / math.sqrt(n)
-        interval = (mean - half, mean + half)
-    return Difference(n, mean, interval, sum(d > 0 for d in differences))
+    interval = t_interval(differences) if len(differences) >= 2 else None
+    mean = statistics.fmean(differences)
+    return Difference(len(differences), mean, interval, sum(d > 0 for d in differences))
 
 
 def _cell(share: Share | None) -> str:

@@ -12,8 +12,10 @@ Under pytest-xdist each worker has a cache of its own, and one torch thread.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -86,3 +88,17 @@ def token_batch() -> dict[str, torch.Tensor]:
     attention_mask = torch.ones_like(input_ids)
     attention_mask[2, 8:] = 0
     return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+@pytest.fixture(scope="module")
+def hooks():
+    """The docs site's hook module (``docs/hooks/gelora_docs.py``), loaded as mkdocs loads it."""
+    path = Path(__file__).resolve().parents[1] / "docs" / "hooks" / "gelora_docs.py"
+    spec = importlib.util.spec_from_file_location("gelora_docs_hooks", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)

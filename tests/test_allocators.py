@@ -31,21 +31,7 @@ from gelora.ranks.matrix_types import matrix_type
 from gelora.ranks.scoring_inputs import HEAD_SEED, draw_batches, redraw_head
 from gelora.ranks.weight_spectrum import fit_power_law, ks_distance, mp_spikes, power_law_alpha
 from tests.helpers import TINY, compose_train, gelora_train, run_in_process
-
-HEAD = ("bert.pooler", "classifier")
-RELATIVE = [
-    "attention.self.query",
-    "attention.self.key",
-    "attention.self.value",
-    "attention.output.dense",
-    "intermediate.dense",
-    "output.dense",
-]
-
-
-@pytest.fixture(autouse=True)
-def _own_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("GELORA_CACHE", str(tmp_path / "cache"))
+from tests.test_gradient_allocators import HEAD, RELATIVE, _own_cache  # noqa: F401
 
 
 def _train_batches(n: int = 16, batch_size: int = 4):

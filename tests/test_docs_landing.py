@@ -5,9 +5,7 @@ pyproject.toml, and a LICENSE and CITATION.cff that agree with pyproject.toml.""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,7 +13,6 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-HOOKS = REPO / "docs" / "hooks" / "gelora_docs.py"
 README_MAX_LINES = 150
 # sha256 of the Apache License 2.0 as the Apache Software Foundation publishes it
 # (https://www.apache.org/licenses/LICENSE-2.0.txt), byte for byte.
@@ -24,18 +21,6 @@ LICENCE_TEXTS = {
 }
 DATE = re.compile(r"\b20\d\d-\d\d-\d\d\b")
 COMMIT = re.compile(r"\b(?:commit|at) [0-9a-f]{7,40}\b")
-
-
-@pytest.fixture(scope="module")
-def hooks():
-    spec = importlib.util.spec_from_file_location("gelora_docs_hooks_landing", HOOKS)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(spec.name, None)
 
 
 def pyproject_value(key: str) -> str:

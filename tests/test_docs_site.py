@@ -15,25 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from gelora.config.schema import SCHEMAS
 from gelora.record import RunRecord
 
 REPO = Path(__file__).resolve().parents[1]
 HOOKS = REPO / "docs" / "hooks" / "gelora_docs.py"
-
-
-@pytest.fixture(scope="module")
-def hooks():
-    spec = importlib.util.spec_from_file_location("gelora_docs_hooks", HOOKS)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(spec.name, None)
 
 
 def test_hooks_generate_without_mkdocs(monkeypatch):
