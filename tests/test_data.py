@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bz2
 import hashlib
 from collections import Counter
 
@@ -61,3 +62,20 @@ def test_subsample_keeps_class_balance_and_handles_small_requests():
     assert stratified_subsample(data, 5000, seed=0) is data
     with pytest.raises(ValueError, match="max_samples must be >= 1, got 0"):
         stratified_subsample(data, 0, seed=0)
+
+
+def test_a_second_load_in_one_process_is_a_copy_of_the_same_split(task, tmp_path, monkeypatch):
+    from gelora.data import rotten_tomatoes
+
+    again = load_rotten_tomatoes(split_seed=0)
+    assert again == task and again.train.texts is not task.train.texts
+    again.train.texts.clear()  # one caller's edit reaches no other caller
+    assert len(load_rotten_tomatoes(split_seed=0).train.texts) == len(task.train.texts)
+    # a rewritten corpus file is read again, not served from the cache
+    corpus = tmp_path / "corpus.csv.bz2"
+    corpus.write_bytes(rotten_tomatoes.corpus_path().read_bytes())
+    monkeypatch.setattr(rotten_tomatoes, "corpus_path", lambda: corpus)
+    assert load_rotten_tomatoes(split_seed=0) == task
+    rows = "".join(f"film {i},{'fresh' if i % 2 else 'rotten'}\n" for i in range(40))
+    corpus.write_bytes(bz2.compress(f"text,category\n{rows}".encode()))
+    assert sum(load_rotten_tomatoes(split_seed=0).sizes().values()) == 40
