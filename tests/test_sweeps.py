@@ -125,7 +125,9 @@ def _tiny_sweep_overrides(experiment: str, tmp_path: Path) -> list[str]:
 
 # Tiny runs that repeat code another default test already runs, kept out of the default suite
 # (each took 50-110 s of CI's 15 minutes) and run with -m slow. Every experiment's grid still
-# composes in the default suite (test_every_grid_point_of_every_experiment_composes).
+# composes in the default suite (test_every_grid_point_of_every_experiment_composes). "table_cpu's
+# tiny sweep" below: its rows, each trained in the default tier there or where ROWS_RUN_ELSEWHERE
+# says.
 RUN_ELSEWHERE = {
     # the paper-sized GPU twins run their CPU sibling's task-kind code at a tiny size
     "instruct_gpu": "instruct_cpu's code",
@@ -150,21 +152,60 @@ RUN_ELSEWHERE = {
 }
 
 
-@pytest.mark.parametrize(
-    "experiment",
-    [pytest.param(e, marks=pytest.mark.slow) if e in RUN_ELSEWHERE else e for e in EXPERIMENTS],
-)
-def test_every_experiment_runs_at_a_tiny_size(experiment, tmp_path):
+# Rows of a default-tier tiny sweep that another default test already trains at a tiny size (the
+# same method code; the experiment's own settings still compose for every row above): the default
+# tier runs the experiment's other rows, the slow tier (``<experiment>-every_row``) all of them.
+ROWS_RUN_ELSEWHERE = {
+    "table_cpu": {
+        "head_only": "table_cpu3's tiny sweep",
+        "lora": "table_cpu3's tiny sweep",
+        "gelora": "test_train_end_to_end and every default run",
+        "gelora_budget": "test_squad's test_every_method_runs_on_squad",
+        "random": "test_squad's test_every_method_runs_on_squad",
+        "eva": "test_train_end_to_end and test_squad",
+        "adalora": "test_train_end_to_end and test_squad",
+    },
+    "arena_cpu": {
+        "fisher": "arena_cpu3's tiny sweep",
+        "gradient_spectrum": "arena_cpu3's tiny sweep",
+    },
+    "glue_deberta_v3": {  # adalora is the row with GLUE settings of its own (adalora_glue)
+        "lora": "table_cpu3's tiny sweep",
+        "gelora": "test_catalogue_runs' GLUE copies (the default method)",
+        "gelora_budget": "test_squad's test_every_method_runs_on_squad",
+    },
+}
+
+
+def _tiny_sweep_cases() -> list:
+    cases = []
+    for experiment in EXPERIMENTS:
+        if experiment in RUN_ELSEWHERE:
+            cases.append(pytest.param(experiment, False, marks=pytest.mark.slow, id=experiment))
+        elif experiment in ROWS_RUN_ELSEWHERE:
+            cases.append(pytest.param(experiment, False, id=experiment))
+            every_row = f"{experiment}-every_row"
+            cases.append(pytest.param(experiment, True, marks=pytest.mark.slow, id=every_row))
+        else:
+            cases.append(pytest.param(experiment, True, id=experiment))
+    return cases
+
+
+@pytest.mark.parametrize(("experiment", "every_row"), _tiny_sweep_cases())
+def test_every_experiment_runs_at_a_tiny_size(experiment, every_row, tmp_path):
     overrides = _tiny_sweep_overrides(experiment, tmp_path)
+    axes = grid(experiment)
+    if not every_row and experiment in ROWS_RUN_ELSEWHERE:
+        rows = [m for m in axes["method"] if m not in ROWS_RUN_ELSEWHERE[experiment]]
+        assert rows, f"{experiment}: every row runs elsewhere; move it to RUN_ELSEWHERE"
+        overrides.append(f"method={','.join(rows)}")
     proc = sweep(tmp_path, *overrides)
     assert proc.returncode == 0, proc.stderr[-4000:]
     runs = load_runs(tmp_path / "multirun_outputs" / experiment / "test")
-    axes = grid(experiment)
-    fixed = {o.split("=", 1)[0] for o in overrides}  # axes pinned by the tiny overrides
+    pinned = dict(o.split("=", 1) for o in overrides if "=" in o and not o.startswith("+"))
     expected = 1
-    for key, values in axes.items():
-        if key not in fixed:
-            expected *= len(values)
+    for key, values in axes.items():  # an axis the overrides pin runs the values they name
+        expected *= len(pinned[key].split(",")) if key in pinned else len(values)
     assert len(runs) == expected
     failed = [(r.run_dir, r.error) for r in runs if r.status != "completed"]
     assert not failed
