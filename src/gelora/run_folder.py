@@ -83,14 +83,14 @@ OPERATIONAL_KEYS = (
 # Classes and loaders that moved home without changing what they compute (issue 45: every
 # allocator in ``gelora.ranks``; ``task=from_files`` read by its task kind): a record saved
 # under the old ``_target_`` has the same settings.
-_METHODS = "gelora.methods"  # the old homes no longer import: named in parts
+_METHODS, _DATA = "gelora.methods", "gelora.data"  # the old homes are gone: named in parts
 MOVED_TARGETS = {
     f"{_METHODS}.gradient_scores.FisherAllocator": "gelora.ranks.FisherAllocator",
     f"{_METHODS}.gradient_scores.GradientSpectrumAllocator": (
         "gelora.ranks.GradientSpectrumAllocator"
     ),
     f"{_METHODS}.shuffled.ShuffledControl": "gelora.ranks.ShuffledPolicy",
-    "gelora.data.from_files.load_from_files": "gelora.kinds.from_files.load_from_files",
+    f"{_DATA}.from_files.load_from_files": "gelora.kinds.from_files.load_from_files",
 }
 START_FRESH = (
     "start fresh with resume=false (the old run is moved to superseded/) "
