@@ -6,7 +6,9 @@ its own metric and direction (``micro_f1``: F1 pooled over every (row, label) de
 scikit-learn's ``f1_score(average="micro")``; higher is better), its head (Hugging Face's
 sequence classifier with ``problem_type="multi_label_classification"``: one sigmoid per label,
 binary cross-entropy), its datamodule (bitmasks into multi-hot float targets) and its module
-(a label is predicted where its logit is positive). It registers when this module is imported,
+(a label is predicted where its logit is positive) and its reader of the user's files
+(``read_files``: a CSV whose label column lists a row's topics, read through ``task=from_files``).
+It registers when this module is imported,
 which the config check does for the task's loader (``task.loader._target_`` below), so no
 import order is needed. The tests train it end to end (``debug=tiny``) and table it with
 ``gelora-table``, which reads the metric's direction from the records.
