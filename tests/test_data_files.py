@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from gelora.data import tables
-from gelora.data.from_files import label_key, load_from_files
+from gelora.data.from_files import label_key
 from gelora.data.instruction_data import InstructionSplit
+from gelora.kinds.from_files import load_from_files
 from tests.helpers import TINY, gelora_train, run_in_process
 
 

@@ -6,9 +6,10 @@ its own metric and direction (``micro_f1``: F1 pooled over every (row, label) de
 scikit-learn's ``f1_score(average="micro")``; higher is better), its head (Hugging Face's
 sequence classifier with ``problem_type="multi_label_classification"``: one sigmoid per label,
 binary cross-entropy), its datamodule (bitmasks into multi-hot float targets) and its module
-(a label is predicted where its logit is positive). It registers when this module is imported,
-which the config check does for the task's loader (``task.loader._target_`` below), so no
-import order is needed. The tests train it end to end (``debug=tiny``) and table it with
+(a label is predicted where its logit is positive) and its reader of the user's files
+(``read_files``: a CSV whose label column lists a row's topics, read through ``task=from_files``).
+It registers when this module is imported, which the config check does for the task's loader
+(``task.loader._target_`` below), so no import order is needed. The tests train it end to end (``debug=tiny``) and table it with
 ``gelora-table``, which reads the metric's direction from the records.
 """
 
@@ -25,10 +26,13 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MultilabelF1Score
 
 from gelora.data.datamodule import TextClassificationDataModule
+from gelora.data.from_files import FileRequest
+from gelora.data.tables import read_table, require_columns
 from gelora.data.task_data import Split, TaskData
 from gelora.kinds import TaskKind, kind_of, register_kind
+from gelora.kinds.from_files import load_from_files
 from gelora.training.module import LoRAClassifierModule
-from tests.helpers import TINY, run_in_process
+from tests.helpers import TINY, compose_train, run_in_process
 
 TOPICS = ("sports", "money", "weather")
 WORDS = {
@@ -97,6 +101,28 @@ def _check_metrics(names: list[str], num_labels: int) -> None:
         raise ValueError(f"task.metrics: multi-label classification is scored by {METRIC}")
 
 
+def read_labelled_topics(request: FileRequest) -> TaskData:
+    """The kind's files (``task=from_files``): a text column and a label column listing a row's
+    topics, ``|``-separated (``sports|money``), each a name of ``task.label_names``; every
+    split has its file (this kind carves nothing)."""
+    names = [str(name) for name in request.label_names or TOPICS]
+    splits = {}
+    for split, path in request.files.items():
+        if path is None:
+            raise ValueError(f"task.{split}_file is required for problem multi_label")
+        rows = read_table(path)
+        require_columns(rows, [request.text_fields[0], request.label_field], path)
+        labels = [str(row[request.label_field]).split("|") for row in rows]
+        for number, topics in enumerate(labels, start=1):
+            if not set(topics) <= set(names):
+                raise ValueError(f"{path}, row {number}: unknown topic in {topics}")
+        splits[split] = Split(
+            texts=[str(row[request.text_fields[0]]) for row in rows],
+            labels=[sum(2 ** names.index(topic) for topic in set(topics)) for topics in labels],
+        )
+    return TaskData(name=request.name, **splits, label_names=names, problem="multi_label")
+
+
 MULTI_LABEL = register_kind(
     TaskKind(
         name="multi_label",
@@ -113,6 +139,7 @@ MULTI_LABEL = register_kind(
         ),
         metrics=(METRIC,),
         labels_named=True,
+        read_files=read_labelled_topics,
     )
 )
 
@@ -147,6 +174,17 @@ TASK = [
     "task.name=topics",
     "task.loader._target_=tests.test_kind_multi_label.load_topics",
     f"task.metrics=[{METRIC}]",
+]
+# The same kind from the user's files: task=from_files, with the loader named through this
+# module (which imports ``load_from_files``), so the config check imports it and the kind
+# registers before the files are read.
+FILES_TASK = [
+    "task=from_files",
+    "task.problem=multi_label",
+    "task.label_field=topics",
+    f"task.label_names=[{','.join(TOPICS)}]",
+    f"task.metrics=[{METRIC}]",
+    f"task.loader._target_={__name__}.{load_from_files.__name__}",
 ]
 
 
@@ -208,3 +246,69 @@ def test_the_config_check_registers_the_kind_without_any_import_before_it():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120
     )
     assert done.returncode == 0, done.stderr[-800:]
+
+
+def _write_topics(folder: Path) -> list[str]:
+    """Three CSV files of the kind's rows, and the overrides that name them."""
+    overrides = []
+    for split, seed in (("train", 0), ("validation", 1), ("test", 2)):
+        rows = _split(12, seed)
+        lines = ["text,topics"] + [
+            f"{text},{'|'.join(t for k, t in enumerate(TOPICS) if label >> k & 1)}"
+            for text, label in zip(rows.texts, rows.labels, strict=True)
+        ]
+        path = folder / f"{split}.csv"
+        path.write_text("\n".join(lines) + "\n")
+        overrides.append(f"task.{split}_file={path}")
+    return overrides
+
+
+def test_a_kind_of_its_own_reads_its_files_through_from_files(tmp_path):
+    # issue 45, item 3: the kind's read_files, reached through task=from_files, with no edit of
+    # gelora's from_files (which holds no list of kinds)
+    from gelora.config.checks import check_config
+    from gelora.stages.task import load_task
+
+    (tmp_path / "odd.csv").write_text("text,topics\nrain and a goal,sports|weather\n")
+    odd = str(tmp_path / "odd.csv")
+    request = {"train_file": odd, "problem": "multi_label", "label_field": "topics"}
+    read = load_from_files(**request, validation_file=odd, test_file=odd)
+    assert read.test.labels == [0b101]  # sports (bit 0) and weather (bit 2)
+    with pytest.raises(ValueError, match=r"task\.validation_file is required for problem multi"):
+        load_from_files(**request)
+    cfg = compose_train(*TINY, *FILES_TASK, *_write_topics(tmp_path), "paths.output_dir=.")
+    check_config(cfg)
+    task = load_task(cfg.task)
+    assert task.problem == "multi_label" and task.label_names == list(TOPICS)
+    assert task.test.labels == _split(12, 2).labels and task.train.texts == _split(12, 0).texts
+
+
+def test_the_kind_reads_its_files_with_no_import_before_the_config_check(tmp_path):
+    import subprocess
+    import sys
+
+    overrides = [*TINY, *FILES_TASK, *_write_topics(tmp_path), "paths.output_dir=."]
+    code = (
+        "import sys\n"
+        "from hydra.utils import instantiate\n"
+        "from tests.helpers import compose_train\n"
+        "from gelora.config.checks import check_config\n"
+        "assert 'tests.test_kind_multi_label' not in sys.modules\n"
+        f"cfg = compose_train(*{overrides!r})\n"
+        "check_config(cfg)\n"
+        "assert instantiate(cfg.task.loader).problem == 'multi_label'\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-800:]
+
+
+def test_an_unknown_problem_is_one_line_naming_the_key_and_the_kinds(tmp_path):
+    (tmp_path / "t.csv").write_text("text,label\na,x\nb,y\n")
+    with pytest.raises(ValueError) as raised:
+        load_from_files(train_file=str(tmp_path / "t.csv"), problem="ranking")
+    message = str(raised.value)
+    assert message.startswith("task.problem must be one of classification, regression, ")
+    assert "multi_label" in message and message.endswith("got 'ranking'")

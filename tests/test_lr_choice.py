@@ -81,14 +81,17 @@ def test_a_shared_rate_is_chosen_on_the_mean_of_its_rows_with_margins(tmp_path, 
     [
         ((), "the task's default (task.lr of task=rotten_tomatoes)"),
         (("optimizer.lr=5e-4",), "the command line (optimizer.lr=5e-4)"),
-        (("experiment=instruct_gpu",), "a config file's optimizer.lr"),
-        (("experiment=glue_deberta_v3",), "the config's ${adalora_glue[${task.name}].lr}"),
+        (("experiment=instruct_gpu",), "a config file's number (lr_sources.fixed"),
+        (
+            ("experiment=glue_deberta_v3",),
+            "a published per-task rate (lr_sources.published: ${adalora_glue[${task.name}].lr})",
+        ),
         (("experiment=table_cpu", "method=shuffled", "task=snli"), "chosen on validation"),
         (("experiment=table_cpu", "optimizer.lr=1e-2"), "the command line (optimizer.lr=1e-2)"),
     ],
 )
 def test_a_run_names_where_its_learning_rate_came_from(overrides, source):
-    # docs/experiments.md, "Where a learning rate comes from": the first place that sets it
+    # docs/experiments.md, "Where a learning rate comes from": the first source that is set
     from gelora.config.lr_choice import lr_source
 
     assert lr_source(compose_train(*overrides), overrides).startswith(source)

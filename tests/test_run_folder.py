@@ -416,3 +416,16 @@ def test_an_allocator_that_moved_home_keeps_its_settings():
     assert settings_differences(run_settings(old, "x"), run_settings(other, "x")) == [
         "config.rank_policy.allocator._target_: 'gelora.ranks.FisherAllocator' -> 'gelora.ranks.X'"
     ]
+
+
+def test_a_task_of_files_saved_with_the_old_loader_keeps_its_settings():
+    """Issue 45 moved ``task=from_files``'s loader into ``gelora.kinds`` (its kind reads the
+    files): a record saved with the old ``_target_`` is the same run."""
+    loader = {"train_file": "train.csv", "problem": "classification"}
+    old = {"task": {"loader": {"_target_": "gelora.data.from_files.load_from_files", **loader}}}
+    new = {"task": {"loader": {"_target_": "gelora.kinds.from_files.load_from_files", **loader}}}
+    assert settings_differences(run_settings(old, "x"), run_settings(new, "x")) == []
+    other = {"task": {"loader": {**new["task"]["loader"], "train_file": "b.csv"}}}
+    assert settings_differences(run_settings(old, "x"), run_settings(other, "x")) == [
+        "config.task.loader.train_file: 'train.csv' -> 'b.csv'"
+    ]

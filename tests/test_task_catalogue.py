@@ -12,7 +12,6 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from gelora.data.from_files import load_from_files
 from gelora.data.glue import GLUE_TASKS, GlueUnavailable, load_glue
 from gelora.data.task_data import (
     Split,
@@ -21,6 +20,7 @@ from gelora.data.task_data import (
     stratified_split,
     stratified_three_way_split,
 )
+from gelora.kinds.from_files import load_from_files
 from gelora.training.metrics import check_metrics
 from tests.glue_fixtures import glue_rows, write_glue_copy
 

@@ -80,15 +80,17 @@ OPERATIONAL_KEYS = (
     "rank_policy.cache",  # the gradient allocators' score cache (conf/method/fisher.yaml)
     "rank_policy.allocator.cache",  # the same, inside their shuffled controls
 )
-# Classes that moved home without changing what they compute (issue 45: every allocator in
-# ``gelora.ranks``): a record saved under the old ``_target_`` has the same settings.
-_METHODS = "gelora.methods"  # the old homes no longer import: named in parts
+# Classes and loaders that moved home without changing what they compute (issue 45: every
+# allocator in ``gelora.ranks``; ``task=from_files`` read by its task kind): a record saved
+# under the old ``_target_`` has the same settings.
+_METHODS, _DATA = "gelora.methods", "gelora.data"  # the old homes are gone: named in parts
 MOVED_TARGETS = {
     f"{_METHODS}.gradient_scores.FisherAllocator": "gelora.ranks.FisherAllocator",
     f"{_METHODS}.gradient_scores.GradientSpectrumAllocator": (
         "gelora.ranks.GradientSpectrumAllocator"
     ),
     f"{_METHODS}.shuffled.ShuffledControl": "gelora.ranks.ShuffledPolicy",
+    f"{_DATA}.from_files.load_from_files": "gelora.kinds.from_files.load_from_files",
 }
 START_FRESH = (
     "start fresh with resume=false (the old run is moved to superseded/) "
@@ -118,11 +120,13 @@ def run_settings(config: Mapping[str, Any], variant: str | None) -> dict[str, An
         if not rest and isinstance(holder, dict):
             holder.pop(node, None)
     _moved_targets(settings.get("rank_policy"))
+    _moved_targets(settings.get("task"))
     return {"config": settings, "variant": variant}
 
 
 def _moved_targets(node: Any) -> None:
-    """``MOVED_TARGETS`` applied to every ``_target_`` of a ``rank_policy`` node, in place."""
+    """``MOVED_TARGETS`` applied to every ``_target_`` of a node (``rank_policy``, ``task``), in
+    place."""
     if isinstance(node, dict):
         target = node.get("_target_")
         if isinstance(target, str):

@@ -204,7 +204,8 @@ def check_config(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> None:
     except InterpolationResolutionError as error:
         said = str(error.msg).split("while resolving interpolation: ", 1)[-1].splitlines()[0]
         key = error.full_key or "optimizer"
-        raise ConfigError(said if said.startswith(key) else f"{key}: {said}") from error
+        named = said.startswith((key, "optimizer.lr:"))  # lr_sources' messages name the rate
+        raise ConfigError(said if named else f"{key}: {said}") from error
     for rule in rules:
         value = OmegaConf.select(cfg, rule.key, default=None)
         try:

@@ -114,6 +114,17 @@ class OptimizerSchema:
 
 
 @dataclass
+class LrSourcesSchema:
+    """Where ``optimizer.lr`` comes from: the first of these that is set, in this order
+    (``gelora.config.lr_choice.LR_SOURCES``); ``optimizer.lr=X`` on the command line wins."""
+
+    fixed: Optional[float] = None
+    chosen_on_validation: Optional[float] = None
+    published: Optional[float] = None
+    task_default: Optional[float] = None
+
+
+@dataclass
 class LoraSchema:
     dropout: float = 0.0
     scaling: str = "constant"
@@ -178,6 +189,7 @@ SCHEMAS: dict[str, type] = {
     "task": TaskSchema,
     "estimator": EstimatorSchema,
     "optimizer": OptimizerSchema,
+    "lr_sources": LrSourcesSchema,
     "lora": LoraSchema,
     "budget": BudgetSchema,
     "trainer": TrainerSchema,

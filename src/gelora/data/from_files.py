@@ -1,4 +1,10 @@
-"""Your own data: ``task=from_files`` reads a training file and, optionally, validation and test.
+"""Your own data: the built-in kinds' readers of ``task=from_files`` (a training file and,
+optionally, validation and test).
+
+``gelora.kinds.from_files.load_from_files`` looks ``task.problem``'s kind up and hands its
+``read_files`` a ``FileRequest``; the readers here are classification's
+(``read_classification``), regression's (``read_regression``) and instruction's
+(``read_instruction``); extractive QA's reads SQuAD JSON (``gelora.data.squad``).
 
 Files are CSV, TSV, JSON lines, JSON or Parquet (``gelora.data.tables`` reads them, or refuses
 them in one line naming the file and the line) with one or two text columns
@@ -33,6 +39,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -40,10 +47,8 @@ from typing import Any
 import numpy as np
 
 from gelora.data.instruction_split import InstructionSplit, held_out, without_repeated_prompts
-from gelora.data.squad import load_squad_files
 from gelora.data.tables import read_table, require_columns
 from gelora.data.task_data import (
-    PROBLEMS,
     Split,
     TaskData,
     stratified_split,
@@ -52,6 +57,42 @@ from gelora.data.task_data import (
 
 NUMERAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 ALPACA_COLUMNS = ("instruction", "input", "output")
+
+
+@dataclass(frozen=True)
+class FileRequest:
+    """What ``task=from_files`` hands a task kind's reader (``TaskKind.read_files``).
+
+    Attributes:
+        files: ``train``, ``validation`` and ``test`` to their paths (``None``: no file, carve
+            the split from the training file).
+        text_fields: ``task.text_fields``, always a list.
+        label_field: ``task.label_field``.
+        label_names: ``task.label_names`` (``None``: not given).
+        name: ``task.name``.
+        split_seed: ``task.split_seed``, the seed of every carved split.
+        validation_fraction: the share of the training file a carved validation split takes.
+        test_fraction: the same for test.
+    """
+
+    files: dict[str, str | None]
+    text_fields: list[str]
+    label_field: str
+    label_names: Sequence[Any] | None
+    name: str
+    split_seed: int
+    validation_fraction: float
+    test_fraction: float
+
+    @property
+    def carving(self) -> dict[str, Any]:
+        """``name``, ``split_seed``, ``validation_fraction``, ``test_fraction`` as keywords."""
+        return {
+            "name": self.name,
+            "split_seed": self.split_seed,
+            "validation_fraction": self.validation_fraction,
+            "test_fraction": self.test_fraction,
+        }
 
 
 def _number_key(number: Decimal) -> str:
@@ -231,15 +272,16 @@ def _carving_notes(
     return []
 
 
-def _load_instruction(
-    files: dict[str, str | None],
-    *,
-    name: str,
-    split_seed: int,
-    validation_fraction: float,
-    test_fraction: float,
-) -> TaskData:
-    """Alpaca rows from the files; a split without a file is a seeded part of the training rows."""
+def read_instruction(request: FileRequest) -> TaskData:
+    """``problem: instruction``: Alpaca rows from the files; a split without a file is a seeded
+    part of the training rows."""
+    _no_label_names(request, "instruction")
+    if request.text_fields != ["text"] or request.label_field != "label":
+        raise ValueError(
+            "task.problem=instruction reads Alpaca columns instruction, input (optional) and "
+            "output; task.text_fields and task.label_field do not apply: leave them unset"
+        )
+    files, seed = request.files, request.split_seed
     splits: dict[str, InstructionSplit] = {}
     notes = [f"{split}: {path}" for split, path in files.items() if path is not None]
     for split, path in files.items():
@@ -247,14 +289,15 @@ def _load_instruction(
             splits[split], note = _instruction_rows(path)
             notes += [note] if note else []
     carve_both = files["validation"] is None and files["test"] is None
+    validation_fraction, test_fraction = request.validation_fraction, request.test_fraction
     if files["test"] is None:
-        splits["train"], splits["test"] = held_out(splits["train"], test_fraction, seed=split_seed)
+        splits["train"], splits["test"] = held_out(splits["train"], test_fraction, seed=seed)
     if files["validation"] is None:
         share = validation_fraction / (1 - test_fraction) if carve_both else validation_fraction
-        splits["train"], splits["validation"] = held_out(splits["train"], share, seed=split_seed)
-    notes += _carving_notes(files, validation_fraction, test_fraction, split_seed)
+        splits["train"], splits["validation"] = held_out(splits["train"], share, seed=seed)
+    notes += _carving_notes(files, validation_fraction, test_fraction, seed)
     return TaskData(
-        name=name,
+        name=request.name,
         train=splits["train"],
         validation=splits["validation"],
         test=splits["test"],
@@ -264,21 +307,19 @@ def _load_instruction(
     )
 
 
-def _check_arguments(
-    problem: str, fields: list[str], label_field: str, label_names: Sequence[Any] | None
-) -> None:
-    """Refuse a problem, label names or columns that do not go together."""
-    if problem not in PROBLEMS:
-        raise ValueError(f"task.problem must be one of {', '.join(PROBLEMS)}, got {problem!r}")
-    if problem != "classification" and label_names is not None:
+def _no_label_names(request: FileRequest, problem: str) -> None:
+    """Refuse ``task.label_names`` for a kind whose tasks do not name their classes."""
+    if request.label_names is not None:
         raise ValueError(f"task.label_names is for classification; set it to null for {problem}")
-    if problem == "instruction" and (fields != ["text"] or label_field != "label"):
+
+
+def text_columns(request: FileRequest) -> list[str]:
+    """``task.text_fields``: one text column, or two for pairs, else one line naming the key."""
+    if len(request.text_fields) not in (1, 2):
         raise ValueError(
-            "task.problem=instruction reads Alpaca columns instruction, input (optional) and "
-            "output; task.text_fields and task.label_field do not apply: leave them unset"
+            f"task.text_fields must name one or two columns, got {request.text_fields}"
         )
-    if len(fields) not in (1, 2):
-        raise ValueError(f"task.text_fields must name one or two columns, got {fields}")
+    return request.text_fields
 
 
 MIN_ROWS_FOR_ID_CHECK = 20  # below this, a class per two rows can be a real (tiny) data set
@@ -340,47 +381,24 @@ def _carve_labelled(
         )
 
 
-def _load_labelled(
-    files: dict[str, str | None],
-    fields: list[str],
-    label_field: str,
-    *,
-    problem: str,
-    label_names: Sequence[Any] | None,
-    name: str,
-    split_seed: int,
-    validation_fraction: float,
-    test_fraction: float,
+def _labelled_data(
+    request: FileRequest, splits: dict[str, Split], names: list[str] | None, problem: str
 ) -> TaskData:
-    """Classification or regression rows from the files; missing splits carved from train."""
-    raw = {
-        split: _read_rows(path, fields, label_field)
-        for split, path in files.items()
-        if path is not None
-    }
-    if problem == "classification":
-        names, keys = _class_names(raw, files, label_names)
-        splits = {
-            split: _labelled_split(columns, _class_indices(keys[split], names, files[split]))
-            for split, (columns, _) in raw.items()
-        }
-    else:
-        names = None
-        splits = {
-            split: _labelled_split(columns, _regression_targets(labels, files[split]))
-            for split, (columns, labels) in raw.items()
-        }
+    """The labelled splits read, the missing ones carved from the training rows."""
+    files = request.files
     notes = [f"{split}: {path}" for split, path in files.items() if path is not None]
     _carve_labelled(
         splits,
         files,
-        split_seed=split_seed,
-        validation_fraction=validation_fraction,
-        test_fraction=test_fraction,
+        split_seed=request.split_seed,
+        validation_fraction=request.validation_fraction,
+        test_fraction=request.test_fraction,
     )
-    notes += _carving_notes(files, validation_fraction, test_fraction, split_seed)
+    notes += _carving_notes(
+        files, request.validation_fraction, request.test_fraction, request.split_seed
+    )
     return TaskData(
-        name=name,
+        name=request.name,
         train=splits["train"],
         validation=splits["validation"],
         test=splits["test"],
@@ -390,36 +408,34 @@ def _load_labelled(
     )
 
 
-def load_from_files(
-    *,
-    train_file: str | None = None,
-    validation_file: str | None = None,
-    test_file: str | None = None,
-    text_fields: str | Sequence[str] = ("text",),
-    label_field: str = "label",
-    problem: str = "classification",
-    label_names: Sequence[Any] | None = None,
-    name: str = "from_files",
-    split_seed: int = 0,
-    validation_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-) -> TaskData:
-    """Splits from the given files; missing validation/test splits carved from the train file."""
-    if train_file is None:
-        raise ValueError("task.train_file is required: add task.train_file=<path> to the command")
-    carving = {
-        "name": name,
-        "split_seed": split_seed,
-        "validation_fraction": validation_fraction,
-        "test_fraction": test_fraction,
+def read_labelled_rows(request: FileRequest) -> dict[str, tuple[list[list[str]], list[Any]]]:
+    """Each split's text columns and raw labels, for the splits that have a file."""
+    fields = text_columns(request)
+    return {
+        split: _read_rows(path, fields, request.label_field)
+        for split, path in request.files.items()
+        if path is not None
     }
-    if problem == "extractive_qa":
-        return load_squad_files(train_file, validation_file, test_file, **carving)
-    fields = [text_fields] if isinstance(text_fields, str) else list(text_fields)
-    _check_arguments(problem, fields, label_field, label_names)
-    files = {"train": train_file, "validation": validation_file, "test": test_file}
-    if problem == "instruction":
-        return _load_instruction(files, **carving)
-    return _load_labelled(
-        files, fields, label_field, problem=problem, label_names=label_names, **carving
-    )
+
+
+def read_classification(request: FileRequest) -> TaskData:
+    """``problem: classification``: class names (the module's label rule) mapped to indices,
+    in ``task.label_names`` order when given, else sorted; missing splits carved, stratified."""
+    raw = read_labelled_rows(request)
+    names, keys = _class_names(raw, request.files, request.label_names)
+    splits = {
+        split: _labelled_split(columns, _class_indices(keys[split], names, request.files[split]))
+        for split, (columns, _) in raw.items()
+    }
+    return _labelled_data(request, splits, names, "classification")
+
+
+def read_regression(request: FileRequest) -> TaskData:
+    """``problem: regression``: one finite number per row; missing splits carved."""
+    _no_label_names(request, "regression")
+    raw = read_labelled_rows(request)
+    splits = {
+        split: _labelled_split(columns, _regression_targets(labels, request.files[split]))
+        for split, (columns, labels) in raw.items()
+    }
+    return _labelled_data(request, splits, None, "regression")

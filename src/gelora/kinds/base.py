@@ -3,7 +3,8 @@
 The stages never test ``task.problem``: they look its kind up (``kind_of``) and call what the
 kind owns: its split type and how a split is subsampled (``load_task``), its metric check and
 direction, its head (``load_backbone``), its ID-sample texts (``estimate_profile``), its
-datamodule and LightningModule, and its after-test step (``fit_and_test``). A new kind is a
+datamodule and LightningModule, and its after-test step (``fit_and_test``); ``task=from_files``
+reads a kind's files through it (``gelora.kinds.from_files``). A new kind is a
 ``TaskKind`` passed to ``register_kind`` (the built-in ones: ``classification.py``,
 ``extractive_qa.py``, ``instruction.py``).
 """
@@ -48,6 +49,9 @@ class TaskKind:
         after_test: ``(settings, model, backbone, method_name, out_dir)`` run on rank 0 with the
             tested weights; returns an object with ``scores`` (added to the metrics as
             ``test/<name>``), ``seconds``, ``files`` and ``unscored``; ``None``: no such step.
+        read_files: ``(request) -> TaskData``: its tasks read from the user's files
+            (``task=from_files``; ``request`` a ``gelora.data.from_files.FileRequest``), raising
+            ``ValueError`` in one line naming the key or file; ``None``: the kind reads no files.
     """
 
     name: str
@@ -63,6 +67,7 @@ class TaskKind:
     after_test: Callable[..., Any] | None = None
     metrics: tuple[str, ...] = ()
     labels_named: bool = False
+    read_files: Callable[[Any], Any] | None = None
 
     def metric_mode(self, name: str) -> str:
         """``min`` for a metric where lower is better (a loss), else ``max``: the checkpoint's and

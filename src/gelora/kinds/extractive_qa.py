@@ -3,8 +3,10 @@ loss), SQuAD's exact match and F1 on decoded answers."""
 
 from __future__ import annotations
 
+from gelora.data.from_files import FileRequest
 from gelora.data.qa_data import QASplit, subsample_questions
 from gelora.data.qa_datamodule import QADataModule
+from gelora.data.squad import load_squad_files
 from gelora.kinds.base import TaskKind, register_kind
 from gelora.training.metrics import check_metrics
 from gelora.training.qa_module import LoRAQuestionAnsweringModule
@@ -32,6 +34,12 @@ def qa_module(model, task, datamodule, settings, **common):
     )
 
 
+def read_squad_files(request: FileRequest):
+    """SQuAD-format JSON files (``load_squad_files``); text and label columns do not apply."""
+    files = request.files
+    return load_squad_files(files["train"], files["validation"], files["test"], **request.carving)
+
+
 EXTRACTIVE_QA = register_kind(
     TaskKind(
         name="extractive_qa",
@@ -42,5 +50,6 @@ EXTRACTIVE_QA = register_kind(
         check_metrics=lambda names, num_labels: check_metrics(names, "extractive_qa", num_labels),
         datamodule=qa_datamodule,
         module=qa_module,
+        read_files=read_squad_files,
     )
 )

@@ -3,6 +3,7 @@ tokens only; lower is better), IFBench and MT-Bench on the tested model."""
 
 from __future__ import annotations
 
+from gelora.data.from_files import read_instruction
 from gelora.data.instruction_datamodule import InstructionDataModule, chat_prompt
 from gelora.data.instruction_split import InstructionSplit, subsample_examples
 from gelora.kinds.base import TaskKind, register_kind
@@ -62,5 +63,6 @@ INSTRUCTION = register_kind(
         prompt_texts=chat_prompts,
         lower_is_better=LOWER_IS_BETTER,
         after_test=run_benchmarks_after_test,
+        read_files=read_instruction,  # Alpaca rows: instruction, input, output
     )
 )
