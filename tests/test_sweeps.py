@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from gelora.sweep_jobs import MAX_COMPONENT_BYTES, job_dirname
 from gelora.table.sweep_runs import load_runs
@@ -59,18 +59,45 @@ ONE_SEED_BY_PROTOCOL = {
 }
 
 
+def covering_points(axes: dict[str, list[str]]) -> list[list[str]]:
+    """Grid points in which every value of every axis appears (the others at their first value):
+    every config file an axis selects is composed with the experiment. Seeds and rates of a grid
+    change no interpolation, so only their first value is composed. The one thing that depends on
+    a pair of axes, the rate chosen for a row on a task, is checked for every pair by
+    ``assert_every_row_has_its_chosen_rates`` instead of a composition per pair."""
+    first = {key: values[0] for key, values in axes.items()}
+    points = {tuple(f"{k}={v}" for k, v in first.items())}
+    for key, values in axes.items():
+        if key in ("seed", "optimizer.lr"):
+            continue
+        for value in values:
+            points.add(tuple(f"{k}={value if k == key else v}" for k, v in first.items()))
+    return [list(point) for point in sorted(points)]
+
+
+def assert_every_row_has_its_chosen_rates(cfg, axes: dict[str, list[str]]) -> None:
+    """``gelora_chosen_lr`` for every row x task (x budget, for a rate per budget), read from the
+    composed config's ``lr_choice`` as a run of that row on that task reads it."""
+    from gelora.config.lr_choice import chosen_lr
+
+    key_pattern = cfg.get("lr_choice_key")
+    budgets = axes.get("budget.rank", [None]) if key_pattern else [None]
+    for method in axes.get("method", []):
+        for task in axes.get("task", []):
+            for rank in budgets:  # lr_choice keys are the task configs' names
+                key = f"rank_{rank}" if rank is not None else None
+                rate = chosen_lr(method, task, key, _root_=cfg)
+                assert isinstance(rate, float) and rate > 0, (method, task, key)
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_grid_point_of_every_experiment_composes(experiment):
     axes = grid(experiment)
     selection = "optimizer.lr" in axes  # a learning-rate grid runs one seed by design
     one_seed = selection or experiment in ONE_SEED_BY_PROTOCOL
     assert "seed" in axes and len(axes["seed"]) >= (1 if one_seed else 3)
-    points = [[]]
-    for key, values in axes.items():  # seeds and rates of a grid change no interpolation
-        values = values[:1] if key in ("seed", "optimizer.lr") else values
-        points = [[*p, f"{key}={v}"] for p in points for v in values]
     rates = chosen_rates(experiment)
-    for point in points:
+    for point in covering_points(axes):
         cfg = compose_train(
             f"experiment={experiment}",
             *point,
@@ -84,6 +111,32 @@ def test_every_grid_point_of_every_experiment_composes(experiment):
         OmegaConf.resolve(cfg)  # every interpolation (per-task settings, chosen rates) resolves
         assert cfg.experiment_name == experiment
         assert isinstance(cfg.optimizer.lr, float) and cfg.optimizer.lr > 0
+    if cfg.lr_sources.chosen_on_validation is not None and not selection:
+        assert_every_row_has_its_chosen_rates(cfg, axes)
+
+
+def test_the_covering_points_hold_every_value_of_every_axis():
+    axes = {"method": ["a", "b", "c"], "task": ["x", "y"], "seed": ["0", "1", "2"]}
+    points = covering_points(axes)
+    assert points == [
+        ["method=a", "task=x", "seed=0"],
+        ["method=a", "task=y", "seed=0"],
+        ["method=b", "task=x", "seed=0"],
+        ["method=c", "task=x", "seed=0"],
+    ]
+
+
+def test_a_missing_chosen_rate_for_one_row_and_task_fails_the_check():
+    experiment = "table_cpu"
+    axes = grid(experiment)
+    cfg = compose_train(f"experiment={experiment}", "paths.output_dir=.", hydra_config=True)
+    del cfg.hydra
+    task = axes["task"][-1]
+    source = OmegaConf.select(cfg, f"lr_source.{axes['method'][-1]}") or axes["method"][-1]
+    with open_dict(cfg):
+        del cfg.lr_choice[source][task]  # one pair the covering points never compose
+    with pytest.raises(ValueError, match=f"no learning rate chosen at lr_choice.{source}.{task}"):
+        assert_every_row_has_its_chosen_rates(cfg, axes)
 
 
 # Instruction tuning needs a decoder with a chat template: a random 2-block Llama with SmolLM2's
