@@ -6,7 +6,8 @@ sweep's folder made by one block is read by the next block's ``gelora-table``), 
 - ``gelora-train`` / ``gelora-plan``: with ``debug=tiny`` and, unless the command names a model,
   ``model=tiny_bert`` appended (a sweep, ``-m``, too), and the ID-profile and token caches off
   (the tests that check those caches share the test run's cache folder). A block preceded by
-  ``<!-- docs-test: compose -->`` (GPU, hub, or a long sweep) is only composed: ``-m`` dropped,
+  ``<!-- docs-test: compose -->`` (GPU, hub, a long sweep, or the joblib launcher, whose
+  two-job sweep tests/test_scaling.py runs for real) is only composed: ``-m`` dropped,
   the first value of each comma list, ``--cfg job``.
 - ``gelora-table``: as written; a committed folder (``experiments/...``) is read from the
   repository, and the table is written into the temporary folder (without its figures, which
