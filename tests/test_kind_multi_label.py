@@ -9,8 +9,9 @@ binary cross-entropy), its datamodule (bitmasks into multi-hot float targets) an
 (a label is predicted where its logit is positive) and its reader of the user's files
 (``read_files``: a CSV whose label column lists a row's topics, read through ``task=from_files``).
 It registers when this module is imported, which the config check does for the task's loader
-(``task.loader._target_`` below), so no import order is needed. The tests train it end to end (``debug=tiny``) and table it with
-``gelora-table``, which reads the metric's direction from the records.
+(``task.loader._target_`` below), so no import order is needed. The tests train it end to end
+(``debug=tiny``) and table it with ``gelora-table``, which reads the metric's direction from the
+records.
 """
 
 from __future__ import annotations
