@@ -235,3 +235,15 @@ def test_peft_bench_refuses_to_replace_an_edited_experiment_and_keeps_an_identic
         _plan_with_emits(tmp_path)
     assert (folder / "NOTES.md").read_text() == "mine"
     assert (folder / "adapter_config.json").read_bytes() == config
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_the_emitted_shuffle_is_the_one_training_draws(seed):
+    from gelora.ranks.controls import shuffle_blocks
+
+    targets = _targets(4)
+    plan = RankPlan.from_ranks("gelora", targets, {0: 1, 1: 2, 2: 5, 3: 3}, Scaling())
+    emitted = shuffled_plan(plan, targets, seed=seed)
+    trained = shuffle_blocks(plan, targets, seed, "shuffled", Scaling(), source="gelora")
+    assert emitted.ranks == trained.ranks
+    assert emitted.block_ranks(4) != plan.block_ranks(4)

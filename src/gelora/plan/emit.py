@@ -21,7 +21,6 @@ two tasks do not collide).
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,32 +116,24 @@ def existing_axolotl_config(path: Path) -> dict:
 
 
 def shuffled_plan(plan, targets: Sequence, seed: int):
-    """The shuffled control of ``plan``: each block takes the ranks (and alphas) of another,
-    whole blocks permuted by ``seed`` (drawn again while nothing moves, when anything can)."""
-    from gelora.ranks.plan import AdapterSpec, RankPlan, within_block
+    """The shuffled control of ``plan`` as training draws it (``gelora.ranks.block_permutation``
+    with the same seed): each block takes the ranks (and alphas) of another."""
+    from gelora.ranks.controls import block_permutation, moved_target
+    from gelora.ranks.plan import AdapterSpec, RankPlan
 
     spec = {a.module_name: a for a in plan.adapters}
-    blocks = sorted({t.block for t in targets})
-    relative = {t.name: within_block(t.name, t.block) for t in targets}
-    by_block = {
-        b: {relative[t.name]: spec.get(t.name) for t in targets if t.block == b} for b in blocks
-    }
-    if any(set(by_block[b]) != set(by_block[blocks[0]]) for b in blocks):
-        raise ConfigError("the shuffled control needs every block to hold the same matrices")
-    rank = lambda s: s.rank if s else 0  # noqa: E731
-    unmoved = [rank(spec.get(t.name)) for t in targets]
-    generator, order = random.Random(seed), list(blocks)
-    for _ in range(100):
-        generator.shuffle(order)
-        moved = dict(zip(blocks, order, strict=True))
-        source = {t.name: by_block[moved[t.block]][relative[t.name]] for t in targets}
-        if [rank(source[t.name]) for t in targets] != unmoved:
-            break
+    rank_of = {name: a.rank for name, a in spec.items()}
+    try:
+        moved = block_permutation(targets, rank_of, seed, "the shuffled control")
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    source = {t.name: spec.get(moved_target(t, moved, targets).name) for t in targets}
     adapters = tuple(
         AdapterSpec(t.name, t.block, s.rank, s.alpha, t.in_features, t.out_features)
         for t in targets
         if (s := source[t.name]) is not None
     )
+    blocks = sorted(moved)
     note = f"blocks permuted with seed {seed}: block b takes block {[moved[b] for b in blocks]}[b]"
     return RankPlan(policy=f"{plan.policy}-shuffled", adapters=adapters, notes=(note,))
 

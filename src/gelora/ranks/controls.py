@@ -172,6 +172,47 @@ class ShuffledPolicy(Allocator):
         return {**inner, "shuffled": self.moved_note}
 
 
+def block_permutation(
+    targets: Sequence[TargetModule], rank_of: dict[str, int], seed: int, name: str
+) -> dict[int, int]:
+    """``moved``: block ``b`` takes the matrices of block ``moved[b]``, whole blocks permuted at
+    random by ``seed``. A permutation that leaves every target's rank where it was is drawn again
+    (up to 100 times, when any other arrangement exists). The one rule of every shuffled control:
+    the training row (``shuffle_blocks``) and the emitted plan (``gelora.plan.emit``).
+
+    Raises:
+        ValueError: the blocks do not all hold the same target matrices (``name`` says whose).
+    """
+    blocks = blocks_of(targets)
+    relative = {t.name: within_block(t.name, t.block) for t in targets}
+    by_block = {
+        b: {relative[t.name]: rank_of.get(t.name, 0) for t in targets if t.block == b}
+        for b in blocks
+    }
+    if any(set(by_block[b]) != set(by_block[blocks[0]]) for b in blocks):
+        raise ValueError(f"{name} needs every block to hold the same target matrices")
+    unmoved = [rank_of.get(t.name, 0) for t in targets]
+    generator = random.Random(seed)
+    order = list(blocks)
+    for _ in range(100):
+        generator.shuffle(order)
+        moved = dict(zip(blocks, order, strict=True))
+        if [by_block[moved[t.block]][relative[t.name]] for t in targets] != unmoved:
+            break
+    return moved
+
+
+def moved_target(target: TargetModule, moved: dict[int, int], targets: Sequence[TargetModule]):
+    """The target whose matrix ``target`` takes under ``moved``: the same matrix of block
+    ``moved[target.block]``."""
+    relative = within_block(target.name, target.block)
+    return next(
+        t
+        for t in targets
+        if t.block == moved[target.block] and within_block(t.name, t.block) == relative
+    )
+
+
 def shuffle_blocks(
     original: RankPlan,
     targets: Sequence[TargetModule],
@@ -181,35 +222,19 @@ def shuffle_blocks(
     *,
     source: str,
 ) -> RankPlan:
-    """``original``'s ranks with whole blocks permuted at random by ``seed``: block ``b`` takes
-    the ranks (matrix by matrix) of block ``moved[b]``.
+    """``original``'s ranks with whole blocks permuted at random by ``seed``
+    (``block_permutation``): block ``b`` takes the ranks (matrix by matrix) of block ``moved[b]``.
 
     The same multiset of block ranks and the same parameter count (every block must hold the
-    same target matrices), other places. A permutation that leaves the ranks where they were is
-    drawn again (up to 100 times, when any other arrangement exists). ``source`` names the
-    allocator in the plan's note.
+    same target matrices), other places. ``source`` names the allocator in the plan's note.
     """
-    blocks = blocks_of(targets)
     rank_of = {t.name: original.ranks.get(t.name, 0) for t in targets}
-    relative = {t.name: within_block(t.name, t.block) for t in targets}
-    by_block = {
-        b: {relative[t.name]: rank_of[t.name] for t in targets if t.block == b} for b in blocks
-    }
-    if any(set(by_block[b]) != set(by_block[blocks[0]]) for b in blocks):
-        raise ValueError(f"{name} needs every block to hold the same target matrices")
-    unmoved = [rank_of[t.name] for t in targets]
-    generator = random.Random(seed)
-    order = list(blocks)
-    for _ in range(100):
-        generator.shuffle(order)
-        moved = dict(zip(blocks, order, strict=True))
-        ranks = [by_block[moved[t.block]][relative[t.name]] for t in targets]
-        if ranks != unmoved:
-            break
+    moved = block_permutation(targets, rank_of, seed, name)
+    ranks = [rank_of[moved_target(t, moved, targets).name] for t in targets]
     notes = [
         *original.notes,
         f"{name}: block b takes {source}'s ranks of block "
-        + ", ".join(f"{b}<-{moved[b]}" for b in blocks),
+        + ", ".join(f"{b}<-{moved[b]}" for b in blocks_of(targets)),
     ]
     return RankPlan.from_target_ranks(name, targets, ranks, scaling, notes=notes)
 
