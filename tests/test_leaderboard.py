@@ -75,6 +75,9 @@ def test_the_verdicts_in_the_house_words_on_hand_made_numbers():
     # nothing detected (a tie within the margin is not a detection): said plainly at the top
     quiet = render([_entry(tie, nothing)], "lora", "T")
     assert quiet.splitlines()[2].startswith("**Nothing is detectable**: no allocator is ahead")
+    assert quiet.splitlines()[2].endswith(
+        "Equivalence within the margin is shown for `mine` (see which comparison)."
+    )
     assert "not in the records" in render([_entry(nothing, None)], "lora", "T")
 
 

@@ -123,13 +123,19 @@ def _cell(effect: Effect | None) -> str:
 
 
 def headline(items: Sequence[Entry], reference: str) -> str:
-    """One sentence saying plainly whether anything was detected."""
-    verdicts = [e.verdict for item in items for e in (item.total, item.placement) if e]
-    if verdicts and not any(v.startswith(("ahead", "behind")) for v in verdicts):
-        return (f"**Nothing is detectable**: no allocator is ahead of or behind {reference} or "
-                "its own shuffle at these tasks' power (each verdict gives its MDE).")  # fmt: skip
-    found = {i.row for i in items for e in (i.total, i.placement) if e and _detected(e)}
-    return f"A difference is detected for: {', '.join(f'`{r}`' for r in sorted(found))}."
+    """One sentence saying plainly whether anything was detected (and where equivalence was
+    shown, which is not a detected difference)."""
+    effects = [(item.row, e) for item in items for e in (item.total, item.placement) if e]
+    found = sorted({row for row, e in effects if _detected(e)})
+    if found:
+        return f"A difference is detected for: {', '.join(f'`{r}`' for r in found)}."
+    text = (f"**Nothing is detectable**: no allocator is ahead of or behind {reference} or its "
+            "own shuffle at these tasks' power (each verdict gives its MDE).")  # fmt: skip
+    shown = sorted({row for row, e in effects if e.verdict.startswith("equivalent")})
+    if shown:
+        text += " Equivalence within the margin is shown for " + ", ".join(f"`{r}`" for r in shown)
+        text += " (see which comparison)."
+    return text
 
 
 def _detected(effect: Effect) -> bool:
