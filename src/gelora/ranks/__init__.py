@@ -5,11 +5,11 @@ Every allocator is an ``allocator.Allocator``: scores per block or per target ma
 the budget by ``budget.allocate_ranks``. The scores come from the ID profile (GeLoRA, uniform
 LoRA and the budgeted policies in ``policies``; the controls in ``controls``), or from the frozen
 model on a few training batches (``scoring.ScoringAllocator``: the gradient allocators in
-``gradients``, ``weight_spectrum``, ``hessian``, ``importance``), cached, timed and recorded. The
-one shuffled control of any allocator is ``controls.ShuffledPolicy``; the matrix-type control
-(attention only, MLP only) is ``matrix_types``. ``gelora.methods.ours.as_method`` puts any plan
-into our LoRA layers; the ``rank_policy._target_`` of every ``conf/method/`` file names its
-allocator from here.
+``gradients``, ``weight_spectrum``, ``hessian``, ``importance``, ``stable_rank``), cached, timed
+and recorded. The one shuffled control of any allocator is ``controls.ShuffledPolicy``; the
+matrix-type control (attention only, MLP only) is ``matrix_types``.
+``gelora.methods.ours.as_method`` puts any plan into our LoRA layers; the
+``rank_policy._target_`` of every ``conf/method/`` file names its allocator from here.
 """
 
 from gelora.ranks.allocator import Allocator
@@ -44,6 +44,7 @@ from gelora.ranks.policies import (
 from gelora.ranks.scaling import Scaling
 from gelora.ranks.scoring import ScoringAllocator
 from gelora.ranks.scoring_inputs import ScoreInputs
+from gelora.ranks.stable_rank import StableRankAllocator
 from gelora.ranks.weight_spectrum import WeightSpectrumAllocator
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "ScoreInputs",
     "ScoringAllocator",
     "ShuffledPolicy",
+    "StableRankAllocator",
     "TargetModule",
     "UniformPolicy",
     "WeightSpectrumAllocator",

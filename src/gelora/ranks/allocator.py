@@ -9,7 +9,7 @@ all that differs between allocators:
   (``gelora.ranks.policies``, ``gelora.ranks.controls``);
 - from the frozen model on a few training batches (``prepare``, before planning):
   ``gelora.ranks.scoring.ScoringAllocator`` and its subclasses (Fisher, gradient spectrum, weight
-  spectrum, Hessian trace, importance), whose scores are cached, timed and recorded.
+  spectrum, Hessian trace, importance, stable rank), whose scores are cached, timed and recorded.
 
 Every allocator has the shuffled control of ``gelora.ranks.controls.ShuffledPolicy`` for free,
 and is a rank policy: ``gelora.methods.ours.as_method`` puts its plan into our LoRA layers,
