@@ -76,7 +76,7 @@ def test_the_verdicts_in_the_house_words_on_hand_made_numbers():
     quiet = render([_entry(tie, nothing)], "lora", "T")
     assert quiet.splitlines()[2].startswith("**Nothing is detectable**: no allocator is ahead")
     assert quiet.splitlines()[2].endswith(
-        "Equivalence within the margin is shown for `mine` (see which comparison)."
+        "Equivalence within the margin is shown only for `mine` against lora."
     )
     assert "not in the records" in render([_entry(nothing, None)], "lora", "T")
 

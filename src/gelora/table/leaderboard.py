@@ -131,10 +131,14 @@ def headline(items: Sequence[Entry], reference: str) -> str:
         return f"A difference is detected for: {', '.join(f'`{r}`' for r in found)}."
     text = (f"**Nothing is detectable**: no allocator is ahead of or behind {reference} or its "
             "own shuffle at these tasks' power (each verdict gives its MDE).")  # fmt: skip
-    shown = sorted({row for row, e in effects if e.verdict.startswith("equivalent")})
+    shown = [
+        f"`{item.row}` against {what}"
+        for item in items
+        for what, e in ((reference, item.total), ("its own shuffle", item.placement))
+        if e and e.verdict.startswith("equivalent")
+    ]
     if shown:
-        text += " Equivalence within the margin is shown for " + ", ".join(f"`{r}`" for r in shown)
-        text += " (see which comparison)."
+        text += " Equivalence within the margin is shown only for " + "; ".join(shown) + "."
     return text
 
 
