@@ -16,7 +16,7 @@ from gelora.table.leaderboard import entries, render
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path("experiments/results/arena_cpu")
 PAGE = Path("docs/leaderboard.md")
-TITLE = "Leaderboard: the first allocator arena"
+TITLE = "Leaderboard"
 NOTE = (
     "**The third arena (`arena_cpu3`) has not run yet**: its protocol is committed before any run "
     "([arena_cpu3/README.md](results/arena_cpu3/README.md)); this page will gain its rows from "

@@ -116,8 +116,9 @@ def existing_axolotl_config(path: Path) -> dict:
 
 
 def shuffled_plan(plan, targets: Sequence, seed: int):
-    """The shuffled control of ``plan`` as training draws it (``gelora.ranks.block_permutation``
-    with the same seed): each block takes the ranks (and alphas) of another."""
+    """The shuffled control of ``plan`` as training draws it
+    (``gelora.ranks.controls.block_permutation`` with the same seed): each block takes the ranks
+    (and alphas) of another."""
     from gelora.ranks.controls import block_permutation, moved_target
     from gelora.ranks.plan import AdapterSpec, RankPlan
 
