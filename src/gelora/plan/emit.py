@@ -119,7 +119,7 @@ def shuffled_plan(plan, targets: Sequence, seed: int):
     """The shuffled control of ``plan`` as training draws it
     (``gelora.ranks.controls.block_permutation`` with the same seed): each block takes the ranks
     (and alphas) of another."""
-    from gelora.ranks.controls import block_permutation, moved_target
+    from gelora.ranks.controls import block_permutation, moved_sources
     from gelora.ranks.plan import AdapterSpec, RankPlan
 
     spec = {a.module_name: a for a in plan.adapters}
@@ -128,7 +128,7 @@ def shuffled_plan(plan, targets: Sequence, seed: int):
         moved = block_permutation(targets, rank_of, seed, "the shuffled control")
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    source = {t.name: spec.get(moved_target(t, moved, targets).name) for t in targets}
+    source = {name: spec.get(taken) for name, taken in moved_sources(targets, moved).items()}
     adapters = tuple(
         AdapterSpec(t.name, t.block, s.rank, s.alpha, t.in_features, t.out_features)
         for t in targets

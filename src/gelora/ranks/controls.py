@@ -202,15 +202,11 @@ def block_permutation(
     return moved
 
 
-def moved_target(target: TargetModule, moved: dict[int, int], targets: Sequence[TargetModule]):
-    """The target whose matrix ``target`` takes under ``moved``: the same matrix of block
-    ``moved[target.block]``."""
-    relative = within_block(target.name, target.block)
-    return next(
-        t
-        for t in targets
-        if t.block == moved[target.block] and within_block(t.name, t.block) == relative
-    )
+def moved_sources(targets: Sequence[TargetModule], moved: dict[int, int]) -> dict[str, str]:
+    """For each target's name, the name of the target whose matrix it takes under ``moved``: the
+    same matrix of block ``moved[target.block]``."""
+    by_place = {(t.block, within_block(t.name, t.block)): t.name for t in targets}
+    return {t.name: by_place[moved[t.block], within_block(t.name, t.block)] for t in targets}
 
 
 def shuffle_blocks(
@@ -230,7 +226,8 @@ def shuffle_blocks(
     """
     rank_of = {t.name: original.ranks.get(t.name, 0) for t in targets}
     moved = block_permutation(targets, rank_of, seed, name)
-    ranks = [rank_of[moved_target(t, moved, targets).name] for t in targets]
+    source = moved_sources(targets, moved)
+    ranks = [rank_of[source[t.name]] for t in targets]
     notes = [
         *original.notes,
         f"{name}: block b takes {source}'s ranks of block "
