@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gelora.atomic import write_text_atomic
+from gelora.record import read_results
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def _csv(path: Path) -> list[dict[str, str]]:
 
 def _record(root: Path, run_dir: str) -> dict:
     path = root / run_dir / "results.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_results(path) if path.is_file() else {}
 
 
 def _stability(records: Sequence[dict]) -> str:
@@ -87,19 +87,18 @@ def _source(root: Path, runs: Sequence[dict[str, str]], records: Sequence[dict])
     return f"{where} at {made}" if made and "" not in commits else f"{where} (commit not recorded)"
 
 
-def entry(folder: Path, row: str, root: Path) -> Entry:
-    """``row``'s leaderboard line from the records in ``folder`` (run folders under ``root``)."""
-    totals = {r["row"]: r for r in _csv(folder / "paired.csv")}
+def entry(
+    folder: Path, row: str, root: Path, totals: dict[str, dict[str, str]], all_runs: list[dict]
+) -> Entry:
+    """``row``'s leaderboard line from the records in ``folder`` (run folders under ``root``);
+    ``totals``: ``paired.csv``'s rows by name, ``all_runs``: ``runs.csv``'s rows."""
     placement = _csv(folder / f"placement_{row}.csv")[0]
-    runs = [
-        r for r in _csv(folder / "runs.csv") if r["method"] == row and r["status"] == "completed"
-    ]
+    runs = [r for r in all_runs if r["method"] == row and r["status"] == "completed"]
     records = [_record(root, r["run_dir"]) for r in runs]
     budgets = sorted({int(r["adapter_params"]) for r in runs})
     return Entry(
         row=row,
-        budget=" to ".join(f"{b:,}" for b in (budgets[0], budgets[-1]) if len(budgets) > 1)
-        or f"{budgets[0]:,}",
+        budget=f"{budgets[0]:,}" + (f" to {budgets[-1]:,}" if len(budgets) > 1 else ""),
         total=Effect.from_row(totals[row]) if row in totals else None,
         placement=Effect.from_row(placement),
         tasks=len({r["task"] for r in runs}),
@@ -114,8 +113,10 @@ def entries(folder: Path, root: Path) -> list[Entry]:
     for name in ("paired.csv", "runs.csv"):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder / name}: not found (gelora-table --out writes it)")
+    totals = {r["row"]: r for r in _csv(folder / "paired.csv")}
+    runs = _csv(folder / "runs.csv")
     rows = sorted(p.stem.removeprefix("placement_") for p in folder.glob("placement_*.csv"))
-    return [entry(folder, row, root) for row in rows]
+    return [entry(folder, row, root, totals, runs) for row in rows]
 
 
 def _cell(effect: Effect | None) -> str:
